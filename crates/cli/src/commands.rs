@@ -1,0 +1,152 @@
+//! The offline subcommands: `validate`, `check` and `test`.
+
+use std::io::Read;
+use std::path::Path;
+
+use portcullis_core::Request;
+use portcullis_policy::{LoadOptions, PolicySet, all_passed, load_bundles, run_tests};
+
+/// Exit code for allow, valid, passed.
+const OK: u8 = 0;
+/// Exit code for deny, invalid bundle, failed test.
+const NO: u8 = 1;
+/// Exit code for input that could not be used at all.
+const INVALID: u8 = 2;
+
+fn load(dir: &Path) -> Result<PolicySet, String> {
+    load_bundles(dir, &LoadOptions::default()).map_err(|error| error.to_string())
+}
+
+pub fn validate(dir: &Path) -> u8 {
+    match load(dir) {
+        Ok(set) => {
+            for snapshot in set.iter() {
+                println!(
+                    "ok: tenant {} ({} test{}), revision {}",
+                    snapshot.tenant(),
+                    snapshot.tests().len(),
+                    if snapshot.tests().len() == 1 { "" } else { "s" },
+                    snapshot.revision()
+                );
+            }
+            OK
+        }
+        Err(message) => {
+            eprint!("{message}");
+            NO
+        }
+    }
+}
+
+fn read_request(path: &Path) -> Result<Request, String> {
+    let text = if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|error| format!("cannot read the request from standard input: {error}"))?;
+        text
+    } else {
+        std::fs::read_to_string(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?
+    };
+    serde_json::from_str(&text).map_err(|error| format!("invalid request: {error}"))
+}
+
+fn trace_id() -> String {
+    let mut bytes = [0u8; 16];
+    // A trace id without randomness is still a valid id; it just does not tell requests apart.
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+pub fn check(bundles: &Path, request_path: &Path, compact: bool) -> u8 {
+    let set = match load(bundles) {
+        Ok(set) => set,
+        Err(message) => {
+            eprint!("{message}");
+            return INVALID;
+        }
+    };
+    let mut request = match read_request(request_path) {
+        Ok(request) => request,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return INVALID;
+        }
+    };
+    if set.get(&request.tenant).is_none() {
+        let known: Vec<String> = set.iter().map(|s| s.tenant().to_string()).collect();
+        eprintln!(
+            "error: tenant `{}` has no bundle in {} (known: {})",
+            request.tenant,
+            bundles.display(),
+            known.join(", ")
+        );
+        return INVALID;
+    }
+    // The CLI is an offline tool: a request without a time is decided at the current time.
+    if request.context.time.is_none() {
+        request.context.time = Some(jiff::Timestamp::now());
+    }
+    if request.trace_id.is_none() {
+        request.trace_id = Some(trace_id());
+    }
+    let decision = set.decide(&request);
+    let rendered = if compact {
+        serde_json::to_string(&decision)
+    } else {
+        serde_json::to_string_pretty(&decision)
+    };
+    match rendered {
+        Ok(text) => println!("{text}"),
+        Err(error) => {
+            eprintln!("error: cannot render the decision: {error}");
+            return INVALID;
+        }
+    }
+    if decision.is_allowed() { OK } else { NO }
+}
+
+pub fn test(dir: &Path, verbose: bool) -> u8 {
+    let set = match load(dir) {
+        Ok(set) => set,
+        Err(message) => {
+            eprint!("{message}");
+            return INVALID;
+        }
+    };
+    let outcomes = run_tests(&set);
+    let failed = outcomes.iter().filter(|outcome| !outcome.passed()).count();
+    for outcome in &outcomes {
+        if outcome.passed() {
+            if verbose {
+                println!(
+                    "PASS {} {} ({})",
+                    outcome.tenant, outcome.name, outcome.location
+                );
+            }
+            continue;
+        }
+        println!(
+            "FAIL {} {} ({})",
+            outcome.tenant, outcome.name, outcome.location
+        );
+        for failure in &outcome.failures {
+            println!("  {failure}");
+        }
+        let explanation = serde_json::to_string_pretty(&outcome.decision).unwrap_or_default();
+        for line in explanation.lines() {
+            println!("  | {line}");
+        }
+    }
+    println!(
+        "{} test{}, {} passed, {failed} failed",
+        outcomes.len(),
+        if outcomes.len() == 1 { "" } else { "s" },
+        outcomes.len() - failed
+    );
+    if outcomes.is_empty() {
+        println!("note: the bundles carry no tests");
+    }
+    if all_passed(&outcomes) { OK } else { NO }
+}

@@ -1,0 +1,69 @@
+//! `portcullis`: the single binary of Portcullis.
+//!
+//! This file only parses arguments and dispatches; each subcommand lives in its own module and
+//! returns the process exit code it wants.
+#![forbid(unsafe_code)]
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Multi-tenant, zero-trust authorization: may this request happen?
+#[derive(Debug, Parser)]
+#[command(name = "portcullis", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a bundle (or a folder of bundles); print every problem with file:line:col.
+    ///
+    /// Exit status: 0 valid, 1 invalid.
+    Validate {
+        /// A bundle folder (holding tenant.yaml) or a folder of bundle folders.
+        dir: PathBuf,
+    },
+    /// Decide one request against bundles and print the decision as JSON.
+    ///
+    /// Exit status: 0 allow, 1 deny, 2 invalid input (the error is on stderr).
+    Check {
+        /// A bundle folder or a folder of bundle folders.
+        #[arg(long)]
+        bundles: PathBuf,
+        /// The request as JSON: a file, or `-` for standard input.
+        #[arg(long)]
+        request: PathBuf,
+        /// Print the decision on one line instead of indented.
+        #[arg(long)]
+        compact: bool,
+    },
+    /// Run the tests carried by bundles; print each failure with the decision's explanation.
+    ///
+    /// Exit status: 0 all passed, 1 a test failed, 2 a bundle did not load.
+    Test {
+        /// A bundle folder or a folder of bundle folders.
+        dir: PathBuf,
+        /// Print every test, not only failures.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Validate { dir } => commands::validate(&dir),
+        Command::Check {
+            bundles,
+            request,
+            compact,
+        } => commands::check(&bundles, &request, compact),
+        Command::Test { dir, verbose } => commands::test(&dir, verbose),
+    };
+    ExitCode::from(code)
+}

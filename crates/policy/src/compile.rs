@@ -1,0 +1,755 @@
+//! From the bundle model to an immutable, fast-to-evaluate [`Snapshot`].
+//!
+//! Compilation resolves every reference (reporting unknown ones with their location), detects
+//! role inheritance cycles, interns names to dense integer ids in sorted-name order (so nothing
+//! depends on the order files or entries were written in), precomputes role closures and the
+//! roles able to grant each action as bit sets, compiles address sets, windows, calendars and
+//! CEL programs, and turns strategies into factor bit masks. The snapshot never changes after
+//! this; swapping in a new one is the only way to change policy.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+
+use portcullis_core::{Effect, TenantId};
+use rustc_hash::{FxHashMap, FxHashSet};
+use sha2::{Digest, Sha256};
+
+use crate::bits::BitSet;
+use crate::condition::Condition;
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location, did_you_mean};
+use crate::model::*;
+
+pub(crate) type FactorId = usize;
+pub(crate) type RoleId = usize;
+pub(crate) type StrategyId = usize;
+pub(crate) type ConditionId = usize;
+pub(crate) type RuleId = usize;
+pub(crate) type CalendarId = usize;
+
+/// A compiled tenant bundle: everything a decision needs, nothing that changes.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub(crate) tenant: TenantId,
+    pub(crate) settings: TenantSettings,
+    pub(crate) zone: jiff::tz::TimeZone,
+    pub(crate) revision: Arc<str>,
+    pub(crate) factors: Vec<Factor>,
+    pub(crate) strategies: Vec<Strategy>,
+    pub(crate) roles: Roles,
+    pub(crate) principals: FxHashMap<String, PrincipalEntry>,
+    pub(crate) actions: FxHashMap<String, ActionEntry>,
+    pub(crate) wildcard_grants: Vec<(ActionPattern, Grant)>,
+    pub(crate) wildcard_rules: Vec<RuleId>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) conditions: Vec<Condition>,
+    pub(crate) calendars: Vec<Calendar>,
+    pub(crate) routes: Vec<Route>,
+    pub(crate) tests: Vec<At<TestDef>>,
+}
+
+impl Snapshot {
+    /// The tenant this snapshot decides for.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// `sha256:` hash of the normalized bundle.
+    pub fn revision(&self) -> &Arc<str> {
+        &self.revision
+    }
+
+    /// Tenant settings (status, time zone, domain, ...).
+    pub fn settings(&self) -> &TenantSettings {
+        &self.settings
+    }
+
+    /// The bundle's test cases.
+    pub fn tests(&self) -> &[At<TestDef>] {
+        &self.tests
+    }
+
+    /// Names of the factors, sorted.
+    pub fn factor_names(&self) -> impl Iterator<Item = &str> {
+        self.factors.iter().map(|factor| &*factor.name)
+    }
+
+    /// Names of the roles, sorted.
+    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+        self.roles.names.iter().map(|name| &**name)
+    }
+
+    /// The roles `role` inherits, directly or not (including itself), sorted; `None` if the
+    /// role does not exist.
+    pub fn role_closure(&self, role: &str) -> Option<Vec<&str>> {
+        let id = *self.roles.index.get(role)?;
+        Some(
+            self.roles.closure[id]
+                .iter()
+                .map(|r| &*self.roles.names[r])
+                .collect(),
+        )
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Factor {
+    pub name: Arc<str>,
+    pub negative: bool,
+    pub kind: FactorTest,
+}
+
+#[derive(Debug)]
+pub(crate) enum FactorTest {
+    Ip {
+        v4: Vec<(u32, u32)>,
+        v6: Vec<(u128, u128)>,
+    },
+    Time {
+        windows: Vec<Window>,
+        weekdays: Weekdays,
+    },
+    Calendar {
+        calendar: CalendarId,
+        trading: bool,
+    },
+    Cert(Vec<CertMatcher>),
+    Attr(Vec<(String, serde_json::Value)>),
+    Cel(ConditionId),
+}
+
+#[derive(Debug)]
+pub(crate) struct Calendar {
+    pub name: Arc<str>,
+    pub closed_weekdays: Weekdays,
+    pub closed_dates: Vec<jiff::civil::Date>,
+    pub open_days: Vec<jiff::civil::Date>,
+    pub valid_from: Option<jiff::civil::Date>,
+    pub valid_until: Option<jiff::civil::Date>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Strategy {
+    pub name: Arc<str>,
+    pub branches: Vec<Branch>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Branch {
+    pub factors: Vec<FactorId>,
+    pub mask: BitSet,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Roles {
+    pub names: Vec<Arc<str>>,
+    pub index: FxHashMap<String, RoleId>,
+    /// Roles each role has the permissions of (itself included).
+    pub closure: Vec<BitSet>,
+    /// Roles that have each role's permissions (itself included): the inverse of `closure`.
+    pub holders: Vec<BitSet>,
+    /// Shortest inheritance path from each role to every role in its closure.
+    pub paths: Vec<FxHashMap<RoleId, Arc<[Arc<str>]>>>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Grant {
+    pub role: RoleId,
+    pub holders: BitSet,
+    pub condition: Option<ConditionId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct PrincipalEntry {
+    pub id: Arc<str>,
+    pub kind: Option<String>,
+    pub global: BitSet,
+    pub scoped: Vec<(ResourcePattern, RoleId)>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ActionEntry {
+    pub write: bool,
+    pub strategy: Option<StrategyId>,
+    pub grants: Vec<Grant>,
+    pub rules: Vec<RuleId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Rule {
+    pub id: Arc<str>,
+    pub effect: Effect,
+    pub actions: Vec<ActionPattern>,
+    pub resources: Vec<ResourcePattern>,
+    pub principals: FxHashSet<String>,
+    pub roles: BitSet,
+    pub condition: Option<ConditionId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Route {
+    pub methods: BTreeSet<String>,
+    pub path: String,
+    pub segments: Vec<PathSegment>,
+    pub action: String,
+    pub resource: String,
+    pub strategy: Option<StrategyId>,
+}
+
+impl ActionPattern {
+    /// Whether the pattern matches the action `kind:verb`.
+    pub fn matches(&self, kind: &str, verb: &str) -> bool {
+        self.kind.matches(kind) && self.verb.matches(verb)
+    }
+}
+
+/// Splits `type:verb`; an action without ':' has an empty type.
+pub(crate) fn split_action(action: &str) -> (&str, &str) {
+    action.split_once(':').unwrap_or(("", action))
+}
+
+struct Compiler<'a> {
+    diagnostics: &'a mut Diagnostics,
+    conditions: Vec<Condition>,
+}
+
+impl Compiler<'_> {
+    fn unknown(&mut self, reference: &At<String>, kind: &str, known: &[&str]) {
+        let mut diagnostic = Diagnostic::new(
+            reference.location.clone(),
+            Code::UnknownReference,
+            format!("unknown {kind} `{}`", reference.value),
+        );
+        diagnostic = match did_you_mean(&reference.value, known.iter().copied()) {
+            Some(close) => diagnostic.with_help(format!("did you mean `{close}`?")),
+            None if known.is_empty() => {
+                diagnostic.with_help(format!("the bundle defines no {}", plural(kind)))
+            }
+            None => {
+                let mut listed: Vec<&str> = known.iter().copied().take(12).collect();
+                if known.len() > 12 {
+                    listed.push("...");
+                }
+                diagnostic.with_help(format!("known {}: {}", plural(kind), listed.join(", ")))
+            }
+        };
+        self.diagnostics.push(diagnostic);
+    }
+
+    fn condition(&mut self, source: &CelSource) -> Option<ConditionId> {
+        match Condition::compile(&source.text) {
+            Ok(condition) => {
+                self.conditions.push(condition);
+                Some(self.conditions.len() - 1)
+            }
+            Err(errors) => {
+                for error in errors {
+                    let location = source.locate(error.line, error.column);
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            location,
+                            Code::Cel,
+                            format!(
+                                "invalid CEL at {}:{} of the expression: {}",
+                                error.line, error.column, error.message
+                            ),
+                        )
+                        .with_help("conditions are CEL expressions over principal, resource, action, context, tenant and env"),
+                    );
+                }
+                None
+            }
+        }
+    }
+}
+
+fn plural(kind: &str) -> String {
+    match kind.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{kind}s"),
+    }
+}
+
+/// Compiles a decoded bundle. Problems go to `diagnostics`; the snapshot is returned only when
+/// there were none (including those found before compilation).
+pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<Snapshot> {
+    let revision = revision_of(&bundle);
+    let mut compiler = Compiler {
+        diagnostics,
+        conditions: Vec::new(),
+    };
+
+    let zone = jiff::tz::TimeZone::get(&bundle.tenant.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+
+    // Calendars.
+    let calendar_names: Vec<&str> = bundle.calendars.keys().map(String::as_str).collect();
+    let calendars: Vec<Calendar> = bundle
+        .calendars
+        .iter()
+        .map(|(name, def)| {
+            let mut closed: Vec<jiff::civil::Date> = def
+                .value
+                .holidays
+                .iter()
+                .chain(&def.value.closures)
+                .copied()
+                .collect();
+            closed.sort();
+            closed.dedup();
+            Calendar {
+                name: Arc::from(name.as_str()),
+                closed_weekdays: def.value.closed_weekdays,
+                closed_dates: closed,
+                open_days: def.value.open_days.iter().copied().collect(),
+                valid_from: def.value.valid_from,
+                valid_until: def.value.valid_until,
+            }
+        })
+        .collect();
+
+    // Factors.
+    let factor_names: Vec<&str> = bundle.factors.keys().map(String::as_str).collect();
+    let mut factors = Vec::with_capacity(bundle.factors.len());
+    for (name, def) in &bundle.factors {
+        let kind = match &def.value.kind {
+            FactorKind::Ip(patterns) => {
+                let mut v4 = Vec::new();
+                let mut v6 = Vec::new();
+                for pattern in patterns {
+                    match *pattern {
+                        IpPattern::V4 { value, mask } => v4.push((value, mask)),
+                        IpPattern::V6 { value, mask } => v6.push((value, mask)),
+                    }
+                }
+                FactorTest::Ip { v4, v6 }
+            }
+            FactorKind::TimeWindow { windows, weekdays } => FactorTest::Time {
+                windows: windows.iter().copied().collect(),
+                weekdays: *weekdays,
+            },
+            FactorKind::TradingDay(calendar) | FactorKind::Holiday(calendar) => {
+                let trading = matches!(def.value.kind, FactorKind::TradingDay(_));
+                match calendar_names.binary_search(&calendar.value.as_str()) {
+                    Ok(index) => FactorTest::Calendar {
+                        calendar: index,
+                        trading,
+                    },
+                    Err(_) => {
+                        compiler.unknown(calendar, "calendar", &calendar_names);
+                        continue;
+                    }
+                }
+            }
+            FactorKind::ClientCert(matchers) => {
+                FactorTest::Cert(matchers.iter().cloned().collect())
+            }
+            FactorKind::PrincipalAttr(attributes) => FactorTest::Attr(
+                attributes
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+            FactorKind::Cel(source) => match compiler.condition(source) {
+                Some(id) => FactorTest::Cel(id),
+                None => continue,
+            },
+        };
+        factors.push(Factor {
+            name: Arc::from(name.as_str()),
+            negative: def.value.direction == Direction::Negative,
+            kind,
+        });
+    }
+
+    // Strategies.
+    let strategy_names: Vec<&str> = bundle.strategies.keys().map(String::as_str).collect();
+    let mut strategies = Vec::with_capacity(bundle.strategies.len());
+    for (name, def) in &bundle.strategies {
+        let mut branches = Vec::new();
+        for branch in &def.value.branches {
+            let mut ids = Vec::with_capacity(branch.len());
+            for factor in branch {
+                match factor_names.binary_search(&factor.value.as_str()) {
+                    Ok(id) => ids.push(id),
+                    Err(_) => compiler.unknown(factor, "factor", &factor_names),
+                }
+            }
+            ids.sort_unstable();
+            let mask = ids.iter().copied().collect();
+            branches.push(Branch { factors: ids, mask });
+        }
+        // Shorter branches first: they settle sooner. Ties by factor ids keep it canonical.
+        branches.sort_by(|a, b| (a.factors.len(), &a.factors).cmp(&(b.factors.len(), &b.factors)));
+        strategies.push(Strategy {
+            name: Arc::from(name.as_str()),
+            branches,
+        });
+    }
+    let lookup_strategy =
+        |compiler: &mut Compiler<'_>, reference: &At<String>| -> Option<StrategyId> {
+            match strategy_names.binary_search(&reference.value.as_str()) {
+                Ok(id) => Some(id),
+                Err(_) => {
+                    compiler.unknown(reference, "strategy", &strategy_names);
+                    None
+                }
+            }
+        };
+
+    // Roles.
+    let roles = compile_roles(&bundle, &mut compiler);
+    let role_names: Vec<&str> = bundle.roles.keys().map(String::as_str).collect();
+    let lookup_role = |compiler: &mut Compiler<'_>, reference: &At<String>| -> Option<RoleId> {
+        match roles.index.get(&reference.value) {
+            Some(id) => Some(*id),
+            None => {
+                compiler.unknown(reference, "role", &role_names);
+                None
+            }
+        }
+    };
+
+    // Permissions, grouped into exact-action grants and wildcard grants.
+    let mut exact_grants: BTreeMap<String, Vec<Grant>> = BTreeMap::new();
+    let mut wildcard_grants: Vec<(ActionPattern, Grant)> = Vec::new();
+    for (role_id, (_, def)) in bundle.roles.iter().enumerate() {
+        for permission in &def.value.permissions {
+            let condition = match &permission.when {
+                Some(source) => match compiler.condition(source) {
+                    Some(id) => Some(id),
+                    None => continue,
+                },
+                None => None,
+            };
+            let grant = Grant {
+                role: role_id,
+                holders: roles.holders.get(role_id).cloned().unwrap_or_default(),
+                condition,
+            };
+            let pattern = &permission.pattern.value;
+            match (&pattern.kind, &pattern.verb) {
+                (Segment::Is(kind), Segment::Is(verb)) => {
+                    exact_grants
+                        .entry(format!("{kind}:{verb}"))
+                        .or_default()
+                        .push(grant);
+                }
+                _ => wildcard_grants.push((pattern.clone(), grant)),
+            }
+        }
+    }
+
+    // Rules.
+    let mut rules = Vec::with_capacity(bundle.rules.len());
+    for (id, def) in &bundle.rules {
+        let mut role_set = BitSet::new();
+        for role in &def.value.roles {
+            if let Some(role_id) = lookup_role(&mut compiler, role) {
+                role_set.insert(role_id);
+            }
+        }
+        let condition = match &def.value.when {
+            Some(source) => match compiler.condition(source) {
+                Some(condition) => Some(condition),
+                None => continue,
+            },
+            None => None,
+        };
+        rules.push(Rule {
+            id: Arc::from(id.as_str()),
+            effect: def.value.effect,
+            actions: def.value.actions.iter().cloned().collect(),
+            resources: def.value.resources.iter().cloned().collect(),
+            principals: def.value.principals.iter().cloned().collect(),
+            roles: role_set,
+            condition,
+        });
+    }
+
+    // Principals.
+    let mut principals = FxHashMap::default();
+    for (id, def) in &bundle.principals {
+        let mut global = BitSet::new();
+        let mut scoped = Vec::new();
+        for assignment in &def.value.roles {
+            let Some(role) = lookup_role(&mut compiler, &assignment.role) else {
+                continue;
+            };
+            match &assignment.on {
+                None => global.insert(role),
+                Some(pattern) => scoped.push((pattern.clone(), role)),
+            }
+        }
+        principals.insert(
+            id.clone(),
+            PrincipalEntry {
+                id: Arc::from(id.as_str()),
+                kind: def.value.kind.clone(),
+                global,
+                scoped,
+                attributes: def.value.attributes.clone().into_iter().collect(),
+            },
+        );
+    }
+
+    // Actions: every action named anywhere gets an entry with its grants and rules resolved.
+    let mut action_names: BTreeSet<String> = bundle.actions.keys().cloned().collect();
+    action_names.extend(exact_grants.keys().cloned());
+    for rule in &rules {
+        for pattern in &rule.actions {
+            if let (Segment::Is(kind), Segment::Is(verb)) = (&pattern.kind, &pattern.verb) {
+                action_names.insert(format!("{kind}:{verb}"));
+            }
+        }
+    }
+    for route in &bundle.routes {
+        action_names.insert(route.value.action.clone());
+    }
+    let mut actions = FxHashMap::default();
+    for name in action_names {
+        let def = bundle.actions.get(&name);
+        if let Some(def) = def
+            && let Err(problem) = crate::decode::parse_action_pattern(&name).and_then(|pattern| {
+                if pattern.kind == Segment::Any || pattern.verb == Segment::Any {
+                    Err("an action name has no wildcard".to_owned())
+                } else {
+                    Ok(())
+                }
+            })
+        {
+            compiler.diagnostics.push(
+                Diagnostic::new(
+                    def.location.clone(),
+                    Code::Pattern,
+                    format!("bad action name `{name}`: {problem}"),
+                )
+                .with_help("actions are named resource_type:action, e.g. app:release"),
+            );
+            continue;
+        }
+        let strategy = def
+            .and_then(|def| def.value.strategy.as_ref())
+            .and_then(|reference| lookup_strategy(&mut compiler, reference));
+        let (kind, verb) = split_action(&name);
+        let mut grants = exact_grants.remove(&name).unwrap_or_default();
+        grants.extend(
+            wildcard_grants
+                .iter()
+                .filter(|(pattern, _)| pattern.matches(kind, verb))
+                .map(|(_, grant)| grant.clone()),
+        );
+        let rule_ids = (0..rules.len())
+            .filter(|rule| rules[*rule].actions.iter().any(|p| p.matches(kind, verb)))
+            .collect();
+        actions.insert(
+            name.clone(),
+            ActionEntry {
+                write: def.is_some_and(|def| def.value.write),
+                strategy,
+                grants,
+                rules: rule_ids,
+            },
+        );
+    }
+    let wildcard_rules = (0..rules.len())
+        .filter(|rule| {
+            rules[*rule]
+                .actions
+                .iter()
+                .any(|p| p.kind == Segment::Any || p.verb == Segment::Any)
+        })
+        .collect();
+
+    // Routes: most specific first.
+    let mut routes: Vec<Route> = Vec::with_capacity(bundle.routes.len());
+    for route in &bundle.routes {
+        let strategy = route
+            .value
+            .strategy
+            .as_ref()
+            .and_then(|reference| lookup_strategy(&mut compiler, reference));
+        if route.value.strategy.is_some() && strategy.is_none() {
+            continue;
+        }
+        routes.push(Route {
+            methods: route.value.methods.clone(),
+            path: route.value.path.clone(),
+            segments: route.value.segments.clone(),
+            action: route.value.action.clone(),
+            resource: route.value.resource.clone(),
+            strategy,
+        });
+    }
+    routes.sort_by(|a, b| {
+        crate::routes::specificity(&b.segments)
+            .cmp(&crate::routes::specificity(&a.segments))
+            .then_with(|| a.path.cmp(&b.path))
+            .then_with(|| a.methods.cmp(&b.methods))
+    });
+
+    if !compiler.diagnostics.is_empty() {
+        return None;
+    }
+    let tenant = bundle.tenant.id.clone()?;
+    let Compiler { conditions, .. } = compiler;
+    Some(Snapshot {
+        tenant,
+        settings: bundle.tenant,
+        zone,
+        revision,
+        factors,
+        strategies,
+        roles,
+        principals,
+        actions,
+        wildcard_grants,
+        wildcard_rules,
+        rules,
+        conditions,
+        calendars,
+        routes,
+        tests: bundle.tests,
+    })
+}
+
+/// `sha256:` over the canonical JSON of the bundle (sorted maps and sets, no locations, no
+/// tests): two bundles with the same meaning have the same revision whatever their layout.
+fn revision_of(bundle: &Bundle) -> Arc<str> {
+    let canonical = serde_json::to_vec(bundle).unwrap_or_default();
+    let digest = Sha256::digest(&canonical);
+    Arc::from(format!("sha256:{}", hex::encode(digest)))
+}
+
+fn compile_roles(bundle: &Bundle, compiler: &mut Compiler<'_>) -> Roles {
+    let names: Vec<Arc<str>> = bundle
+        .roles
+        .keys()
+        .map(|name| Arc::from(name.as_str()))
+        .collect();
+    let index: FxHashMap<String, RoleId> = bundle
+        .roles
+        .keys()
+        .enumerate()
+        .map(|(id, name)| (name.clone(), id))
+        .collect();
+    let known: Vec<&str> = bundle.roles.keys().map(String::as_str).collect();
+    // Direct inheritance edges, sorted (BTreeSet order) so paths are canonical.
+    let mut edges: Vec<Vec<RoleId>> = Vec::with_capacity(names.len());
+    for def in bundle.roles.values() {
+        let mut targets = Vec::new();
+        for parent in &def.value.inherits {
+            match index.get(&parent.value) {
+                Some(id) => targets.push(*id),
+                None => compiler.unknown(parent, "role", &known),
+            }
+        }
+        edges.push(targets);
+    }
+    report_cycles(bundle, &names, &edges, compiler);
+
+    let count = names.len();
+    let mut closure = vec![BitSet::new(); count];
+    let mut holders = vec![BitSet::new(); count];
+    let mut paths: Vec<FxHashMap<RoleId, Arc<[Arc<str>]>>> = vec![FxHashMap::default(); count];
+    for start in 0..count {
+        // Breadth-first search: the first time a role is reached is along a shortest path.
+        let mut previous: FxHashMap<RoleId, RoleId> = FxHashMap::default();
+        let mut seen = BitSet::new();
+        let mut queue = VecDeque::from([start]);
+        seen.insert(start);
+        while let Some(role) = queue.pop_front() {
+            closure[start].insert(role);
+            holders[role].insert(start);
+            let mut path = vec![Arc::clone(&names[role])];
+            let mut cursor = role;
+            while let Some(&before) = previous.get(&cursor) {
+                path.push(Arc::clone(&names[before]));
+                cursor = before;
+            }
+            path.reverse();
+            paths[start].insert(role, Arc::from(path));
+            for &next in &edges[role] {
+                if !seen.contains(next) {
+                    seen.insert(next);
+                    previous.insert(next, role);
+                    queue.push_back(next);
+                }
+            }
+        }
+    }
+    Roles {
+        names,
+        index,
+        closure,
+        holders,
+        paths,
+    }
+}
+
+/// Reports each inheritance cycle once, naming its roles in order, at the definition of its
+/// alphabetically first role.
+fn report_cycles(
+    bundle: &Bundle,
+    names: &[Arc<str>],
+    edges: &[Vec<RoleId>],
+    compiler: &mut Compiler<'_>,
+) {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    let mut marks = vec![Mark::New; names.len()];
+    let mut reported: BTreeSet<Vec<RoleId>> = BTreeSet::new();
+    let locations: Vec<&Location> = bundle.roles.values().map(|def| &def.location).collect();
+    for root in 0..names.len() {
+        if marks[root] != Mark::New {
+            continue;
+        }
+        // Iterative depth-first search; `stack` holds (role, next edge index).
+        let mut stack: Vec<(RoleId, usize)> = vec![(root, 0)];
+        marks[root] = Mark::Active;
+        while let Some(&mut (role, ref mut next)) = stack.last_mut() {
+            if let Some(&target) = edges[role].get(*next) {
+                *next += 1;
+                match marks[target] {
+                    Mark::New => {
+                        marks[target] = Mark::Active;
+                        stack.push((target, 0));
+                    }
+                    Mark::Active => {
+                        let start = stack.iter().position(|(r, _)| *r == target).unwrap_or(0);
+                        let mut cycle: Vec<RoleId> =
+                            stack[start..].iter().map(|(r, _)| *r).collect();
+                        // Rotate so the smallest id comes first: one report per cycle.
+                        if let Some(min_at) = cycle
+                            .iter()
+                            .enumerate()
+                            .min_by_key(|(_, r)| **r)
+                            .map(|(i, _)| i)
+                        {
+                            cycle.rotate_left(min_at);
+                        }
+                        if reported.insert(cycle.clone()) {
+                            let mut chain: Vec<&str> = cycle.iter().map(|r| &*names[*r]).collect();
+                            chain.push(&names[cycle[0]]);
+                            compiler.diagnostics.push(
+                                Diagnostic::new(
+                                    locations[cycle[0]].clone(),
+                                    Code::Cycle,
+                                    format!("role inheritance cycle: {}", chain.join(" -> ")),
+                                )
+                                .with_help("inheritance must form a hierarchy; remove one of these `inherits` entries"),
+                            );
+                        }
+                    }
+                    Mark::Done => {}
+                }
+            } else {
+                marks[role] = Mark::Done;
+                stack.pop();
+            }
+        }
+    }
+}

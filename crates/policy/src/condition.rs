@@ -1,0 +1,292 @@
+//! Conditions: CEL expressions compiled once at load and evaluated per decision.
+//!
+//! This module is the only place that touches the `cel` crate; the rest of the engine sees
+//! [`Condition`] (a compiled expression) and [`Activation`] (the variables of one decision, built
+//! lazily and at most once per decision). Keeping the interpreter behind this boundary means its
+//! API churn stays here.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use cel::common::value::CowVal;
+use cel::context::VariableResolver;
+use cel::{Context as CelContext, Env, Program, Value as CelValue};
+use serde_json::Value as JsonValue;
+
+/// The variables a condition may read.
+pub const VARIABLES: &[&str] = &[
+    "principal",
+    "resource",
+    "action",
+    "context",
+    "tenant",
+    "env",
+];
+
+/// A compiled condition.
+#[derive(Debug)]
+pub struct Condition {
+    program: Program,
+    text: Arc<str>,
+}
+
+/// A problem with a condition's text, at a 1-based (line, column) inside the expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Line inside the expression.
+    pub line: u32,
+    /// Column inside the expression.
+    pub column: u32,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn environment() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    Arc::clone(ENV.get_or_init(|| Arc::new(Env::stdlib())))
+}
+
+impl Condition {
+    /// Compiles `text`, checking that it only reads the documented variables.
+    pub fn compile(text: &str) -> Result<Condition, Vec<SyntaxError>> {
+        let program = Program::compile(text).map_err(|errors| {
+            errors
+                .errors
+                .iter()
+                .map(|error| SyntaxError {
+                    line: u32::try_from(error.pos.0.max(1)).unwrap_or(1),
+                    column: u32::try_from(error.pos.1.max(1)).unwrap_or(1),
+                    message: tidy_parser_message(&error.msg),
+                })
+                .collect::<Vec<_>>()
+        })?;
+        let unknown: Vec<SyntaxError> = program
+            .references()
+            .variables()
+            .into_iter()
+            .filter(|name| !VARIABLES.contains(name) && !is_comprehension_variable(text, name))
+            .map(|name| {
+                let (line, column) = position_of_word(text, name);
+                SyntaxError {
+                    line,
+                    column,
+                    message: format!(
+                        "unknown variable `{name}`; conditions read {}",
+                        VARIABLES.join(", ")
+                    ),
+                }
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(unknown);
+        }
+        Ok(Condition {
+            program,
+            text: Arc::from(text),
+        })
+    }
+
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Evaluates the condition; anything but a boolean result is an error.
+    pub fn evaluate(&self, activation: &Activation<'_>) -> Result<bool, String> {
+        let mut context = CelContext::with_env(environment());
+        context.set_variable_resolver(activation);
+        match self.program.execute(&context) {
+            Ok(CelValue::Bool(value)) => Ok(value),
+            Ok(other) => Err(format!(
+                "the condition yielded {} instead of a boolean",
+                describe(&other)
+            )),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
+
+fn tidy_parser_message(message: &str) -> String {
+    // The parser lists every token it could have accepted; keep the first clause, which says
+    // what it met, and say what is missing in words.
+    match message.split_once(" expecting ") {
+        Some((head, _)) => {
+            format!("{head}: the expression is incomplete or has an unexpected token")
+        }
+        None => message.to_owned(),
+    }
+}
+
+/// Whether `name` is bound by a macro such as `list.exists(name, ...)`.
+fn is_comprehension_variable(text: &str, name: &str) -> bool {
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.contains(&format!("({name},"))
+}
+
+fn position_of_word(text: &str, word: &str) -> (u32, u32) {
+    for (line_index, line) in text.lines().enumerate() {
+        let mut search = 0;
+        while let Some(found) = line[search..].find(word) {
+            let start = search + found;
+            let before = line[..start].chars().next_back();
+            let after = line[start + word.len()..].chars().next();
+            let boundary =
+                |c: Option<char>| c.is_none_or(|c| !(c.is_alphanumeric() || c == '_' || c == '.'));
+            if boundary(before) && after.is_none_or(|c| !(c.is_alphanumeric() || c == '_')) {
+                let column = line[..start].chars().count() + 1;
+                return (
+                    u32::try_from(line_index + 1).unwrap_or(1),
+                    u32::try_from(column).unwrap_or(1),
+                );
+            }
+            search = start + word.len();
+        }
+    }
+    (1, 1)
+}
+
+fn describe(value: &CelValue) -> &'static str {
+    match value {
+        CelValue::List(_) => "a list",
+        CelValue::Map(_) => "a map",
+        CelValue::Int(_) | CelValue::UInt(_) | CelValue::Float(_) => "a number",
+        CelValue::String(_) => "a string",
+        CelValue::Bytes(_) => "bytes",
+        CelValue::Null => "null",
+        _ => "a non-boolean value",
+    }
+}
+
+/// A source of the variables of one decision. Implemented by the engine; each variable is
+/// asked for at most once per decision.
+pub trait VariableSource: Sync {
+    /// The value of a top-level variable (one of [`VARIABLES`]) as JSON.
+    fn variable(&self, name: &str) -> Option<JsonValue>;
+}
+
+/// The variables of one decision, converted to CEL values on first use.
+pub struct Activation<'a> {
+    source: &'a dyn VariableSource,
+    cache: [OnceLock<Option<CelValue>>; 6],
+}
+
+impl std::fmt::Debug for Activation<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Activation").finish_non_exhaustive()
+    }
+}
+
+impl<'a> Activation<'a> {
+    /// An activation reading from `source`.
+    pub fn new(source: &'a dyn VariableSource) -> Self {
+        Activation {
+            source,
+            cache: Default::default(),
+        }
+    }
+}
+
+impl VariableResolver for Activation<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let index = VARIABLES.iter().position(|name| *name == variable)?;
+        let value = self.cache[index]
+            .get_or_init(|| self.source.variable(variable).map(|json| to_cel(&json)))
+            .clone()?;
+        value.try_into().ok().map(CowVal::Owned)
+    }
+}
+
+/// Converts JSON to a CEL value (objects become maps with string keys).
+pub fn to_cel(value: &JsonValue) -> CelValue {
+    match value {
+        JsonValue::Null => CelValue::Null,
+        JsonValue::Bool(value) => CelValue::Bool(*value),
+        JsonValue::Number(number) => {
+            if let Some(int) = number.as_i64() {
+                CelValue::Int(int)
+            } else if let Some(uint) = number.as_u64() {
+                CelValue::UInt(uint)
+            } else {
+                CelValue::Float(number.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        JsonValue::String(text) => CelValue::String(Arc::new(text.clone())),
+        JsonValue::Array(items) => CelValue::List(Arc::new(items.iter().map(to_cel).collect())),
+        JsonValue::Object(map) => {
+            let converted: HashMap<String, CelValue> = map
+                .iter()
+                .map(|(key, value)| (key.clone(), to_cel(value)))
+                .collect();
+            CelValue::from(converted)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    struct Fixed(JsonValue);
+    impl VariableSource for Fixed {
+        fn variable(&self, name: &str) -> Option<JsonValue> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    fn run(text: &str, vars: JsonValue) -> Result<bool, String> {
+        let condition = Condition::compile(text).map_err(|e| format!("{e:?}"))?;
+        let source = Fixed(vars);
+        condition.evaluate(&Activation::new(&source))
+    }
+
+    #[test]
+    fn evaluates_over_request_variables() {
+        let vars = json!({
+            "principal": {"id": "alice", "attributes": {"level": 3}},
+            "resource": {"attributes": {"owner": "alice"}},
+            "context": {"source": "internal-service"},
+        });
+        assert_eq!(
+            run("resource.attributes.owner == principal.id", vars.clone()),
+            Ok(true)
+        );
+        assert_eq!(
+            run("principal.attributes.level > 2", vars.clone()),
+            Ok(true)
+        );
+        assert_eq!(
+            run(
+                r#"context.source in ["internal-service", "authenticated-user"]"#,
+                vars.clone()
+            ),
+            Ok(true)
+        );
+        assert_eq!(
+            run("[1, 2].exists(x, x > principal.attributes.level)", vars),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn non_boolean_results_and_missing_keys_are_errors() {
+        let vars = json!({"principal": {"id": "alice"}});
+        let error = run("principal.id", vars.clone()).unwrap_err();
+        assert!(error.contains("instead of a boolean"), "{error}");
+        let error = run("principal.attributes.level > 2", vars).unwrap_err();
+        assert!(error.contains("attributes"), "{error}");
+    }
+
+    #[test]
+    fn syntax_errors_carry_positions_inside_the_expression() {
+        let errors = Condition::compile("principal.id == ").unwrap_err();
+        assert_eq!((errors[0].line, errors[0].column), (1, 17));
+        let errors = Condition::compile("principal.id == 'a' && user.admin").unwrap_err();
+        assert_eq!(errors[0].column, 24);
+        assert!(
+            errors[0].message.contains("unknown variable `user`"),
+            "{}",
+            errors[0].message
+        );
+    }
+}

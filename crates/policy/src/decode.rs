@@ -1,0 +1,1665 @@
+//! From YAML trees to the bundle model, collecting every problem with its location.
+//!
+//! Each file is decoded on its own and merged into one [`Bundle`]; an id defined twice (in the
+//! same section of two files, or twice in a list) is reported at the second place with a pointer
+//! to the first. Nothing here resolves references between sections; `compile` does that.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use portcullis_core::{Effect, TenantId};
+use serde_json::Value;
+
+use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location, did_you_mean};
+use crate::model::*;
+use crate::yaml::{Node, NodeKind, Pos};
+
+/// Sections any bundle file may hold.
+pub const SECTIONS: &[&str] = &[
+    "calendars",
+    "factors",
+    "strategies",
+    "roles",
+    "principals",
+    "actions",
+    "rules",
+    "routes",
+    "tests",
+    "model",
+];
+
+/// Keys only `tenant.yaml` may hold.
+pub const TENANT_KEYS: &[&str] = &[
+    "tenant",
+    "status",
+    "timezone",
+    "domain",
+    "supply_chain",
+    "description",
+];
+
+const FACTOR_KINDS: &[&str] = &[
+    "ip",
+    "time_window",
+    "trading_day",
+    "holiday",
+    "client_cert",
+    "principal_attr",
+    "cel",
+];
+
+/// Decodes one file into `bundle`, reporting problems into `diagnostics`.
+pub fn decode_file(
+    bundle: &mut Bundle,
+    file: &Arc<Path>,
+    source: &str,
+    root: &Node,
+    is_tenant_file: bool,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut decoder = Decoder {
+        file: Arc::clone(file),
+        source,
+        diagnostics,
+    };
+    decoder.file_root(bundle, root, is_tenant_file);
+}
+
+struct Decoder<'a> {
+    file: Arc<Path>,
+    source: &'a str,
+    diagnostics: &'a mut Diagnostics,
+}
+
+/// The entries of a mapping, with unknown keys already reported.
+struct Fields<'n> {
+    entries: Vec<(String, &'n Node, &'n Node)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(name, _, _)| name == key)
+            .map(|(_, _, value)| *value)
+    }
+
+    fn key_node(&self, key: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(name, _, _)| name == key)
+            .map(|(_, key_node, _)| *key_node)
+    }
+}
+
+impl Decoder<'_> {
+    fn location(&self, node: &Node) -> Location {
+        Location::at(&self.file, node.pos)
+    }
+
+    fn report(&mut self, node: &Node, code: Code, message: impl Into<String>) {
+        let location = self.location(node);
+        self.diagnostics
+            .push(Diagnostic::new(location, code, message));
+    }
+
+    fn report_help(
+        &mut self,
+        node: &Node,
+        code: Code,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        let location = self.location(node);
+        self.diagnostics
+            .push(Diagnostic::new(location, code, message).with_help(help));
+    }
+
+    fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
+        self.report(
+            node,
+            Code::Type,
+            format!("{what} must be {expected}, found {}", node.kind.describe()),
+        );
+    }
+
+    /// The text of a scalar as written, for names that YAML typed as numbers or booleans.
+    fn scalar_text(&self, node: &Node) -> Option<String> {
+        match &node.kind {
+            NodeKind::Str(text) => Some(text.clone()),
+            NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_) => {
+                let from_source = node
+                    .offset
+                    .zip(node.len)
+                    .and_then(|(offset, len)| self.source.get(offset..offset + len))
+                    .map(str::to_owned);
+                Some(from_source.unwrap_or_else(|| match &node.kind {
+                    NodeKind::Int(value) => value.to_string(),
+                    NodeKind::Float(value) => value.to_string(),
+                    NodeKind::Bool(value) => value.to_string(),
+                    _ => String::new(),
+                }))
+            }
+            _ => None,
+        }
+    }
+
+    fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            if node.kind != NodeKind::Null {
+                self.wrong_type(node, what, "a mapping");
+            }
+            return None;
+        };
+        let mut fields = Fields {
+            entries: Vec::with_capacity(entries.len()),
+        };
+        for (key, value) in entries {
+            let Some(name) = self.scalar_text(key) else {
+                self.wrong_type(key, &format!("a key of {what}"), "a string");
+                continue;
+            };
+            if !allowed.contains(&name.as_str()) {
+                let mut message = format!("unknown key `{name}` in {what}");
+                let help = match did_you_mean(&name, allowed.iter().copied()) {
+                    Some(close) => format!(
+                        "did you mean `{close}`? {what} may hold: {}",
+                        allowed.join(", ")
+                    ),
+                    None => format!("{what} may hold: {}", allowed.join(", ")),
+                };
+                if TENANT_KEYS.contains(&name.as_str()) && !allowed.contains(&"tenant") {
+                    message.push_str("; tenant settings belong in tenant.yaml");
+                }
+                self.report_help(key, Code::UnknownKey, message, help);
+                continue;
+            }
+            fields.entries.push((name, key, value));
+        }
+        Some(fields)
+    }
+
+    fn required<'n>(
+        &mut self,
+        fields: &Fields<'n>,
+        parent: &Node,
+        key: &str,
+        what: &str,
+    ) -> Option<&'n Node> {
+        let found = fields.get(key);
+        if found.is_none() {
+            self.report(parent, Code::MissingKey, format!("{what} needs `{key}`"));
+        }
+        found
+    }
+
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match &node.kind {
+            NodeKind::Str(text) if text.is_empty() => {
+                self.report(node, Code::Value, format!("{what} must not be empty"));
+                None
+            }
+            NodeKind::Str(text) => Some(text.clone()),
+            NodeKind::Int(_) | NodeKind::Float(_) | NodeKind::Bool(_) => self.scalar_text(node),
+            _ => {
+                self.wrong_type(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    fn at_string(&mut self, node: &Node, what: &str) -> Option<At<String>> {
+        let value = self.string(node, what)?;
+        Some(At {
+            value,
+            location: self.location(node),
+        })
+    }
+
+    /// A name: a non-empty string without whitespace or control characters, at most 200 bytes.
+    fn name(&mut self, node: &Node, what: &str) -> Option<At<String>> {
+        let name = self.at_string(node, what)?;
+        if name.value.len() > 200
+            || name
+                .value
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            self.report_help(
+                node,
+                Code::Value,
+                format!("{what} `{}` is not a valid name", name.value),
+                "names are at most 200 bytes and contain no spaces or control characters",
+            );
+            return None;
+        }
+        Some(name)
+    }
+
+    fn list<'n>(&mut self, node: &'n Node, what: &str) -> &'n [Node] {
+        match &node.kind {
+            NodeKind::Seq(items) => items,
+            NodeKind::Null => &[],
+            _ => {
+                self.wrong_type(node, what, "a list");
+                &[]
+            }
+        }
+    }
+
+    fn bool(&mut self, node: &Node, what: &str) -> Option<bool> {
+        match node.kind {
+            NodeKind::Bool(value) => Some(value),
+            _ => {
+                self.wrong_type(node, what, "true or false");
+                None
+            }
+        }
+    }
+
+    fn description(&mut self, fields: &Fields<'_>) {
+        if let Some(node) = fields.get("description") {
+            self.string(node, "description");
+        }
+    }
+
+    fn cel(&mut self, node: &Node, what: &str) -> Option<CelSource> {
+        let NodeKind::Str(text) = &node.kind else {
+            self.wrong_type(node, what, "a CEL expression in a string");
+            return None;
+        };
+        if text.trim().is_empty() {
+            self.report(node, Code::Cel, format!("{what} is an empty expression"));
+            return None;
+        }
+        let (start, continuation_column) = self.scalar_content_start(node);
+        Some(CelSource {
+            text: text.clone(),
+            start: Location::at(&self.file, start),
+            continuation_column,
+        })
+    }
+
+    /// Where the characters of a string scalar begin: after an opening quote, or on the line
+    /// after a block indicator (`|`, `>`), where every line shares the same indentation.
+    fn scalar_content_start(&self, node: &Node) -> (Pos, Option<u32>) {
+        let Some(offset) = node.offset else {
+            return (node.pos, None);
+        };
+        let rest = self.source.get(offset..).unwrap_or("");
+        match rest.chars().next() {
+            Some('"') | Some('\'') => (
+                Pos {
+                    line: node.pos.line,
+                    column: node.pos.column + 1,
+                },
+                None,
+            ),
+            Some('|') | Some('>') => {
+                let Some(newline) = rest.find('\n') else {
+                    return (node.pos, None);
+                };
+                let body = &rest[newline + 1..];
+                let indent = body.chars().take_while(|c| *c == ' ').count();
+                let column = u32::try_from(indent).unwrap_or(0) + 1;
+                (
+                    Pos {
+                        line: node.pos.line + 1,
+                        column,
+                    },
+                    Some(column),
+                )
+            }
+            _ => (node.pos, None),
+        }
+    }
+
+    fn json(&mut self, node: &Node) -> Value {
+        match &node.kind {
+            NodeKind::Null => Value::Null,
+            NodeKind::Bool(value) => Value::Bool(*value),
+            NodeKind::Int(value) => Value::from(*value),
+            NodeKind::Float(value) => serde_json::Number::from_f64(*value)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            NodeKind::Str(value) => Value::String(value.clone()),
+            NodeKind::Seq(items) => {
+                Value::Array(items.iter().map(|item| self.json(item)).collect())
+            }
+            NodeKind::Map(entries) => {
+                let mut map = serde_json::Map::new();
+                for (key, value) in entries {
+                    match self.scalar_text(key) {
+                        Some(key) => {
+                            let value = self.json(value);
+                            map.insert(key, value);
+                        }
+                        None => self.wrong_type(key, "a key", "a string"),
+                    }
+                }
+                Value::Object(map)
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- file and sections
+
+    fn file_root(&mut self, bundle: &mut Bundle, root: &Node, is_tenant_file: bool) {
+        let mut allowed: Vec<&str> = SECTIONS.to_vec();
+        if is_tenant_file {
+            allowed.extend_from_slice(TENANT_KEYS);
+        }
+        if root.kind == NodeKind::Null {
+            return;
+        }
+        let Some(fields) = self.fields(root, "a bundle file", &allowed) else {
+            return;
+        };
+        if is_tenant_file {
+            self.tenant(bundle, &fields, root);
+        }
+        for (name, key, value) in &fields.entries {
+            match name.as_str() {
+                "calendars" => self.named_section(value, "calendar", &mut bundle.calendars, Self::calendar),
+                "factors" => self.named_section(value, "factor", &mut bundle.factors, Self::factor),
+                "strategies" => self.named_section(value, "strategy", &mut bundle.strategies, Self::strategy),
+                "roles" => self.named_section(value, "role", &mut bundle.roles, Self::role),
+                "principals" => self.named_section(value, "principal", &mut bundle.principals, Self::principal),
+                "actions" => self.named_section(value, "action", &mut bundle.actions, Self::action),
+                "rules" => self.rules(value, &mut bundle.rules),
+                "routes" => self.routes(value, &mut bundle.routes),
+                "tests" => self.tests(value, &mut bundle.tests),
+                "model" => self.report_help(
+                    key,
+                    Code::Unsupported,
+                    "relationship models are not enabled in this build",
+                    "remove `model:` from the bundle; relation-based grants arrive with the relationship graph",
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn tenant(&mut self, bundle: &mut Bundle, fields: &Fields<'_>, root: &Node) {
+        let settings = &mut bundle.tenant;
+        if let Some(node) = self.required(fields, root, "tenant", "tenant.yaml")
+            && let Some(text) = self.string(node, "tenant")
+        {
+            match TenantId::new(&text) {
+                Ok(id) => settings.id = Some(id),
+                Err(error) => self.report_help(
+                    node,
+                    Code::TenantId,
+                    format!("bad tenant id `{}`: {}", error.value, error.problem),
+                    "a tenant id is 3 to 32 characters of ASCII letters, digits and '-'",
+                ),
+            }
+        }
+        if let Some(node) = fields.get("status") {
+            match self.string(node, "status").as_deref() {
+                Some("active") => settings.status = TenantStatus::Active,
+                Some("suspended") => settings.status = TenantStatus::Suspended,
+                Some(other) => self.report_help(
+                    node,
+                    Code::Value,
+                    format!("unknown tenant status `{other}`"),
+                    "status is `active` or `suspended`",
+                ),
+                None => {}
+            }
+        }
+        if let Some(node) = fields.get("timezone")
+            && let Some(zone) = self.string(node, "timezone")
+        {
+            if jiff::tz::TimeZone::get(&zone).is_err() {
+                let help = "use an IANA time zone name such as Asia/Shanghai, Europe/London or UTC";
+                self.report_help(
+                    node,
+                    Code::TimeZone,
+                    format!("unknown time zone `{zone}`"),
+                    help,
+                );
+            }
+            settings.timezone = zone;
+        }
+        if let Some(node) = fields.get("domain")
+            && let Some(domain) = self.string(node, "domain")
+        {
+            let valid = domain.len() <= 253
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                settings.domain = Some(domain.to_ascii_lowercase());
+            } else {
+                self.report_help(
+                    node,
+                    Code::Value,
+                    format!("`{domain}` is not a host name"),
+                    "domain is a DNS host name such as ops.acme.example",
+                );
+            }
+        }
+        if let Some(node) = fields.get("description") {
+            settings.description = self.string(node, "description");
+        }
+        if let Some(node) = fields.get("supply_chain")
+            && let Some(supply) = self.fields(node, "supply_chain", &["forbid_writes", "reason"])
+        {
+            if let Some(flag) = supply.get("forbid_writes")
+                && let Some(value) = self.bool(flag, "supply_chain.forbid_writes")
+            {
+                settings.supply_chain_forbid = value;
+            }
+            if let Some(reason) = supply.get("reason") {
+                settings.supply_chain_forbid_reason = self.string(reason, "supply_chain.reason");
+            }
+            if !settings.supply_chain_forbid && settings.supply_chain_forbid_reason.is_none() {
+                self.report_help(
+                        node,
+                        Code::MissingKey,
+                        "the built-in supply-chain forbid is switched off without a reason",
+                        "add `reason:` saying why writes may proceed while a high-risk dependency is present",
+                    );
+            }
+        }
+    }
+
+    fn named_section<T>(
+        &mut self,
+        node: &Node,
+        kind: &str,
+        target: &mut BTreeMap<String, At<T>>,
+        decode: fn(&mut Self, &Node, &str) -> Option<T>,
+    ) {
+        let NodeKind::Map(entries) = &node.kind else {
+            if node.kind != NodeKind::Null {
+                self.wrong_type(node, &format!("the {kind} section"), "a mapping of names");
+            }
+            return;
+        };
+        for (key, value) in entries {
+            let Some(name) = self.name(key, &format!("{kind} name")) else {
+                continue;
+            };
+            let label = format!("{kind} `{}`", name.value);
+            let Some(decoded) = decode(self, value, &label) else {
+                continue;
+            };
+            if let Some(previous) = target.get(&name.value) {
+                let message = format!("{label} is defined twice; first at {}", previous.location);
+                self.report_help(
+                    key,
+                    Code::Duplicate,
+                    message,
+                    format!("give each {kind} a unique name"),
+                );
+                continue;
+            }
+            target.insert(
+                name.value,
+                At {
+                    value: decoded,
+                    location: name.location,
+                },
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- calendars
+
+    fn calendar(&mut self, node: &Node, label: &str) -> Option<CalendarDef> {
+        let allowed = [
+            "closed_weekdays",
+            "holidays",
+            "closures",
+            "open_days",
+            "valid_from",
+            "valid_until",
+            "description",
+        ];
+        let fields = self.fields(node, label, &allowed)?;
+        self.description(&fields);
+        let closed_weekdays = match fields.get("closed_weekdays") {
+            Some(list) => self.weekdays(list, &format!("closed_weekdays of {label}")),
+            None => Weekdays(0b110_0000),
+        };
+        let holidays = self.date_list(fields.get("holidays"), label);
+        let closures = self.date_list(fields.get("closures"), label);
+        let open_days = self.date_list(fields.get("open_days"), label);
+        let valid_from = fields.get("valid_from").and_then(|n| self.date(n));
+        let valid_until = fields.get("valid_until").and_then(|n| self.date(n));
+        if let (Some(from), Some(until), Some(node)) =
+            (valid_from, valid_until, fields.get("valid_until"))
+            && until < from
+        {
+            self.report(
+                node,
+                Code::Date,
+                format!("{label} ends ({until}) before it starts ({from})"),
+            );
+        }
+        Some(CalendarDef {
+            closed_weekdays,
+            holidays,
+            closures,
+            open_days,
+            valid_from,
+            valid_until,
+        })
+    }
+
+    fn date_list(&mut self, node: Option<&Node>, label: &str) -> BTreeSet<jiff::civil::Date> {
+        let mut dates = BTreeSet::new();
+        let Some(node) = node else {
+            return dates;
+        };
+        for item in self.list(node, &format!("a date list of {label}")) {
+            // An entry is a date, or `{ date: 2026-01-01, name: New Year }`.
+            let date_node = match &item.kind {
+                NodeKind::Map(_) => {
+                    let Some(entry) = self.fields(item, "a holiday", &["date", "name"]) else {
+                        continue;
+                    };
+                    if let Some(name) = entry.get("name") {
+                        self.string(name, "holiday name");
+                    }
+                    match self.required(&entry, item, "date", "a holiday") {
+                        Some(date) => date,
+                        None => continue,
+                    }
+                }
+                _ => item,
+            };
+            if let Some(date) = self.date(date_node) {
+                dates.insert(date);
+            }
+        }
+        dates
+    }
+
+    fn date(&mut self, node: &Node) -> Option<jiff::civil::Date> {
+        let text = self.string(node, "a date")?;
+        let parsed = if text.len() == 10 && text.as_bytes().get(4) == Some(&b'-') {
+            text.parse::<jiff::civil::Date>()
+                .map_err(|error| error.to_string())
+        } else {
+            Err("expected YYYY-MM-DD".to_owned())
+        };
+        match parsed {
+            Ok(date) => Some(date),
+            Err(error) => {
+                self.report_help(
+                    node,
+                    Code::Date,
+                    format!("bad date `{text}`: {error}"),
+                    "dates are written YYYY-MM-DD and must exist in the calendar, e.g. 2026-02-16",
+                );
+                None
+            }
+        }
+    }
+
+    fn weekdays(&mut self, node: &Node, what: &str) -> Weekdays {
+        let mut set = Weekdays(0);
+        for item in self.list(node, what) {
+            let Some(text) = self.string(item, "a weekday") else {
+                continue;
+            };
+            match parse_weekday(&text) {
+                Some(day) => set.0 |= 1 << day,
+                None => self.report_help(
+                    item,
+                    Code::Weekday,
+                    format!("bad weekday `{text}`"),
+                    "weekdays are mon, tue, wed, thu, fri, sat or sun (full names are accepted too)",
+                ),
+            }
+        }
+        set
+    }
+
+    // ---------------------------------------------------------------- factors
+
+    fn factor(&mut self, node: &Node, label: &str) -> Option<FactorDef> {
+        let mut allowed = FACTOR_KINDS.to_vec();
+        allowed.extend(["direction", "description"]);
+        let fields = self.fields(node, label, &allowed)?;
+        self.description(&fields);
+        let direction = match fields.get("direction") {
+            None => Direction::Positive,
+            Some(value) => match self.string(value, "direction").as_deref() {
+                Some("positive") => Direction::Positive,
+                Some("negative") => Direction::Negative,
+                Some(other) => {
+                    self.report_help(
+                        value,
+                        Code::Value,
+                        format!("unknown direction `{other}` in {label}"),
+                        "direction is `positive` (holds when the factor matches) or `negative` (holds when it does not)",
+                    );
+                    Direction::Positive
+                }
+                None => Direction::Positive,
+            },
+        };
+        let kinds: Vec<&str> = FACTOR_KINDS
+            .iter()
+            .copied()
+            .filter(|kind| fields.get(kind).is_some())
+            .collect();
+        let kind = match kinds.as_slice() {
+            [kind] => *kind,
+            [] => {
+                self.report_help(
+                    node,
+                    Code::MissingKey,
+                    format!("{label} says nothing to test"),
+                    format!("give it exactly one of: {}", FACTOR_KINDS.join(", ")),
+                );
+                return None;
+            }
+            [_, second, ..] => {
+                let key = fields.key_node(second).unwrap_or(node);
+                self.report_help(
+                    key,
+                    Code::Value,
+                    format!("{label} tests more than one thing ({})", kinds.join(", ")),
+                    "a factor tests one thing; define one factor per test and combine them in a strategy",
+                );
+                return None;
+            }
+        };
+        let value = fields.get(kind)?;
+        let kind = match kind {
+            "ip" => FactorKind::Ip(self.ip_patterns(value, label)),
+            "time_window" => self.time_window(value, label)?,
+            "trading_day" => FactorKind::TradingDay(self.name(value, "calendar name")?),
+            "holiday" => FactorKind::Holiday(self.name(value, "calendar name")?),
+            "client_cert" => FactorKind::ClientCert(self.cert_matchers(value, label)),
+            "principal_attr" => {
+                let NodeKind::Map(entries) = &value.kind else {
+                    self.wrong_type(
+                        value,
+                        &format!("principal_attr of {label}"),
+                        "a mapping of attribute names to values",
+                    );
+                    return None;
+                };
+                if entries.is_empty() {
+                    self.report(
+                        value,
+                        Code::Value,
+                        format!("principal_attr of {label} names no attribute"),
+                    );
+                }
+                let Value::Object(map) = self.json(value) else {
+                    return None;
+                };
+                FactorKind::PrincipalAttr(map.into_iter().collect())
+            }
+            _ => FactorKind::Cel(self.cel(value, &format!("the cel of {label}"))?),
+        };
+        Some(FactorDef { kind, direction })
+    }
+
+    fn ip_patterns(&mut self, node: &Node, label: &str) -> BTreeSet<IpPattern> {
+        let mut patterns = BTreeSet::new();
+        let items = self.list(node, &format!("ip of {label}"));
+        if items.is_empty() {
+            self.report(
+                node,
+                Code::Address,
+                format!("ip of {label} lists no address"),
+            );
+        }
+        for item in items {
+            let Some(text) = self.string(item, "an address") else {
+                continue;
+            };
+            match parse_ip_pattern(&text) {
+                Ok(pattern) => {
+                    patterns.insert(pattern);
+                }
+                Err(problem) => self.report_help(
+                    item,
+                    Code::Address,
+                    format!("bad address `{text}`: {problem}"),
+                    "write an address (10.1.2.3, 2001:db8::1), a CIDR block (172.16.0.0/12, 2001:db8::/32) or an IPv4 wildcard with whole octets (172.*.*.*)",
+                ),
+            }
+        }
+        patterns
+    }
+
+    fn time_window(&mut self, node: &Node, label: &str) -> Option<FactorKind> {
+        let (windows_node, weekdays) = match &node.kind {
+            NodeKind::Map(_) => {
+                let fields = self.fields(
+                    node,
+                    &format!("time_window of {label}"),
+                    &["windows", "weekdays"],
+                )?;
+                let windows =
+                    self.required(&fields, node, "windows", &format!("time_window of {label}"))?;
+                let weekdays = match fields.get("weekdays") {
+                    Some(list) => {
+                        let set = self.weekdays(list, &format!("weekdays of {label}"));
+                        if set.0 == 0 {
+                            self.report(
+                                list,
+                                Code::Weekday,
+                                format!("weekdays of {label} lists no day"),
+                            );
+                        }
+                        set
+                    }
+                    None => Weekdays::ALL,
+                };
+                (windows, weekdays)
+            }
+            _ => (node, Weekdays::ALL),
+        };
+        let mut windows = BTreeSet::new();
+        let items = self.list(windows_node, &format!("time_window of {label}"));
+        if items.is_empty() {
+            self.report(
+                windows_node,
+                Code::TimeWindow,
+                format!("time_window of {label} lists no window"),
+            );
+        }
+        for item in items {
+            let Some(text) = self.string(item, "a time window") else {
+                continue;
+            };
+            match parse_window(&text) {
+                Ok(window) => {
+                    windows.insert(window);
+                }
+                Err(problem) => self.report_help(
+                    item,
+                    Code::TimeWindow,
+                    format!("bad time window `{text}`: {problem}"),
+                    "write HH:MM-HH:MM in 24-hour time, e.g. 09:15-15:30 or 22:00-06:00 (crossing midnight); the start is inside the window, the end is not",
+                ),
+            }
+        }
+        Some(FactorKind::TimeWindow { windows, weekdays })
+    }
+
+    fn cert_matchers(&mut self, node: &Node, label: &str) -> BTreeSet<CertMatcher> {
+        let mut matchers = BTreeSet::new();
+        let items = self.list(node, &format!("client_cert of {label}"));
+        if items.is_empty() {
+            self.report(
+                node,
+                Code::Value,
+                format!("client_cert of {label} lists no certificate"),
+            );
+        }
+        for item in items {
+            let (field, value_node) = match &item.kind {
+                NodeKind::Map(_) => {
+                    let Some(entry) = self.fields(
+                        item,
+                        "a certificate",
+                        &["id", "fingerprint", "serial", "subject_cn"],
+                    ) else {
+                        continue;
+                    };
+                    let [(name, _, value)] = entry.entries.as_slice() else {
+                        self.report_help(
+                            item,
+                            Code::Value,
+                            "a certificate entry names exactly one field",
+                            "write { id: ... }, { fingerprint: ... }, { serial: ... } or { subject_cn: ... }",
+                        );
+                        continue;
+                    };
+                    let field = match name.as_str() {
+                        "id" => CertField::Id,
+                        "fingerprint" => CertField::Fingerprint,
+                        "serial" => CertField::Serial,
+                        _ => CertField::SubjectCn,
+                    };
+                    (Some(field), *value)
+                }
+                _ => (None, item),
+            };
+            let Some(text) = self.string(value_node, "a certificate") else {
+                continue;
+            };
+            let value = match field {
+                Some(CertField::Fingerprint) => match normalize_fingerprint(&text) {
+                    Some(value) => value,
+                    None => {
+                        self.report_help(
+                            value_node,
+                            Code::Value,
+                            format!("bad SHA-256 fingerprint `{text}`"),
+                            "a fingerprint is 64 hex digits, optionally with colons or a sha256: prefix",
+                        );
+                        continue;
+                    }
+                },
+                Some(CertField::Serial) => match normalize_serial(&text) {
+                    Some(value) => value,
+                    None => {
+                        self.report_help(
+                            value_node,
+                            Code::Value,
+                            format!("bad certificate serial `{text}`"),
+                            "a serial is hex digits, optionally with colons",
+                        );
+                        continue;
+                    }
+                },
+                _ => text,
+            };
+            matchers.insert(CertMatcher { field, value });
+        }
+        matchers
+    }
+
+    // ---------------------------------------------------------------- strategies
+
+    fn strategy(&mut self, node: &Node, label: &str) -> Option<StrategyDef> {
+        let mut branches = BTreeSet::new();
+        let items = self.list(node, label);
+        if items.is_empty() {
+            self.report_help(
+                node,
+                Code::Value,
+                format!("{label} has no branch, so it could never hold"),
+                "write it as a list of branches, each a list of factors: [[P1, P2], [P3]]",
+            );
+            return None;
+        }
+        for branch in items {
+            let NodeKind::Seq(factors) = &branch.kind else {
+                self.report_help(
+                    branch,
+                    Code::Type,
+                    format!(
+                        "a branch of {label} must be a list of factors, found {}",
+                        branch.kind.describe()
+                    ),
+                    "a strategy is a list of branches, each a list of factors: [[P1, P2], [P3]]",
+                );
+                continue;
+            };
+            if factors.is_empty() {
+                self.report(
+                    branch,
+                    Code::Value,
+                    format!("{label} has an empty branch, which would always hold"),
+                );
+                continue;
+            }
+            let mut set = BTreeSet::new();
+            for factor in factors {
+                if let Some(name) = self.name(factor, "a factor name") {
+                    set.insert(name);
+                }
+            }
+            branches.insert(set);
+        }
+        Some(StrategyDef { branches })
+    }
+
+    // ---------------------------------------------------------------- roles and principals
+
+    fn role(&mut self, node: &Node, label: &str) -> Option<RoleDef> {
+        let fields = self.fields(node, label, &["inherits", "permissions", "description"])?;
+        self.description(&fields);
+        let mut inherits = BTreeSet::new();
+        if let Some(list) = fields.get("inherits") {
+            for item in self.list(list, &format!("inherits of {label}")) {
+                if let Some(name) = self.name(item, "a role name") {
+                    inherits.insert(name);
+                }
+            }
+        }
+        let mut permissions = Vec::new();
+        if let Some(list) = fields.get("permissions") {
+            for item in self.list(list, &format!("permissions of {label}")) {
+                let (pattern_node, when) = match &item.kind {
+                    NodeKind::Map(_) => {
+                        let Some(entry) =
+                            self.fields(item, "a permission", &["permission", "when"])
+                        else {
+                            continue;
+                        };
+                        let Some(pattern) =
+                            self.required(&entry, item, "permission", "a conditional permission")
+                        else {
+                            continue;
+                        };
+                        let when = match entry.get("when") {
+                            Some(cel) => match self.cel(cel, "a permission condition") {
+                                Some(cel) => Some(cel),
+                                None => continue,
+                            },
+                            None => None,
+                        };
+                        (pattern, when)
+                    }
+                    _ => (item, None),
+                };
+                let Some(pattern) = self.action_pattern(pattern_node) else {
+                    continue;
+                };
+                permissions.push(PermissionDef { pattern, when });
+            }
+        }
+        permissions.sort_by(|a, b| {
+            (&a.pattern.value, a.when.as_ref().map(|c| &c.text))
+                .cmp(&(&b.pattern.value, b.when.as_ref().map(|c| &c.text)))
+        });
+        Some(RoleDef {
+            inherits,
+            permissions,
+        })
+    }
+
+    fn action_pattern(&mut self, node: &Node) -> Option<At<ActionPattern>> {
+        let text = self.string(node, "a permission")?;
+        match parse_action_pattern(&text) {
+            Ok(pattern) => Some(At {
+                value: pattern,
+                location: self.location(node),
+            }),
+            Err(problem) => {
+                self.report_help(
+                    node,
+                    Code::Pattern,
+                    format!("bad action pattern `{text}`: {problem}"),
+                    "write resource_type:action, with `*` replacing a whole part: app:release, app:*, *:read or *",
+                );
+                None
+            }
+        }
+    }
+
+    fn resource_pattern(&mut self, node: &Node) -> Option<ResourcePattern> {
+        let text = self.string(node, "a resource pattern")?;
+        match parse_resource_pattern(&text) {
+            Ok(pattern) => Some(pattern),
+            Err(problem) => {
+                self.report_help(
+                    node,
+                    Code::Pattern,
+                    format!("bad resource pattern `{text}`: {problem}"),
+                    "write type:id, with `*` replacing a whole part: doc:readme, doc:* or *",
+                );
+                None
+            }
+        }
+    }
+
+    fn principal(&mut self, node: &Node, label: &str) -> Option<PrincipalDef> {
+        let fields = self.fields(node, label, &["type", "roles", "attributes", "description"])?;
+        self.description(&fields);
+        let kind = fields
+            .get("type")
+            .and_then(|n| self.name(n, "principal type"))
+            .map(|n| n.value);
+        let mut roles = Vec::new();
+        if let Some(list) = fields.get("roles") {
+            for item in self.list(list, &format!("roles of {label}")) {
+                match &item.kind {
+                    NodeKind::Map(_) => {
+                        let Some(entry) = self.fields(item, "a role assignment", &["role", "on"])
+                        else {
+                            continue;
+                        };
+                        let Some(role_node) =
+                            self.required(&entry, item, "role", "a role assignment")
+                        else {
+                            continue;
+                        };
+                        let Some(role) = self.name(role_node, "a role name") else {
+                            continue;
+                        };
+                        let on = match entry.get("on") {
+                            Some(on) => match self.resource_pattern(on) {
+                                Some(pattern) => Some(pattern),
+                                None => continue,
+                            },
+                            None => None,
+                        };
+                        roles.push(AssignmentDef { role, on });
+                    }
+                    _ => {
+                        if let Some(role) = self.name(item, "a role name") {
+                            roles.push(AssignmentDef { role, on: None });
+                        }
+                    }
+                }
+            }
+        }
+        roles.sort_by(|a, b| (&a.role, &a.on).cmp(&(&b.role, &b.on)));
+        roles.dedup_by(|a, b| a.role == b.role && a.on == b.on);
+        let mut attributes = BTreeMap::new();
+        if let Some(map) = fields.get("attributes") {
+            match self.json(map) {
+                Value::Object(object) => attributes.extend(object),
+                Value::Null => {}
+                _ => self.wrong_type(map, &format!("attributes of {label}"), "a mapping"),
+            }
+        }
+        Some(PrincipalDef {
+            kind,
+            roles,
+            attributes,
+        })
+    }
+
+    // ---------------------------------------------------------------- actions
+
+    fn action(&mut self, node: &Node, label: &str) -> Option<ActionDef> {
+        let fields = self.fields(
+            node,
+            label,
+            &["strategy", "write", "relation", "description"],
+        )?;
+        self.description(&fields);
+        let strategy = fields
+            .get("strategy")
+            .and_then(|n| self.name(n, "a strategy name"));
+        let write = match fields.get("write") {
+            Some(flag) => self
+                .bool(flag, &format!("write of {label}"))
+                .unwrap_or(false),
+            None => false,
+        };
+        if let Some(relation) = fields.get("relation") {
+            self.report_help(
+                relation,
+                Code::Unsupported,
+                format!("{label} maps to a relation, but relationship models are not enabled in this build"),
+                "grant the action through a role or a permit rule",
+            );
+        }
+        Some(ActionDef { strategy, write })
+    }
+
+    // ---------------------------------------------------------------- rules
+
+    fn rules(&mut self, node: &Node, target: &mut BTreeMap<String, At<RuleDef>>) {
+        let allowed = [
+            "id",
+            "effect",
+            "actions",
+            "resources",
+            "principals",
+            "roles",
+            "when",
+            "description",
+        ];
+        for item in self.list(node, "the rules section") {
+            let Some(fields) = self.fields(item, "a rule", &allowed) else {
+                continue;
+            };
+            self.description(&fields);
+            let Some(id) = self
+                .required(&fields, item, "id", "a rule")
+                .and_then(|n| self.name(n, "rule id"))
+            else {
+                continue;
+            };
+            let label = format!("rule `{}`", id.value);
+            let effect = match self
+                .required(&fields, item, "effect", &label)
+                .map(|n| (n, self.string(n, "effect")))
+            {
+                Some((_, Some(text))) if text == "permit" => Some(Effect::Allow),
+                Some((_, Some(text))) if text == "forbid" => Some(Effect::Deny),
+                Some((effect_node, Some(text))) => {
+                    self.report_help(
+                        effect_node,
+                        Code::Value,
+                        format!("unknown effect `{text}` in {label}"),
+                        "effect is `permit` or `forbid`",
+                    );
+                    None
+                }
+                _ => None,
+            };
+            let mut actions = BTreeSet::new();
+            if let Some(list) = self.required(&fields, item, "actions", &label) {
+                let items = self.list(list, &format!("actions of {label}"));
+                if items.is_empty() {
+                    self.report_help(
+                        list,
+                        Code::Value,
+                        format!("{label} lists no action"),
+                        "use [\"*\"] for every action",
+                    );
+                }
+                for action in items {
+                    if let Some(pattern) = self.action_pattern(action) {
+                        actions.insert(pattern.value);
+                    }
+                }
+            }
+            let mut resources = BTreeSet::new();
+            if let Some(list) = fields.get("resources") {
+                for resource in self.list(list, &format!("resources of {label}")) {
+                    if let Some(pattern) = self.resource_pattern(resource) {
+                        resources.insert(pattern);
+                    }
+                }
+            }
+            let mut principals = BTreeSet::new();
+            if let Some(list) = fields.get("principals") {
+                for principal in self.list(list, &format!("principals of {label}")) {
+                    if let Some(name) = self.name(principal, "a principal id") {
+                        principals.insert(name.value);
+                    }
+                }
+            }
+            let mut roles = BTreeSet::new();
+            if let Some(list) = fields.get("roles") {
+                for role in self.list(list, &format!("roles of {label}")) {
+                    if let Some(name) = self.name(role, "a role name") {
+                        roles.insert(name);
+                    }
+                }
+            }
+            let when = fields
+                .get("when")
+                .and_then(|n| self.cel(n, &format!("the condition of {label}")));
+            let Some(effect) = effect else {
+                continue;
+            };
+            if let Some(previous) = target.get(&id.value) {
+                let message = format!("{label} is defined twice; first at {}", previous.location);
+                let location = id.location.clone();
+                self.diagnostics.push(
+                    Diagnostic::new(location, Code::Duplicate, message)
+                        .with_help("give each rule a unique id"),
+                );
+                continue;
+            }
+            target.insert(
+                id.value,
+                At {
+                    value: RuleDef {
+                        effect,
+                        actions,
+                        resources,
+                        principals,
+                        roles,
+                        when,
+                    },
+                    location: id.location,
+                },
+            );
+        }
+    }
+
+    // ---------------------------------------------------------------- routes
+
+    fn routes(&mut self, node: &Node, target: &mut Vec<At<RouteDef>>) {
+        let allowed = [
+            "methods",
+            "path",
+            "action",
+            "resource",
+            "strategy",
+            "description",
+        ];
+        for item in self.list(node, "the routes section") {
+            let Some(fields) = self.fields(item, "a route", &allowed) else {
+                continue;
+            };
+            self.description(&fields);
+            let mut methods = BTreeSet::new();
+            if let Some(list) = fields.get("methods") {
+                for method in self.list(list, "methods of a route") {
+                    let Some(text) = self.string(method, "an HTTP method") else {
+                        continue;
+                    };
+                    let upper = text.to_ascii_uppercase();
+                    if HTTP_METHODS.contains(&upper.as_str()) {
+                        methods.insert(upper);
+                    } else {
+                        self.report_help(
+                            method,
+                            Code::Value,
+                            format!("unknown HTTP method `{text}`"),
+                            format!(
+                                "methods are {}; leave `methods` out to match any",
+                                HTTP_METHODS.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+            let path_node = self.required(&fields, item, "path", "a route");
+            let action_node = self.required(&fields, item, "action", "a route");
+            let resource_node = self.required(&fields, item, "resource", "a route");
+            let (Some(path_node), Some(action_node), Some(resource_node)) =
+                (path_node, action_node, resource_node)
+            else {
+                continue;
+            };
+            let Some(path) = self.string(path_node, "route path") else {
+                continue;
+            };
+            let segments = match parse_route_path(&path) {
+                Ok(segments) => segments,
+                Err(problem) => {
+                    self.report_help(
+                        path_node,
+                        Code::Pattern,
+                        format!("bad route path `{path}`: {problem}"),
+                        "a path starts with '/', captures whole segments as {name} and may end with ** to match the rest",
+                    );
+                    continue;
+                }
+            };
+            let Some(action) = self.string(action_node, "route action") else {
+                continue;
+            };
+            if let Err(problem) = parse_action_pattern(&action).and_then(|p| {
+                if p.kind == Segment::Any || p.verb == Segment::Any {
+                    Err("a route maps to one action, without wildcards".to_owned())
+                } else {
+                    Ok(())
+                }
+            }) {
+                self.report(
+                    action_node,
+                    Code::Pattern,
+                    format!("bad route action `{action}`: {problem}"),
+                );
+                continue;
+            }
+            let Some(resource) = self.string(resource_node, "route resource") else {
+                continue;
+            };
+            if let Err(problem) = check_resource_template(&resource, &segments) {
+                self.report_help(
+                    resource_node,
+                    Code::Pattern,
+                    format!("bad route resource `{resource}`: {problem}"),
+                    "write type:id, where the id may use {name} captured by the path, e.g. app:{app}",
+                );
+                continue;
+            }
+            let strategy = fields
+                .get("strategy")
+                .and_then(|n| self.name(n, "a strategy name"));
+            target.push(At {
+                value: RouteDef {
+                    methods,
+                    path,
+                    segments,
+                    action,
+                    resource,
+                    strategy,
+                },
+                location: self.location(item),
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- tests
+
+    fn tests(&mut self, node: &Node, target: &mut Vec<At<TestDef>>) {
+        let allowed = ["name", "request", "expect", "reasons", "forbids"];
+        for item in self.list(node, "the tests section") {
+            let Some(fields) = self.fields(item, "a test", &allowed) else {
+                continue;
+            };
+            let name = self
+                .required(&fields, item, "name", "a test")
+                .and_then(|n| self.string(n, "test name"));
+            let request_node = self.required(&fields, item, "request", "a test");
+            let request = request_node.and_then(|request_node| {
+                let value = self.json(request_node);
+                match serde_json::from_value::<crate::testing::TestRequest>(value) {
+                    Ok(request) => Some(request),
+                    Err(error) => {
+                        self.report_help(
+                            request_node,
+                            Code::Value,
+                            format!("bad test request: {error}"),
+                            "a request has principal, action, resource and optionally context, env, explain",
+                        );
+                        None
+                    }
+                }
+            });
+            let expect = match self
+                .required(&fields, item, "expect", "a test")
+                .map(|n| (n, self.string(n, "expect")))
+            {
+                Some((_, Some(text))) if text == "allow" => Some(Effect::Allow),
+                Some((_, Some(text))) if text == "deny" => Some(Effect::Deny),
+                Some((expect_node, Some(text))) => {
+                    self.report_help(
+                        expect_node,
+                        Code::Value,
+                        format!("unknown expectation `{text}`"),
+                        "expect `allow` or `deny`",
+                    );
+                    None
+                }
+                _ => None,
+            };
+            let id_set = |key: &str, decoder: &mut Self| {
+                fields.get(key).map(|list| {
+                    decoder
+                        .list(list, key)
+                        .iter()
+                        .filter_map(|entry| decoder.string(entry, "an id"))
+                        .collect::<BTreeSet<String>>()
+                })
+            };
+            let reasons = id_set("reasons", self);
+            let forbids = id_set("forbids", self);
+            if let (Some(name), Some(request), Some(expect)) = (name, request, expect) {
+                target.push(At {
+                    value: TestDef {
+                        name,
+                        request,
+                        expect,
+                        reasons,
+                        forbids,
+                    },
+                    location: self.location(item),
+                });
+            }
+        }
+    }
+}
+
+/// Methods a route may name.
+pub const HTTP_METHODS: &[&str] = &[
+    "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE",
+];
+
+/// `mon`..`sun` (or full names, any case) to 0..6.
+pub fn parse_weekday(text: &str) -> Option<u8> {
+    let lower = text.to_ascii_lowercase();
+    let full = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
+    (0u8..7).find(|day| {
+        let index = usize::from(*day);
+        lower == Weekdays::NAMES[index] || lower == full[index]
+    })
+}
+
+/// `HH:MM-HH:MM` to a window; start inclusive, end exclusive, `24:00` allowed as an end.
+pub fn parse_window(text: &str) -> Result<Window, String> {
+    let (start, end) = text
+        .split_once('-')
+        .ok_or_else(|| "expected two times separated by '-'".to_owned())?;
+    let start = parse_clock(start.trim(), false)?;
+    let end = parse_clock(end.trim(), true)?;
+    if start == end {
+        return Err(
+            "start and end are equal, so the window is empty; use 00:00-24:00 for the whole day"
+                .to_owned(),
+        );
+    }
+    Ok(Window { start, end })
+}
+
+fn parse_clock(text: &str, may_be_24: bool) -> Result<u16, String> {
+    let (hours, minutes) = text
+        .split_once(':')
+        .ok_or_else(|| format!("`{text}` is not HH:MM"))?;
+    let digits = |part: &str| part.len() == 2 && part.bytes().all(|b| b.is_ascii_digit());
+    if !digits(hours) || !digits(minutes) {
+        return Err(format!("`{text}` is not HH:MM"));
+    }
+    let hours: u16 = hours
+        .parse()
+        .map_err(|_| format!("`{text}` is not HH:MM"))?;
+    let minutes: u16 = minutes
+        .parse()
+        .map_err(|_| format!("`{text}` is not HH:MM"))?;
+    if minutes > 59 {
+        return Err(format!("`{text}` has minutes above 59"));
+    }
+    if hours == 24 && minutes == 0 && may_be_24 {
+        return Ok(1440);
+    }
+    if hours > 23 {
+        return Err(format!(
+            "`{text}` has hours above 23 (24:00 may only end a window)"
+        ));
+    }
+    Ok(hours * 60 + minutes)
+}
+
+/// An address, CIDR block or IPv4 octet wildcard.
+pub fn parse_ip_pattern(text: &str) -> Result<IpPattern, String> {
+    use std::net::IpAddr;
+    if text.contains('*') {
+        if text.contains(':') {
+            return Err(
+                "wildcards are for IPv4; use a CIDR block such as 2001:db8::/32 for IPv6"
+                    .to_owned(),
+            );
+        }
+        let octets: Vec<&str> = text.split('.').collect();
+        if octets.len() != 4 {
+            return Err("an IPv4 wildcard has four octets, e.g. 172.*.*.*".to_owned());
+        }
+        let (mut value, mut mask) = (0u32, 0u32);
+        for octet in octets {
+            value <<= 8;
+            mask <<= 8;
+            if octet == "*" {
+                continue;
+            }
+            let number: u8 = octet
+                .parse()
+                .map_err(|_| format!("`{octet}` is neither an octet (0-255) nor `*`"))?;
+            value |= u32::from(number);
+            mask |= 0xff;
+        }
+        return Ok(IpPattern::V4 { value, mask });
+    }
+    if text.contains('/') {
+        let network: ipnet::IpNet = text.parse().map_err(|error| format!("{error}"))?;
+        return Ok(match network.trunc() {
+            ipnet::IpNet::V4(net) => IpPattern::V4 {
+                value: u32::from(net.network()),
+                mask: u32::from(net.netmask()),
+            },
+            ipnet::IpNet::V6(net) => IpPattern::V6 {
+                value: u128::from(net.network()),
+                mask: u128::from(net.netmask()),
+            },
+        });
+    }
+    match text.parse::<IpAddr>().map_err(|error| format!("{error}"))? {
+        IpAddr::V4(address) => Ok(IpPattern::V4 {
+            value: u32::from(address),
+            mask: u32::MAX,
+        }),
+        IpAddr::V6(address) => Ok(IpPattern::V6 {
+            value: u128::from(address),
+            mask: u128::MAX,
+        }),
+    }
+}
+
+fn segment(part: &str, what: &str) -> Result<Segment, String> {
+    if part == "*" {
+        return Ok(Segment::Any);
+    }
+    if part.is_empty() {
+        return Err(format!("the {what} part is empty"));
+    }
+    if part.contains('*') {
+        return Err(format!("`*` must replace the whole {what} part"));
+    }
+    if part.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("the {what} part contains whitespace"));
+    }
+    Ok(Segment::Is(part.to_owned()))
+}
+
+/// `type:verb`, `type:*`, `*:verb`, `*:*` or `*`.
+pub fn parse_action_pattern(text: &str) -> Result<ActionPattern, String> {
+    if text == "*" {
+        return Ok(ActionPattern {
+            kind: Segment::Any,
+            verb: Segment::Any,
+            text: text.to_owned(),
+        });
+    }
+    let (kind, verb) = text
+        .split_once(':')
+        .ok_or_else(|| "an action is written resource_type:action".to_owned())?;
+    Ok(ActionPattern {
+        kind: segment(kind, "resource type")?,
+        verb: segment(verb, "action")?,
+        text: text.to_owned(),
+    })
+}
+
+/// `type:id`, `type:*`, `*:id`, `*:*` or `*`.
+pub fn parse_resource_pattern(text: &str) -> Result<ResourcePattern, String> {
+    if text == "*" {
+        return Ok(ResourcePattern {
+            kind: Segment::Any,
+            id: Segment::Any,
+        });
+    }
+    let (kind, id) = text
+        .split_once(':')
+        .ok_or_else(|| "a resource is written type:id".to_owned())?;
+    Ok(ResourcePattern {
+        kind: segment(kind, "resource type")?,
+        id: segment(id, "resource id")?,
+    })
+}
+
+/// `/a/{b}/c/**` into segments.
+pub fn parse_route_path(path: &str) -> Result<Vec<PathSegment>, String> {
+    let rest = path
+        .strip_prefix('/')
+        .ok_or_else(|| "it does not start with '/'".to_owned())?;
+    let mut segments = Vec::new();
+    let mut names = BTreeSet::new();
+    let parts: Vec<&str> = if rest.is_empty() {
+        Vec::new()
+    } else {
+        rest.split('/').collect()
+    };
+    let count = parts.len();
+    for (index, part) in parts.into_iter().enumerate() {
+        if part == "**" {
+            if index + 1 != count {
+                return Err("`**` may only be the last segment".to_owned());
+            }
+            segments.push(PathSegment::Rest);
+        } else if let Some(name) = part.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            let valid =
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(format!(
+                    "`{part}` is not a capture; names are letters, digits and '_'"
+                ));
+            }
+            if !names.insert(name.to_owned()) {
+                return Err(format!("`{{{name}}}` is captured twice"));
+            }
+            segments.push(PathSegment::Param(name.to_owned()));
+        } else if part.is_empty() && index + 1 != count {
+            return Err("it has an empty segment ('//')".to_owned());
+        } else if part.contains(['{', '}', '*']) {
+            return Err(format!(
+                "`{part}` mixes text with a capture or wildcard; captures take a whole segment"
+            ));
+        } else {
+            segments.push(PathSegment::Literal(part.to_owned()));
+        }
+    }
+    Ok(segments)
+}
+
+fn check_resource_template(template: &str, segments: &[PathSegment]) -> Result<(), String> {
+    let (kind, id) = template
+        .split_once(':')
+        .ok_or_else(|| "a resource is written type:id".to_owned())?;
+    if kind.is_empty() || kind.contains(['{', '}', '*']) {
+        return Err("the type must be a plain name".to_owned());
+    }
+    if id.is_empty() {
+        return Err("the id is empty".to_owned());
+    }
+    let mut rest = id;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .ok_or_else(|| "a '{' is not closed".to_owned())?;
+        let name = &rest[open + 1..open + close];
+        let captured = segments
+            .iter()
+            .any(|segment| matches!(segment, PathSegment::Param(param) if param == name));
+        if !captured {
+            return Err(format!("`{{{name}}}` is not captured by the path"));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if rest.contains('}') {
+        return Err("a '}' is not opened".to_owned());
+    }
+    Ok(())
+}
+
+/// Lowercase hex without separators or a `sha256:` prefix; `None` unless 64 hex digits.
+pub fn normalize_fingerprint(text: &str) -> Option<String> {
+    let text = text.trim();
+    let text = text
+        .strip_prefix("sha256:")
+        .or_else(|| text.strip_prefix("SHA256:"))
+        .unwrap_or(text);
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+/// Lowercase hex without separators or leading zeros; `None` unless hex.
+pub fn normalize_serial(text: &str) -> Option<String> {
+    let hex: String = text
+        .trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| *c != ':' && !c.is_whitespace())
+        .collect();
+    if hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let trimmed = hex.trim_start_matches('0').to_ascii_lowercase();
+    Some(if trimmed.is_empty() {
+        "0".to_owned()
+    } else {
+        trimmed
+    })
+}

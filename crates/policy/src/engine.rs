@@ -1,0 +1,708 @@
+//! The decision procedure.
+//!
+//! `decide` is synchronous and pure: it reads a [`Snapshot`] and a [`Request`] and returns a
+//! [`Decision`]; it performs no I/O and reads no clock. Its semantics:
+//!
+//! * an unknown or suspended tenant is denied before anything else;
+//! * grants come from role permissions (assigned or asserted roles, their inheritance, `*`
+//!   wildcards, optional CEL conditions) and permit rules;
+//! * any matching forbid rule, and the built-in supply-chain forbid for write actions, deny;
+//! * the action's strategy must hold;
+//! * everything else is denied.
+//!
+//! Conditions and factors are three-valued: true, false, or unknown when they cannot be
+//! evaluated. Unknowns combine with Kleene logic (a disjunction with a true member is true, a
+//! conjunction with a false member is false), which keeps short-circuiting sound: the outcome
+//! does not depend on the order in which statements, branches or factors are tried. An unknown
+//! that could change the outcome denies, and the error is named in the decision.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+
+use portcullis_core::{
+    Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason, ReasonKind, Request,
+    Revision, StrategyOutcome, TenantId,
+};
+use serde_json::{Map, Value, json};
+
+use crate::bits::BitSet;
+use crate::compile::{
+    ActionEntry, ConditionId, FactorId, FactorTest, PrincipalEntry, RuleId, Snapshot, StrategyId,
+    split_action,
+};
+use crate::condition::{Activation, VariableSource};
+use crate::factors::{
+    LocalTime, cert_matches, ip_matches, market_closed, require_ip, window_matches,
+};
+use crate::model::TenantStatus;
+
+/// The id under which the built-in supply-chain forbid is reported.
+pub const SUPPLY_CHAIN_FORBID: &str = "builtin:supply-chain";
+
+/// Three-valued truth.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tri {
+    True,
+    False,
+    Unknown,
+}
+
+impl Tri {
+    fn from_bool(value: bool) -> Tri {
+        if value { Tri::True } else { Tri::False }
+    }
+
+    /// Kleene disjunction.
+    fn or(self, other: Tri) -> Tri {
+        match (self, other) {
+            (Tri::True, _) | (_, Tri::True) => Tri::True,
+            (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+            _ => Tri::False,
+        }
+    }
+}
+
+/// Decides `request` against `snapshot`.
+pub fn decide(snapshot: &Snapshot, request: &Request) -> Decision {
+    decide_with_strategy(snapshot, request, None)
+}
+
+/// Decides `request`, additionally requiring `extra_strategy` (a route's strategy) to hold.
+/// An unknown strategy name denies with an error.
+pub fn decide_with_strategy(
+    snapshot: &Snapshot,
+    request: &Request,
+    extra_strategy: Option<&str>,
+) -> Decision {
+    if request.tenant != snapshot.tenant {
+        return refuse(request, &snapshot.revision, Cause::TenantUnknown);
+    }
+    if snapshot.settings.status == TenantStatus::Suspended {
+        return refuse(request, &snapshot.revision, Cause::TenantSuspended);
+    }
+    let principal = snapshot.principals.get(&request.principal.id);
+    let assigned = assigned_roles(snapshot, request, principal);
+    let action: Cow<'_, ActionEntry> = match snapshot.actions.get(&request.action) {
+        Some(entry) => Cow::Borrowed(entry),
+        None => Cow::Owned(unlisted_action(snapshot, &request.action)),
+    };
+    let view = View {
+        snapshot,
+        request,
+        principal,
+        assigned: &assigned,
+        write: action.write,
+        inherited: OnceLock::new(),
+    };
+    let activation = Activation::new(&view);
+    let mut evaluation = Evaluation {
+        view: &view,
+        activation: &activation,
+        local_time: OnceCell::new(),
+        known: BitSet::new(),
+        holds: BitSet::new(),
+        failed: BitSet::new(),
+        errors: Vec::new(),
+    };
+    evaluation.run(&action, extra_strategy)
+}
+
+/// A decision that denies before any policy is read.
+pub(crate) fn refuse(request: &Request, revision: &Arc<str>, cause: Cause) -> Decision {
+    Decision {
+        decision: Effect::Deny,
+        cause,
+        reasons: Vec::new(),
+        strategy: None,
+        forbids: Vec::new(),
+        errors: Vec::new(),
+        revision: Revision {
+            bundle: Arc::clone(revision),
+            tuples: None,
+        },
+        trace_id: request.trace_id.clone().unwrap_or_default(),
+        explanation: None,
+    }
+}
+
+/// Assigned roles: the bundle's global assignments, its assignments on this resource, and the
+/// roles the request asserts (unknown names are ignored).
+fn assigned_roles<'s>(
+    snapshot: &'s Snapshot,
+    request: &Request,
+    principal: Option<&'s PrincipalEntry>,
+) -> Cow<'s, BitSet> {
+    let scoped = principal.map_or(&[][..], |entry| entry.scoped.as_slice());
+    let resource = &request.resource;
+    let applicable_scoped = scoped
+        .iter()
+        .filter(|(pattern, _)| pattern.matches(&resource.kind, &resource.id));
+    if request.principal.roles.is_empty() && scoped.is_empty() {
+        return match principal {
+            Some(entry) => Cow::Borrowed(&entry.global),
+            None => Cow::Owned(BitSet::new()),
+        };
+    }
+    let mut roles = principal
+        .map(|entry| entry.global.clone())
+        .unwrap_or_default();
+    for (_, role) in applicable_scoped {
+        roles.insert(*role);
+    }
+    for name in &request.principal.roles {
+        if let Some(role) = snapshot.roles.index.get(name) {
+            roles.insert(*role);
+        }
+    }
+    Cow::Owned(roles)
+}
+
+/// Grants and rules for an action the bundle never names: only wildcards can apply.
+fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
+    let (kind, verb) = split_action(action);
+    ActionEntry {
+        write: false,
+        strategy: None,
+        grants: snapshot
+            .wildcard_grants
+            .iter()
+            .filter(|(pattern, _)| pattern.matches(kind, verb))
+            .map(|(_, grant)| grant.clone())
+            .collect(),
+        rules: snapshot
+            .wildcard_rules
+            .iter()
+            .copied()
+            .filter(|rule| {
+                snapshot.rules[*rule]
+                    .actions
+                    .iter()
+                    .any(|p| p.matches(kind, verb))
+            })
+            .collect(),
+    }
+}
+
+/// What conditions can see of one request.
+struct View<'a> {
+    snapshot: &'a Snapshot,
+    request: &'a Request,
+    principal: Option<&'a PrincipalEntry>,
+    assigned: &'a BitSet,
+    write: bool,
+    inherited: OnceLock<BitSet>,
+}
+
+impl View<'_> {
+    /// Assigned roles and every role they inherit.
+    fn inherited(&self) -> &BitSet {
+        self.inherited.get_or_init(|| {
+            let mut all = BitSet::new();
+            for role in self.assigned.iter() {
+                all.union_with(&self.snapshot.roles.closure[role]);
+            }
+            all
+        })
+    }
+
+    fn role_names(&self) -> Vec<Arc<str>> {
+        self.inherited()
+            .iter()
+            .map(|role| Arc::clone(&self.snapshot.roles.names[role]))
+            .collect()
+    }
+
+    /// Request attributes overridden by the bundle's stored attributes.
+    fn principal_attributes(&self) -> Map<String, Value> {
+        let mut attributes = self.request.principal.attributes.clone();
+        if let Some(entry) = self.principal {
+            for (key, value) in &entry.attributes {
+                attributes.insert(key.clone(), value.clone());
+            }
+        }
+        attributes
+    }
+
+    fn principal_attribute(&self, key: &str) -> Option<&Value> {
+        self.principal
+            .and_then(|entry| entry.attributes.get(key))
+            .or_else(|| self.request.principal.attributes.get(key))
+    }
+}
+
+impl VariableSource for View<'_> {
+    fn variable(&self, name: &str) -> Option<Value> {
+        let request = self.request;
+        Some(match name {
+            "principal" => json!({
+                "id": request.principal.id,
+                "type": self.principal.and_then(|p| p.kind.clone()).unwrap_or_else(|| request.principal.kind.clone()),
+                "roles": self.role_names().iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "attributes": self.principal_attributes(),
+            }),
+            "resource" => json!({
+                "type": request.resource.kind,
+                "id": request.resource.id,
+                "attributes": request.resource.attributes,
+            }),
+            "action" => json!({ "name": request.action, "write": self.write }),
+            "context" => {
+                let mut context = request.context.attributes.clone();
+                if let Some(ip) = request.context.ip {
+                    context.insert("ip".into(), Value::String(ip.to_string()));
+                }
+                if let Some(time) = request.context.time {
+                    context.insert("time".into(), Value::String(time.to_string()));
+                }
+                if let Some(source) = &request.context.source {
+                    context.insert("source".into(), Value::String(source.clone()));
+                }
+                if let Some(cert) = &request.context.cert {
+                    context.insert(
+                        "cert".into(),
+                        serde_json::to_value(cert).unwrap_or(Value::Null),
+                    );
+                }
+                Value::Object(context)
+            }
+            "tenant" => json!({
+                "id": self.snapshot.tenant.as_str(),
+                "timezone": self.snapshot.settings.timezone,
+                "domain": self.snapshot.settings.domain,
+            }),
+            "env" => json!({ "supply_chain": { "high_risk": request.env.supply_chain.high_risk } }),
+            _ => return None,
+        })
+    }
+}
+
+struct Evaluation<'a> {
+    view: &'a View<'a>,
+    activation: &'a Activation<'a>,
+    local_time: OnceCell<Result<LocalTime, String>>,
+    /// Factors evaluated so far, and those that held (after direction).
+    known: BitSet,
+    holds: BitSet,
+    /// Factors that could not be evaluated.
+    failed: BitSet,
+    errors: Vec<DecisionError>,
+}
+
+impl Evaluation<'_> {
+    fn run(&mut self, action: &ActionEntry, extra_strategy: Option<&str>) -> Decision {
+        let snapshot = self.view.snapshot;
+        let request = self.view.request;
+        let explain = request.explain;
+        let mut rule_table: BTreeMap<Arc<str>, String> = BTreeMap::new();
+
+        // Forbids: any that holds denies; one that cannot be evaluated might hold.
+        let mut forbid = Tri::False;
+        let mut forbids: Vec<Arc<str>> = Vec::new();
+        if snapshot.settings.supply_chain_forbid
+            && action.write
+            && request.env.supply_chain.high_risk
+        {
+            forbid = Tri::True;
+            forbids.push(Arc::from(crate::engine::SUPPLY_CHAIN_FORBID));
+        }
+        // Grants: role permissions and permit rules.
+        let mut grant = Tri::False;
+        let mut reasons: Vec<Reason> = Vec::new();
+        for &rule_id in &action.rules {
+            let rule = &snapshot.rules[rule_id];
+            let outcome = self.rule(rule_id, explain.then_some(&mut rule_table));
+            match rule.effect {
+                Effect::Deny => {
+                    if outcome == Tri::True {
+                        forbids.push(Arc::clone(&rule.id));
+                    }
+                    forbid = forbid.or(outcome);
+                }
+                Effect::Allow => {
+                    if outcome == Tri::True {
+                        reasons.push(Reason {
+                            kind: ReasonKind::Rule,
+                            id: Arc::clone(&rule.id),
+                            path: Vec::new(),
+                        });
+                    }
+                    grant = grant.or(outcome);
+                }
+            }
+        }
+        for permission in &action.grants {
+            let Some(holder) = self
+                .view
+                .assigned
+                .iter_intersection(&permission.holders)
+                .next()
+            else {
+                continue;
+            };
+            let role_name = &snapshot.roles.names[permission.role];
+            let outcome = match permission.condition {
+                None => Tri::True,
+                Some(condition) => self.condition(condition, role_name),
+            };
+            if outcome == Tri::True {
+                let mut path = Vec::with_capacity(4);
+                path.push(match self.view.principal {
+                    Some(entry) => Arc::clone(&entry.id),
+                    None => Arc::from(request.principal.id.as_str()),
+                });
+                if let Some(chain) = snapshot.roles.paths[holder].get(&permission.role) {
+                    path.extend(chain.iter().cloned());
+                }
+                reasons.push(Reason {
+                    kind: ReasonKind::Role,
+                    id: Arc::clone(role_name),
+                    path,
+                });
+            }
+            grant = grant.or(outcome);
+        }
+
+        // Strategies: the action's and the route's; only worth evaluating when they can decide.
+        let mut strategy_ids: Vec<StrategyId> = action.strategy.into_iter().collect();
+        let mut unknown_strategy = None;
+        if let Some(name) = extra_strategy {
+            match snapshot
+                .strategies
+                .binary_search_by(|s| (*s.name).cmp(name))
+            {
+                Ok(id) => strategy_ids.push(id),
+                Err(_) => unknown_strategy = Some(name),
+            }
+        }
+        let mut strategy = Tri::True;
+        let mut strategy_outcome = None;
+        if let Some(name) = unknown_strategy {
+            strategy = Tri::Unknown;
+            self.errors.push(DecisionError {
+                kind: ErrorKind::Factor,
+                statement: Arc::from(name),
+                message: format!(
+                    "the route names strategy `{name}`, which the bundle does not define"
+                ),
+            });
+        }
+        if explain || (grant == Tri::True && forbid == Tri::False) {
+            for id in strategy_ids {
+                let (outcome, report) = self.strategy(id);
+                strategy = match (strategy, outcome) {
+                    (Tri::False, _) | (_, Tri::False) => Tri::False,
+                    (Tri::Unknown, _) | (_, Tri::Unknown) => Tri::Unknown,
+                    _ => Tri::True,
+                };
+                // Report the first strategy that did not hold, or the last one if all held.
+                if strategy_outcome
+                    .as_ref()
+                    .is_none_or(|r: &StrategyOutcome| r.held)
+                {
+                    strategy_outcome = Some(report);
+                }
+            }
+        }
+
+        // One place decides, from (forbid, grant, strategy).
+        let (decision, cause) = match (forbid, grant, strategy) {
+            // A forbid held: forbid overrides every grant.
+            (Tri::True, _, _) => (Effect::Deny, Cause::Forbidden),
+            // A forbid could not be evaluated: it might hold, so fail closed.
+            (Tri::Unknown, _, _) => (Effect::Deny, Cause::Error),
+            // Nothing granted: the default.
+            (Tri::False, Tri::False, _) => (Effect::Deny, Cause::NoGrant),
+            // No grant held, but one could not be evaluated.
+            (Tri::False, Tri::Unknown, _) => (Effect::Deny, Cause::Error),
+            // Granted, but the strategy's conditions of time, place or device are not met.
+            (Tri::False, Tri::True, Tri::False) => (Effect::Deny, Cause::StrategyFailed),
+            // Granted, but a factor the strategy needed could not be evaluated.
+            (Tri::False, Tri::True, Tri::Unknown) => (Effect::Deny, Cause::Error),
+            // Granted, not forbidden, strategy held.
+            (Tri::False, Tri::True, Tri::True) => (Effect::Allow, Cause::Granted),
+        };
+
+        let explanation = explain.then(|| self.explanation(rule_table));
+        reasons.sort();
+        reasons.dedup();
+        forbids.sort();
+        let mut errors = std::mem::take(&mut self.errors);
+        errors.sort();
+        errors.dedup();
+        Decision {
+            decision,
+            cause,
+            reasons,
+            strategy: strategy_outcome,
+            forbids,
+            errors,
+            revision: Revision {
+                bundle: Arc::clone(&snapshot.revision),
+                tuples: None,
+            },
+            trace_id: request.trace_id.clone().unwrap_or_default(),
+            explanation,
+        }
+    }
+
+    fn explanation(&mut self, rules: BTreeMap<Arc<str>, String>) -> Explanation {
+        let snapshot = self.view.snapshot;
+        let factors = (0..snapshot.factors.len())
+            .map(|id| {
+                let value = match self.factor(id) {
+                    Tri::True => Some(true),
+                    Tri::False => Some(false),
+                    Tri::Unknown => None,
+                };
+                (Arc::clone(&snapshot.factors[id].name), value)
+            })
+            .collect();
+        Explanation {
+            factors,
+            roles: self.view.role_names(),
+            rules,
+            write: self.view.write,
+        }
+    }
+
+    fn condition(&mut self, condition: ConditionId, statement: &Arc<str>) -> Tri {
+        match self.view.snapshot.conditions[condition].evaluate(self.activation) {
+            Ok(value) => Tri::from_bool(value),
+            Err(message) => {
+                self.errors.push(DecisionError {
+                    kind: ErrorKind::Cel,
+                    statement: Arc::clone(statement),
+                    message,
+                });
+                Tri::Unknown
+            }
+        }
+    }
+
+    fn rule(&mut self, rule_id: RuleId, table: Option<&mut BTreeMap<Arc<str>, String>>) -> Tri {
+        let snapshot = self.view.snapshot;
+        let request = self.view.request;
+        let rule = &snapshot.rules[rule_id];
+        let in_scope =
+            (rule.principals.is_empty() || rule.principals.contains(&request.principal.id))
+                && (rule.roles.is_empty() || self.view.inherited().intersects(&rule.roles))
+                && (rule.resources.is_empty()
+                    || rule.resources.iter().any(|pattern| {
+                        pattern.matches(&request.resource.kind, &request.resource.id)
+                    }));
+        let (outcome, label) = if !in_scope {
+            (Tri::False, "not_matched")
+        } else {
+            match rule.condition {
+                None => (Tri::True, "matched"),
+                Some(condition) => match self.condition(condition, &rule.id) {
+                    Tri::True => (Tri::True, "matched"),
+                    Tri::False => (Tri::False, "condition_false"),
+                    Tri::Unknown => (Tri::Unknown, "error"),
+                },
+            }
+        };
+        if let Some(table) = table {
+            table.insert(Arc::clone(&rule.id), label.to_owned());
+        }
+        outcome
+    }
+
+    /// Evaluates a strategy's branches, skipping any branch already known to fail.
+    fn strategy(&mut self, id: StrategyId) -> (Tri, StrategyOutcome) {
+        let snapshot = self.view.snapshot;
+        let strategy = &snapshot.strategies[id];
+        let mut any_unknown = false;
+        let mut held_branch = None;
+        for branch in &strategy.branches {
+            if self.known_to_fail(&branch.mask) {
+                continue;
+            }
+            let mut state = Tri::True;
+            for &factor in &branch.factors {
+                match self.factor(factor) {
+                    Tri::True => {}
+                    Tri::False => {
+                        state = Tri::False;
+                        break;
+                    }
+                    Tri::Unknown => state = Tri::Unknown,
+                }
+            }
+            match state {
+                Tri::True => {
+                    held_branch = Some(branch);
+                    break;
+                }
+                Tri::Unknown => any_unknown = true,
+                Tri::False => {}
+            }
+        }
+        let name = |factor: &FactorId| Arc::clone(&snapshot.factors[*factor].name);
+        match held_branch {
+            Some(branch) => (
+                Tri::True,
+                StrategyOutcome {
+                    id: Arc::clone(&strategy.name),
+                    held: true,
+                    branch: Some(branch.factors.iter().map(name).collect()),
+                    failing: Vec::new(),
+                },
+            ),
+            None => {
+                let mut failing: Vec<Arc<str>> = strategy
+                    .branches
+                    .iter()
+                    .flat_map(|branch| branch.factors.iter())
+                    .filter(|factor| {
+                        self.known.contains(**factor) && !self.holds.contains(**factor)
+                    })
+                    .map(name)
+                    .collect();
+                failing.sort();
+                failing.dedup();
+                (
+                    if any_unknown {
+                        Tri::Unknown
+                    } else {
+                        Tri::False
+                    },
+                    StrategyOutcome {
+                        id: Arc::clone(&strategy.name),
+                        held: false,
+                        branch: None,
+                        failing,
+                    },
+                )
+            }
+        }
+    }
+
+    /// Whether some factor of `mask` is already known not to hold.
+    fn known_to_fail(&self, mask: &BitSet) -> bool {
+        mask.iter_intersection(&self.known)
+            .any(|factor| !self.holds.contains(factor))
+    }
+
+    fn local_time(&self) -> Result<LocalTime, String> {
+        self.local_time
+            .get_or_init(|| {
+                let time = self.view.request.context.time.ok_or_else(|| {
+                    "the request has no context.time, which this factor needs".to_owned()
+                })?;
+                Ok(LocalTime::new(time, &self.view.snapshot.zone))
+            })
+            .clone()
+    }
+
+    /// Evaluates a factor at most once per decision; the result is after its direction.
+    fn factor(&mut self, id: FactorId) -> Tri {
+        if self.known.contains(id) {
+            return if self.holds.contains(id) {
+                Tri::True
+            } else if self.failed.contains(id) {
+                Tri::Unknown
+            } else {
+                Tri::False
+            };
+        }
+        let snapshot = self.view.snapshot;
+        let factor = &snapshot.factors[id];
+        let request = self.view.request;
+        let matched: Result<bool, String> = match &factor.kind {
+            FactorTest::Ip { v4, v6 } => require_ip(request).map(|ip| ip_matches(ip, v4, v6)),
+            FactorTest::Time { windows, weekdays } => self
+                .local_time()
+                .map(|local| window_matches(&local, windows, *weekdays)),
+            FactorTest::Calendar { calendar, trading } => self.local_time().and_then(|local| {
+                market_closed(&snapshot.calendars[*calendar], local.date, local.weekday)
+                    .map(|closed| closed != *trading)
+            }),
+            FactorTest::Cert(allowed) => Ok(request
+                .context
+                .cert
+                .as_ref()
+                .is_some_and(|cert| cert_matches(cert, allowed))),
+            FactorTest::Attr(expected) => Ok(expected
+                .iter()
+                .all(|(key, value)| self.view.principal_attribute(key) == Some(value))),
+            FactorTest::Cel(condition) => {
+                match snapshot.conditions[*condition].evaluate(self.activation) {
+                    Ok(value) => Ok(value),
+                    Err(message) => Err(format!("CEL: {message}")),
+                }
+            }
+        };
+        self.known.insert(id);
+        match matched {
+            Ok(matched) => {
+                let holds = matched != factor.negative;
+                if holds {
+                    self.holds.insert(id);
+                }
+                Tri::from_bool(holds)
+            }
+            Err(message) => {
+                self.failed.insert(id);
+                self.errors.push(DecisionError {
+                    kind: if matches!(factor.kind, FactorTest::Cel(_)) {
+                        ErrorKind::Cel
+                    } else {
+                        ErrorKind::Factor
+                    },
+                    statement: Arc::clone(&factor.name),
+                    message,
+                });
+                Tri::Unknown
+            }
+        }
+    }
+}
+
+/// Several tenants' snapshots: decides for whichever tenant a request names.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySet {
+    tenants: BTreeMap<TenantId, Arc<Snapshot>>,
+}
+
+impl PolicySet {
+    /// An empty set (every decision is `tenant_unknown`).
+    pub fn new() -> Self {
+        PolicySet::default()
+    }
+
+    /// Adds or replaces a tenant's snapshot.
+    pub fn insert(&mut self, snapshot: Arc<Snapshot>) {
+        self.tenants.insert(snapshot.tenant().clone(), snapshot);
+    }
+
+    /// A tenant's snapshot.
+    pub fn get(&self, tenant: &TenantId) -> Option<&Arc<Snapshot>> {
+        self.tenants.get(tenant)
+    }
+
+    /// All snapshots, by tenant id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Snapshot>> {
+        self.tenants.values()
+    }
+
+    /// How many tenants.
+    pub fn len(&self) -> usize {
+        self.tenants.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.tenants.is_empty()
+    }
+
+    /// Decides a request for the tenant it names; an unknown tenant is denied.
+    pub fn decide(&self, request: &Request) -> Decision {
+        match self.tenants.get(&request.tenant) {
+            Some(snapshot) => decide(snapshot, request),
+            None => refuse(request, &Arc::from("none"), Cause::TenantUnknown),
+        }
+    }
+}
