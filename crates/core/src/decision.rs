@@ -114,6 +114,9 @@ pub struct StrategyOutcome {
     /// When it did not hold: the factors that were evaluated and did not hold, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failing: Vec<Arc<str>>,
+    /// When it did not hold: the factors that could not be evaluated (see `errors`), sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown: Vec<Arc<str>>,
 }
 
 /// An error met while deciding.

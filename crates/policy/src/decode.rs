@@ -281,36 +281,23 @@ impl Decoder<'_> {
         })
     }
 
-    /// Where the characters of a string scalar begin: after an opening quote, or on the line
-    /// after a block indicator (`|`, `>`), where every line shares the same indentation.
+    /// Where the characters of a string scalar begin. For a quoted scalar, one column after the
+    /// quote; for a block scalar (`|`, `>`) the parser already places the node at its first
+    /// content line, and every continuation line starts at the same column.
     fn scalar_content_start(&self, node: &Node) -> (Pos, Option<u32>) {
-        let Some(offset) = node.offset else {
-            return (node.pos, None);
-        };
-        let rest = self.source.get(offset..).unwrap_or("");
-        match rest.chars().next() {
-            Some('"') | Some('\'') => (
+        let first = node
+            .offset
+            .and_then(|offset| self.source.get(offset..))
+            .and_then(|rest| rest.chars().next());
+        match (first, &node.kind) {
+            (Some('"' | '\''), _) => (
                 Pos {
                     line: node.pos.line,
                     column: node.pos.column + 1,
                 },
                 None,
             ),
-            Some('|') | Some('>') => {
-                let Some(newline) = rest.find('\n') else {
-                    return (node.pos, None);
-                };
-                let body = &rest[newline + 1..];
-                let indent = body.chars().take_while(|c| *c == ' ').count();
-                let column = u32::try_from(indent).unwrap_or(0) + 1;
-                (
-                    Pos {
-                        line: node.pos.line + 1,
-                        column,
-                    },
-                    Some(column),
-                )
-            }
+            (_, NodeKind::Str(text)) if text.contains('\n') => (node.pos, Some(node.pos.column)),
             _ => (node.pos, None),
         }
     }

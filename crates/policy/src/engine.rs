@@ -549,20 +549,27 @@ impl Evaluation<'_> {
                     held: true,
                     branch: Some(branch.factors.iter().map(name).collect()),
                     failing: Vec::new(),
+                    unknown: Vec::new(),
                 },
             ),
             None => {
-                let mut failing: Vec<Arc<str>> = strategy
-                    .branches
-                    .iter()
-                    .flat_map(|branch| branch.factors.iter())
-                    .filter(|factor| {
-                        self.known.contains(**factor) && !self.holds.contains(**factor)
-                    })
-                    .map(name)
-                    .collect();
-                failing.sort();
-                failing.dedup();
+                let evaluated = |wanted_failed: bool| {
+                    let mut names: Vec<Arc<str>> = strategy
+                        .branches
+                        .iter()
+                        .flat_map(|branch| branch.factors.iter())
+                        .filter(|factor| {
+                            self.known.contains(**factor)
+                                && !self.holds.contains(**factor)
+                                && self.failed.contains(**factor) == wanted_failed
+                        })
+                        .map(name)
+                        .collect();
+                    names.sort();
+                    names.dedup();
+                    names
+                };
+                let (failing, unknown) = (evaluated(false), evaluated(true));
                 (
                     if any_unknown {
                         Tri::Unknown
@@ -574,6 +581,7 @@ impl Evaluation<'_> {
                         held: false,
                         branch: None,
                         failing,
+                        unknown,
                     },
                 )
             }

@@ -75,6 +75,9 @@ pub struct YamlLimits {
     pub max_depth: usize,
     /// Most alias uses in one file.
     pub max_aliases: usize,
+    /// Most nodes that alias expansion may add to one file. Policy files seldom need aliases,
+    /// so this is far below `max_nodes`: an alias bomb is refused long before it is expanded.
+    pub max_alias_expansion: usize,
 }
 
 impl Default for YamlLimits {
@@ -84,6 +87,7 @@ impl Default for YamlLimits {
             max_nodes: 2_000_000,
             max_depth: 64,
             max_aliases: 1_000,
+            max_alias_expansion: 100_000,
         }
     }
 }
@@ -115,7 +119,7 @@ pub fn parse(source: &str, limits: &YamlLimits) -> Result<Node, YamlError> {
     budget.max_aliases = limits.max_aliases;
     budget.max_documents = 1;
     let alias_limits = serde_saphyr::alias_limits! {
-        max_total_replayed_events: limits.max_nodes,
+        max_total_replayed_events: limits.max_alias_expansion,
     };
     let options = serde_saphyr::options! {
         budget: Some(budget),

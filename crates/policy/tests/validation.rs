@@ -1,0 +1,647 @@
+//! Every kind of bundle problem is reported with its file, line, column and a useful message,
+//! and loading is all-or-nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+
+use portcullis_policy::yaml::{Pos, YamlLimits};
+use portcullis_policy::{Code, Diagnostic, LoadOptions, SourceFile, compile_files};
+
+const TENANT: &str = "tenant: acme\ntimezone: UTC\n";
+
+fn load_with(files: &[(&str, &str)], options: &LoadOptions) -> Vec<Diagnostic> {
+    let files: Vec<SourceFile> = files
+        .iter()
+        .map(|(name, text)| SourceFile {
+            path: format!("b/{name}").into(),
+            text: (*text).to_owned(),
+        })
+        .collect();
+    match compile_files("b".as_ref(), &files, options) {
+        Ok(_) => Vec::new(),
+        Err(error) => error.diagnostics,
+    }
+}
+
+fn load(files: &[(&str, &str)]) -> Vec<Diagnostic> {
+    load_with(files, &LoadOptions::default())
+}
+
+/// Loads `policy.yaml` next to a valid tenant.yaml.
+fn problems(policy: &str) -> Vec<Diagnostic> {
+    load(&[("tenant.yaml", TENANT), ("policy.yaml", policy)])
+}
+
+#[track_caller]
+fn assert_one(
+    diagnostics: &[Diagnostic],
+    file: &str,
+    line: u32,
+    column: u32,
+    code: Code,
+    needle: &str,
+) {
+    let found = diagnostics.iter().any(|d| {
+        d.location.file.to_str() == Some(&format!("b/{file}"))
+            && d.location.pos == Some(Pos { line, column })
+            && d.code == code
+            && d.message.contains(needle)
+    });
+    let listed: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    assert!(
+        found,
+        "expected {code:?} at {file}:{line}:{column} containing {needle:?}; got:\n{}",
+        listed.join("\n")
+    );
+}
+
+#[test]
+fn a_valid_bundle_loads() {
+    let diagnostics = problems("roles:\n  r: { permissions: [\"a:b\"] }\n");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
+
+#[test]
+fn unknown_keys_are_reported_with_a_suggestion() {
+    let diagnostics =
+        problems("factors:\n  P1: { ip: [\"10.0.0.0/8\"], directon: negative }\nrolez: {}\n");
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        29,
+        Code::UnknownKey,
+        "unknown key `directon` in factor `P1`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        1,
+        Code::UnknownKey,
+        "unknown key `rolez`",
+    );
+    let help: Vec<_> = diagnostics
+        .iter()
+        .filter_map(|d| d.help.as_deref())
+        .collect();
+    assert!(
+        help.iter().any(|h| h.contains("did you mean `direction`")),
+        "{help:?}"
+    );
+    assert!(
+        help.iter().any(|h| h.contains("did you mean `roles`")),
+        "{help:?}"
+    );
+}
+
+#[test]
+fn tenant_keys_outside_tenant_yaml_are_unknown() {
+    let diagnostics = problems("timezone: UTC\n");
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        1,
+        1,
+        Code::UnknownKey,
+        "tenant settings belong in tenant.yaml",
+    );
+}
+
+#[test]
+fn unknown_references_name_what_is_missing() {
+    let policy = r#"
+calendars:
+  cn: { holidays: [2026-01-01] }
+factors:
+  P1: { trading_day: nyse }
+  P2: { ip: ["10.0.0.1"] }
+strategies:
+  s: [[P2, P9]]
+roles:
+  a: { inherits: [ghost] }
+principals:
+  ann: { roles: [admn] }
+actions:
+  "x:y": { strategy: missing }
+rules:
+  - { id: R, effect: permit, actions: ["x:y"], roles: [nobody] }
+"#;
+    let diagnostics = problems(policy);
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        5,
+        22,
+        Code::UnknownReference,
+        "unknown calendar `nyse`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        8,
+        12,
+        Code::UnknownReference,
+        "unknown factor `P9`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        10,
+        19,
+        Code::UnknownReference,
+        "unknown role `ghost`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        12,
+        18,
+        Code::UnknownReference,
+        "unknown role `admn`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        14,
+        22,
+        Code::UnknownReference,
+        "unknown strategy `missing`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        16,
+        56,
+        Code::UnknownReference,
+        "unknown role `nobody`",
+    );
+    assert_eq!(diagnostics.len(), 6, "{diagnostics:#?}");
+}
+
+#[test]
+fn duplicates_across_files_point_at_both_places() {
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        (
+            "a.yaml",
+            "factors:\n  P1: { ip: [\"10.0.0.1\"] }\nrules:\n  - { id: R1, effect: permit, actions: [\"*\"] }\n",
+        ),
+        (
+            "b.yaml",
+            "factors:\n  P1: { ip: [\"10.0.0.2\"] }\nrules:\n  - { id: R1, effect: forbid, actions: [\"*\"] }\n",
+        ),
+    ]);
+    assert_one(
+        &diagnostics,
+        "b.yaml",
+        2,
+        3,
+        Code::Duplicate,
+        "factor `P1` is defined twice; first at b/a.yaml:2:3",
+    );
+    assert_one(
+        &diagnostics,
+        "b.yaml",
+        4,
+        11,
+        Code::Duplicate,
+        "rule `R1` is defined twice; first at b/a.yaml:4:11",
+    );
+}
+
+#[test]
+fn duplicate_keys_within_a_file_are_yaml_errors() {
+    let diagnostics = problems("roles:\n  r: {}\n  r: {}\n");
+    assert_one(&diagnostics, "policy.yaml", 3, 3, Code::Yaml, "duplicate");
+}
+
+#[test]
+fn role_cycles_are_named_in_order() {
+    let diagnostics = problems(
+        "roles:\n  c: { inherits: [a] }\n  a: { inherits: [b] }\n  b: { inherits: [c] }\n  d: { inherits: [d] }\n",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        3,
+        Code::Cycle,
+        "role inheritance cycle: a -> b -> c -> a",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        5,
+        3,
+        Code::Cycle,
+        "role inheritance cycle: d -> d",
+    );
+    assert_eq!(
+        diagnostics.len(),
+        2,
+        "each cycle is reported once: {diagnostics:#?}"
+    );
+}
+
+#[test]
+fn bad_addresses_cidrs_and_wildcards() {
+    let diagnostics = problems(
+        "factors:\n  P: { ip: [\"10.0.0.0/33\", \"172.*.*\", \"1.2.3.400\", \"2001:db8::*\", \"17*.0.0.1\"] }\n",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        13,
+        Code::Address,
+        "bad address `10.0.0.0/33`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        28,
+        Code::Address,
+        "four octets",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        39,
+        Code::Address,
+        "bad address `1.2.3.400`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        52,
+        Code::Address,
+        "wildcards are for IPv4",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        67,
+        Code::Address,
+        "`17*` is neither an octet",
+    );
+}
+
+#[test]
+fn bad_time_windows() {
+    let diagnostics = problems(
+        "factors:\n  T: { time_window: [\"9:15-15:30\", \"10:00-10:00\", \"10:00-24:01\", \"10:00\"] }\n",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        22,
+        Code::TimeWindow,
+        "`9:15` is not HH:MM",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        36,
+        Code::TimeWindow,
+        "the window is empty",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        51,
+        Code::TimeWindow,
+        "hours above 23",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        66,
+        Code::TimeWindow,
+        "separated by '-'",
+    );
+}
+
+#[test]
+fn bad_dates_and_weekdays() {
+    let diagnostics = problems(
+        "calendars:\n  c:\n    closed_weekdays: [sat, sunday, caturday]\n    holidays: [2026-02-30, 2026/01/01, { date: 2026-13-01 }]\n",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        36,
+        Code::Weekday,
+        "bad weekday `caturday`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        16,
+        Code::Date,
+        "bad date `2026-02-30`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        28,
+        Code::Date,
+        "bad date `2026/01/01`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        48,
+        Code::Date,
+        "bad date `2026-13-01`",
+    );
+    assert_eq!(
+        diagnostics.len(),
+        4,
+        "`sunday` is a valid weekday: {diagnostics:#?}"
+    );
+}
+
+#[test]
+fn invalid_cel_points_inside_the_expression() {
+    let policy = "rules:\n  - id: R\n    effect: permit\n    actions: [\"*\"]\n    when: 'principal.id == '\nroles:\n  r:\n    permissions:\n      - permission: \"a:b\"\n        when: |\n          principal.id == \"x\" &&\n            user.admin\n";
+    let diagnostics = problems(policy);
+    // The quoted expression starts at column 12 (after the quote at 11); the parser fails at
+    // column 17 of it.
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        5,
+        28,
+        Code::Cel,
+        "invalid CEL at 1:17 of the expression",
+    );
+    // In a block scalar every line starts at the block's indentation (column 11).
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        12,
+        13,
+        Code::Cel,
+        "unknown variable `user`",
+    );
+}
+
+#[test]
+fn bad_tenant_ids_and_time_zones() {
+    let diagnostics = load(&[(
+        "tenant.yaml",
+        "tenant: ac\ntimezone: Mars/Olympus\nstatus: paused\n",
+    )]);
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        1,
+        9,
+        Code::TenantId,
+        "bad tenant id `ac`: it is shorter than 3 characters",
+    );
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        2,
+        11,
+        Code::TimeZone,
+        "unknown time zone `Mars/Olympus`",
+    );
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        3,
+        9,
+        Code::Value,
+        "unknown tenant status `paused`",
+    );
+}
+
+#[test]
+fn a_missing_tenant_yaml_is_reported() {
+    let diagnostics = load(&[("policy.yaml", "roles: {}\n")]);
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.code == Code::MissingKey && d.message.contains("no tenant.yaml")),
+        "{diagnostics:?}"
+    );
+}
+
+#[test]
+fn yaml_syntax_errors_do_not_hide_problems_in_other_files() {
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        ("a.yaml", "roles:\n  x: [1, 2\n"),
+        ("b.yaml", "factors:\n  P: { ip: [\"300.0.0.1\"] }\n"),
+    ]);
+    assert!(diagnostics.iter().any(|d| d.code == Code::Yaml
+        && d.location.file.ends_with("a.yaml")
+        && d.location.pos.is_some()));
+    assert_one(
+        &diagnostics,
+        "b.yaml",
+        2,
+        13,
+        Code::Address,
+        "bad address `300.0.0.1`",
+    );
+}
+
+#[test]
+fn alias_bombs_and_oversized_files_are_refused() {
+    let mut bomb = String::from("roles:\n  a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for (name, previous) in [
+        ("b", "a"),
+        ("c", "b"),
+        ("d", "c"),
+        ("e", "d"),
+        ("f", "e"),
+        ("g", "f"),
+        ("h", "g"),
+    ] {
+        bomb.push_str(&format!(
+            "  {name}: &{name} [{}]\n",
+            vec![format!("*{previous}"); 10].join(",")
+        ));
+    }
+    let diagnostics = problems(&bomb);
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.code == Code::Yaml && d.message.contains("alias")),
+        "{diagnostics:#?}"
+    );
+
+    let options = LoadOptions {
+        yaml: YamlLimits {
+            max_bytes: 64,
+            ..YamlLimits::default()
+        },
+        ..LoadOptions::default()
+    };
+    let big = format!("roles:\n{}", "  r: {}\n".repeat(20));
+    let diagnostics = load_with(&[("tenant.yaml", TENANT), ("big.yaml", &big)], &options);
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.code == Code::Yaml && d.message.contains("more than the limit")),
+        "{diagnostics:#?}"
+    );
+}
+
+#[test]
+fn relationship_models_are_not_enabled_yet() {
+    let diagnostics =
+        problems("model: model.fga\nactions:\n  \"doc:read\": { relation: viewer }\n");
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        1,
+        1,
+        Code::Unsupported,
+        "relationship models are not enabled in this build",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        27,
+        Code::Unsupported,
+        "relationship models are not enabled",
+    );
+}
+
+#[test]
+fn wrong_shapes_say_what_was_expected() {
+    let diagnostics = problems("roles:\n  r: { permissions: \"a:b\" }\nstrategies:\n  s: [P1]\n");
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        21,
+        Code::Type,
+        "must be a list, found a string",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        7,
+        Code::Type,
+        "a branch of strategy `s` must be a list of factors",
+    );
+}
+
+#[test]
+fn bad_patterns_and_routes() {
+    let policy = r#"
+roles:
+  r: { permissions: ["app:rel*", "noverb", ":x"] }
+routes:
+  - { path: "/a/{id}/b", action: "app:read", resource: "app:{app}" }
+  - { path: "/a/**/b", action: "app:read", resource: "app:x" }
+  - { methods: [FETCH], path: "/a", action: "app:read", resource: "app:x" }
+"#;
+    let diagnostics = problems(policy);
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        22,
+        Code::Pattern,
+        "`*` must replace the whole action part",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        34,
+        Code::Pattern,
+        "bad action pattern `noverb`",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        44,
+        Code::Pattern,
+        "the resource type part is empty",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        5,
+        56,
+        Code::Pattern,
+        "`{app}` is not captured by the path",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        6,
+        13,
+        Code::Pattern,
+        "`**` may only be the last segment",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        7,
+        17,
+        Code::Value,
+        "unknown HTTP method `FETCH`",
+    );
+}
+
+#[test]
+fn switching_off_the_supply_chain_forbid_needs_a_reason() {
+    let diagnostics = load(&[(
+        "tenant.yaml",
+        "tenant: acme\nsupply_chain: { forbid_writes: false }\n",
+    )]);
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        2,
+        15,
+        Code::MissingKey,
+        "switched off without a reason",
+    );
+    let diagnostics = load(&[(
+        "tenant.yaml",
+        "tenant: acme\nsupply_chain: { forbid_writes: false, reason: \"CHG-1234: vendor patch pending\" }\n",
+    )]);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+}
+
+#[test]
+fn every_problem_is_reported_sorted_by_place() {
+    let diagnostics = load(&[
+        ("tenant.yaml", "tenant: \"a b\"\n"),
+        ("z.yaml", "factors:\n  P: { ip: [\"x\"] }\n"),
+        ("a.yaml", "roles:\n  r: { inherits: [nope] }\n"),
+    ]);
+    let places: Vec<String> = diagnostics.iter().map(|d| d.location.to_string()).collect();
+    assert_eq!(
+        places,
+        vec!["b/a.yaml:2:19", "b/tenant.yaml:1:9", "b/z.yaml:2:13"]
+    );
+}
