@@ -91,6 +91,12 @@ impl Snapshot {
     }
 }
 
+/// Snapshots are shared across threads behind `Arc` and swapped atomically.
+const _: () = {
+    const fn shareable<T: Send + Sync>() {}
+    shareable::<Snapshot>();
+};
+
 #[derive(Debug)]
 pub(crate) struct Factor {
     pub name: Arc<str>,

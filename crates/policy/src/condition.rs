@@ -46,9 +46,37 @@ fn environment() -> Arc<Env> {
     Arc::clone(ENV.get_or_init(|| Arc::new(Env::stdlib())))
 }
 
+/// Longest accepted expression, in bytes.
+pub const MAX_LENGTH: usize = 8 * 1024;
+/// Deepest accepted nesting of brackets in the source text.
+pub const MAX_NESTING: usize = 24;
+/// Deepest accepted expression tree (operators, calls, selections).
+pub const MAX_DEPTH: usize = 48;
+
 impl Condition {
-    /// Compiles `text`, checking that it only reads the documented variables.
+    /// Compiles `text`, checking that it only reads the documented variables and stays within
+    /// the size and nesting limits. The parser and the evaluator recurse over the expression,
+    /// so these limits are what keeps a hostile bundle from exhausting the stack; callers that
+    /// compile many conditions should do so on a thread with a generous stack (the bundle
+    /// loader does).
     pub fn compile(text: &str) -> Result<Condition, Vec<SyntaxError>> {
+        if text.len() > MAX_LENGTH {
+            return Err(vec![SyntaxError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the expression is {} bytes long, more than the limit of {MAX_LENGTH}",
+                    text.len()
+                ),
+            }]);
+        }
+        if let Some((line, column)) = too_deeply_nested(text) {
+            return Err(vec![SyntaxError {
+                line,
+                column,
+                message: format!("brackets nest deeper than {MAX_NESTING} levels"),
+            }]);
+        }
         let program = Program::compile(text).map_err(|errors| {
             errors
                 .errors
@@ -60,6 +88,15 @@ impl Condition {
                 })
                 .collect::<Vec<_>>()
         })?;
+        if tree_depth(program.expression()) > MAX_DEPTH {
+            return Err(vec![SyntaxError {
+                line: 1,
+                column: 1,
+                message: format!(
+                    "the expression nests deeper than {MAX_DEPTH} operators; split it into factors or rules"
+                ),
+            }]);
+        }
         let unknown: Vec<SyntaxError> = program
             .references()
             .variables()
@@ -104,6 +141,89 @@ impl Condition {
             Err(error) => Err(error.to_string()),
         }
     }
+}
+
+/// The position where bracket nesting (outside string literals) first exceeds the limit.
+fn too_deeply_nested(text: &str) -> Option<(u32, u32)> {
+    let (mut depth, mut line, mut column) = (0usize, 1u32, 0u32);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+        }
+        if let Some(open) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == open {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' => quote = Some(c),
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some((line, column));
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Depth of an expression tree, walked without recursion.
+fn tree_depth(root: &cel::IdedExpr) -> usize {
+    use cel::common::ast::{EntryExpr, Expr};
+    let mut deepest = 0;
+    let mut stack = vec![(root, 1usize)];
+    while let Some((node, depth)) = stack.pop() {
+        deepest = deepest.max(depth);
+        let next = depth + 1;
+        match &node.expr {
+            Expr::Call(call) => {
+                stack.extend(call.target.iter().map(|target| (&**target, next)));
+                stack.extend(call.args.iter().map(|arg| (arg, next)));
+            }
+            Expr::Comprehension(comprehension) => {
+                for part in [
+                    &comprehension.iter_range,
+                    &comprehension.accu_init,
+                    &comprehension.loop_cond,
+                    &comprehension.loop_step,
+                    &comprehension.result,
+                ] {
+                    stack.push((part, next));
+                }
+            }
+            Expr::List(list) => stack.extend(list.elements.iter().map(|element| (element, next))),
+            Expr::Map(map) => {
+                for entry in &map.entries {
+                    if let EntryExpr::MapEntry(pair) = &entry.expr {
+                        stack.push((&pair.key, next));
+                        stack.push((&pair.value, next));
+                    }
+                }
+            }
+            Expr::Struct(structure) => {
+                for entry in &structure.entries {
+                    if let EntryExpr::StructField(field) = &entry.expr {
+                        stack.push((&field.value, next));
+                    }
+                }
+            }
+            Expr::Select(select) => stack.push((&select.operand, next)),
+            Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
+        }
+    }
+    deepest
 }
 
 fn tidy_parser_message(message: &str) -> String {

@@ -168,8 +168,46 @@ pub fn read_bundle_dir(dir: &Path, options: &LoadOptions) -> Result<Vec<SourceFi
     }
 }
 
+/// Stack for the compiling thread: the YAML and CEL parsers recurse, and their frames are large
+/// in unoptimized builds. The memory is reserved, not committed, until used.
+const COMPILE_STACK_BYTES: usize = 64 * 1024 * 1024;
+
 /// Parses, decodes and compiles a bundle from in-memory files.
+///
+/// The work runs on a dedicated thread with a large stack; if anything in it panics, the
+/// bundle is refused with an error instead of taking the caller down.
 pub fn compile_files(
+    root: &Path,
+    files: &[SourceFile],
+    options: &LoadOptions,
+) -> Result<Snapshot, LoadError> {
+    let internal = |message: &str| LoadError {
+        path: root.to_path_buf(),
+        diagnostics: vec![Diagnostic::new(
+            Location::file(root),
+            Code::Io,
+            message.to_owned(),
+        )],
+    };
+    std::thread::scope(|scope| {
+        let worker = std::thread::Builder::new()
+            .name("portcullis-compile".into())
+            .stack_size(COMPILE_STACK_BYTES)
+            .spawn_scoped(scope, || compile_on_this_thread(root, files, options));
+        match worker {
+            Ok(handle) => handle.join().unwrap_or_else(|_| {
+                Err(internal(
+                    "internal error while compiling the bundle; it was not loaded",
+                ))
+            }),
+            Err(error) => Err(internal(&format!(
+                "cannot start the compiling thread: {error}"
+            ))),
+        }
+    })
+}
+
+fn compile_on_this_thread(
     root: &Path,
     files: &[SourceFile],
     options: &LoadOptions,

@@ -586,3 +586,19 @@ routes:
     );
     assert!(snapshot.match_route("GET", "/unknown").is_none());
 }
+
+#[test]
+fn conditions_at_the_depth_limit_evaluate_on_an_ordinary_thread() {
+    // 23 nested brackets and a chain of 44 additions stay within the limits; evaluating them
+    // must not exhaust a default 2 MiB test thread stack, even in an unoptimized build.
+    let nested = format!("{}context.n > 0{}", "(".repeat(23), ")".repeat(23));
+    let chain = format!("{} > 0", vec!["context.n"; 44].join(" + "));
+    let snapshot = bundle(&format!(
+        "rules:\n  - {{ id: N, effect: permit, actions: [\"a:b\"], when: \"{nested}\" }}\n  - {{ id: C, effect: permit, actions: [\"a:b\"], when: \"{chain}\" }}\n"
+    ));
+    let mut request = ask("p", "a:b", ("a", "1"));
+    request.context.attributes.insert("n".into(), 1.into());
+    let decision = decide(&snapshot, &request);
+    assert!(decision.is_allowed());
+    assert_eq!(decision.reasons.len(), 2);
+}

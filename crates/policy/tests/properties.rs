@@ -390,3 +390,85 @@ proptest! {
         }
     }
 }
+
+// ------------------------------------------------------------------ parser robustness
+
+const FRAGMENTS: &[&str] = &[
+    "factors:\n",
+    "roles:\n",
+    "strategies:\n",
+    "rules:\n",
+    "tests:\n",
+    "calendars:\n",
+    "actions:\n",
+    "principals:\n",
+    "routes:\n",
+    "  P1: ",
+    "  r: ",
+    "  - ",
+    "{ ip: [",
+    "\"10.0.0.1\"",
+    "\"172.*.*.*\"",
+    "{ time_window: [\"09:15-15:30\"] }",
+    "{ holiday: c }",
+    "inherits: [r]",
+    "permissions: [\"a:*\"]",
+    "when: \"",
+    "principal.id == ",
+    "'x'",
+    " && ",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "*",
+    "&a ",
+    "*a",
+    ":",
+    ",",
+    "  ",
+    "\n",
+    "\t",
+    "'",
+    "\"",
+    "[[P1]]",
+    "id: R",
+    "effect: permit",
+    "actions: [\"*\"]",
+    "2026-02-30",
+    "mon",
+    "~",
+    "!!str ",
+    "- [",
+    "#",
+    "|\n    ",
+    "\u{feff}",
+    "é",
+    "\\",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_policy_text_never_panics(pieces in proptest::collection::vec(proptest::sample::select(FRAGMENTS), 0..40)) {
+        let text: String = pieces.concat();
+        let files = vec![
+            SourceFile { path: "t/tenant.yaml".into(), text: "tenant: acme\n".into() },
+            SourceFile { path: "t/p.yaml".into(), text },
+        ];
+        match compile_files("t".as_ref(), &files, &LoadOptions::default()) {
+            Ok(_) => {}
+            Err(error) => {
+                prop_assert!(!error.diagnostics.is_empty());
+                for diagnostic in &error.diagnostics {
+                    prop_assert!(!diagnostic.message.is_empty());
+                    prop_assert!(!diagnostic.message.contains("internal error"), "{}", diagnostic);
+                    prop_assert!(diagnostic.location.file.starts_with("t"));
+                }
+            }
+        }
+    }
+}

@@ -645,3 +645,39 @@ fn every_problem_is_reported_sorted_by_place() {
         vec!["b/a.yaml:2:19", "b/tenant.yaml:1:9", "b/z.yaml:2:13"]
     );
 }
+
+#[test]
+fn oversized_and_deeply_nested_conditions_are_refused() {
+    let nested = format!("{}true{}", "(".repeat(30), ")".repeat(30));
+    // `||` chains are balanced by the parser; `+` chains nest one level per operator.
+    let chain = format!("{} > 0", vec!["1"; 60].join(" + "));
+    let long = format!("principal.id == '{}'", "x".repeat(9000));
+    let policy = format!(
+        "rules:\n  - {{ id: A, effect: permit, actions: [\"*\"], when: \"{nested}\" }}\n  - {{ id: B, effect: permit, actions: [\"*\"], when: \"{chain}\" }}\n  - {{ id: C, effect: permit, actions: [\"*\"], when: \"{long}\" }}\n"
+    );
+    let diagnostics = problems(&policy);
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        77,
+        Code::Cel,
+        "brackets nest deeper than 24 levels",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        3,
+        53,
+        Code::Cel,
+        "nests deeper than 48 operators",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        53,
+        Code::Cel,
+        "more than the limit of 8192",
+    );
+}
