@@ -150,3 +150,55 @@ pub fn test(dir: &Path, verbose: bool) -> u8 {
     }
     if all_passed(&outcomes) { OK } else { NO }
 }
+
+pub fn serve(
+    config: Option<&Path>,
+    listen: Option<std::net::SocketAddr>,
+    bundles: Option<std::path::PathBuf>,
+    admin_listen: Option<std::net::SocketAddr>,
+) -> u8 {
+    let overrides = portcullis_server::Overrides {
+        listen,
+        bundles,
+        admin_listen,
+    };
+    let config = match portcullis_server::Config::load(config, &overrides) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return INVALID;
+        }
+    };
+    init_logging(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the runtime: {error}");
+            return NO;
+        }
+    };
+    match runtime.block_on(portcullis_server::serve::run(config)) {
+        Ok(()) => OK,
+        Err(message) => {
+            eprintln!("error: {message}");
+            NO
+        }
+    }
+}
+
+fn init_logging(log: &portcullis_server::config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if log.json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

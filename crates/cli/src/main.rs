@@ -21,6 +21,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the decision service (with no arguments: the demo bundles on 127.0.0.1:9700).
+    Serve {
+        /// A TOML configuration file (every key is documented in the README).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen on this address and port instead of the configured one.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Serve this bundle folder (or folder of bundles) instead of the configured ones.
+        #[arg(long)]
+        bundles: Option<PathBuf>,
+        /// Serve the admin API on this address and port instead of the configured one.
+        #[arg(long)]
+        admin_listen: Option<std::net::SocketAddr>,
+    },
     /// Validate a bundle (or a folder of bundles); print every problem with file:line:col.
     ///
     /// Exit status: 0 valid, 1 invalid.
@@ -57,6 +72,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let code = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            bundles,
+            admin_listen,
+        } => commands::serve(config.as_deref(), listen, bundles, admin_listen),
         Command::Validate { dir } => commands::validate(&dir),
         Command::Check {
             bundles,

@@ -36,6 +36,8 @@ pub const TENANT_KEYS: &[&str] = &[
     "timezone",
     "domain",
     "supply_chain",
+    "accept_request_time",
+    "trust_token_roles",
     "description",
 ];
 
@@ -434,6 +436,12 @@ impl Decoder<'_> {
         }
         if let Some(node) = fields.get("description") {
             settings.description = self.string(node, "description");
+        }
+        if let Some(node) = fields.get("accept_request_time") {
+            settings.accept_request_time = self.bool(node, "accept_request_time").unwrap_or(false);
+        }
+        if let Some(node) = fields.get("trust_token_roles") {
+            settings.trust_token_roles = self.bool(node, "trust_token_roles").unwrap_or(false);
         }
         if let Some(node) = fields.get("supply_chain")
             && let Some(supply) = self.fields(node, "supply_chain", &["forbid_writes", "reason"])

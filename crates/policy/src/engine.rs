@@ -109,6 +109,38 @@ pub fn decide_with_strategy(
     evaluation.run(&action, extra_strategy)
 }
 
+impl Snapshot {
+    /// The roles a principal holds for a resource: assigned (globally or on the resource),
+    /// asserted in the principal, and every role those inherit; sorted.
+    pub fn effective_roles(
+        &self,
+        principal: &portcullis_core::Principal,
+        resource: &portcullis_core::Resource,
+    ) -> Vec<Arc<str>> {
+        let entry = self.principals.get(&principal.id);
+        let mut assigned = entry.map(|e| e.global.clone()).unwrap_or_default();
+        if let Some(entry) = entry {
+            for (pattern, role) in &entry.scoped {
+                if pattern.matches(&resource.kind, &resource.id) {
+                    assigned.insert(*role);
+                }
+            }
+        }
+        for name in &principal.roles {
+            if let Some(role) = self.roles.index.get(name) {
+                assigned.insert(*role);
+            }
+        }
+        let mut all = BitSet::new();
+        for role in assigned.iter() {
+            all.union_with(&self.roles.closure[role]);
+        }
+        all.iter()
+            .map(|role| Arc::clone(&self.roles.names[role]))
+            .collect()
+    }
+}
+
 /// A decision that denies before any policy is read.
 pub(crate) fn refuse(request: &Request, revision: &Arc<str>, cause: Cause) -> Decision {
     Decision {
@@ -679,6 +711,11 @@ impl PolicySet {
     /// An empty set (every decision is `tenant_unknown`).
     pub fn new() -> Self {
         PolicySet::default()
+    }
+
+    /// Removes a tenant; returns its snapshot if it had one.
+    pub fn remove(&mut self, tenant: &TenantId) -> Option<Arc<Snapshot>> {
+        self.tenants.remove(tenant)
     }
 
     /// Adds or replaces a tenant's snapshot.

@@ -56,6 +56,11 @@ pub struct TenantSettings {
     pub supply_chain_forbid: bool,
     /// Why the built-in supply-chain forbid is off (required when it is).
     pub supply_chain_forbid_reason: Option<String>,
+    /// Whether a server honours a time supplied by the caller (`context.time`); otherwise its
+    /// own clock decides. For playgrounds and end-to-end tests.
+    pub accept_request_time: bool,
+    /// Whether roles carried by identity tokens are added to the principal's roles.
+    pub trust_token_roles: bool,
     /// Free text.
     pub description: Option<String>,
 }
@@ -69,6 +74,8 @@ impl Default for TenantSettings {
             domain: None,
             supply_chain_forbid: true,
             supply_chain_forbid_reason: None,
+            accept_request_time: false,
+            trust_token_roles: false,
             description: None,
         }
     }

@@ -1,0 +1,748 @@
+//! Server configuration: one TOML file, parsed into raw structs and then converted once into
+//! validated types that cannot hold an invalid state. Every error names the offending key.
+//!
+//! Secrets never need to be written in the file: admin tokens and HMAC keys can come from
+//! environment variables (`*_env` keys) or files (`*_file` keys), and `PORTCULLIS_ADMIN_TOKEN`
+//! adds an admin token named `env`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("configuration key `{key}`: {message}")]
+pub struct ConfigError {
+    /// Dotted path of the key (`admin.listen`, `identity.issuers[0].key_file`, ...).
+    pub key: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+// ---------------------------------------------------------------------------- raw (file) form
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    grpc_listen: Option<String>,
+    bundles: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    reload: RawReload,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    proxy: RawProxy,
+    #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
+    identity: RawIdentity,
+    tls: Option<RawTls>,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReload {
+    watch: Option<bool>,
+    debounce_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_body_bytes: Option<usize>,
+    max_batch: Option<usize>,
+    max_header_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    trusted: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    listen: Option<String>,
+    allow_remote: Option<bool>,
+    #[serde(default)]
+    tokens: Vec<RawAdminToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdminToken {
+    name: String,
+    token: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIdentity {
+    principal_claim: Option<String>,
+    tenant_claim: Option<String>,
+    roles_claim: Option<String>,
+    attribute_claims: Option<Vec<String>>,
+    leeway_seconds: Option<u64>,
+    require_token_for_check: Option<bool>,
+    #[serde(default)]
+    issuers: Vec<RawIssuer>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIssuer {
+    issuer: String,
+    audiences: Option<Vec<String>>,
+    algorithms: Option<Vec<String>>,
+    key_file: Option<PathBuf>,
+    jwks_file: Option<PathBuf>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    client_ca_file: Option<PathBuf>,
+    client_auth: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<String>,
+    level: Option<String>,
+}
+
+// ---------------------------------------------------------------------------- validated form
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Main listener: JSON API, AuthZEN, forward-auth, health, metrics and (unless
+    /// `grpc_listen` is set) gRPC.
+    pub listen: SocketAddr,
+    /// A separate gRPC listener, if wanted.
+    pub grpc_listen: Option<SocketAddr>,
+    /// Bundle folders (each a bundle or a folder of bundles).
+    pub bundles: Vec<PathBuf>,
+    /// Whether the bundles served are the demo bundles built into the binary.
+    pub embedded_demo: bool,
+    /// Hot reload.
+    pub reload: ReloadConfig,
+    /// Request limits.
+    pub limits: Limits,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The admin listener and its tokens.
+    pub admin: AdminConfig,
+    /// Token verification.
+    pub identity: IdentityConfig,
+    /// TLS on the main listener.
+    pub tls: Option<TlsConfig>,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Hot reload settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReloadConfig {
+    /// Watch the bundle folders for changes.
+    pub watch: bool,
+    /// Quiet time before a burst of file events triggers a reload.
+    pub debounce: Duration,
+}
+
+/// Request limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Most checks in one batch.
+    pub max_batch: usize,
+    /// Largest accepted forwarded header value (certificates included).
+    pub max_header_bytes: usize,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Where admin endpoints listen.
+    pub listen: SocketAddr,
+    /// Named admin tokens; the name is the principal id in the `system` tenant.
+    pub tokens: Vec<AdminToken>,
+}
+
+/// One admin token.
+#[derive(Clone)]
+pub struct AdminToken {
+    /// The principal this token authenticates, in the `system` tenant.
+    pub name: String,
+    /// The secret.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminToken")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How identity tokens are verified and mapped.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Claim holding the principal id.
+    pub principal_claim: String,
+    /// Claim holding the tenant id.
+    pub tenant_claim: String,
+    /// Claim holding roles (used only for tenants that trust token roles).
+    pub roles_claim: String,
+    /// Claims copied into principal attributes.
+    pub attribute_claims: Vec<String>,
+    /// Allowed clock skew for `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Whether `/v1/check` and its siblings require a bearer token.
+    pub require_token_for_check: bool,
+    /// Trusted issuers.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+/// One trusted token issuer.
+#[derive(Clone)]
+pub struct IssuerConfig {
+    /// Expected `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (any one must be present); empty means `aud` is not checked.
+    pub audiences: Vec<String>,
+    /// Accepted algorithms.
+    pub algorithms: Vec<jsonwebtoken::Algorithm>,
+    /// Where the keys come from.
+    pub keys: KeySource,
+}
+
+impl std::fmt::Debug for IssuerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerConfig")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("algorithms", &self.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Verification keys of an issuer.
+#[derive(Clone)]
+pub enum KeySource {
+    /// A PEM public key (RSA, EC or Ed25519).
+    Pem(Vec<u8>),
+    /// A JWKS document.
+    Jwks(Vec<u8>),
+    /// An HMAC secret.
+    Secret(Vec<u8>),
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeySource::Pem(_) => "KeySource::Pem",
+            KeySource::Jwks(_) => "KeySource::Jwks",
+            KeySource::Secret(_) => "KeySource::Secret",
+        })
+    }
+}
+
+/// TLS on the main listener.
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub key_file: PathBuf,
+    /// Client certificate authorities (PEM), for mTLS.
+    pub client_ca_file: Option<PathBuf>,
+    /// Whether client certificates are required, optional or not asked for.
+    pub client_auth: ClientAuth,
+}
+
+/// Client certificate policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// Not asked for.
+    None,
+    /// Asked for and verified when presented.
+    Optional,
+    /// Required.
+    Required,
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub json: bool,
+    /// A tracing filter such as `info` or `portcullis=debug`.
+    pub level: String,
+}
+
+/// Defaults used when nothing is configured.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9700";
+/// Default admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9701";
+/// The environment variable that adds an admin token named `env`.
+pub const ADMIN_TOKEN_ENV: &str = "PORTCULLIS_ADMIN_TOKEN";
+
+fn socket(key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| {
+        error(
+            key,
+            format!("`{value}` is not an address and port such as 127.0.0.1:9700"),
+        )
+    })
+}
+
+fn read_secret(key: &str, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| error(key, format!("cannot read {}: {e}", path.display())))?;
+    let trimmed = bytes.trim_ascii().to_vec();
+    if trimmed.is_empty() {
+        return Err(error(key, format!("{} is empty", path.display())));
+    }
+    Ok(trimmed)
+}
+
+fn env_secret(
+    key: &str,
+    variable: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, ConfigError> {
+    match lookup(variable) {
+        Some(value) if !value.is_empty() => Ok(value.into_bytes()),
+        _ => Err(error(
+            key,
+            format!("environment variable {variable} is not set"),
+        )),
+    }
+}
+
+fn algorithm(key: &str, name: &str) -> Result<jsonwebtoken::Algorithm, ConfigError> {
+    use jsonwebtoken::Algorithm::*;
+    Ok(match name {
+        "HS256" => HS256,
+        "HS384" => HS384,
+        "HS512" => HS512,
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "EdDSA" => EdDSA,
+        other => {
+            return Err(error(
+                key,
+                format!(
+                    "unknown algorithm `{other}`; use HS256/384/512, RS256/384/512, PS256/384/512, ES256/384 or EdDSA (`none` is never accepted)"
+                ),
+            ));
+        }
+    })
+}
+
+/// Command-line overrides.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<SocketAddr>,
+    /// `--bundles`.
+    pub bundles: Option<PathBuf>,
+    /// `--admin-listen`.
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Config {
+    /// Reads and validates a configuration file (or the defaults when `path` is `None`),
+    /// applying overrides and environment variables.
+    pub fn load(path: Option<&Path>, overrides: &Overrides) -> Result<Config, ConfigError> {
+        let raw = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| error("(file)", format!("cannot read {}: {e}", path.display())))?;
+                Some((
+                    text,
+                    path.parent().map(Path::to_path_buf).unwrap_or_default(),
+                ))
+            }
+            None => None,
+        };
+        let env = |name: &str| std::env::var(name).ok();
+        match raw {
+            Some((text, base)) => Config::parse(&text, &base, overrides, &env),
+            None => Config::parse("", Path::new("."), overrides, &env),
+        }
+    }
+
+    /// Parses configuration text. Relative paths are resolved against `base` (the file's
+    /// folder); `env` looks up environment variables.
+    pub fn parse(
+        text: &str,
+        base: &Path,
+        overrides: &Overrides,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            let message = e.message().to_owned();
+            let location = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!(" (line {line})")
+                })
+                .unwrap_or_default();
+            let key = message
+                .split('`')
+                .nth(1)
+                .filter(|_| message.starts_with("unknown field"))
+                .unwrap_or("(file)")
+                .to_owned();
+            error(key, format!("{message}{location}"))
+        })?;
+        let resolve = |path: &Path| {
+            if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            }
+        };
+
+        let listen = match (overrides.listen, &raw.listen) {
+            (Some(listen), _) => listen,
+            (None, Some(value)) => socket("listen", value)?,
+            (None, None) => socket("listen", DEFAULT_LISTEN)?,
+        };
+        let grpc_listen = raw
+            .grpc_listen
+            .as_deref()
+            .map(|v| socket("grpc_listen", v))
+            .transpose()?;
+        let (bundles, embedded_demo) = match (&overrides.bundles, &raw.bundles) {
+            (Some(dir), _) => (vec![dir.clone()], false),
+            (None, Some(dirs)) if !dirs.is_empty() => {
+                (dirs.iter().map(|d| resolve(d)).collect(), false)
+            }
+            (None, Some(_)) => return Err(error("bundles", "lists no folder")),
+            (None, None) => {
+                let demo = PathBuf::from("examples/demo/bundles");
+                if demo.is_dir() {
+                    (vec![demo], false)
+                } else {
+                    (Vec::new(), true)
+                }
+            }
+        };
+        for (index, dir) in bundles.iter().enumerate() {
+            if !dir.is_dir() {
+                return Err(error(
+                    format!("bundles[{index}]"),
+                    format!("{} is not a folder", dir.display()),
+                ));
+            }
+        }
+
+        let debounce_ms = raw.reload.debounce_ms.unwrap_or(300);
+        if !(10..=60_000).contains(&debounce_ms) {
+            return Err(error("reload.debounce_ms", "must be between 10 and 60000"));
+        }
+        let reload = ReloadConfig {
+            watch: raw.reload.watch.unwrap_or(true) && !embedded_demo,
+            debounce: Duration::from_millis(debounce_ms),
+        };
+
+        let limits = Limits {
+            max_body_bytes: raw.limits.max_body_bytes.unwrap_or(1024 * 1024),
+            max_batch: raw.limits.max_batch.unwrap_or(100),
+            max_header_bytes: raw.limits.max_header_bytes.unwrap_or(16 * 1024),
+        };
+        if !(1024..=64 * 1024 * 1024).contains(&limits.max_body_bytes) {
+            return Err(error(
+                "limits.max_body_bytes",
+                "must be between 1024 and 67108864",
+            ));
+        }
+        if !(1..=10_000).contains(&limits.max_batch) {
+            return Err(error("limits.max_batch", "must be between 1 and 10000"));
+        }
+        if !(1024..=1024 * 1024).contains(&limits.max_header_bytes) {
+            return Err(error(
+                "limits.max_header_bytes",
+                "must be between 1024 and 1048576",
+            ));
+        }
+
+        let trusted = raw
+            .proxy
+            .trusted
+            .unwrap_or_else(|| vec!["127.0.0.1/32".into(), "::1/128".into()]);
+        let mut trusted_proxies = Vec::with_capacity(trusted.len());
+        for (index, value) in trusted.iter().enumerate() {
+            let network = value
+                .parse::<IpNet>()
+                .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    error(
+                        format!("proxy.trusted[{index}]"),
+                        format!("`{value}` is not an address or CIDR block"),
+                    )
+                })?;
+            trusted_proxies.push(network);
+        }
+
+        let admin_listen = match (overrides.admin_listen, &raw.admin.listen) {
+            (Some(listen), _) => listen,
+            (None, Some(value)) => socket("admin.listen", value)?,
+            (None, None) => socket("admin.listen", DEFAULT_ADMIN_LISTEN)?,
+        };
+        if !admin_listen.ip().is_loopback() && !raw.admin.allow_remote.unwrap_or(false) {
+            return Err(error(
+                "admin.listen",
+                format!(
+                    "{admin_listen} is not a loopback address; set admin.allow_remote = true to expose admin endpoints beyond this host"
+                ),
+            ));
+        }
+        if admin_listen == listen {
+            return Err(error("admin.listen", "must differ from `listen`"));
+        }
+        let mut tokens = Vec::new();
+        for (index, token) in raw.admin.tokens.iter().enumerate() {
+            let key = format!("admin.tokens[{index}]");
+            if token.name.is_empty() || token.name.chars().any(char::is_whitespace) {
+                return Err(error(
+                    format!("{key}.name"),
+                    "must be a non-empty name without spaces",
+                ));
+            }
+            let secret = match (&token.token, &token.token_env, &token.token_file) {
+                (Some(secret), None, None) => secret.clone().into_bytes(),
+                (None, Some(variable), None) => {
+                    env_secret(&format!("{key}.token_env"), variable, env)?
+                }
+                (None, None, Some(path)) => {
+                    read_secret(&format!("{key}.token_file"), &resolve(path))?
+                }
+                _ => {
+                    return Err(error(
+                        &key,
+                        "give exactly one of token, token_env, token_file",
+                    ));
+                }
+            };
+            let secret = String::from_utf8(secret)
+                .map_err(|_| error(&key, "the token is not UTF-8 text"))?;
+            if secret.len() < 16 {
+                return Err(error(&key, "the token is shorter than 16 characters"));
+            }
+            tokens.push(AdminToken {
+                name: token.name.clone(),
+                secret,
+            });
+        }
+        if let Some(secret) = env(ADMIN_TOKEN_ENV).filter(|s| !s.is_empty()) {
+            if secret.len() < 16 {
+                return Err(error(
+                    ADMIN_TOKEN_ENV,
+                    "the token is shorter than 16 characters",
+                ));
+            }
+            tokens.push(AdminToken {
+                name: "env".into(),
+                secret,
+            });
+        }
+
+        let identity = Self::identity(raw.identity, &resolve, env)?;
+
+        let tls = match raw.tls {
+            None => None,
+            Some(tls) => {
+                let client_auth = match tls.client_auth.as_deref() {
+                    None if tls.client_ca_file.is_some() => ClientAuth::Optional,
+                    None | Some("none") => ClientAuth::None,
+                    Some("optional") => ClientAuth::Optional,
+                    Some("required") => ClientAuth::Required,
+                    Some(other) => {
+                        return Err(error(
+                            "tls.client_auth",
+                            format!("`{other}`: use none, optional or required"),
+                        ));
+                    }
+                };
+                if client_auth != ClientAuth::None && tls.client_ca_file.is_none() {
+                    return Err(error(
+                        "tls.client_ca_file",
+                        "is required when client_auth is optional or required",
+                    ));
+                }
+                for (key, path) in [
+                    ("tls.cert_file", Some(&tls.cert_file)),
+                    ("tls.key_file", Some(&tls.key_file)),
+                    ("tls.client_ca_file", tls.client_ca_file.as_ref()),
+                ] {
+                    if let Some(path) = path
+                        && !resolve(path).is_file()
+                    {
+                        return Err(error(
+                            key,
+                            format!("{} does not exist", resolve(path).display()),
+                        ));
+                    }
+                }
+                Some(TlsConfig {
+                    cert_file: resolve(&tls.cert_file),
+                    key_file: resolve(&tls.key_file),
+                    client_ca_file: tls.client_ca_file.as_deref().map(resolve),
+                    client_auth,
+                })
+            }
+        };
+
+        let log = LogConfig {
+            json: match raw.log.format.as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    return Err(error("log.format", format!("`{other}`: use text or json")));
+                }
+            },
+            level: raw.log.level.unwrap_or_else(|| "info".into()),
+        };
+
+        Ok(Config {
+            listen,
+            grpc_listen,
+            bundles,
+            embedded_demo,
+            reload,
+            limits,
+            trusted_proxies,
+            admin: AdminConfig {
+                listen: admin_listen,
+                tokens,
+            },
+            identity,
+            tls,
+            log,
+        })
+    }
+
+    fn identity(
+        raw: RawIdentity,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<IdentityConfig, ConfigError> {
+        let leeway_seconds = raw.leeway_seconds.unwrap_or(30);
+        if leeway_seconds > 300 {
+            return Err(error("identity.leeway_seconds", "must be at most 300"));
+        }
+        let mut issuers = Vec::with_capacity(raw.issuers.len());
+        for (index, issuer) in raw.issuers.into_iter().enumerate() {
+            let key = format!("identity.issuers[{index}]");
+            if issuer.issuer.is_empty() {
+                return Err(error(format!("{key}.issuer"), "must not be empty"));
+            }
+            let keys = match (
+                &issuer.key_file,
+                &issuer.jwks_file,
+                &issuer.secret_env,
+                &issuer.secret_file,
+            ) {
+                (Some(path), None, None, None) => {
+                    KeySource::Pem(read_secret(&format!("{key}.key_file"), &resolve(path))?)
+                }
+                (None, Some(path), None, None) => {
+                    KeySource::Jwks(read_secret(&format!("{key}.jwks_file"), &resolve(path))?)
+                }
+                (None, None, Some(variable), None) => {
+                    KeySource::Secret(env_secret(&format!("{key}.secret_env"), variable, env)?)
+                }
+                (None, None, None, Some(path)) => {
+                    KeySource::Secret(read_secret(&format!("{key}.secret_file"), &resolve(path))?)
+                }
+                _ => {
+                    return Err(error(
+                        &key,
+                        "give exactly one of key_file, jwks_file, secret_env, secret_file",
+                    ));
+                }
+            };
+            if let KeySource::Secret(secret) = &keys
+                && secret.len() < 32
+            {
+                return Err(error(&key, "an HMAC secret must be at least 32 bytes"));
+            }
+            let names = issuer.algorithms.unwrap_or_else(|| match keys {
+                KeySource::Secret(_) => vec!["HS256".into()],
+                _ => vec!["RS256".into(), "ES256".into(), "EdDSA".into()],
+            });
+            if names.is_empty() {
+                return Err(error(format!("{key}.algorithms"), "lists no algorithm"));
+            }
+            let algorithms = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| algorithm(&format!("{key}.algorithms[{i}]"), name))
+                .collect::<Result<Vec<_>, _>>()?;
+            let hmac = |a: &jsonwebtoken::Algorithm| {
+                matches!(
+                    a,
+                    jsonwebtoken::Algorithm::HS256
+                        | jsonwebtoken::Algorithm::HS384
+                        | jsonwebtoken::Algorithm::HS512
+                )
+            };
+            let secret_keys = matches!(keys, KeySource::Secret(_));
+            if algorithms.iter().any(|a| hmac(a) != secret_keys) {
+                return Err(error(
+                    format!("{key}.algorithms"),
+                    "HS* algorithms go with secret_env/secret_file, the others with key_file/jwks_file",
+                ));
+            }
+            issuers.push(IssuerConfig {
+                issuer: issuer.issuer,
+                audiences: issuer.audiences.unwrap_or_default(),
+                algorithms,
+                keys,
+            });
+        }
+        Ok(IdentityConfig {
+            principal_claim: raw.principal_claim.unwrap_or_else(|| "sub".into()),
+            tenant_claim: raw.tenant_claim.unwrap_or_else(|| "tenant".into()),
+            roles_claim: raw.roles_claim.unwrap_or_else(|| "roles".into()),
+            attribute_claims: raw.attribute_claims.unwrap_or_default(),
+            leeway_seconds,
+            require_token_for_check: raw.require_token_for_check.unwrap_or(false),
+            issuers,
+        })
+    }
+}

@@ -1,0 +1,590 @@
+//! Forward-auth edges for reverse proxies: nginx `auth_request`, Traefik ForwardAuth and Envoy
+//! ext_authz in HTTP mode.
+//!
+//! Each edge reconstructs the original request (method, path, host), maps it through the
+//! tenant's route table to an action and resource, takes the client address from forwarding
+//! headers only when the TCP peer is a trusted proxy, takes a client certificate only from a
+//! trusted proxy's verified headers (or our own mTLS listener), binds the bearer identity to
+//! the tenant and host, and answers 2xx (allow, with identity headers for the upstream),
+//! 401 (no or invalid identity) or 403 (deny). It never redirects.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
+use portcullis_core::{ClientCert, Context, Decision, Request, TenantId};
+use serde_json::{Value, json};
+
+use crate::api::header_tenant;
+use crate::error::ApiError;
+use crate::identity::{bearer, strip_port};
+use crate::state::AppState;
+use crate::tls::{PeerInfo, client_cert_from_pem};
+
+/// Which proxy is asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// nginx `auth_request`: `X-Original-Method`, `X-Original-URI`.
+    Nginx,
+    /// Traefik ForwardAuth: `X-Forwarded-Method`, `-Uri`, `-Host`, `-For`.
+    Traefik,
+    /// Envoy ext_authz HTTP: the original method and path, under a path prefix.
+    Envoy,
+}
+
+impl Flavor {
+    fn edge(self) -> &'static str {
+        match self {
+            Flavor::Nginx => "nginx",
+            Flavor::Traefik => "traefik",
+            Flavor::Envoy => "envoy-http",
+        }
+    }
+}
+
+/// The path prefix under which Envoy's HTTP ext_authz forwards the original path.
+pub const ENVOY_PREFIX: &str = "/v1/authz/envoy";
+
+/// `/v1/authz/nginx`.
+pub async fn nginx(
+    state: State<Arc<AppState>>,
+    peer: ConnectInfo<PeerInfo>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    respond(&state, &peer, Flavor::Nginx, &method, &uri, &headers)
+}
+
+/// `/v1/authz/traefik`.
+pub async fn traefik(
+    state: State<Arc<AppState>>,
+    peer: ConnectInfo<PeerInfo>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    respond(&state, &peer, Flavor::Traefik, &method, &uri, &headers)
+}
+
+/// `/v1/authz/envoy/...`.
+pub async fn envoy(
+    state: State<Arc<AppState>>,
+    peer: ConnectInfo<PeerInfo>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    respond(&state, &peer, Flavor::Envoy, &method, &uri, &headers)
+}
+
+fn respond(
+    state: &AppState,
+    peer: &PeerInfo,
+    flavor: Flavor,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    match authorize(state, peer, flavor, method, uri, headers) {
+        Ok(Outcome::Allowed {
+            decision,
+            user,
+            tenant,
+            roles,
+        }) => {
+            let mut response = StatusCode::OK.into_response();
+            let out = response.headers_mut();
+            put(out, "x-portcullis-user", &user);
+            put(out, "x-portcullis-tenant", tenant.as_str());
+            put(out, "x-portcullis-roles", &roles.join(","));
+            put(out, "x-portcullis-decision-id", &decision.trace_id);
+            response
+        }
+        Ok(Outcome::Denied { decision, reason }) => {
+            let body = json!({
+                "decision": "deny",
+                "cause": reason,
+                "forbids": decision.as_ref().map(|d| d.forbids.clone()),
+                "strategy": decision.as_ref().and_then(|d| d.strategy.clone()),
+                "trace_id": decision.as_ref().map(|d| d.trace_id.clone()),
+            });
+            let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
+            if let Some(decision) = &decision {
+                put(
+                    response.headers_mut(),
+                    "x-portcullis-decision-id",
+                    &decision.trace_id,
+                );
+            }
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    // Values that are not valid header text (control characters) are left out, not mangled.
+    if let Ok(value) = HeaderValue::from_str(value) {
+        headers.insert(HeaderName::from_static(name), value);
+    }
+}
+
+enum Outcome {
+    Allowed {
+        decision: Decision,
+        user: String,
+        tenant: TenantId,
+        roles: Vec<String>,
+    },
+    Denied {
+        decision: Option<Decision>,
+        reason: Value,
+    },
+}
+
+fn text<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<Option<&'h str>, ApiError> {
+    let Some(value) = headers.get(name) else {
+        return Ok(None);
+    };
+    if value.len() > limit {
+        return Err(ApiError::bad_request(
+            "header_too_large",
+            format!("{name} is longer than {limit} bytes"),
+        ));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} is not text")))
+}
+
+fn required<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<&'h str, ApiError> {
+    text(headers, name, limit)?
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| {
+            ApiError::bad_request("missing_header", format!("the proxy did not send {name}"))
+        })
+}
+
+fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6
+            .to_ipv4_mapped()
+            .map(IpAddr::V4)
+            .unwrap_or(IpAddr::V6(v6)),
+        other => other,
+    };
+    trusted.iter().any(|network| network.contains(&ip))
+}
+
+fn parse_ip(text: &str) -> Option<IpAddr> {
+    let text = text.trim();
+    text.parse().ok().or_else(|| strip_port(text).parse().ok())
+}
+
+/// The client address: from `X-Forwarded-For` (the right-most address that is not a trusted
+/// proxy) or `X-Real-IP` when the peer is a trusted proxy, otherwise the peer itself.
+pub fn client_ip(
+    trusted: &[IpNet],
+    peer: IpAddr,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<IpAddr, ApiError> {
+    if !is_trusted(trusted, peer) {
+        return Ok(peer);
+    }
+    if let Some(list) = text(headers, "x-forwarded-for", limit)? {
+        let mut hops = Vec::new();
+        for hop in list.split(',') {
+            hops.push(parse_ip(hop).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_header",
+                    format!(
+                        "X-Forwarded-For holds `{}`, which is not an address",
+                        hop.trim()
+                    ),
+                )
+            })?);
+        }
+        let client = hops
+            .iter()
+            .rev()
+            .find(|ip| !is_trusted(trusted, **ip))
+            .or_else(|| hops.first())
+            .copied();
+        if let Some(client) = client {
+            return Ok(client);
+        }
+    }
+    if let Some(real) = text(headers, "x-real-ip", limit)? {
+        return parse_ip(real)
+            .ok_or_else(|| ApiError::bad_request("invalid_header", "X-Real-IP is not an address"));
+    }
+    Ok(peer)
+}
+
+/// The client certificate a trusted proxy vouches for, in the proxy's own header format.
+fn proxy_cert(
+    flavor: Flavor,
+    headers: &HeaderMap,
+    limit: usize,
+) -> Result<(Option<ClientCert>, Option<String>), ApiError> {
+    let decode = |value: &str| {
+        percent_encoding::percent_decode_str(value)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    match flavor {
+        Flavor::Nginx => {
+            let sha1 =
+                text(headers, "x-ssl-client-fingerprint", limit)?.map(str::to_ascii_lowercase);
+            let verified =
+                text(headers, "x-ssl-client-verify", limit)?.is_some_and(|v| v == "SUCCESS");
+            if !verified {
+                return Ok((None, None));
+            }
+            let cert = match text(headers, "x-ssl-client-cert", limit)? {
+                Some(escaped) => Some(client_cert_from_pem(&decode(escaped)).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        "X-SSL-Client-Cert is not a PEM certificate",
+                    )
+                })?),
+                None => None,
+            };
+            Ok((cert, sha1))
+        }
+        Flavor::Traefik => match text(headers, "x-forwarded-tls-client-cert", limit)? {
+            Some(escaped) => {
+                let first = decode(escaped);
+                let first = first.split(',').next().unwrap_or_default().to_owned();
+                let cert = client_cert_from_pem(&first).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        "X-Forwarded-Tls-Client-Cert is not a certificate",
+                    )
+                })?;
+                Ok((Some(cert), None))
+            }
+            None => Ok((None, None)),
+        },
+        Flavor::Envoy => match text(headers, "x-forwarded-client-cert", limit)? {
+            Some(xfcc) => Ok((parse_xfcc(xfcc), None)),
+            None => Ok((None, None)),
+        },
+    }
+}
+
+/// Envoy's `x-forwarded-client-cert`: the last element (the hop nearest to us) with its `Cert`
+/// (URL-encoded PEM), or else its `Hash` (SHA-256) and `Subject`.
+fn parse_xfcc(value: &str) -> Option<ClientCert> {
+    let element = split_outside_quotes(value, ',').pop()?;
+    let mut cert = ClientCert::default();
+    let mut pem = None;
+    for pair in split_outside_quotes(&element, ';') {
+        let Some((key, raw)) = pair.split_once('=') else {
+            continue;
+        };
+        let raw = raw.trim().trim_matches('"');
+        match key.trim().to_ascii_lowercase().as_str() {
+            "hash" => cert.fingerprint = Some(raw.to_ascii_lowercase()),
+            "subject" => {
+                cert.subject = Some(raw.to_owned());
+                cert.subject_cn = raw
+                    .split(',')
+                    .find_map(|part| part.trim().strip_prefix("CN="))
+                    .map(str::to_owned);
+            }
+            "cert" => {
+                pem = Some(
+                    percent_encoding::percent_decode_str(raw)
+                        .decode_utf8_lossy()
+                        .into_owned(),
+                )
+            }
+            _ => {}
+        }
+    }
+    match pem.and_then(|pem| client_cert_from_pem(&pem)) {
+        Some(parsed) => Some(parsed),
+        None if cert.fingerprint.is_some() || cert.subject.is_some() => Some(cert),
+        None => None,
+    }
+}
+
+fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in value.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            c if c == separator && !quoted => parts.push(std::mem::take(&mut current)),
+            c => current.push(c),
+        }
+    }
+    parts.push(current);
+    parts
+}
+
+fn authorize(
+    state: &AppState,
+    peer: &PeerInfo,
+    flavor: Flavor,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Result<Outcome, ApiError> {
+    let limit = state.config.limits.max_header_bytes;
+    let trusted = is_trusted(&state.config.trusted_proxies, peer.addr.ip());
+
+    // The original request.
+    let (original_method, original_uri) = match flavor {
+        Flavor::Nginx => (
+            text(headers, "x-original-method", limit)?
+                .unwrap_or(method.as_str())
+                .to_owned(),
+            required(headers, "x-original-uri", limit)?.to_owned(),
+        ),
+        Flavor::Traefik => (
+            required(headers, "x-forwarded-method", limit)?.to_owned(),
+            required(headers, "x-forwarded-uri", limit)?.to_owned(),
+        ),
+        Flavor::Envoy => {
+            let path = uri.path().strip_prefix(ENVOY_PREFIX).unwrap_or("/");
+            let path = if path.is_empty() { "/" } else { path };
+            let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
+            (method.as_str().to_owned(), format!("{path}{query}"))
+        }
+    };
+    if !original_uri.starts_with('/') {
+        return Err(ApiError::bad_request(
+            "invalid_header",
+            "the original URI does not start with '/'",
+        ));
+    }
+    let path = original_uri
+        .split_once('?')
+        .map_or(original_uri.as_str(), |(path, _)| path);
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8()
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_header",
+                "the original path is not UTF-8 once decoded",
+            )
+        })?;
+    if path
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Err(ApiError::bad_request(
+            "invalid_header",
+            "the original path holds '.' or '..' segments",
+        ));
+    }
+
+    let host = if trusted {
+        text(headers, "x-forwarded-host", limit)?.or(text(headers, "host", limit)?)
+    } else {
+        text(headers, "host", limit)?
+    };
+
+    // The tenant: named by the proxy, or found by the host the request was addressed to.
+    let policies = state.policies();
+    let tenant = match header_tenant(headers)? {
+        Some(tenant) => tenant,
+        None => {
+            let wanted = host.map(strip_port).map(str::to_ascii_lowercase);
+            policies
+                .iter()
+                .find(|snapshot| {
+                    snapshot.settings().domain.is_some() && snapshot.settings().domain == wanted
+                })
+                .map(|snapshot| snapshot.tenant().clone())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "missing_tenant",
+                        "no X-Tenant-ID header and no tenant declares this host as its domain",
+                    )
+                })?
+        }
+    };
+    let Some(snapshot) = policies.get(&tenant) else {
+        return Ok(Outcome::Denied {
+            decision: None,
+            reason: json!("tenant_unknown"),
+        });
+    };
+
+    // The identity.
+    let token = bearer(headers)?
+        .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
+    let identity = state.verifier.verify(token)?;
+    let principal = identity.bind(&tenant, Some(snapshot), host)?;
+
+    // The route.
+    let Some(route) = snapshot.match_route(&original_method, &path) else {
+        return Ok(Outcome::Denied {
+            decision: None,
+            reason: json!("no_route"),
+        });
+    };
+
+    // The circumstances.
+    let ip = client_ip(
+        &state.config.trusted_proxies,
+        peer.addr.ip(),
+        headers,
+        limit,
+    )?;
+    let (mut cert, sha1) = if trusted {
+        proxy_cert(flavor, headers, limit)?
+    } else {
+        (None, None)
+    };
+    if let Some(own) = &peer.cert {
+        cert = Some((**own).clone());
+    }
+    let mut attributes = serde_json::Map::new();
+    attributes.insert(
+        "method".into(),
+        Value::String(original_method.to_ascii_uppercase()),
+    );
+    attributes.insert("path".into(), Value::String(path.clone().into_owned()));
+    if let Some(host) = host {
+        attributes.insert("host".into(), Value::String(host.to_owned()));
+    }
+    if let Some(sha1) = sha1 {
+        attributes.insert("cert_sha1".into(), Value::String(sha1));
+    }
+    let time = match text(headers, "x-portcullis-time", limit)? {
+        Some(value) if trusted && snapshot.settings().accept_request_time => {
+            Some(value.parse::<jiff::Timestamp>().map_err(|e| {
+                ApiError::bad_request("invalid_header", format!("X-Portcullis-Time: {e}"))
+            })?)
+        }
+        _ => None,
+    };
+    let resource = route.resource.clone();
+    let action = route.action.to_owned();
+    let route_strategy = route.strategy.map(str::to_owned);
+    let mut request = Request {
+        tenant: tenant.clone(),
+        principal,
+        action,
+        resource,
+        context: Context {
+            ip: Some(ip),
+            time,
+            cert,
+            source: Some(flavor.edge().to_owned()),
+            attributes,
+        },
+        env: Default::default(),
+        explain: false,
+        trace_id: traceparent(headers),
+    };
+    let decision = state.decide_with(&mut request, flavor.edge(), route_strategy.as_deref());
+    if decision.is_allowed() {
+        let roles = snapshot
+            .effective_roles(&request.principal, &request.resource)
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        Ok(Outcome::Allowed {
+            user: request.principal.id,
+            tenant,
+            roles,
+            decision,
+        })
+    } else {
+        let reason = serde_json::to_value(decision.cause).unwrap_or(Value::Null);
+        Ok(Outcome::Denied {
+            decision: Some(decision),
+            reason,
+        })
+    }
+}
+
+/// The trace id of a W3C `traceparent` header, if well formed.
+pub fn traceparent(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("traceparent")?.to_str().ok()?;
+    let mut parts = value.split('-');
+    let (_version, trace) = (parts.next()?, parts.next()?);
+    (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
+        .then(|| trace.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let xff = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.2")]);
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(
+            client_ip(&trusted, proxy, &xff, 1024).unwrap(),
+            "203.0.113.7".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(&trusted, stranger, &xff, 1024).unwrap(), stranger);
+        let spoofed = headers(&[("x-forwarded-for", "172.16.0.1, 203.0.113.7")]);
+        assert_eq!(
+            client_ip(&trusted, proxy, &spoofed, 1024).unwrap(),
+            "203.0.113.7".parse::<IpAddr>().unwrap(),
+            "the right-most untrusted hop wins; what the client prepended is ignored"
+        );
+        let bad = headers(&[("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(
+            client_ip(&trusted, proxy, &bad, 1024).unwrap_err().code,
+            "invalid_header"
+        );
+        let real = headers(&[("x-real-ip", "203.0.113.9")]);
+        assert_eq!(
+            client_ip(&trusted, proxy, &real, 1024).unwrap(),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn xfcc_elements_are_parsed() {
+        let cert =
+            parse_xfcc(r#"By=spiffe://a;Hash=AB12;Subject="O=Acme,CN=cert1";URI=spiffe://b"#)
+                .unwrap();
+        assert_eq!(cert.fingerprint.as_deref(), Some("ab12"));
+        assert_eq!(cert.subject_cn.as_deref(), Some("cert1"));
+        let last = parse_xfcc(r#"Hash=11;Subject="CN=first",Hash=22;Subject="CN=second""#).unwrap();
+        assert_eq!(last.subject_cn.as_deref(), Some("second"));
+    }
+
+    #[test]
+    fn traceparent_yields_the_trace_id() {
+        let ok = headers(&[(
+            "traceparent",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+        )]);
+        assert_eq!(
+            traceparent(&ok).as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(traceparent(&headers(&[("traceparent", "garbage")])), None);
+    }
+}

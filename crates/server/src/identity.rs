@@ -1,0 +1,373 @@
+//! Identity from bearer tokens: JWT verification (RS/PS/ES/EdDSA/HS with keys or a JWKS file
+//! from the configuration) and the mapping of claims to a principal.
+//!
+//! A token is accepted only when its issuer is configured, its algorithm is one the issuer
+//! allows (`none` never is), its signature verifies, `exp` has not passed and `nbf` has
+//! (within the configured leeway, at most five minutes), and, where audiences are configured,
+//! `aud` names one of them. Binding the identity to the requested tenant and host is done by
+//! [`Identity::bind`].
+
+use std::collections::BTreeMap;
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation, errors::ErrorKind};
+use portcullis_core::{Principal, TenantId};
+use portcullis_policy::Snapshot;
+use serde_json::{Map, Value};
+
+use crate::config::{ConfigError, IdentityConfig, KeySource};
+use crate::error::ApiError;
+
+/// Verifies tokens against the configured issuers.
+pub struct Verifier {
+    config: IdentityConfig,
+    issuers: BTreeMap<String, IssuerKeys>,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("issuers", &self.issuers.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+struct IssuerKeys {
+    validation: Validation,
+    /// Keys with their key id (JWKS) and the algorithm family they serve.
+    keys: Vec<(Option<String>, AlgorithmFamily, DecodingKey)>,
+}
+
+/// A verified identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// Principal id from the configured claim.
+    pub principal_id: String,
+    /// Tenant from the configured claim, when present.
+    pub tenant: Option<String>,
+    /// Roles from the configured claim (used only for tenants that trust them).
+    pub roles: Vec<String>,
+    /// Attributes copied from the configured claims.
+    pub attributes: Map<String, Value>,
+    /// The issuer.
+    pub issuer: String,
+}
+
+impl Verifier {
+    /// Builds the verifier, checking that every configured key parses for its algorithms.
+    pub fn new(config: &IdentityConfig) -> Result<Verifier, ConfigError> {
+        let mut issuers = BTreeMap::new();
+        for (index, issuer) in config.issuers.iter().enumerate() {
+            let key = format!("identity.issuers[{index}]");
+            let families: Vec<AlgorithmFamily> = {
+                let mut families: Vec<AlgorithmFamily> = Vec::new();
+                for algorithm in &issuer.algorithms {
+                    if !families.contains(&algorithm.family()) {
+                        families.push(algorithm.family());
+                    }
+                }
+                families
+            };
+            let mut keys = Vec::new();
+            match &issuer.keys {
+                KeySource::Secret(secret) => keys.push((
+                    None,
+                    AlgorithmFamily::Hmac,
+                    DecodingKey::from_secret(secret),
+                )),
+                KeySource::Pem(pem) => {
+                    for family in &families {
+                        let parsed = match family {
+                            AlgorithmFamily::Rsa => DecodingKey::from_rsa_pem(pem),
+                            AlgorithmFamily::Ec => DecodingKey::from_ec_pem(pem),
+                            AlgorithmFamily::Ed => DecodingKey::from_ed_pem(pem),
+                            AlgorithmFamily::Hmac => continue,
+                        };
+                        match parsed {
+                            Ok(decoding) => keys.push((None, *family, decoding)),
+                            // One PEM key serves one family; algorithms of the others are skipped
+                            // unless none fits.
+                            Err(_) => continue,
+                        }
+                    }
+                    if keys.is_empty() {
+                        return Err(ConfigError {
+                            key: format!("{key}.key_file"),
+                            message:
+                                "the PEM is not a public key for any of the configured algorithms"
+                                    .into(),
+                        });
+                    }
+                }
+                KeySource::Jwks(json) => {
+                    let set: JwkSet = serde_json::from_slice(json).map_err(|e| ConfigError {
+                        key: format!("{key}.jwks_file"),
+                        message: format!("not a JWKS document: {e}"),
+                    })?;
+                    for jwk in &set.keys {
+                        let decoding = DecodingKey::from_jwk(jwk).map_err(|e| ConfigError {
+                            key: format!("{key}.jwks_file"),
+                            message: format!("key {:?} is unusable: {e}", jwk.common.key_id),
+                        })?;
+                        let family = match &jwk.algorithm {
+                            jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa,
+                            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => {
+                                AlgorithmFamily::Ec
+                            }
+                            jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => {
+                                AlgorithmFamily::Ed
+                            }
+                            jsonwebtoken::jwk::AlgorithmParameters::OctetKey(_) => {
+                                AlgorithmFamily::Hmac
+                            }
+                            _ => {
+                                return Err(ConfigError {
+                                    key: format!("{key}.jwks_file"),
+                                    message: format!(
+                                        "key {:?} has an unsupported key type",
+                                        jwk.common.key_id
+                                    ),
+                                });
+                            }
+                        };
+                        keys.push((jwk.common.key_id.clone(), family, decoding));
+                    }
+                    if keys.is_empty() {
+                        return Err(ConfigError {
+                            key: format!("{key}.jwks_file"),
+                            message: "the JWKS holds no key".into(),
+                        });
+                    }
+                }
+            }
+            let mut validation = Validation::new(issuer.algorithms[0]);
+            validation.algorithms = issuer.algorithms.clone();
+            validation.set_issuer(&[&issuer.issuer]);
+            if issuer.audiences.is_empty() {
+                validation.validate_aud = false;
+            } else {
+                validation.set_audience(&issuer.audiences);
+            }
+            validation.leeway = config.leeway_seconds;
+            validation.validate_exp = true;
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp", "iss"]);
+            issuers.insert(issuer.issuer.clone(), IssuerKeys { validation, keys });
+        }
+        Ok(Verifier {
+            config: config.clone(),
+            issuers,
+        })
+    }
+
+    /// Whether any issuer is configured.
+    pub fn is_configured(&self) -> bool {
+        !self.issuers.is_empty()
+    }
+
+    /// Whether check endpoints require a token.
+    pub fn required_for_check(&self) -> bool {
+        self.config.require_token_for_check
+    }
+
+    /// Verifies a compact JWS and maps its claims.
+    pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+        let invalid =
+            |code: &'static str, message: &str| ApiError::unauthenticated(code, message.to_owned());
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            invalid(
+                "invalid_token",
+                "the bearer token is not a well-formed JWT with a supported algorithm",
+            )
+        })?;
+        // The issuer is read before verification only to choose the keys; it is verified after.
+        let unverified: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| {
+                invalid(
+                    "invalid_token",
+                    "the bearer token's claims are not a JSON object",
+                )
+            })?;
+        let issuer = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid("invalid_token", "the token has no `iss` claim"))?;
+        let keys = self
+            .issuers
+            .get(issuer)
+            .ok_or_else(|| invalid("unknown_issuer", "the token's issuer is not trusted"))?;
+        if !keys.validation.algorithms.contains(&header.alg) {
+            return Err(invalid(
+                "unsupported_algorithm",
+                "the token's algorithm is not accepted for its issuer",
+            ));
+        }
+        let family = header.alg.family();
+        let candidates = keys.keys.iter().filter(|(kid, key_family, _)| {
+            *key_family == family && (header.kid.is_none() || kid.is_none() || kid == &header.kid)
+        });
+        let mut last = ErrorKind::InvalidSignature;
+        for (_, _, key) in candidates {
+            match jsonwebtoken::decode::<Map<String, Value>>(token, key, &keys.validation) {
+                Ok(data) => return self.map_claims(issuer, data.claims),
+                Err(error) => {
+                    let kind = error.into_kind();
+                    if kind != ErrorKind::InvalidSignature {
+                        last = kind;
+                        break;
+                    }
+                    last = kind;
+                }
+            }
+        }
+        Err(match last {
+            ErrorKind::ExpiredSignature => invalid("expired_token", "the token has expired"),
+            ErrorKind::ImmatureSignature => {
+                invalid("token_not_yet_valid", "the token is not valid yet (nbf)")
+            }
+            ErrorKind::InvalidAudience => invalid(
+                "wrong_audience",
+                "the token is not meant for this service (aud)",
+            ),
+            ErrorKind::InvalidIssuer => {
+                invalid("unknown_issuer", "the token's issuer is not trusted")
+            }
+            ErrorKind::MissingRequiredClaim(claim) => ApiError::unauthenticated(
+                "invalid_token",
+                format!("the token has no `{claim}` claim"),
+            ),
+            ErrorKind::InvalidAlgorithm => invalid(
+                "unsupported_algorithm",
+                "the token's algorithm is not accepted for its issuer",
+            ),
+            _ => invalid("invalid_signature", "the token's signature does not verify"),
+        })
+    }
+
+    fn map_claims(&self, issuer: &str, claims: Map<String, Value>) -> Result<Identity, ApiError> {
+        let principal_id = claims
+            .get(&self.config.principal_claim)
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated(
+                    "invalid_token",
+                    format!(
+                        "the token has no `{}` claim naming the principal",
+                        self.config.principal_claim
+                    ),
+                )
+            })?
+            .to_owned();
+        let tenant = claims
+            .get(&self.config.tenant_claim)
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let roles = match claims.get(&self.config.roles_claim) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            Some(Value::String(spaced)) => spaced.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        };
+        let attributes = self
+            .config
+            .attribute_claims
+            .iter()
+            .filter_map(|name| claims.get(name).map(|value| (name.clone(), value.clone())))
+            .collect();
+        Ok(Identity {
+            principal_id,
+            tenant,
+            roles,
+            attributes,
+            issuer: issuer.to_owned(),
+        })
+    }
+}
+
+impl Identity {
+    /// Binds the identity to the tenant and host of a request: the token's tenant claim must
+    /// name the tenant, and where the tenant declares a domain the host must be it. Returns the
+    /// principal, with token roles only if the tenant trusts them.
+    pub fn bind(
+        &self,
+        tenant: &TenantId,
+        snapshot: Option<&Snapshot>,
+        host: Option<&str>,
+    ) -> Result<Principal, ApiError> {
+        match &self.tenant {
+            Some(claimed) if claimed == tenant.as_str() => {}
+            Some(_) => {
+                return Err(ApiError::unauthenticated(
+                    "tenant_mismatch",
+                    "the token was issued for another tenant",
+                ));
+            }
+            None => {
+                return Err(ApiError::unauthenticated(
+                    "tenant_mismatch",
+                    "the token names no tenant",
+                ));
+            }
+        }
+        if let Some(domain) = snapshot.and_then(|s| s.settings().domain.as_deref()) {
+            let host = host.map(strip_port).map(str::to_ascii_lowercase);
+            if host.as_deref() != Some(domain) {
+                return Err(ApiError::unauthenticated(
+                    "domain_mismatch",
+                    format!("tenant `{tenant}` only accepts requests for host {domain}"),
+                ));
+            }
+        }
+        let trust_roles = snapshot.is_some_and(|s| s.settings().trust_token_roles);
+        Ok(Principal {
+            id: self.principal_id.clone(),
+            kind: "user".to_owned(),
+            roles: if trust_roles {
+                self.roles.clone()
+            } else {
+                Vec::new()
+            },
+            attributes: self.attributes.clone(),
+        })
+    }
+}
+
+/// `host:port` or `[v6]:port` to the host part.
+pub fn strip_port(host: &str) -> &str {
+    if let Some(rest) = host.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') => {
+            name
+        }
+        _ => host,
+    }
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| {
+        ApiError::unauthenticated("invalid_token", "the Authorization header is not text")
+    })?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(|| {
+        ApiError::unauthenticated(
+            "invalid_token",
+            "the Authorization header is not `Bearer <token>`",
+        )
+    })?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthenticated(
+            "invalid_token",
+            "the Authorization header is not `Bearer <token>`",
+        ));
+    }
+    Ok(Some(token.trim()))
+}

@@ -1,0 +1,117 @@
+//! The Portcullis decision service (SPEC.md C2): `portcullis serve`.
+//!
+//! Edges only translate; every decision goes through [`AppState::decide`]:
+//!
+//! * JSON API: `POST /v1/check`, `/v1/check/batch`, `/v1/explain`;
+//! * OpenID AuthZEN: `POST /access/v1/evaluation`, `/access/v1/evaluations`;
+//! * forward-auth: `/v1/authz/nginx`, `/v1/authz/traefik`, `/v1/authz/envoy/...`;
+//! * operations: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
+//! * admin (own listener): tenants, bundle upload, reload.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod api;
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod forward;
+pub mod identity;
+pub mod metrics;
+pub mod reload;
+pub mod serve;
+pub mod state;
+pub mod tls;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{any, get, post};
+use serde_json::json;
+
+pub use config::{Config, ConfigError, Overrides};
+pub use error::ApiError;
+pub use serve::{RunningServer, start};
+pub use state::AppState;
+
+/// The public router (everything but admin).
+pub fn app(state: Arc<AppState>) -> Router {
+    let limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/check", post(api::check))
+        .route("/v1/check/batch", post(api::check_batch))
+        .route("/v1/explain", post(api::explain))
+        .route("/access/v1/evaluation", post(api::evaluation))
+        .route("/access/v1/evaluations", post(api::evaluations))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(api::authzen_configuration),
+        )
+        .route("/v1/authz/nginx", any(forward::nginx))
+        .route("/v1/authz/traefik", any(forward::traefik))
+        .route(forward::ENVOY_PREFIX, any(forward::envoy))
+        .route("/v1/authz/envoy/{*path}", any(forward::envoy))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/docs", get(docs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// JSON 404 for unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see /openapi.json")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
+}
+
+async fn healthz() -> Response {
+    axum::Json(json!({ "status": "ok" })).into_response()
+}
+
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let tenants = state.policies().len();
+    if state.is_ready() {
+        axum::Json(json!({ "status": "ready", "tenants": tenants })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({ "status": "not_ready", "tenants": tenants })),
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.encode(),
+    )
+        .into_response()
+}
+
+/// The OpenAPI document of the public API.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn docs() -> Html<&'static str> {
+    Html(include_str!("docs.html"))
+}

@@ -1,0 +1,134 @@
+//! Prometheus metrics: decisions by tenant, outcome and edge; decision latency; reloads.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of the decision counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DecisionLabels {
+    /// Tenant id (or `unknown` for ids that did not validate).
+    pub tenant: String,
+    /// `allow` or `deny`.
+    pub outcome: &'static str,
+    /// Which edge answered.
+    pub edge: &'static str,
+}
+
+/// Labels of the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EdgeLabels {
+    /// Which edge answered.
+    pub edge: &'static str,
+}
+
+/// Labels of the reload counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    /// `applied`, `unchanged` or `failed` (per bundle).
+    pub outcome: &'static str,
+    /// What triggered it: `start`, `watch`, `signal`, `admin`, `upload`.
+    pub trigger: &'static str,
+}
+
+/// The service's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    decisions: Family<DecisionLabels, Counter>,
+    latency: Family<EdgeLabels, Histogram>,
+    reloads: Family<ReloadLabels, Counter>,
+    tenants: Gauge,
+    last_reload_failures: AtomicU64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("portcullis");
+        let decisions = Family::<DecisionLabels, Counter>::default();
+        let latency = Family::<EdgeLabels, Histogram>::new_with_constructor(|| {
+            // 1 µs to ~16 s.
+            Histogram::new(exponential_buckets(0.000_001, 2.0, 25))
+        });
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        let tenants = Gauge::default();
+        registry.register(
+            "decisions",
+            "Decisions made, by tenant, outcome and edge",
+            decisions.clone(),
+        );
+        registry.register(
+            "decision_duration_seconds",
+            "Time to decide, from a parsed request to a decision, by edge",
+            latency.clone(),
+        );
+        registry.register(
+            "bundle_reloads",
+            "Bundle (re)loads, by outcome and trigger",
+            reloads.clone(),
+        );
+        registry.register("tenants", "Tenants with a loaded bundle", tenants.clone());
+        Metrics {
+            registry,
+            decisions,
+            latency,
+            reloads,
+            tenants,
+            last_reload_failures: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one decision.
+    pub fn decision(&self, tenant: &str, allowed: bool, edge: &'static str, elapsed: Duration) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                tenant: tenant.to_owned(),
+                outcome: if allowed { "allow" } else { "deny" },
+                edge,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&EdgeLabels { edge })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one bundle (re)load.
+    pub fn reload(&self, outcome: &'static str, trigger: &'static str) {
+        self.reloads
+            .get_or_create(&ReloadLabels { outcome, trigger })
+            .inc();
+    }
+
+    /// Records how many tenants are loaded and how many bundles failed in the last reload.
+    pub fn loaded(&self, tenants: usize, failures: usize) {
+        self.tenants.set(i64::try_from(tenants).unwrap_or(i64::MAX));
+        self.last_reload_failures
+            .store(failures as u64, Ordering::Relaxed);
+    }
+
+    /// Bundles that failed in the last reload.
+    pub fn last_reload_failures(&self) -> u64 {
+        self.last_reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}

@@ -1,0 +1,342 @@
+//! Starting and stopping the service: load the bundles, bind the listeners (plain or TLS for
+//! the public API, always plain loopback-by-default for admin), watch the bundle folders,
+//! reload on SIGHUP, and shut down gracefully.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use notify_debouncer_full::notify::RecursiveMode;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{AdminToken, Config};
+use crate::identity::Verifier;
+use crate::reload::{install_embedded, reload_from_disk};
+use crate::state::{AppState, Clock};
+use crate::tls::{PeerInfo, PlainListener, TlsListener, server_config};
+
+/// A server started in this process.
+pub struct RunningServer {
+    /// The shared state (policies, metrics, ...).
+    pub state: Arc<AppState>,
+    /// Where the public API listens.
+    pub addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The admin token generated at start, when none was configured.
+    pub generated_admin_token: Option<String>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _watcher: Option<Box<dyn std::any::Any + Send>>,
+}
+
+impl std::fmt::Debug for RunningServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningServer")
+            .field("addr", &self.addr)
+            .field("admin_addr", &self.admin_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish, and waits for the listeners to close.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// The public router plus whatever other edges share its listener.
+pub fn public_router(state: Arc<AppState>) -> Router {
+    crate::app(state)
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    let _ = getrandom::fill(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Loads the bundles and starts the listeners; returns once they are bound.
+pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningServer, String> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let generated_admin_token = if config.admin.tokens.is_empty() {
+        let secret = random_token();
+        config.admin.tokens.push(AdminToken {
+            name: "local-admin".into(),
+            secret: secret.clone(),
+        });
+        Some(secret)
+    } else {
+        None
+    };
+    let verifier = Verifier::new(&config.identity).map_err(|e| e.to_string())?;
+    let state = Arc::new(match clock {
+        Some(clock) => AppState::with_clock(config, verifier, clock),
+        None => AppState::new(config, verifier),
+    });
+
+    // Bundles: refuse to start on any problem, so a broken deployment is noticed at once.
+    if state.config.embedded_demo {
+        install_embedded(&state, &crate::demo::bundles()).map_err(|e| e.to_string())?;
+    } else {
+        let worker = Arc::clone(&state);
+        let report = tokio::task::spawn_blocking(move || reload_from_disk(&worker, "start"))
+            .await
+            .map_err(|e| format!("loading bundles: {e}"))?;
+        if !report.failed.is_empty() {
+            let mut message = String::from("bundles with problems; not starting:\n");
+            for failed in &report.failed {
+                for error in &failed.errors {
+                    message.push_str(error);
+                    message.push('\n');
+                }
+            }
+            return Err(message);
+        }
+    }
+
+    let (shutdown, stop) = watch::channel(false);
+    let mut tasks = Vec::new();
+
+    // Public listener.
+    let public = TcpListener::bind(state.config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {} (listen): {e}", state.config.listen))?;
+    let addr = public.local_addr().map_err(|e| e.to_string())?;
+    let router = public_router(Arc::clone(&state));
+    match &state.config.tls {
+        Some(tls) => {
+            let rustls_config = server_config(tls)?;
+            let listener = TlsListener::new(public, rustls_config).map_err(|e| e.to_string())?;
+            tasks.push(spawn_serve(listener, router, stop.clone()));
+        }
+        None => tasks.push(spawn_serve(
+            PlainListener::new(public),
+            router,
+            stop.clone(),
+        )),
+    }
+
+    // Separate gRPC listener, when configured: the same router (gRPC routes included).
+    if let Some(grpc) = state.config.grpc_listen {
+        let listener = TcpListener::bind(grpc)
+            .await
+            .map_err(|e| format!("cannot listen on {grpc} (grpc_listen): {e}"))?;
+        tasks.push(spawn_serve(
+            PlainListener::new(listener),
+            public_router(Arc::clone(&state)),
+            stop.clone(),
+        ));
+    }
+
+    // Admin listener.
+    let admin = TcpListener::bind(state.config.admin.listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (admin.listen): {e}",
+                state.config.admin.listen
+            )
+        })?;
+    let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
+    tasks.push(spawn_serve(
+        PlainListener::new(admin),
+        crate::admin::router(Arc::clone(&state)),
+        stop.clone(),
+    ));
+
+    // Reload triggers: file changes (debounced) and SIGHUP.
+    let (trigger, mut triggers) = mpsc::unbounded_channel::<&'static str>();
+    let watcher = if state.config.reload.watch && !state.config.bundles.is_empty() {
+        Some(watch_folders(&state, trigger.clone())?)
+    } else {
+        None
+    };
+    #[cfg(unix)]
+    {
+        let sighup = trigger.clone();
+        let mut stop_signal = stop.clone();
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = hangups.recv() => {
+                        if received.is_none() { break; }
+                        let _ = sighup.send("signal");
+                    }
+                    _ = stop_signal.changed() => break,
+                }
+            }
+        }));
+    }
+    let reloader = Arc::clone(&state);
+    let mut stop_reload = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let cause = tokio::select! {
+                cause = triggers.recv() => cause,
+                _ = stop_reload.changed() => None,
+            };
+            let Some(mut cause) = cause else { break };
+            // Coalesce a burst of triggers into one reload.
+            while let Ok(next) = triggers.try_recv() {
+                cause = next;
+            }
+            if reloader.config.bundles.is_empty() {
+                continue;
+            }
+            let worker = Arc::clone(&reloader);
+            let report =
+                tokio::task::spawn_blocking(move || reload_from_disk(&worker, cause)).await;
+            if let Ok(report) = report {
+                tracing::info!(
+                    trigger = cause,
+                    applied = report.applied.len(),
+                    unchanged = report.unchanged.len(),
+                    failed = report.failed.len(),
+                    removed = report.removed.len(),
+                    "bundles reloaded"
+                );
+            }
+        }
+    }));
+
+    Ok(RunningServer {
+        state,
+        addr,
+        admin_addr,
+        generated_admin_token,
+        shutdown,
+        tasks,
+        _watcher: watcher,
+    })
+}
+
+fn spawn_serve<L>(listener: L, router: Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
+where
+    L: axum::serve::Listener<Addr = PeerInfo>,
+    PeerInfo: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
+{
+    tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<PeerInfo>();
+        let result = axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|stopped| *stopped).await;
+            })
+            .await;
+        if let Err(error) = result {
+            tracing::error!(%error, "listener failed");
+        }
+    })
+}
+
+fn watch_folders(
+    state: &AppState,
+    trigger: mpsc::UnboundedSender<&'static str>,
+) -> Result<Box<dyn std::any::Any + Send>, String> {
+    let mut debouncer = notify_debouncer_full::new_debouncer(
+        state.config.reload.debounce,
+        None,
+        move |result: notify_debouncer_full::DebounceEventResult| {
+            // Reading the bundles produces access events; only changes count.
+            let changed = result.is_ok_and(|events| {
+                events.iter().any(|event| {
+                    !matches!(
+                        event.event.kind,
+                        notify_debouncer_full::notify::EventKind::Access(_)
+                    )
+                })
+            });
+            if changed {
+                let _ = trigger.send("watch");
+            }
+        },
+    )
+    .map_err(|e| format!("cannot watch the bundle folders: {e}"))?;
+    for folder in &state.config.bundles {
+        debouncer
+            .watch(folder, RecursiveMode::Recursive)
+            .map_err(|e| format!("cannot watch {}: {e}", folder.display()))?;
+    }
+    Ok(Box::new(debouncer))
+}
+
+/// Runs until SIGINT or SIGTERM, printing where to reach the service.
+pub async fn run(config: Config) -> Result<(), String> {
+    let server = start(config, None).await?;
+    println!("{}", banner(&server));
+    wait_for_termination().await;
+    tracing::info!("shutting down");
+    server.stop().await;
+    Ok(())
+}
+
+async fn wait_for_termination() {
+    #[cfg(unix)]
+    {
+        let terminate = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut signal) => {
+                    signal.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// What `portcullis serve` prints at start.
+pub fn banner(server: &RunningServer) -> String {
+    let config = &server.state.config;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{}", server.addr);
+    let tenants: Vec<String> = server
+        .state
+        .policies()
+        .iter()
+        .map(|s| format!("{} ({})", s.tenant(), &s.revision()[..19]))
+        .collect();
+    let source = if config.embedded_demo {
+        "the demo bundles built into this binary".to_owned()
+    } else {
+        config
+            .bundles
+            .iter()
+            .map(|b| b.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "Portcullis is serving {source}\n  tenants: {}\n  API:     {base}   (OpenAPI {base}/openapi.json, docs {base}/docs)\n  admin:   http://{}\n",
+        tenants.join(", "),
+        server.admin_addr
+    );
+    if let Some(token) = &server.generated_admin_token {
+        text.push_str(&format!(
+            "  admin token (generated for this run; configure [[admin.tokens]] or PORTCULLIS_ADMIN_TOKEN to keep one):\n    {token}\n"
+        ));
+    }
+    text.push_str(&format!(
+        "\nTry it:\n  curl -s {base}/v1/check -H 'content-type: application/json' -d '{{\"tenant\":\"acme\",\"principal\":{{\"id\":\"bob\"}},\"action\":\"app:logs.download\",\"resource\":{{\"type\":\"app\",\"id\":\"payments\"}},\"context\":{{\"ip\":\"172.16.3.4\"}}}}'\n"
+    ));
+    text
+}
