@@ -133,19 +133,6 @@ fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
     }
 }
 
-enum Outcome {
-    Allowed {
-        decision: Decision,
-        user: String,
-        tenant: TenantId,
-        roles: Vec<String>,
-    },
-    Denied {
-        decision: Option<Decision>,
-        reason: Value,
-    },
-}
-
 fn text<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<Option<&'h str>, ApiError> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
@@ -334,6 +321,55 @@ fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
     parts
 }
 
+/// Everything a forward-auth edge learned about the original request, already filtered by
+/// trust (forwarded addresses and certificates only from trusted proxies).
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded {
+    /// Original method.
+    pub method: String,
+    /// Original path and query.
+    pub uri: String,
+    /// The host the request was addressed to.
+    pub host: Option<String>,
+    /// The tenant the proxy named, if any.
+    pub tenant: Option<TenantId>,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+    /// The client address.
+    pub client_ip: Option<IpAddr>,
+    /// The verified client certificate.
+    pub cert: Option<ClientCert>,
+    /// The SHA-1 fingerprint a proxy sent alongside (nginx `$ssl_client_fingerprint`).
+    pub cert_sha1: Option<String>,
+    /// A caller-supplied time (honoured only for tenants that accept it).
+    pub time: Option<jiff::Timestamp>,
+    /// A trace id from the caller.
+    pub trace_id: Option<String>,
+}
+
+/// The outcome of a forward-auth decision.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Allowed: identity headers for the upstream.
+    Allowed {
+        /// The decision.
+        decision: Decision,
+        /// Principal id.
+        user: String,
+        /// Tenant.
+        tenant: TenantId,
+        /// Effective roles.
+        roles: Vec<String>,
+    },
+    /// Denied.
+    Denied {
+        /// The decision, when one was made (not for an unknown tenant or unmatched route).
+        decision: Option<Decision>,
+        /// The cause (`no_route`, `tenant_unknown` or the decision's cause).
+        reason: Value,
+    },
+}
+
 fn authorize(
     state: &AppState,
     peer: &PeerInfo,
@@ -344,8 +380,6 @@ fn authorize(
 ) -> Result<Outcome, ApiError> {
     let limit = state.config.limits.max_header_bytes;
     let trusted = is_trusted(&state.config.trusted_proxies, peer.addr.ip());
-
-    // The original request.
     let (original_method, original_uri) = match flavor {
         Flavor::Nginx => (
             text(headers, "x-original-method", limit)?
@@ -364,15 +398,62 @@ fn authorize(
             (method.as_str().to_owned(), format!("{path}{query}"))
         }
     };
-    if !original_uri.starts_with('/') {
+    let host = if trusted {
+        text(headers, "x-forwarded-host", limit)?.or(text(headers, "host", limit)?)
+    } else {
+        text(headers, "host", limit)?
+    };
+    let (mut cert, cert_sha1) = if trusted {
+        proxy_cert(flavor, headers, limit)?
+    } else {
+        (None, None)
+    };
+    if let Some(own) = &peer.cert {
+        cert = Some((**own).clone());
+    }
+    let time = match text(headers, "x-portcullis-time", limit)? {
+        Some(value) if trusted => Some(value.parse::<jiff::Timestamp>().map_err(|e| {
+            ApiError::bad_request("invalid_header", format!("X-Portcullis-Time: {e}"))
+        })?),
+        _ => None,
+    };
+    let forwarded = Forwarded {
+        method: original_method,
+        uri: original_uri,
+        host: host.map(str::to_owned),
+        tenant: header_tenant(headers)?,
+        token: bearer(headers)?.map(str::to_owned),
+        client_ip: Some(client_ip(
+            &state.config.trusted_proxies,
+            peer.addr.ip(),
+            headers,
+            limit,
+        )?),
+        cert,
+        cert_sha1,
+        time,
+        trace_id: traceparent(headers),
+    };
+    decide_forwarded(state, forwarded, flavor.edge())
+}
+
+/// Decides a forwarded request: tenant, identity, route, then the policy. Shared by the HTTP
+/// forward-auth edges and Envoy's gRPC ext_authz.
+pub fn decide_forwarded(
+    state: &AppState,
+    forwarded: Forwarded,
+    edge: &'static str,
+) -> Result<Outcome, ApiError> {
+    if !forwarded.uri.starts_with('/') {
         return Err(ApiError::bad_request(
             "invalid_header",
             "the original URI does not start with '/'",
         ));
     }
-    let path = original_uri
+    let path = forwarded
+        .uri
         .split_once('?')
-        .map_or(original_uri.as_str(), |(path, _)| path);
+        .map_or(forwarded.uri.as_str(), |(path, _)| path);
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| {
@@ -380,7 +461,8 @@ fn authorize(
                 "invalid_header",
                 "the original path is not UTF-8 once decoded",
             )
-        })?;
+        })?
+        .into_owned();
     if path
         .split('/')
         .any(|segment| segment == ".." || segment == ".")
@@ -390,16 +472,11 @@ fn authorize(
             "the original path holds '.' or '..' segments",
         ));
     }
-
-    let host = if trusted {
-        text(headers, "x-forwarded-host", limit)?.or(text(headers, "host", limit)?)
-    } else {
-        text(headers, "host", limit)?
-    };
+    let host = forwarded.host.as_deref();
 
     // The tenant: named by the proxy, or found by the host the request was addressed to.
     let policies = state.policies();
-    let tenant = match header_tenant(headers)? {
+    let tenant = match forwarded.tenant {
         Some(tenant) => tenant,
         None => {
             let wanted = host.map(strip_port).map(str::to_ascii_lowercase);
@@ -425,13 +502,15 @@ fn authorize(
     };
 
     // The identity.
-    let token = bearer(headers)?
+    let token = forwarded
+        .token
+        .as_deref()
         .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
     let identity = state.verifier.verify(token)?;
     let principal = identity.bind(&tenant, Some(snapshot), host)?;
 
     // The route.
-    let Some(route) = snapshot.match_route(&original_method, &path) else {
+    let Some(route) = snapshot.match_route(&forwarded.method, &path) else {
         return Ok(Outcome::Denied {
             decision: None,
             reason: json!("no_route"),
@@ -439,60 +518,39 @@ fn authorize(
     };
 
     // The circumstances.
-    let ip = client_ip(
-        &state.config.trusted_proxies,
-        peer.addr.ip(),
-        headers,
-        limit,
-    )?;
-    let (mut cert, sha1) = if trusted {
-        proxy_cert(flavor, headers, limit)?
-    } else {
-        (None, None)
-    };
-    if let Some(own) = &peer.cert {
-        cert = Some((**own).clone());
-    }
     let mut attributes = serde_json::Map::new();
     attributes.insert(
         "method".into(),
-        Value::String(original_method.to_ascii_uppercase()),
+        Value::String(forwarded.method.to_ascii_uppercase()),
     );
-    attributes.insert("path".into(), Value::String(path.clone().into_owned()));
+    attributes.insert("path".into(), Value::String(path.clone()));
     if let Some(host) = host {
         attributes.insert("host".into(), Value::String(host.to_owned()));
     }
-    if let Some(sha1) = sha1 {
+    if let Some(sha1) = forwarded.cert_sha1 {
         attributes.insert("cert_sha1".into(), Value::String(sha1));
     }
-    let time = match text(headers, "x-portcullis-time", limit)? {
-        Some(value) if trusted && snapshot.settings().accept_request_time => {
-            Some(value.parse::<jiff::Timestamp>().map_err(|e| {
-                ApiError::bad_request("invalid_header", format!("X-Portcullis-Time: {e}"))
-            })?)
-        }
-        _ => None,
-    };
-    let resource = route.resource.clone();
-    let action = route.action.to_owned();
-    let route_strategy = route.strategy.map(str::to_owned);
+    let time = forwarded
+        .time
+        .filter(|_| snapshot.settings().accept_request_time);
     let mut request = Request {
         tenant: tenant.clone(),
         principal,
-        action,
-        resource,
+        action: route.action.to_owned(),
+        resource: route.resource.clone(),
         context: Context {
-            ip: Some(ip),
+            ip: forwarded.client_ip,
             time,
-            cert,
-            source: Some(flavor.edge().to_owned()),
+            cert: forwarded.cert,
+            source: Some(edge.to_owned()),
             attributes,
         },
         env: Default::default(),
         explain: false,
-        trace_id: traceparent(headers),
+        trace_id: forwarded.trace_id,
     };
-    let decision = state.decide_with(&mut request, flavor.edge(), route_strategy.as_deref());
+    let route_strategy = route.strategy.map(str::to_owned);
+    let decision = state.decide_with(&mut request, edge, route_strategy.as_deref());
     if decision.is_allowed() {
         let roles = snapshot
             .effective_roles(&request.principal, &request.resource)
