@@ -531,7 +531,7 @@ impl Config {
                 ),
             ));
         }
-        if admin_listen == listen {
+        if admin_listen == listen && listen.port() != 0 {
             return Err(error("admin.listen", "must differ from `listen`"));
         }
         let mut tokens = Vec::new();
