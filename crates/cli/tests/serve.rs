@@ -1,0 +1,162 @@
+//! `portcullis serve` as a process: the banner, SIGHUP reloads, refusal of bad configuration
+//! and bad bundles, and a clean exit on SIGTERM.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn copy_demo(into: &Path) -> PathBuf {
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles");
+    let root = into.join("bundles");
+    for tenant in std::fs::read_dir(source).unwrap().flatten() {
+        let target = root.join(tenant.file_name());
+        std::fs::create_dir_all(&target).unwrap();
+        for file in std::fs::read_dir(tenant.path()).unwrap().flatten() {
+            std::fs::copy(file.path(), target.join(file.file_name())).unwrap();
+        }
+    }
+    root
+}
+
+fn start(config: &Path) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut base = None;
+    while base.is_none() && Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.trim().strip_prefix("API:") {
+            base = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base: base.expect("the banner names the API address"),
+    }
+}
+
+fn check(base: &str) -> serde_json::Value {
+    let output = Command::new("curl")
+        .args(["-s", "-H", "content-type: application/json", "-d"])
+        .arg(r#"{"tenant":"acme","principal":{"id":"bob"},"action":"app:status.check","resource":{"type":"app","id":"p"},"context":{"ip":"172.16.3.4"}}"#)
+        .arg(format!("{base}/v1/check"))
+        .output()
+        .unwrap();
+    serde_json::from_slice(&output.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+fn config(dir: &Path, bundles: &Path) -> PathBuf {
+    let path = dir.join("portcullis.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:0\"\nbundles = [\"{}\"]\n[reload]\nwatch = false\n[admin]\nlisten = \"127.0.0.1:0\"\n",
+            bundles.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn signal(server: &Server, name: &str) {
+    let status = Command::new("kill")
+        .args(["-s", name, &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn sighup_reloads_and_sigterm_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let mut server = start(&config(dir.path(), &bundles));
+    assert_eq!(check(&server.base)["decision"], "allow");
+
+    // File watching is off: the edit takes effect only on SIGHUP.
+    std::fs::write(
+        bundles.join("acme/principals.yaml"),
+        "principals:\n  bob: { roles: [] }\n",
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(check(&server.base)["decision"], "allow");
+    signal(&server, "HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while check(&server.base)["decision"] != "deny" {
+        assert!(Instant::now() < deadline, "SIGHUP did not reload");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    signal(&server, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "graceful exit: {status}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bad_configuration_and_bad_bundles_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "listen = \"everywhere\"\n").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("configuration key `listen`"), "{stderr}");
+
+    let bundles = copy_demo(dir.path());
+    std::fs::write(
+        bundles.join("acme/broken.yaml"),
+        "factors:\n  X: { ip: [\"nope\"] }\n",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(["serve", "--config"])
+        .arg(config(dir.path(), &bundles))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("broken.yaml:2:13: error[address]"),
+        "{stderr}"
+    );
+}

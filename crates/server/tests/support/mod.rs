@@ -1,0 +1,135 @@
+//! Helpers for the server's integration tests: start a server in this process on ephemeral
+//! ports with a fixed clock, mint tokens, copy the demo bundles.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use portcullis_server::{Config, Overrides, RunningServer, start};
+use serde_json::{Value, json};
+
+/// The HMAC secret of the test issuer.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// The test issuer.
+pub const ISSUER: &str = "https://idp.test";
+/// The admin token configured for tests.
+pub const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
+/// An auditor token configured for tests.
+pub const AUDIT_TOKEN: &str = "audit-token-0123456789abcdef";
+
+/// The demo bundles folder.
+pub fn demo_bundles() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles")
+}
+
+/// Copies the demo bundles into `into`, returning the bundles folder.
+pub fn copy_demo(into: &Path) -> PathBuf {
+    let root = into.join("bundles");
+    for tenant in std::fs::read_dir(demo_bundles()).unwrap().flatten() {
+        let target = root.join(tenant.file_name());
+        std::fs::create_dir_all(&target).unwrap();
+        for file in std::fs::read_dir(tenant.path()).unwrap().flatten() {
+            std::fs::copy(file.path(), target.join(file.file_name())).unwrap();
+        }
+    }
+    root
+}
+
+/// A config on ephemeral ports serving `bundles`, with the test issuer and admin tokens.
+pub fn config_text(bundles: &Path, extra: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+bundles = ["{bundles}"]
+
+[reload]
+debounce_ms = 50
+
+[admin]
+listen = "127.0.0.1:0"
+[[admin.tokens]]
+name = "ops"
+token = "{ADMIN_TOKEN}"
+[[admin.tokens]]
+name = "audit"
+token = "{AUDIT_TOKEN}"
+
+[identity]
+attribute_claims = ["department"]
+[[identity.issuers]]
+issuer = "{ISSUER}"
+audiences = ["portcullis"]
+secret_env = "TEST_SECRET"
+{extra}
+"#,
+        bundles = bundles.display()
+    )
+}
+
+/// Parses a config, with `TEST_SECRET` set to [`SECRET`].
+pub fn config(text: &str) -> Config {
+    Config::parse(text, Path::new("."), &Overrides::default(), &|name| {
+        (name == "TEST_SECRET").then(|| SECRET.to_owned())
+    })
+    .unwrap()
+}
+
+/// 16:00 on Monday 2026-03-02 in Shanghai: a trading day, after the close.
+pub fn trading_day_after_close() -> jiff::Timestamp {
+    "2026-03-02T16:00:00+08:00".parse().unwrap()
+}
+
+/// Starts a server on the demo bundles (or `bundles`) at a fixed time.
+pub async fn server_on(bundles: &Path, extra: &str, now: jiff::Timestamp) -> RunningServer {
+    start(
+        config(&config_text(bundles, extra)),
+        Some(Arc::new(move || now)),
+    )
+    .await
+    .unwrap()
+}
+
+/// Starts a server on the demo bundles at 16:00 on a trading day.
+pub async fn demo_server() -> RunningServer {
+    server_on(&demo_bundles(), "", trading_day_after_close()).await
+}
+
+/// A token from the test issuer with `claims` merged over sensible defaults.
+pub fn token(claims: Value) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    let mut all = json!({
+        "iss": ISSUER,
+        "aud": "portcullis",
+        "sub": "alice",
+        "tenant": "acme",
+        "exp": now + 600,
+        "iat": now,
+    });
+    for (key, value) in claims.as_object().unwrap() {
+        if value.is_null() {
+            all.as_object_mut().unwrap().remove(key);
+        } else {
+            all[key] = value.clone();
+        }
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &all,
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// An HTTP client that does not follow redirects.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
