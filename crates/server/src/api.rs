@@ -38,7 +38,7 @@ pub fn request_host(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Applies the bearer identity (when present or required) to a request's principal.
-fn authenticate(
+pub(crate) fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     request: &mut Request,

@@ -105,13 +105,7 @@ fn respond(
             response
         }
         Ok(Outcome::Denied { decision, reason }) => {
-            let body = json!({
-                "decision": "deny",
-                "cause": reason,
-                "forbids": decision.as_ref().map(|d| d.forbids.clone()),
-                "strategy": decision.as_ref().and_then(|d| d.strategy.clone()),
-                "trace_id": decision.as_ref().map(|d| d.trace_id.clone()),
-            });
+            let body = denied_body(decision.as_ref(), &reason);
             let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
             if let Some(decision) = &decision {
                 put(
@@ -124,6 +118,17 @@ fn respond(
         }
         Err(error) => error.into_response(),
     }
+}
+
+/// The body of a forward-auth denial: the cause, and what of the decision explains it.
+pub fn denied_body(decision: Option<&Decision>, reason: &Value) -> Value {
+    json!({
+        "decision": "deny",
+        "cause": reason,
+        "forbids": decision.map(|d| d.forbids.clone()),
+        "strategy": decision.and_then(|d| d.strategy.clone()),
+        "trace_id": decision.map(|d| d.trace_id.clone()),
+    })
 }
 
 fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
@@ -157,7 +162,8 @@ fn required<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<&'h 
         })
 }
 
-fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
+/// Whether `ip` (IPv4-mapped IPv6 taken as IPv4) is one of the trusted proxies.
+pub(crate) fn is_trusted(trusted: &[IpNet], ip: IpAddr) -> bool {
     let ip = match ip {
         IpAddr::V6(v6) => v6
             .to_ipv4_mapped()

@@ -15,6 +15,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod forward;
+pub mod grpc;
 pub mod identity;
 pub mod metrics;
 pub mod reload;

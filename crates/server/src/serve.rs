@@ -51,9 +51,10 @@ impl RunningServer {
     }
 }
 
-/// The public router plus whatever other edges share its listener.
+/// The public router plus whatever other edges share its listener: the gRPC services (Envoy
+/// ext_authz and `portcullis.v1.Decisions`), told apart from HTTP by their paths.
 pub fn public_router(state: Arc<AppState>) -> Router {
-    crate::app(state)
+    crate::grpc::add_services(crate::app(Arc::clone(&state)), &state)
 }
 
 fn random_token() -> String {

@@ -1,0 +1,105 @@
+//! `portcullis.v1.Decisions`: the JSON decision API (`/v1/check`, `/v1/check/batch`,
+//! `/v1/explain`) over gRPC.
+//!
+//! Each call converts its messages into engine requests (invalid input is `INVALID_ARGUMENT`
+//! naming the field), applies the bearer identity of the call's `authorization` metadata exactly
+//! as the HTTP API does, and asks [`AppState::decide`]. It holds no decision logic.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use portcullis_core::Request;
+use tonic::{Response, Status};
+
+use super::convert::{to_message, to_request};
+use super::pb;
+use super::to_status;
+use crate::api::authenticate;
+use crate::state::AppState;
+
+/// The implementation of `portcullis.v1.Decisions`.
+#[derive(Debug, Clone)]
+pub struct DecisionService {
+    state: Arc<AppState>,
+}
+
+impl DecisionService {
+    /// A service deciding with `state`.
+    pub fn new(state: Arc<AppState>) -> Self {
+        DecisionService { state }
+    }
+
+    /// Converts and authenticates one request.
+    fn prepare(
+        &self,
+        headers: &HeaderMap,
+        message: pb::CheckRequest,
+        prefix: &str,
+    ) -> Result<Request, Status> {
+        let mut request = to_request(message, prefix)?;
+        authenticate(&self.state, headers, &mut request).map_err(|error| to_status(&error))?;
+        Ok(request)
+    }
+
+    fn decide(&self, request: Request) -> pb::Decision {
+        to_message(&self.state.decide(request, "grpc"))
+    }
+}
+
+/// The call's metadata as HTTP headers (what [`authenticate`] reads: `authorization`, `host`).
+fn headers<T>(request: &tonic::Request<T>) -> HeaderMap {
+    request.metadata().clone().into_headers()
+}
+
+#[tonic::async_trait]
+impl pb::decisions_server::Decisions for DecisionService {
+    async fn check(
+        &self,
+        request: tonic::Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let headers = headers(&request);
+        let request = self.prepare(&headers, request.into_inner(), "")?;
+        Ok(Response::new(self.decide(request)))
+    }
+
+    async fn batch_check(
+        &self,
+        request: tonic::Request<pb::BatchCheckRequest>,
+    ) -> Result<Response<pb::BatchCheckResponse>, Status> {
+        let headers = headers(&request);
+        let messages = request.into_inner().requests;
+        let limit = self.state.config.limits.max_batch;
+        if messages.is_empty() {
+            return Err(Status::invalid_argument(
+                "requests: the batch holds no request",
+            ));
+        }
+        if messages.len() > limit {
+            return Err(Status::invalid_argument(format!(
+                "requests: the batch holds {} requests; the limit is {limit}",
+                messages.len()
+            )));
+        }
+        // Every request is checked before any is decided, so a bad batch decides nothing.
+        let requests = messages
+            .into_iter()
+            .enumerate()
+            .map(|(index, message)| self.prepare(&headers, message, &format!("requests[{index}].")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let decisions = requests
+            .into_iter()
+            .map(|request| self.decide(request))
+            .collect();
+        Ok(Response::new(pb::BatchCheckResponse { decisions }))
+    }
+
+    async fn explain(
+        &self,
+        request: tonic::Request<pb::CheckRequest>,
+    ) -> Result<Response<pb::Decision>, Status> {
+        let headers = headers(&request);
+        let mut request = self.prepare(&headers, request.into_inner(), "")?;
+        request.explain = true;
+        Ok(Response::new(self.decide(request)))
+    }
+}
