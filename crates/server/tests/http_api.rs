@@ -164,7 +164,9 @@ async fn malformed_requests_get_a_status_and_a_code() {
     );
     let too_many = format!(r#"{{"requests":[{}]}}"#, vec![CHECK; 101].join(","));
     let tenant = ("x-tenant-id", "acme");
-    let cases: Vec<(&str, String, Vec<(&str, &str)>, u16, &str)> = vec![
+    // (path, body, extra headers, expected status, expected error code)
+    type Case<'a> = (&'a str, String, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
         ("/v1/check", "{".into(), vec![], 400, "malformed_json"),
         ("/v1/check", "[]".into(), vec![], 400, "invalid_request"),
         ("/v1/check", r#"{"tenant":"acme"}"#.into(), vec![], 400, "missing_field"),
