@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -30,44 +31,76 @@ pub const SYSTEM_TENANT: &str = "system";
 /// Largest accepted upload.
 const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 
-/// The admin router.
+/// The admin router. Every matched route first authenticates the admin token (before any
+/// body is read); each handler then asks the `system` tenant whether that admin may act.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/admin/v1/tenants", get(list_tenants))
         .route("/admin/v1/tenants/{tenant}", get(read_tenant))
         .route("/admin/v1/tenants/{tenant}/bundle", put(upload_bundle))
         .route("/admin/v1/reload", post(reload))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            authenticate,
+        ))
         .fallback(crate::not_found)
+        .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state)
 }
 
-/// Authenticates the admin token and authorizes `action` on `tenant:<resource>` through the
-/// `system` tenant. Returns the admin's name.
+/// The name of an authenticated admin token.
+#[derive(Debug, Clone)]
+struct Admin(String);
+
+async fn authenticate(
+    State(state): State<Arc<AppState>>,
+    mut request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let found = match bearer(request.headers()) {
+        Err(error) => Err(error),
+        Ok(None) => Err(ApiError::unauthenticated(
+            "missing_token",
+            "an admin token is required",
+        )),
+        Ok(Some(token)) => {
+            let presented = Sha256::digest(token.as_bytes());
+            // Compare digests, so the time taken does not depend on how much of a secret matched.
+            state
+                .config
+                .admin
+                .tokens
+                .iter()
+                .find(|candidate| Sha256::digest(candidate.secret.as_bytes()) == presented)
+                .map(|admin| admin.name.clone())
+                .ok_or_else(|| {
+                    ApiError::unauthenticated("invalid_token", "the admin token is not valid")
+                })
+        }
+    };
+    match found {
+        Ok(name) => {
+            request.extensions_mut().insert(Admin(name));
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Authorizes `action` on `tenant:<resource>` for an authenticated admin through the `system`
+/// tenant.
 fn authorize(
     state: &AppState,
-    headers: &HeaderMap,
+    admin: &Admin,
     action: &str,
     resource: &str,
-) -> Result<String, ApiError> {
-    let token = bearer(headers)?
-        .ok_or_else(|| ApiError::unauthenticated("missing_token", "an admin token is required"))?;
-    let presented = Sha256::digest(token.as_bytes());
-    // Compare digests, so the time taken does not depend on how much of a secret matched.
-    let admin = state
-        .config
-        .admin
-        .tokens
-        .iter()
-        .find(|candidate| Sha256::digest(candidate.secret.as_bytes()) == presented)
-        .ok_or_else(|| {
-            ApiError::unauthenticated("invalid_token", "the admin token is not valid")
-        })?;
+) -> Result<(), ApiError> {
     let system =
         TenantId::new(SYSTEM_TENANT).map_err(|e| ApiError::forbidden("denied", e.to_string()))?;
     let request = Request {
         tenant: system,
-        principal: Principal::user(admin.name.clone()),
+        principal: Principal::user(admin.0.clone()),
         action: action.to_owned(),
         resource: Resource::new("tenant", resource),
         context: Default::default(),
@@ -77,7 +110,7 @@ fn authorize(
     };
     let decision = state.decide(request, "admin");
     if decision.is_allowed() {
-        Ok(admin.name.clone())
+        Ok(())
     } else {
         let cause = serde_json::to_value(decision.cause)
             .ok()
@@ -87,7 +120,7 @@ fn authorize(
             "denied",
             format!(
                 "admin `{}` may not {action} on tenant:{resource} ({cause}; see the `system` tenant bundle)",
-                admin.name
+                admin.0
             ),
         ))
     }
@@ -107,9 +140,9 @@ fn tenant_summary(snapshot: &portcullis_policy::Snapshot) -> Value {
 
 async fn list_tenants(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, "admin:tenants.list", "*")?;
+    authorize(&state, &admin, "admin:tenants.list", "*")?;
     let tenants: Vec<Value> = state.policies().iter().map(|s| tenant_summary(s)).collect();
     Ok(Json(json!({ "tenants": tenants })))
 }
@@ -121,10 +154,10 @@ fn path_tenant(raw: &str) -> Result<TenantId, ApiError> {
 async fn read_tenant(
     State(state): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &headers, "admin:tenants.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tenants.read", tenant.as_str())?;
     let policies = state.policies();
     let snapshot = policies.get(&tenant).ok_or_else(|| {
         ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` has no bundle"))
@@ -155,11 +188,11 @@ fn valid_file_name(name: &str) -> bool {
 async fn upload_bundle(
     State(state): State<Arc<AppState>>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
+    Extension(admin): Extension<Admin>,
     JsonBody(upload): JsonBody<Upload>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &headers, "admin:bundle.upload", tenant.as_str())?;
+    authorize(&state, &admin, "admin:bundle.upload", tenant.as_str())?;
     if upload.files.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_bundle",
@@ -243,9 +276,9 @@ async fn upload_bundle(
 
 async fn reload(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &headers, "admin:reload", "*")?;
+    authorize(&state, &admin, "admin:reload", "*")?;
     if state.config.bundles.is_empty() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, JsonBody};
-use crate::identity::bearer;
+use crate::identity::{HostBinding, bearer};
 use crate::state::AppState;
 
 /// The tenant named by `X-Tenant-ID`, validated.
@@ -55,10 +55,18 @@ pub(crate) fn authenticate(
     };
     let identity = state.verifier.verify(token)?;
     let policies = state.policies();
+    // The host of a decision request is the one the checked request was addressed to, which
+    // only the caller knows (`context.host`); the Host of the call to us says nothing about it.
+    let stated_host = request
+        .context
+        .attributes
+        .get("host")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     let principal = identity.bind(
         &request.tenant,
         policies.get(&request.tenant).map(|s| &**s),
-        request_host(headers),
+        HostBinding::Stated(stated_host.as_deref()),
     )?;
     if request.principal.id != principal.id {
         return Err(ApiError::bad_request(
@@ -454,9 +462,18 @@ pub async fn evaluations(
 }
 
 /// `GET /.well-known/authzen-configuration`: where the evaluation endpoints are.
-pub async fn authzen_configuration(headers: HeaderMap) -> Json<Value> {
-    let host = request_host(&headers).unwrap_or("localhost");
-    let base = format!("http://{host}");
+pub async fn authzen_configuration(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Json<Value> {
+    let fallback = state.config.listen.to_string();
+    let host = request_host(&headers).unwrap_or(&fallback);
+    let scheme = if state.config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let base = format!("{scheme}://{host}");
     Json(json!({
         "policy_decision_point": base,
         "access_evaluation_endpoint": format!("{base}/access/v1/evaluation"),

@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::api::header_tenant;
 use crate::error::ApiError;
-use crate::identity::{bearer, strip_port};
+use crate::identity::{HostBinding, bearer, strip_port};
 use crate::state::AppState;
 use crate::tls::{PeerInfo, client_cert_from_pem};
 
@@ -500,20 +500,21 @@ pub fn decide_forwarded(
                 })?
         }
     };
-    let Some(snapshot) = policies.get(&tenant) else {
-        return Ok(Outcome::Denied {
-            decision: None,
-            reason: json!("tenant_unknown"),
-        });
-    };
-
-    // The identity.
+    // The identity comes first, so that callers without one learn nothing about which tenants
+    // exist.
     let token = forwarded
         .token
         .as_deref()
         .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
     let identity = state.verifier.verify(token)?;
-    let principal = identity.bind(&tenant, Some(snapshot), host)?;
+    let Some(snapshot) = policies.get(&tenant) else {
+        identity.bind(&tenant, None, HostBinding::Original(host))?;
+        return Ok(Outcome::Denied {
+            decision: None,
+            reason: json!("tenant_unknown"),
+        });
+    };
+    let principal = identity.bind(&tenant, Some(snapshot), HostBinding::Original(host))?;
 
     // The route.
     let Some(route) = snapshot.match_route(&forwarded.method, &path) else {

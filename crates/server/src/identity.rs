@@ -296,7 +296,7 @@ impl Identity {
         &self,
         tenant: &TenantId,
         snapshot: Option<&Snapshot>,
-        host: Option<&str>,
+        host: HostBinding<'_>,
     ) -> Result<Principal, ApiError> {
         match &self.tenant {
             Some(claimed) if claimed == tenant.as_str() => {}
@@ -314,8 +314,13 @@ impl Identity {
             }
         }
         if let Some(domain) = snapshot.and_then(|s| s.settings().domain.as_deref()) {
+            let (host, required) = match host {
+                HostBinding::Original(host) => (host, true),
+                HostBinding::Stated(host) => (host, false),
+            };
             let host = host.map(strip_port).map(str::to_ascii_lowercase);
-            if host.as_deref() != Some(domain) {
+            let matches = host.as_deref() == Some(domain);
+            if !matches && (required || host.is_some()) {
                 return Err(ApiError::unauthenticated(
                     "domain_mismatch",
                     format!("tenant `{tenant}` only accepts requests for host {domain}"),
@@ -334,6 +339,16 @@ impl Identity {
             attributes: self.attributes.clone(),
         })
     }
+}
+
+/// Which host an identity is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostBinding<'a> {
+    /// The host of the original request, as a proxy saw it: it must be the tenant's domain.
+    Original(Option<&'a str>),
+    /// A host the caller stated for the request being checked (`context.host` on the decision
+    /// APIs): when stated, it must be the tenant's domain.
+    Stated(Option<&'a str>),
 }
 
 /// `host:port` or `[v6]:port` to the host part.

@@ -70,7 +70,8 @@ pub async fn not_found() -> ApiError {
     ApiError::not_found("not_found", "no such endpoint; see /openapi.json")
 }
 
-async fn method_not_allowed() -> ApiError {
+/// JSON 405 for known paths with another method.
+pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",

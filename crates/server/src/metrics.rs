@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 /// Labels of the decision counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// Tenant id (or `unknown` for ids that did not validate).
+    /// Tenant id, or `unknown` for tenants that are not loaded (callers cannot mint series).
     pub tenant: String,
     /// `allow` or `deny`.
     pub outcome: &'static str,

@@ -136,12 +136,14 @@ impl AppState {
             }
             _ => policies.decide(request),
         };
-        self.metrics.decision(
-            request.tenant.as_str(),
-            decision.is_allowed(),
-            edge,
-            started.elapsed(),
-        );
+        // Only loaded tenants get their own series: callers must not be able to mint labels.
+        let label = if policies.get(&request.tenant).is_some() {
+            request.tenant.as_str()
+        } else {
+            "unknown"
+        };
+        self.metrics
+            .decision(label, decision.is_allowed(), edge, started.elapsed());
         decision
     }
 

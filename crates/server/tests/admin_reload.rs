@@ -428,3 +428,39 @@ async fn swaps_under_load_never_mix_or_fail_decisions() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn admin_authenticates_before_reading_bodies() {
+    let server = server_on(&support::demo_bundles(), "", trading_day_after_close()).await;
+    let admin = format!("http://{}", server.admin_addr);
+    let big = "x".repeat(20 * 1024 * 1024);
+    let response = client()
+        .put(format!("{admin}/admin/v1/tenants/acme/bundle"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "not 413 or 415: the token is checked first"
+    );
+    let response = client()
+        .put(format!("{admin}/admin/v1/tenants/a%20b/bundle"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response = client()
+        .delete(format!("{admin}/admin/v1/tenants"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 405);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error"]["code"],
+        "method_not_allowed"
+    );
+    server.stop().await;
+}

@@ -481,3 +481,43 @@ async fn envoy_http_mode_uses_the_original_method_and_path() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn unknown_tenants_are_not_revealed_without_an_identity() {
+    let server = server_on(&demo_bundles(), "", trading_day_after_close()).await;
+    let base = format!("http://{}", server.addr);
+    let mut headers = nginx("POST", "/ops/apps/payments/release", OFFICE, "alice");
+    for (name, value) in &mut headers {
+        if *name == "x-tenant-id" {
+            *value = "globex".into();
+        }
+    }
+    let mut anonymous = headers.clone();
+    anonymous.retain(|(name, _)| *name != "authorization");
+    let response = send(
+        &base,
+        Call {
+            method: Method::GET,
+            path: "/v1/authz/nginx",
+            headers: anonymous,
+        },
+    )
+    .await;
+    assert_eq!(
+        response.status().as_u16(),
+        401,
+        "the same answer as for a known tenant"
+    );
+    // alice's token is for acme: it does not bind to globex either.
+    let response = send(
+        &base,
+        Call {
+            method: Method::GET,
+            path: "/v1/authz/nginx",
+            headers,
+        },
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 401);
+    server.stop().await;
+}

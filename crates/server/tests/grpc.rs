@@ -695,10 +695,23 @@ async fn decisions_bind_the_bearer_identity_like_the_http_api() {
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);
 
-    // Addressed to another host, the same token does not bind.
-    let mut elsewhere = DecisionsClient::new(channel(&server, None).await);
-    let status = elsewhere
-        .check(with_token(check("alice", OFFICE), &alice))
+    // Checking a request addressed to another host, the same token does not bind. (The
+    // authority of the call to us says nothing about the checked request's host.)
+    let mut elsewhere = check("alice", OFFICE);
+    if let Some(context) = elsewhere.context.as_mut() {
+        context.attributes = Some(prost_types::Struct {
+            fields: [(
+                "host".to_owned(),
+                prost_types::Value {
+                    kind: Some(prost_types::value::Kind::StringValue("evil.example".into())),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        });
+    }
+    let status = client
+        .check(with_token(elsewhere, &alice))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unauthenticated);

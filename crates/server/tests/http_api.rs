@@ -296,3 +296,27 @@ async fn health_readiness_and_metrics() {
     assert!(metrics.contains("portcullis_tenants 2"), "{metrics}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn unknown_tenants_cannot_mint_metric_series() {
+    let server = demo_server().await;
+    let base = format!("http://{}", server.addr);
+    let (_, decision) = post(&base, "/v1/check", &CHECK.replace("acme", "nobody"), &[]).await;
+    assert_eq!(decision["cause"], "tenant_unknown");
+    let metrics = client()
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!metrics.contains("nobody"), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"portcullis_decisions_total{tenant="unknown",outcome="deny",edge="http"} 1"#
+        ),
+        "{metrics}"
+    );
+    server.stop().await;
+}
