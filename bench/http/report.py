@@ -1,0 +1,194 @@
+#!/usr/bin/env python3
+"""Turns the raw figures of bench/http/run.sh into the Markdown results table.
+
+Usage: report.py RAW_DIR OUTPUT.md
+RAW_DIR holds results.tsv (one line per measured wrk run) and meta.env (KEY=VALUE lines).
+Each figure in the table is the median over the measured runs of that workload and
+connection count, taken metric by metric.
+"""
+
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+TARGET_NGINX_RPS = 50_000
+TARGET_NGINX_P99_MS = 2.0
+TARGET_CHECK_RPS = 40_000
+TARGET_CERBOS_RATIO = 3.0
+TARGET_RSS_MB = 50.0
+
+LABELS = {
+    "nginx-allow": "forward-auth `GET /v1/authz/nginx`, allow (office address, JWT)",
+    "nginx-deny": "forward-auth `GET /v1/authz/nginx`, deny 403 (outside address, JWT)",
+    "check": "`POST /v1/check`, allow (no token)",
+    "check-jwt": "`POST /v1/check`, allow (with JWT)",
+    "cerbos": "Cerbos `POST /api/check/resources`, allow",
+}
+
+
+def read_meta(path: Path) -> dict:
+    meta = {}
+    for line in path.read_text().splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            meta[key] = value
+    return meta
+
+
+def ms(us: float) -> str:
+    return f"{us / 1000:.2f}"
+
+
+def main() -> int:
+    raw, output = Path(sys.argv[1]), Path(sys.argv[2])
+    meta = read_meta(raw / "meta.env")
+    other_max = float(meta.get("OTHER_MAX", "0.1"))
+    rows = list(csv.DictReader((raw / "results.tsv").open(), delimiter="\t"))
+    groups: dict = {}
+    for row in rows:
+        groups.setdefault((row["workload"], int(row["conns"])), []).append(row)
+
+    def median(key, workload, conns):
+        runs = groups.get((workload, conns), [])
+        return statistics.median(float(r[key]) for r in runs) if runs else None
+
+    def total(key, workload, conns):
+        return sum(int(r[key]) for r in groups.get((workload, conns), []))
+
+    workloads = [w for w in LABELS if any(k[0] == w for k in groups)]
+    conns_all = sorted({k[1] for k in groups})
+    out = []
+    w = out.append
+    w("# HTTP load benchmark results")
+    w("")
+    w(f"- Run started: {meta.get('DATE')}")
+    w(f"- Machine: {meta.get('CPU_MODEL')}, {meta.get('NPROC')} logical CPUs, "
+      f"{meta.get('MEM_TOTAL')} RAM, Linux {meta.get('KERNEL')}")
+    w(f"- CPU split: server pinned to CPU {meta.get('SERVER_CPU')} (`taskset -c "
+      f"{meta.get('SERVER_CPU')}`), wrk pinned to CPU {meta.get('LOAD_CPU')} (`taskset -c "
+      f"{meta.get('LOAD_CPU')}`, one wrk thread); both on the same machine, over loopback")
+    w(f"- Portcullis: {meta.get('PORTCULLIS_REV')} (release build, {meta.get('RUSTC')}); "
+      f"Cerbos {meta.get('CERBOS_VERSION')} (npm `@cerbos/cerbos-linux-x64`); "
+      f"{meta.get('WRK_VERSION')}")
+    w(f"- Method: per workload and connection count, {meta.get('WARMUP')} s warm-up, then "
+      f"{meta.get('RUNS')} × {meta.get('DURATION')} s measured runs; every figure is the "
+      "median of the measured runs (metric by metric). Latency is wrk's (closed loop, "
+      "keep-alive connections), in milliseconds.")
+    w("")
+    w("## Throughput and latency")
+    w("")
+    w("| workload | conns | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | "
+      "unexpected responses / errors | CPUs used: server / wrk / other |")
+    w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for workload in workloads:
+        for conns in conns_all:
+            if (workload, conns) not in groups:
+                continue
+            expected_non2xx = workload == "nginx-deny"
+            requests = total("requests", workload, conns)
+            non2xx = total("non2xx", workload, conns)
+            unexpected = (requests - non2xx) if expected_non2xx else non2xx
+            errors = total("socket_errors", workload, conns)
+            disturbed = any(float(r["other_cpu"]) > other_max for r in groups[(workload, conns)])
+            w(f"| {LABELS[workload]} | {conns} | {median('rps', workload, conns):,.0f} | "
+              f"{ms(median('p50_us', workload, conns))} | {ms(median('p90_us', workload, conns))} | "
+              f"{ms(median('p99_us', workload, conns))} | {ms(median('p999_us', workload, conns))} | "
+              f"{ms(median('max_us', workload, conns))} | {unexpected} / {errors} | "
+              f"{median('server_cpu', workload, conns):.2f} / {median('load_cpu', workload, conns):.2f}"
+              f" / {median('other_cpu', workload, conns):.2f}{' ⚠' if disturbed else ''} |")
+    w("")
+    w("\"CPUs used\" is user+system time during the run divided by its length (1.00 = one core "
+      "fully busy): a server near 1.00 with wrk well below it means the server's core was the "
+      "limit, not the load generator. \"Other\" is every other process on the machine; a run "
+      f"during which it exceeded {other_max:.2f} CPUs was repeated (up to "
+      f"{meta.get('MAX_ATTEMPTS')} attempts), and ⚠ marks a row that still kept such a run.")
+    w("")
+    w("\"Unexpected responses\" counts non-2xx answers for allow workloads and 2xx answers for "
+      "the deny workload, summed over the measured runs; every workload's answer is also "
+      "checked once with curl before it is loaded (status, decision, identity headers).")
+    w("")
+
+    if "cerbos" in workloads and "check" in workloads:
+        w("## Portcullis `POST /v1/check` vs Cerbos `POST /api/check/resources`")
+        w("")
+        w("| conns | Portcullis req/s | Cerbos req/s | ratio | Portcullis p99 ms | Cerbos p99 ms | "
+          "Portcullis p99.9 ms | Cerbos p99.9 ms |")
+        w("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for conns in conns_all:
+            p, c = median("rps", "check", conns), median("rps", "cerbos", conns)
+            if p is None or c is None:
+                continue
+            w(f"| {conns} | {p:,.0f} | {c:,.0f} | {p / c:.2f}× | "
+              f"{ms(median('p99_us', 'check', conns))} | {ms(median('p99_us', 'cerbos', conns))} | "
+              f"{ms(median('p999_us', 'check', conns))} | {ms(median('p999_us', 'cerbos', conns))} |")
+        w("")
+
+    w("## Memory (from /proc/PID/status)")
+    w("")
+    w("| process | VmRSS at start | VmRSS after the load | VmHWM (peak) after the load |")
+    w("|---|---:|---:|---:|")
+    for name, key in (("portcullis serve (demo bundles)", "PORTCULLIS"), ("cerbos server", "CERBOS")):
+        if meta.get(f"{key}_RSS_AFTER_KB"):
+            kb = lambda k: f"{int(meta[k]) / 1024:.1f} MB"  # noqa: E731
+            w(f"| {name} | {kb(key + '_RSS_IDLE_KB')} | {kb(key + '_RSS_AFTER_KB')} | "
+              f"{kb(key + '_HWM_AFTER_KB')} |")
+    w("")
+
+    w("## Targets")
+    w("")
+
+    def best(workload, predicate=lambda conns: True):
+        candidates = [(median("rps", workload, c), c) for c in conns_all
+                      if (workload, c) in groups and predicate(c)]
+        return max(candidates) if candidates else None
+
+    if "nginx-allow" in workloads:
+        meeting, missing = [], []
+        for conns in conns_all:
+            if ("nginx-allow", conns) not in groups:
+                continue
+            rps = median("rps", "nginx-allow", conns)
+            p99 = median("p99_us", "nginx-allow", conns)
+            text = f"{conns} connections: {rps:,.0f} req/s, p99 {ms(p99)} ms"
+            if rps >= TARGET_NGINX_RPS and p99 / 1000 <= TARGET_NGINX_P99_MS:
+                meeting.append(text)
+            else:
+                # A closed loop at saturation keeps every connection waiting its turn: the
+                # mean latency is connections / throughput (Little's law).
+                missing.append(f"{text} (Little's law floor at this throughput: mean "
+                               f"{conns / rps * 1000:.2f} ms)")
+        verdict = f"**met** at {'; '.join(meeting)}" if meeting else "**not met**"
+        if missing:
+            verdict += f"; not within the bound at {'; '.join(missing)}"
+        w(f"- Forward-auth ≥ {TARGET_NGINX_RPS:,} decisions/s with p99 ≤ {TARGET_NGINX_P99_MS} ms: {verdict}")
+    if "check" in workloads:
+        top = best("check")
+        verdict = "**met**" if top[0] >= TARGET_CHECK_RPS else "**not met**"
+        w(f"- `POST /v1/check` ≥ {TARGET_CHECK_RPS:,}/s: {verdict}: {top[0]:,.0f} req/s at "
+          f"{top[1]} connections")
+    if "check" in workloads and "cerbos" in workloads:
+        parts, all_ok = [], True
+        for conns in conns_all:
+            p, c = median("rps", "check", conns), median("rps", "cerbos", conns)
+            if p is None or c is None:
+                continue
+            lower = median("p99_us", "check", conns) < median("p99_us", "cerbos", conns)
+            ok = p / c >= TARGET_CERBOS_RATIO and lower
+            all_ok &= ok
+            parts.append(f"{conns} conns {p / c:.2f}× ({'lower' if lower else 'not lower'} p99)")
+        w(f"- Portcullis ≥ {TARGET_CERBOS_RATIO:.0f}× Cerbos throughput at a lower p99: "
+          f"{'**met**' if all_ok else '**not met**'} — {'; '.join(parts)}")
+    if meta.get("PORTCULLIS_HWM_AFTER_KB"):
+        hwm = int(meta["PORTCULLIS_HWM_AFTER_KB"]) / 1024
+        rss = int(meta["PORTCULLIS_RSS_AFTER_KB"]) / 1024
+        verdict = "**met**" if max(hwm, rss) <= TARGET_RSS_MB else "**not met**"
+        w(f"- Resident memory ≤ {TARGET_RSS_MB:.0f} MB with the demo bundle: {verdict}: "
+          f"VmRSS {rss:.1f} MB, VmHWM {hwm:.1f} MB after the load")
+    w("")
+    output.write_text("\n".join(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
