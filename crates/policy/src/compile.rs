@@ -621,9 +621,45 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
 /// `sha256:` over the canonical JSON of the bundle (sorted maps and sets, no locations, no
 /// tests): two bundles with the same meaning have the same revision whatever their layout.
 fn revision_of(bundle: &Bundle) -> Arc<str> {
-    let canonical = serde_json::to_vec(bundle).unwrap_or_default();
-    let digest = Sha256::digest(&canonical);
+    let value = serde_json::to_value(bundle).unwrap_or_default();
+    let mut canonical = String::new();
+    write_canonical(&value, &mut canonical);
+    let digest = Sha256::digest(canonical.as_bytes());
     Arc::from(format!("sha256:{}", hex::encode(digest)))
+}
+
+/// JSON with object keys sorted at every level. Written by hand because the key order of
+/// `serde_json` maps depends on a crate feature that any dependency may switch on.
+fn write_canonical(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (index, key) in keys.into_iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::Value::String(key.clone()).to_string());
+                out.push(':');
+                if let Some(item) = map.get(key) {
+                    write_canonical(item, out);
+                }
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (index, item) in items.iter().enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(']');
+        }
+        scalar => out.push_str(&scalar.to_string()),
+    }
 }
 
 fn compile_roles(bundle: &Bundle, compiler: &mut Compiler<'_>) -> Roles {

@@ -602,3 +602,10 @@ fn conditions_at_the_depth_limit_evaluate_on_an_ordinary_thread() {
     assert!(decision.is_allowed());
     assert_eq!(decision.reasons.len(), 2);
 }
+
+#[test]
+fn the_revision_ignores_the_order_of_attribute_keys() {
+    let a = bundle("principals:\n  p: { attributes: { a: 1, b: { x: 1, y: 2 } } }\n");
+    let b = bundle("principals:\n  p: { attributes: { b: { y: 2, x: 1 }, a: 1 } }\n");
+    assert_eq!(a.revision(), b.revision());
+}

@@ -12,6 +12,15 @@ use portcullis_core::Request;
 use portcullis_policy::{LoadOptions, Snapshot, decide, load_bundle};
 use serde_json::json;
 
+/// Snapshots with sorted map keys, whatever order `serde_json` keeps objects in.
+macro_rules! snapshot {
+    ($value:expr) => {
+        insta::with_settings!({ sort_maps => true }, {
+            insta::assert_json_snapshot!($value);
+        })
+    };
+}
+
 fn demo() -> Snapshot {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles/acme");
     load_bundle(&dir, &LoadOptions::default()).unwrap_or_else(|error| panic!("{error}"))
@@ -31,7 +40,7 @@ fn explain(request: serde_json::Value) -> serde_json::Value {
 
 #[test]
 fn release_allowed_after_the_close() {
-    insta::assert_json_snapshot!(explain(json!({
+    snapshot!(explain(json!({
         "principal": { "id": "alice" },
         "action": "app:release",
         "resource": { "type": "app", "id": "payments" },
@@ -41,7 +50,7 @@ fn release_allowed_after_the_close() {
 
 #[test]
 fn release_denied_during_trading_hours() {
-    insta::assert_json_snapshot!(explain(json!({
+    snapshot!(explain(json!({
         "principal": { "id": "alice" },
         "action": "app:release",
         "resource": { "type": "app", "id": "payments" },
@@ -51,7 +60,7 @@ fn release_denied_during_trading_hours() {
 
 #[test]
 fn logs_from_outside_with_a_certificate_on_a_holiday() {
-    insta::assert_json_snapshot!(explain(json!({
+    snapshot!(explain(json!({
         "principal": { "id": "bob" },
         "action": "app:logs.download",
         "resource": { "type": "app", "id": "payments" },
@@ -61,7 +70,7 @@ fn logs_from_outside_with_a_certificate_on_a_holiday() {
 
 #[test]
 fn inventory_write_forbidden_by_the_supply_chain_signal() {
-    insta::assert_json_snapshot!(explain(json!({
+    snapshot!(explain(json!({
         "principal": { "id": "inventory-service", "type": "service" },
         "action": "inventory:increase",
         "resource": { "type": "inventory", "id": "sku-1" },
@@ -72,7 +81,7 @@ fn inventory_write_forbidden_by_the_supply_chain_signal() {
 
 #[test]
 fn a_calendar_outside_its_year_is_an_error() {
-    insta::assert_json_snapshot!(explain(json!({
+    snapshot!(explain(json!({
         "principal": { "id": "alice" },
         "action": "app:release",
         "resource": { "type": "app", "id": "payments" },
