@@ -178,7 +178,12 @@ pub(crate) struct ActionEntry {
     pub write: bool,
     pub strategy: Option<StrategyId>,
     pub grants: Vec<Grant>,
-    pub rules: Vec<RuleId>,
+    /// Rules covering the action, each with whether its condition must be evaluated (a
+    /// condition decided at compile time to be true for this action is not).
+    pub rules: Vec<(RuleId, bool)>,
+    /// Rules covering the action whose condition is false for it whatever the request (shown
+    /// in explanations only).
+    pub static_false: Vec<RuleId>,
 }
 
 #[derive(Debug)]
@@ -546,6 +551,7 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
         );
         let rule_ids = (0..rules.len())
             .filter(|rule| rules[*rule].actions.iter().any(|p| p.matches(kind, verb)))
+            .map(|rule| (rule, true))
             .collect();
         actions.insert(
             name.clone(),
@@ -554,7 +560,17 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
                 strategy,
                 grants,
                 rules: rule_ids,
+                static_false: Vec::new(),
             },
+        );
+    }
+    if let Some(tenant) = &bundle.tenant.id {
+        settle_static_conditions(
+            &mut actions,
+            &rules,
+            &compiler.conditions,
+            tenant,
+            &bundle.tenant,
         );
     }
     let wildcard_rules = (0..rules.len())
@@ -618,47 +634,85 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
     })
 }
 
-/// `sha256:` over the canonical JSON of the bundle (sorted maps and sets, no locations, no
-/// tests): two bundles with the same meaning have the same revision whatever their layout.
-fn revision_of(bundle: &Bundle) -> Arc<str> {
-    let value = serde_json::to_value(bundle).unwrap_or_default();
-    let mut canonical = String::new();
-    write_canonical(&value, &mut canonical);
-    let digest = Sha256::digest(canonical.as_bytes());
-    Arc::from(format!("sha256:{}", hex::encode(digest)))
+/// Decides, per action, the conditions that depend only on the action and the tenant (for
+/// example `action.write && env.supply_chain.high_risk` on a read action), so that decisions do
+/// not evaluate them: a grant or rule whose condition is false for the action is dropped from
+/// it, a condition that is true for it is not evaluated.
+fn settle_static_conditions(
+    actions: &mut FxHashMap<String, ActionEntry>,
+    rules: &[Rule],
+    conditions: &[Condition],
+    tenant: &TenantId,
+    settings: &TenantSettings,
+) {
+    struct Fixed {
+        action: serde_json::Value,
+        tenant: serde_json::Value,
+    }
+    impl crate::condition::VariableSource for Fixed {
+        fn variable(&self, name: &str) -> Option<serde_json::Value> {
+            match name {
+                "action" => Some(self.action.clone()),
+                "tenant" => Some(self.tenant.clone()),
+                _ => None,
+            }
+        }
+    }
+    const FIXED: &[&str] = &["action", "tenant"];
+    let tenant_value = crate::engine::tenant_variable(tenant, settings);
+    for (name, entry) in actions.iter_mut() {
+        let fixed = Fixed {
+            action: crate::engine::action_variable(name, entry.write),
+            tenant: tenant_value.clone(),
+        };
+        entry.grants.retain_mut(|grant| {
+            let Some(condition) = grant.condition else {
+                return true;
+            };
+            match conditions[condition].static_value(&fixed, FIXED) {
+                Some(false) => false,
+                Some(true) => {
+                    grant.condition = None;
+                    true
+                }
+                None => true,
+            }
+        });
+        let mut kept = Vec::with_capacity(entry.rules.len());
+        for &(rule, _) in &entry.rules {
+            match rules[rule]
+                .condition
+                .map(|c| conditions[c].static_value(&fixed, FIXED))
+            {
+                Some(Some(false)) => entry.static_false.push(rule),
+                Some(Some(true)) => kept.push((rule, false)),
+                _ => kept.push((rule, true)),
+            }
+        }
+        entry.rules = kept;
+    }
 }
 
-/// JSON with object keys sorted at every level. Written by hand because the key order of
-/// `serde_json` maps depends on a crate feature that any dependency may switch on.
-fn write_canonical(value: &serde_json::Value, out: &mut String) {
-    match value {
-        serde_json::Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (index, key) in keys.into_iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                out.push_str(&serde_json::Value::String(key.clone()).to_string());
-                out.push(':');
-                if let Some(item) = map.get(key) {
-                    write_canonical(item, out);
-                }
-            }
-            out.push('}');
-        }
-        serde_json::Value::Array(items) => {
-            out.push('[');
-            for (index, item) in items.iter().enumerate() {
-                if index > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
-        scalar => out.push_str(&scalar.to_string()),
+/// `sha256:` over the canonical JSON of the bundle (sorted maps and sets, no locations, no
+/// tests): two bundles with the same meaning have the same revision whatever their layout.
+/// The model's own maps are `BTreeMap`s; the JSON attribute values inside it are written with
+/// sorted keys by `model::canonical`, whatever order `serde_json` keeps them in.
+fn revision_of(bundle: &Bundle) -> Arc<str> {
+    let mut hasher = Sha256::new();
+    // Writing into a hasher cannot fail, and the model serializes without errors.
+    let _ = serde_json::to_writer(HashWriter(&mut hasher), bundle);
+    Arc::from(format!("sha256:{}", hex::encode(hasher.finalize())))
+}
+
+struct HashWriter<'a>(&'a mut Sha256);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -128,6 +128,37 @@ impl Condition {
         &self.text
     }
 
+    /// The condition's value when it is decided by the variables `source` provides alone (the
+    /// bundle compiler passes `action` and `tenant`, which are fixed per action): `Some(false)`
+    /// when a top-level conjunct reads only those variables and is false, `Some(true)` when
+    /// every conjunct does and all are true, otherwise `None`. A conjunct that errors is not
+    /// decided here, so its error still surfaces at decision time.
+    pub fn static_value(&self, source: &dyn VariableSource, provided: &[&str]) -> Option<bool> {
+        let mut conjuncts = Vec::new();
+        flatten_conjunction(self.program.expression(), &mut conjuncts);
+        let activation = Activation::new(source);
+        let mut context = CelContext::with_env(environment());
+        context.set_variable_resolver(&activation);
+        let mut all_true = true;
+        for conjunct in conjuncts {
+            let references = conjunct.references();
+            let reads_only_provided = references
+                .variables()
+                .iter()
+                .all(|name| provided.contains(name));
+            if !reads_only_provided {
+                all_true = false;
+                continue;
+            }
+            match CelValue::resolve(conjunct, &context) {
+                Ok(CelValue::Bool(false)) => return Some(false),
+                Ok(CelValue::Bool(true)) => {}
+                _ => all_true = false,
+            }
+        }
+        all_true.then_some(true)
+    }
+
     /// Evaluates the condition; anything but a boolean result is an error.
     pub fn evaluate(&self, activation: &Activation<'_>) -> Result<bool, String> {
         let mut context = CelContext::with_env(environment());
@@ -140,6 +171,19 @@ impl Condition {
             )),
             Err(error) => Err(error.to_string()),
         }
+    }
+}
+
+/// The operands of a chain of `&&` at the top of an expression.
+fn flatten_conjunction<'e>(expression: &'e cel::IdedExpr, out: &mut Vec<&'e cel::IdedExpr>) {
+    use cel::common::ast::Expr;
+    match &expression.expr {
+        Expr::Call(call) if call.func_name == "_&&_" && call.target.is_none() => {
+            for operand in &call.args {
+                flatten_conjunction(operand, out);
+            }
+        }
+        _ => out.push(expression),
     }
 }
 
@@ -395,6 +439,44 @@ mod tests {
         assert!(error.contains("instead of a boolean"), "{error}");
         let error = run("principal.attributes.level > 2", vars).unwrap_err();
         assert!(error.contains("attributes"), "{error}");
+    }
+
+    #[test]
+    fn conjuncts_over_fixed_variables_are_settled_statically() {
+        let fixed = Fixed(
+            json!({ "action": { "name": "doc:read", "write": false }, "tenant": { "id": "acme" } }),
+        );
+        let settle = |text: &str| {
+            Condition::compile(text)
+                .unwrap()
+                .static_value(&fixed, &["action", "tenant"])
+        };
+        assert_eq!(
+            settle("action.write && env.supply_chain.high_risk"),
+            Some(false)
+        );
+        assert_eq!(
+            settle("env.supply_chain.high_risk && action.write"),
+            Some(false),
+            "any conjunct decides"
+        );
+        assert_eq!(settle("!action.write && tenant.id == 'acme'"), Some(true));
+        assert_eq!(
+            settle("!action.write && principal.id == 'x'"),
+            None,
+            "depends on the request"
+        );
+        assert_eq!(
+            settle("action.write || env.supply_chain.high_risk"),
+            None,
+            "only conjunctions are split"
+        );
+        assert_eq!(
+            settle("action.missing && principal.id == 'x'"),
+            None,
+            "errors are left to decision time"
+        );
+        assert_eq!(settle("[1].exists(x, x == 1) && action.write"), Some(false));
     }
 
     #[test]

@@ -213,8 +213,24 @@ fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
                     .iter()
                     .any(|p| p.matches(kind, verb))
             })
+            .map(|rule| (rule, true))
             .collect(),
+        static_false: Vec::new(),
     }
+}
+
+/// The `action` variable of conditions.
+pub(crate) fn action_variable(name: &str, write: bool) -> Value {
+    json!({ "name": name, "write": write })
+}
+
+/// The `tenant` variable of conditions.
+pub(crate) fn tenant_variable(tenant: &TenantId, settings: &crate::model::TenantSettings) -> Value {
+    json!({
+        "id": tenant.as_str(),
+        "timezone": settings.timezone,
+        "domain": settings.domain,
+    })
 }
 
 /// What conditions can see of one request.
@@ -279,7 +295,7 @@ impl VariableSource for View<'_> {
                 "id": request.resource.id,
                 "attributes": request.resource.attributes,
             }),
-            "action" => json!({ "name": request.action, "write": self.write }),
+            "action" => action_variable(&request.action, self.write),
             "context" => {
                 let mut context = request.context.attributes.clone();
                 if let Some(ip) = request.context.ip {
@@ -299,11 +315,7 @@ impl VariableSource for View<'_> {
                 }
                 Value::Object(context)
             }
-            "tenant" => json!({
-                "id": self.snapshot.tenant.as_str(),
-                "timezone": self.snapshot.settings.timezone,
-                "domain": self.snapshot.settings.domain,
-            }),
+            "tenant" => tenant_variable(&self.snapshot.tenant, &self.snapshot.settings),
             "env" => json!({ "supply_chain": { "high_risk": request.env.supply_chain.high_risk } }),
             _ => return None,
         })
@@ -342,9 +354,17 @@ impl Evaluation<'_> {
         // Grants: role permissions and permit rules.
         let mut grant = Tri::False;
         let mut reasons: Vec<Reason> = Vec::new();
-        for &rule_id in &action.rules {
+        if explain {
+            for &rule_id in &action.static_false {
+                rule_table.insert(
+                    Arc::clone(&snapshot.rules[rule_id].id),
+                    "condition_false".to_owned(),
+                );
+            }
+        }
+        for &(rule_id, check_condition) in &action.rules {
             let rule = &snapshot.rules[rule_id];
-            let outcome = self.rule(rule_id, explain.then_some(&mut rule_table));
+            let outcome = self.rule(rule_id, check_condition, explain.then_some(&mut rule_table));
             match rule.effect {
                 Effect::Deny => {
                     if outcome == Tri::True {
@@ -513,7 +533,12 @@ impl Evaluation<'_> {
         }
     }
 
-    fn rule(&mut self, rule_id: RuleId, table: Option<&mut BTreeMap<Arc<str>, String>>) -> Tri {
+    fn rule(
+        &mut self,
+        rule_id: RuleId,
+        check_condition: bool,
+        table: Option<&mut BTreeMap<Arc<str>, String>>,
+    ) -> Tri {
         let snapshot = self.view.snapshot;
         let request = self.view.request;
         let rule = &snapshot.rules[rule_id];
@@ -527,7 +552,7 @@ impl Evaluation<'_> {
         let (outcome, label) = if !in_scope {
             (Tri::False, "not_matched")
         } else {
-            match rule.condition {
+            match rule.condition.filter(|_| check_condition) {
                 None => (Tri::True, "matched"),
                 Some(condition) => match self.condition(condition, &rule.id) {
                     Tri::True => (Tri::True, "matched"),

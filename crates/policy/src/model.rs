@@ -247,7 +247,7 @@ pub enum FactorKind {
     /// The client certificate is one of these.
     ClientCert(BTreeSet<CertMatcher>),
     /// Every named principal attribute equals its value.
-    PrincipalAttr(BTreeMap<String, Value>),
+    PrincipalAttr(#[serde(serialize_with = "canonical::values")] BTreeMap<String, Value>),
     /// A CEL expression yields true.
     Cel(CelSource),
 }
@@ -362,6 +362,7 @@ pub struct PrincipalDef {
     /// Its role assignments (in a canonical order).
     pub roles: Vec<AssignmentDef>,
     /// Its attributes; they take precedence over attributes asserted in a request.
+    #[serde(serialize_with = "canonical::values")]
     pub attributes: BTreeMap<String, Value>,
 }
 
@@ -461,4 +462,54 @@ pub struct Bundle {
     /// `tests`; not part of the revision.
     #[serde(skip)]
     pub tests: Vec<At<TestDef>>,
+}
+
+/// Serializing JSON values with object keys sorted at every level: the key order of
+/// `serde_json` maps depends on a crate feature that any dependency may switch on, and the
+/// revision hash must not.
+mod canonical {
+    use std::collections::BTreeMap;
+
+    use serde::ser::{SerializeMap, SerializeSeq};
+    use serde::{Serialize, Serializer};
+    use serde_json::Value;
+
+    struct Sorted<'a>(&'a Value);
+
+    impl Serialize for Sorted<'_> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            match self.0 {
+                Value::Object(map) => {
+                    let mut keys: Vec<&String> = map.keys().collect();
+                    keys.sort();
+                    let mut out = serializer.serialize_map(Some(keys.len()))?;
+                    for key in keys {
+                        if let Some(value) = map.get(key) {
+                            out.serialize_entry(key, &Sorted(value))?;
+                        }
+                    }
+                    out.end()
+                }
+                Value::Array(items) => {
+                    let mut out = serializer.serialize_seq(Some(items.len()))?;
+                    for item in items {
+                        out.serialize_element(&Sorted(item))?;
+                    }
+                    out.end()
+                }
+                scalar => scalar.serialize(serializer),
+            }
+        }
+    }
+
+    pub fn values<S: Serializer>(
+        map: &BTreeMap<String, Value>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut out = serializer.serialize_map(Some(map.len()))?;
+        for (key, value) in map {
+            out.serialize_entry(key, &Sorted(value))?;
+        }
+        out.end()
+    }
 }

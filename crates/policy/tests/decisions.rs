@@ -609,3 +609,49 @@ fn the_revision_ignores_the_order_of_attribute_keys() {
     let b = bundle("principals:\n  p: { attributes: { b: { y: 2, x: 1 }, a: 1 } }\n");
     assert_eq!(a.revision(), b.revision());
 }
+
+#[test]
+fn conditions_settled_at_load_keep_their_meaning() {
+    // POL-002's shape: on a read action the condition is false whatever the request, and the
+    // engine does not evaluate it there; on a write action it still decides.
+    let snapshot = bundle(
+        r#"
+roles:
+  clerk: { permissions: ["inventory:read", "inventory:write"] }
+principals:
+  cleo: { roles: [clerk] }
+actions:
+  "inventory:write": { write: true }
+rules:
+  - { id: NO-WRITES, effect: forbid, actions: ["*"], when: "action.write && env.supply_chain.high_risk" }
+  - { id: READS-ONLY, effect: permit, actions: ["*"], when: "!action.write && context.source == 'svc'" }
+"#,
+    );
+    let mut read = ask("cleo", "inventory:read", ("inventory", "a"));
+    read.env.supply_chain.high_risk = true;
+    read.explain = true;
+    let decision = decide(&snapshot, &read);
+    assert!(decision.is_allowed());
+    let rules = decision.explanation.unwrap().rules;
+    assert_eq!(
+        rules.get("NO-WRITES").map(String::as_str),
+        Some("condition_false")
+    );
+    assert_eq!(
+        rules.get("READS-ONLY").map(String::as_str),
+        Some("error"),
+        "context.source is missing"
+    );
+    let mut write = ask("cleo", "inventory:write", ("inventory", "a"));
+    write.env.supply_chain.high_risk = true;
+    write.explain = true;
+    let decision = decide(&snapshot, &write);
+    assert_eq!(decision.cause, Cause::Forbidden);
+    let rules = decision.explanation.unwrap().rules;
+    assert_eq!(
+        rules.get("READS-ONLY").map(String::as_str),
+        Some("condition_false")
+    );
+    write.env.supply_chain.high_risk = false;
+    assert!(decide(&snapshot, &write).is_allowed());
+}
