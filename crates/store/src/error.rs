@@ -1,0 +1,48 @@
+//! Store errors, in terms a caller can answer with: not found, conflict, invalid, unavailable.
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The tenant, principal, bundle version or assignment does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// It already exists (a tenant created twice).
+    #[error("{0}")]
+    Conflict(String),
+    /// The input is not acceptable (an id too long, a bad resource pattern, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// The database cannot be reached or refused the connection.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other database error.
+    #[error("store error: {0}")]
+    Database(String),
+    /// A migration failed.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
+            sqlx::Error::Database(database) if database.is_unique_violation() => {
+                StoreError::Conflict(database.message().to_owned())
+            }
+            sqlx::Error::Database(database) if database.is_foreign_key_violation() => {
+                StoreError::NotFound(database.message().to_owned())
+            }
+            _ => StoreError::Database(error.to_string()),
+        }
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migration(error.to_string())
+    }
+}

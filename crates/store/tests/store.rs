@@ -1,0 +1,502 @@
+//! The store's repository API on both backends, with the statement audit active throughout.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use portcullis_store::{Change, StoreError, TenantId, TenantStatus};
+use serde_json::json;
+use sqlx::Row;
+use support::{audit_check, backends, violation};
+
+fn tenant(id: &str) -> TenantId {
+    TenantId::new(id).unwrap()
+}
+
+fn attributes(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    value.as_object().unwrap().clone()
+}
+
+#[test]
+fn the_audit_rule_catches_what_it_should() {
+    assert!(violation("SELECT * FROM principals").is_some());
+    assert!(violation("SELECT * FROM principals WHERE principal_id = $1").is_some());
+    assert!(violation("DELETE FROM role_assignments WHERE role = $1").is_some());
+    assert!(violation("UPDATE tenants SET status = $1").is_some());
+    assert!(violation("INSERT INTO bundles (version, files) VALUES ($1, $2)").is_some());
+    assert!(violation("SELECT a FROM principals WHERE tenant_id = $1").is_none());
+    assert!(violation("INSERT INTO bundles (tenant_id, version) VALUES ($1, $2)").is_none());
+    assert!(violation("SELECT set_config('app.tenant_id', $1, true)").is_none());
+    assert!(violation("SELECT 1").is_none());
+}
+
+#[tokio::test]
+async fn tenant_lifecycle_and_bad_input() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = backend.store.tenant(&tenant("acme"));
+        let created = acme.create(Some("ops.acme.example")).await.unwrap();
+        assert_eq!(created.status, TenantStatus::Active, "{name}");
+        assert!(
+            matches!(acme.create(None).await, Err(StoreError::Conflict(message)) if message.contains("already exists")),
+            "{name}"
+        );
+        let before = acme.get().await.unwrap().unwrap().data_revision;
+        let after = acme.set_status(TenantStatus::Suspended).await.unwrap();
+        assert!(after > before, "{name}: a change raises the data revision");
+        assert_eq!(
+            acme.get().await.unwrap().unwrap().status,
+            TenantStatus::Suspended
+        );
+
+        let ghost = backend.store.tenant(&tenant("ghost"));
+        assert!(ghost.get().await.unwrap().is_none());
+        assert!(
+            matches!(
+                ghost.set_status(TenantStatus::Active).await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                ghost
+                    .upsert_principal("p", "user", &attributes(json!({})))
+                    .await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                ghost.assign("p", "r", "*").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(ghost.delete().await, Err(StoreError::NotFound(_))),
+            "{name}"
+        );
+
+        assert!(
+            matches!(
+                acme.assign("p", "r", "no-colon").await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(acme.assign("", "r", "*").await, Err(StoreError::Invalid(_))),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                acme.assign("p\n", "r", "*").await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                acme.upsert_principal(&"x".repeat(300), "user", &attributes(json!({})))
+                    .await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                acme.revoke("nobody", "r", "*").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        assert!(
+            matches!(
+                acme.delete_principal("nobody").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+
+        acme.delete().await.unwrap();
+        assert!(acme.get().await.unwrap().is_none());
+        assert!(audit_check() > 0);
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn bundles_keep_their_history_and_roll_back() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = backend.store.tenant(&tenant("acme"));
+        acme.create(None).await.unwrap();
+        assert!(acme.bundle(None).await.unwrap().is_none());
+        let v1_files = BTreeMap::from([("tenant.yaml".to_owned(), "tenant: acme\n".to_owned())]);
+        let v2_files = BTreeMap::from([
+            ("tenant.yaml".to_owned(), "tenant: acme\n".to_owned()),
+            ("roles.yaml".to_owned(), "roles: {}\n".to_owned()),
+        ]);
+        let v1 = acme
+            .put_bundle(&v1_files, "sha256:one", "ops")
+            .await
+            .unwrap();
+        let v2 = acme
+            .put_bundle(&v2_files, "sha256:two", "audit")
+            .await
+            .unwrap();
+        assert_eq!((v1.version, v2.version), (1, 2), "{name}");
+        let active = acme.bundle(None).await.unwrap().unwrap();
+        assert_eq!(
+            (active.version.version, active.files.clone()),
+            (2, v2_files.clone()),
+            "{name}"
+        );
+        let history = acme.bundle_history().await.unwrap();
+        assert_eq!(
+            history
+                .iter()
+                .map(|v| (v.version, v.active, v.uploaded_by.as_str()))
+                .collect::<Vec<_>>(),
+            [(2, true, "audit"), (1, false, "ops")]
+        );
+        acme.activate_bundle(1).await.unwrap();
+        assert_eq!(
+            acme.bundle(None).await.unwrap().unwrap().files,
+            v1_files,
+            "{name}: rolled back"
+        );
+        assert_eq!(
+            acme.bundle(Some(2)).await.unwrap().unwrap().files,
+            v2_files,
+            "{name}: later versions stay"
+        );
+        assert!(
+            matches!(acme.activate_bundle(9).await, Err(StoreError::NotFound(_))),
+            "{name}"
+        );
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn principals_and_assignments_round_trip() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = backend.store.tenant(&tenant("acme"));
+        acme.create(None).await.unwrap();
+        acme.upsert_principal(
+            "dave",
+            "user",
+            &attributes(json!({"phone": "v1:k1:abc", "level": 3})),
+        )
+        .await
+        .unwrap();
+        acme.upsert_principal("dave", "service", &attributes(json!({"level": 4})))
+            .await
+            .unwrap();
+        let dave = acme.principal("dave").await.unwrap().unwrap();
+        assert_eq!(
+            (dave.kind.as_str(), dave.attributes.get("level")),
+            ("service", Some(&json!(4))),
+            "{name}: upsert replaces"
+        );
+        for id in ["erin", "carl", "bea"] {
+            acme.upsert_principal(id, "user", &attributes(json!({})))
+                .await
+                .unwrap();
+        }
+        let first = acme.principals(None, 2).await.unwrap();
+        let next = acme.principals(Some(&first[1].id), 10).await.unwrap();
+        let ids: Vec<&str> = first.iter().chain(&next).map(|p| p.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["bea", "carl", "dave", "erin"],
+            "{name}: paginated in id order"
+        );
+
+        acme.assign("dave", "operator", "*").await.unwrap();
+        acme.assign("dave", "operator", "*").await.unwrap();
+        acme.assign("dave", "owner", "doc:*").await.unwrap();
+        acme.assign("erin", "viewer", "*").await.unwrap();
+        let daves = acme.assignments(Some("dave")).await.unwrap();
+        assert_eq!(
+            daves
+                .iter()
+                .map(|a| (a.role.as_str(), a.resource.as_str()))
+                .collect::<Vec<_>>(),
+            [("operator", "*"), ("owner", "doc:*")],
+            "{name}"
+        );
+        acme.revoke("dave", "owner", "doc:*").await.unwrap();
+        let runtime = acme.runtime().await.unwrap();
+        assert_eq!(runtime.principals.len(), 4);
+        assert_eq!(
+            runtime.assignments.len(),
+            2,
+            "{name}: {:?}",
+            runtime.assignments
+        );
+        acme.delete_principal("dave").await.unwrap();
+        assert_eq!(
+            acme.assignments(Some("dave")).await.unwrap(),
+            [],
+            "{name}: assignments go with the principal"
+        );
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn every_call_sees_only_its_tenant() {
+    for backend in backends().await {
+        let name = backend.name;
+        let (a, b) = (tenant("tenant-a"), tenant("tenant-b"));
+        for (id, secret) in [(&a, "alpha"), (&b, "bravo")] {
+            let scope = backend.store.tenant(id);
+            scope.create(None).await.unwrap();
+            scope
+                .upsert_principal(
+                    "shared-name",
+                    "user",
+                    &attributes(json!({ "secret": secret })),
+                )
+                .await
+                .unwrap();
+            scope
+                .upsert_principal(&format!("only-{secret}"), "user", &attributes(json!({})))
+                .await
+                .unwrap();
+            scope
+                .assign("shared-name", &format!("role-{secret}"), "*")
+                .await
+                .unwrap();
+            scope
+                .put_bundle(
+                    &BTreeMap::from([("tenant.yaml".to_owned(), format!("tenant: {id}\n"))]),
+                    &format!("sha256:{secret}"),
+                    "ops",
+                )
+                .await
+                .unwrap();
+        }
+        let scope = backend.store.tenant(&a);
+        assert_eq!(
+            scope
+                .principal("shared-name")
+                .await
+                .unwrap()
+                .unwrap()
+                .attributes["secret"],
+            "alpha",
+            "{name}"
+        );
+        assert!(
+            scope.principal("only-bravo").await.unwrap().is_none(),
+            "{name}"
+        );
+        assert!(
+            scope
+                .principals(None, 100)
+                .await
+                .unwrap()
+                .iter()
+                .all(|p| p.id != "only-bravo")
+        );
+        assert!(
+            scope
+                .assignments(None)
+                .await
+                .unwrap()
+                .iter()
+                .all(|x| x.role == "role-alpha"),
+            "{name}"
+        );
+        assert_eq!(
+            scope.bundle(None).await.unwrap().unwrap().version.revision,
+            "sha256:alpha"
+        );
+        assert_eq!(scope.bundle_history().await.unwrap().len(), 1);
+        assert!(
+            matches!(
+                scope.revoke("shared-name", "role-bravo", "*").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}: cannot touch B's assignment"
+        );
+        assert!(
+            matches!(
+                scope.delete_principal("only-bravo").await,
+                Err(StoreError::NotFound(_))
+            ),
+            "{name}"
+        );
+        let runtime = scope.runtime().await.unwrap();
+        assert!(
+            runtime.principals.iter().all(
+                |p| p.id != "only-bravo" && p.attributes.get("secret") != Some(&json!("bravo"))
+            )
+        );
+        scope.delete().await.unwrap();
+        let other = backend.store.tenant(&b).runtime().await.unwrap();
+        assert_eq!(
+            other.principals.len(),
+            2,
+            "{name}: deleting A leaves B whole"
+        );
+        let directory = backend.store.directory().await.unwrap();
+        assert_eq!(
+            directory
+                .iter()
+                .map(|e| e.tenant.as_str())
+                .collect::<Vec<_>>(),
+            ["tenant-b"]
+        );
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+/// (b) and (c): the PostgreSQL backstop through the service role itself.
+#[tokio::test]
+async fn row_level_security_backs_up_the_scoping() {
+    if !support::postgres_available().await {
+        return;
+    }
+    let backend = support::postgres().await;
+    for (id, secret) in [("tenant-a", "alpha"), ("tenant-b", "bravo")] {
+        let scope = backend.store.tenant(&tenant(id));
+        scope.create(None).await.unwrap();
+        scope
+            .upsert_principal("p", "user", &attributes(json!({ "secret": secret })))
+            .await
+            .unwrap();
+    }
+    let database = backend.database.clone().unwrap();
+    let service = sqlx::PgPool::connect(&format!(
+        "postgres://portcullis_service@127.0.0.1:5432/{database}"
+    ))
+    .await
+    .unwrap();
+    let who: String = sqlx::query("SELECT current_user AS u")
+        .fetch_one(&service)
+        .await
+        .unwrap()
+        .get("u");
+    assert_eq!(who, "portcullis_service");
+    let bypass: bool =
+        sqlx::query("SELECT rolbypassrls AS b FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(&service)
+            .await
+            .unwrap()
+            .get("b");
+    assert!(!bypass);
+
+    // (b) A query that forgot its tenant sees nothing.
+    for table in ["tenants", "principals", "bundles", "role_assignments"] {
+        let count: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT /* rls-probe */ count(*) AS n FROM {table}"
+        )))
+        .fetch_one(&service)
+        .await
+        .unwrap()
+        .get("n");
+        assert_eq!(count, 0, "{table} without a tenant");
+    }
+    // With the tenant set, exactly that tenant's rows.
+    let mut tx = service.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', 'tenant-a', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let secrets: Vec<String> =
+        sqlx::query("SELECT /* rls-probe */ attributes->>'secret' AS s FROM principals")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("s"))
+            .collect();
+    assert_eq!(secrets, ["alpha"]);
+    // (c) An insert claiming tenant B inside A's transaction fails.
+    let error = sqlx::query("INSERT /* rls-probe */ INTO principals (tenant_id, principal_id, kind, attributes, created_at_us, updated_at_us) VALUES ('tenant-b', 'intruder', 'user', '{}', 0, 0)")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("row-level security"), "{error}");
+    tx.rollback().await.unwrap();
+    // Moving A's row to B is refused as well.
+    let mut tx = service.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', 'tenant-a', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let error = sqlx::query(
+        "UPDATE /* rls-probe */ principals SET tenant_id = 'tenant-b' WHERE principal_id = 'p'",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap_err();
+    assert!(error.to_string().contains("row-level security"), "{error}");
+    tx.rollback().await.unwrap();
+    // The setting is transaction-local: after commit a new transaction sees nothing again.
+    let mut tx = service.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.tenant_id', 'tenant-a', true)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let count: i64 = sqlx::query("SELECT /* rls-probe */ count(*) AS n FROM principals")
+        .fetch_one(&service)
+        .await
+        .unwrap()
+        .get("n");
+    assert_eq!(count, 0);
+    // The service role owns no table and cannot switch the policies off.
+    let error = sqlx::query("ALTER TABLE principals DISABLE ROW LEVEL SECURITY")
+        .execute(&service)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("must be owner"), "{error}");
+    service.close().await;
+    audit_check();
+    backend.finish().await;
+}
+
+#[tokio::test]
+async fn postgres_announces_changes() {
+    if !support::postgres_available().await {
+        return;
+    }
+    let backend = support::postgres().await;
+    let mut changes = backend.store.listen();
+    // Give the listener a moment to subscribe.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let acme = backend.store.tenant(&tenant("acme"));
+    acme.create(None).await.unwrap();
+    acme.assign("dave", "operator", "*").await.unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let change = tokio::time::timeout(std::time::Duration::from_secs(5), changes.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        seen.push(change);
+    }
+    assert!(
+        seen.iter().all(|c| *c == Change::Tenant(tenant("acme"))),
+        "{seen:?}"
+    );
+    audit_check();
+    backend.finish().await;
+}
