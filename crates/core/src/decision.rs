@@ -145,6 +145,10 @@ pub enum ErrorKind {
 pub struct Revision {
     /// `sha256:` of the normalized bundle.
     pub bundle: Arc<str>,
+    /// Revision of the tenant's run-time data in the store (principals, assignments, status),
+    /// when a store is in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<u64>,
     /// Revision of the relationship tuples, once relationships are in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tuples: Option<u64>,

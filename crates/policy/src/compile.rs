@@ -26,9 +26,30 @@ pub(crate) type ConditionId = usize;
 pub(crate) type RuleId = usize;
 pub(crate) type CalendarId = usize;
 
-/// A compiled tenant bundle: everything a decision needs, nothing that changes.
-#[derive(Debug)]
+/// What a decision reads: a compiled bundle, shared and never changed, plus the run-time data
+/// laid over it (principals and role assignments managed in the store, suspension, the data
+/// revision). A new overlay is a new snapshot that shares the compiled bundle.
+#[derive(Debug, Clone)]
 pub struct Snapshot {
+    pub(crate) compiled: Arc<Compiled>,
+    /// The bundle's principals merged with the run-time ones (shadows `Compiled::principals`).
+    pub(crate) principals: Arc<FxHashMap<String, PrincipalEntry>>,
+    /// Suspended by the store (the bundle may also say so).
+    pub(crate) suspended: bool,
+    /// Revision of the run-time data, when the store provided some.
+    pub(crate) data_revision: Option<u64>,
+}
+
+impl std::ops::Deref for Snapshot {
+    type Target = Compiled;
+    fn deref(&self) -> &Compiled {
+        &self.compiled
+    }
+}
+
+/// A compiled tenant bundle: everything a decision needs from the bundle.
+#[derive(Debug)]
+pub struct Compiled {
     pub(crate) tenant: TenantId,
     pub(crate) settings: TenantSettings,
     pub(crate) zone: jiff::tz::TimeZone,
@@ -36,7 +57,7 @@ pub struct Snapshot {
     pub(crate) factors: Vec<Factor>,
     pub(crate) strategies: Vec<Strategy>,
     pub(crate) roles: Roles,
-    pub(crate) principals: FxHashMap<String, PrincipalEntry>,
+    pub(crate) principals: Arc<FxHashMap<String, PrincipalEntry>>,
     pub(crate) actions: FxHashMap<String, ActionEntry>,
     pub(crate) wildcard_grants: Vec<(ActionPattern, Grant)>,
     pub(crate) wildcard_rules: Vec<RuleId>,
@@ -164,7 +185,7 @@ pub(crate) struct Grant {
     pub condition: Option<ConditionId>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct PrincipalEntry {
     pub id: Arc<str>,
     pub kind: Option<String>,
@@ -614,7 +635,8 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
     }
     let tenant = bundle.tenant.id.clone()?;
     let Compiler { conditions, .. } = compiler;
-    Some(Snapshot {
+    let principals = Arc::new(principals);
+    let compiled = Compiled {
         tenant,
         settings: bundle.tenant,
         zone,
@@ -631,6 +653,12 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
         calendars,
         routes,
         tests: bundle.tests,
+    };
+    Some(Snapshot {
+        principals: Arc::clone(&compiled.principals),
+        compiled: Arc::new(compiled),
+        suspended: false,
+        data_revision: None,
     })
 }
 

@@ -38,6 +38,8 @@ pub const TENANT_KEYS: &[&str] = &[
     "supply_chain",
     "accept_request_time",
     "trust_token_roles",
+    "sensitive_attributes",
+    "quota",
     "description",
 ];
 
@@ -440,6 +442,16 @@ impl Decoder<'_> {
         if let Some(node) = fields.get("accept_request_time") {
             settings.accept_request_time = self.bool(node, "accept_request_time").unwrap_or(false);
         }
+        if let Some(list) = fields.get("sensitive_attributes") {
+            for item in self.list(list, "sensitive_attributes") {
+                if let Some(name) = self.name(item, "an attribute name") {
+                    settings.sensitive_attributes.insert(name.value);
+                }
+            }
+        }
+        if let Some(node) = fields.get("quota") {
+            settings.quota = self.quota(node);
+        }
         if let Some(node) = fields.get("trust_token_roles") {
             settings.trust_token_roles = self.bool(node, "trust_token_roles").unwrap_or(false);
         }
@@ -463,6 +475,50 @@ impl Decoder<'_> {
                     );
             }
         }
+    }
+
+    fn quota(&mut self, node: &Node) -> Option<Quota> {
+        let fields = self.fields(
+            node,
+            "quota",
+            &["requests_per_second", "burst", "concurrent"],
+        )?;
+        let mut quota = Quota {
+            requests_per_second: None,
+            burst: None,
+            concurrent: None,
+        };
+        if let Some(rate) = fields.get("requests_per_second") {
+            match rate.kind {
+                NodeKind::Int(value) if value > 0 => quota.requests_per_second = Some(value as f64),
+                NodeKind::Float(value) if value > 0.0 && value.is_finite() => {
+                    quota.requests_per_second = Some(value)
+                }
+                _ => self.report(
+                    rate,
+                    Code::Value,
+                    "quota.requests_per_second must be a positive number",
+                ),
+            }
+        }
+        for (key, slot) in [
+            ("burst", &mut quota.burst),
+            ("concurrent", &mut quota.concurrent),
+        ] {
+            if let Some(value) = fields.get(key) {
+                match value.kind {
+                    NodeKind::Int(count) if count > 0 && count <= i64::from(u32::MAX) => {
+                        *slot = u32::try_from(count).ok();
+                    }
+                    _ => self.report(
+                        value,
+                        Code::Value,
+                        format!("quota.{key} must be a positive whole number"),
+                    ),
+                }
+            }
+        }
+        Some(quota)
     }
 
     fn named_section<T>(

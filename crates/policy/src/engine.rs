@@ -36,7 +36,6 @@ use crate::condition::{Activation, VariableSource};
 use crate::factors::{
     LocalTime, cert_matches, ip_matches, market_closed, require_ip, window_matches,
 };
-use crate::model::TenantStatus;
 
 /// The id under which the built-in supply-chain forbid is reported.
 pub const SUPPLY_CHAIN_FORBID: &str = "builtin:supply-chain";
@@ -79,8 +78,10 @@ pub fn decide_with_strategy(
     if request.tenant != snapshot.tenant {
         return refuse(request, &snapshot.revision, Cause::TenantUnknown);
     }
-    if snapshot.settings.status == TenantStatus::Suspended {
-        return refuse(request, &snapshot.revision, Cause::TenantSuspended);
+    if snapshot.is_suspended() {
+        let mut decision = refuse(request, &snapshot.revision, Cause::TenantSuspended);
+        decision.revision.data = snapshot.data_revision;
+        return decision;
     }
     let principal = snapshot.principals.get(&request.principal.id);
     let assigned = assigned_roles(snapshot, request, principal);
@@ -152,6 +153,7 @@ pub(crate) fn refuse(request: &Request, revision: &Arc<str>, cause: Cause) -> De
         errors: Vec::new(),
         revision: Revision {
             bundle: Arc::clone(revision),
+            data: None,
             tuples: None,
         },
         trace_id: request.trace_id.clone().unwrap_or_default(),
@@ -492,6 +494,7 @@ impl Evaluation<'_> {
             errors,
             revision: Revision {
                 bundle: Arc::clone(&snapshot.revision),
+                data: snapshot.data_revision,
                 tuples: None,
             },
             trace_id: request.trace_id.clone().unwrap_or_default(),

@@ -42,10 +42,11 @@ mod factors;
 mod load;
 pub mod model;
 mod routes;
+mod runtime;
 pub mod testing;
 pub mod yaml;
 
-pub use compile::Snapshot;
+pub use compile::{Compiled, Snapshot};
 pub use decode::{parse_action_pattern, parse_ip_pattern, parse_window};
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
 pub use engine::{PolicySet, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy};
@@ -54,4 +55,5 @@ pub use load::{
     read_bundle_dir,
 };
 pub use routes::RouteMatch;
+pub use runtime::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
 pub use testing::{TestOutcome, TestRequest, all_passed, run_tests};

@@ -61,6 +61,10 @@ pub struct TenantSettings {
     pub accept_request_time: bool,
     /// Whether roles carried by identity tokens are added to the principal's roles.
     pub trust_token_roles: bool,
+    /// Principal attributes stored encrypted at rest (per-tenant field encryption).
+    pub sensitive_attributes: BTreeSet<String>,
+    /// Limits on the tenant's use of the decision API.
+    pub quota: Option<Quota>,
     /// Free text.
     pub description: Option<String>,
 }
@@ -76,9 +80,22 @@ impl Default for TenantSettings {
             supply_chain_forbid_reason: None,
             accept_request_time: false,
             trust_token_roles: false,
+            sensitive_attributes: BTreeSet::new(),
+            quota: None,
             description: None,
         }
     }
+}
+
+/// Per-tenant limits on the decision API; an absent limit is no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quota {
+    /// Sustained decisions per second.
+    pub requests_per_second: Option<f64>,
+    /// Decisions allowed in a burst above the rate.
+    pub burst: Option<u32>,
+    /// Decisions in progress at once.
+    pub concurrent: Option<u32>,
 }
 
 /// Days of the week as a bit set (bit 0 = Monday ... bit 6 = Sunday).

@@ -655,3 +655,72 @@ rules:
     write.env.supply_chain.high_risk = false;
     assert!(decide(&snapshot, &write).is_allowed());
 }
+
+#[test]
+fn run_time_data_combines_with_the_bundle() {
+    use portcullis_policy::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
+    let base = bundle(RBAC);
+    let data = RuntimeData {
+        revision: 7,
+        suspended: false,
+        principals: vec![RuntimePrincipal {
+            id: "vera".into(),
+            kind: None,
+            attributes: serde_json::json!({"level": 3}).as_object().unwrap().clone(),
+        }],
+        assignments: vec![
+            RuntimeAssignment {
+                principal: "newcomer".into(),
+                role: "editor".into(),
+                resource: "*".into(),
+            },
+            RuntimeAssignment {
+                principal: "vera".into(),
+                role: "admin".into(),
+                resource: "doc:secret".into(),
+            },
+            RuntimeAssignment {
+                principal: "vera".into(),
+                role: "no-such-role".into(),
+                resource: "*".into(),
+            },
+        ],
+    };
+    let (snapshot, notes) = base.with_runtime(&data);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].contains("no-such-role"), "{notes:?}");
+    let decision = decide(&snapshot, &ask("newcomer", "doc:write", ("doc", "x")));
+    assert!(decision.is_allowed(), "a run-time assignment grants");
+    assert_eq!(
+        decision.revision.data,
+        Some(7),
+        "the decision names the data revision"
+    );
+    assert!(
+        decide(&snapshot, &ask("vera", "doc:archive", ("doc", "secret"))).is_allowed(),
+        "scoped run-time role"
+    );
+    assert!(!decide(&snapshot, &ask("vera", "doc:archive", ("doc", "other"))).is_allowed());
+    assert!(
+        decide(&snapshot, &ask("vera", "doc:read", ("doc", "x"))).is_allowed(),
+        "bundle roles stay"
+    );
+    // The base snapshot is unchanged.
+    assert!(!decide(&base, &ask("newcomer", "doc:write", ("doc", "x"))).is_allowed());
+    assert_eq!(
+        decide(&base, &ask("vera", "doc:read", ("doc", "x")))
+            .revision
+            .data,
+        None
+    );
+
+    let suspended = RuntimeData {
+        suspended: true,
+        revision: 8,
+        ..data
+    };
+    let (snapshot, _) = base.with_runtime(&suspended);
+    let decision = decide(&snapshot, &ask("vera", "doc:read", ("doc", "x")));
+    assert_eq!(decision.cause, Cause::TenantSuspended);
+    assert_eq!(decision.revision.data, Some(8));
+}

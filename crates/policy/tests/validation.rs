@@ -681,3 +681,48 @@ fn oversized_and_deeply_nested_conditions_are_refused() {
         "more than the limit of 8192",
     );
 }
+
+#[test]
+fn quotas_and_sensitive_attributes_are_checked() {
+    let diagnostics = load(&[(
+        "tenant.yaml",
+        "tenant: acme\nquota: { requests_per_second: -1, burst: 0, concurent: 5 }\nsensitive_attributes: [phone, \"bad name\"]\n",
+    )]);
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        2,
+        31,
+        Code::Value,
+        "requests_per_second must be a positive number",
+    );
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        2,
+        42,
+        Code::Value,
+        "quota.burst must be a positive whole number",
+    );
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        2,
+        45,
+        Code::UnknownKey,
+        "unknown key `concurent`",
+    );
+    assert_one(
+        &diagnostics,
+        "tenant.yaml",
+        3,
+        31,
+        Code::Value,
+        "not a valid name",
+    );
+    let ok = load(&[(
+        "tenant.yaml",
+        "tenant: acme\nquota: { requests_per_second: 500.5, burst: 1000, concurrent: 64 }\nsensitive_attributes: [phone, national_id]\n",
+    )]);
+    assert!(ok.is_empty(), "{ok:?}");
+}

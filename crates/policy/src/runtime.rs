@@ -1,0 +1,122 @@
+//! Run-time data laid over a compiled bundle: principals and role assignments managed in the
+//! store, the store's suspension of the tenant, and the revision of that data.
+//!
+//! The overlay never changes the compiled bundle: [`Snapshot::with_runtime`] returns a new
+//! snapshot sharing it, so a change in the store costs a merge of principals, not a compile.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::compile::{PrincipalEntry, Snapshot};
+use crate::decode::parse_resource_pattern;
+use crate::model::TenantStatus;
+
+/// A principal managed at run time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimePrincipal {
+    /// Its id.
+    pub id: String,
+    /// Its type, when the store sets one.
+    pub kind: Option<String>,
+    /// Attributes; they override the bundle's for the same keys.
+    pub attributes: Map<String, Value>,
+}
+
+/// A role assigned at run time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuntimeAssignment {
+    /// The principal.
+    pub principal: String,
+    /// The role (one the bundle defines; others are ignored and reported).
+    pub role: String,
+    /// `*` for everywhere, or a `type:id` pattern.
+    pub resource: String,
+}
+
+/// Everything the store says about a tenant at one data revision.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuntimeData {
+    /// The data revision.
+    pub revision: u64,
+    /// Whether the store has suspended the tenant.
+    pub suspended: bool,
+    /// Principals managed at run time.
+    pub principals: Vec<RuntimePrincipal>,
+    /// Role assignments made at run time.
+    pub assignments: Vec<RuntimeAssignment>,
+}
+
+impl Snapshot {
+    /// Whether decisions are refused: suspended by the bundle or by the store.
+    pub fn is_suspended(&self) -> bool {
+        self.suspended || self.settings.status == TenantStatus::Suspended
+    }
+
+    /// The run-time data revision this snapshot carries.
+    pub fn data_revision(&self) -> Option<u64> {
+        self.data_revision
+    }
+
+    /// This snapshot's bundle with `data` laid over it: run-time principals added (their
+    /// attributes overriding the bundle's key by key), run-time assignments added to the
+    /// bundle's, and the store's suspension. Returns the snapshot and a note for each
+    /// assignment that could not apply (a role the bundle does not define, a bad pattern).
+    pub fn with_runtime(&self, data: &RuntimeData) -> (Snapshot, Vec<String>) {
+        let mut principals = (*self.compiled.principals).clone();
+        let mut notes = Vec::new();
+        for runtime in &data.principals {
+            let entry = principals
+                .entry(runtime.id.clone())
+                .or_insert_with(|| PrincipalEntry {
+                    id: Arc::from(runtime.id.as_str()),
+                    kind: None,
+                    global: Default::default(),
+                    scoped: Vec::new(),
+                    attributes: Map::new(),
+                });
+            if runtime.kind.is_some() {
+                entry.kind.clone_from(&runtime.kind);
+            }
+            for (key, value) in &runtime.attributes {
+                entry.attributes.insert(key.clone(), value.clone());
+            }
+        }
+        for assignment in &data.assignments {
+            let Some(&role) = self.roles.index.get(&assignment.role) else {
+                notes.push(format!(
+                    "run-time assignment of role `{}` to `{}` ignored: the bundle defines no such role",
+                    assignment.role, assignment.principal
+                ));
+                continue;
+            };
+            let entry = principals
+                .entry(assignment.principal.clone())
+                .or_insert_with(|| PrincipalEntry {
+                    id: Arc::from(assignment.principal.as_str()),
+                    kind: None,
+                    global: Default::default(),
+                    scoped: Vec::new(),
+                    attributes: Map::new(),
+                });
+            if assignment.resource == "*" {
+                entry.global.insert(role);
+            } else {
+                match parse_resource_pattern(&assignment.resource) {
+                    Ok(pattern) => entry.scoped.push((pattern, role)),
+                    Err(problem) => notes.push(format!(
+                        "run-time assignment of role `{}` to `{}` on `{}` ignored: {problem}",
+                        assignment.role, assignment.principal, assignment.resource
+                    )),
+                }
+            }
+        }
+        let snapshot = Snapshot {
+            compiled: Arc::clone(&self.compiled),
+            principals: Arc::new(principals),
+            suspended: data.suspended,
+            data_revision: Some(data.revision),
+        };
+        (snapshot, notes)
+    }
+}
