@@ -156,11 +156,13 @@ pub fn serve(
     listen: Option<std::net::SocketAddr>,
     bundles: Option<std::path::PathBuf>,
     admin_listen: Option<std::net::SocketAddr>,
+    database_url: Option<String>,
 ) -> u8 {
     let overrides = portcullis_server::Overrides {
         listen,
         bundles,
         admin_listen,
+        database_url,
     };
     let config = match portcullis_server::Config::load(config, &overrides) {
         Ok(config) => config,

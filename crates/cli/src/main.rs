@@ -35,6 +35,9 @@ enum Command {
         /// Serve the admin API on this address and port instead of the configured one.
         #[arg(long)]
         admin_listen: Option<std::net::SocketAddr>,
+        /// Use this store instead of the configured one (`sqlite://…` or `postgres://…`).
+        #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Validate a bundle (or a folder of bundles); print every problem with file:line:col.
     ///
@@ -77,7 +80,14 @@ fn main() -> ExitCode {
             listen,
             bundles,
             admin_listen,
-        } => commands::serve(config.as_deref(), listen, bundles, admin_listen),
+            database_url,
+        } => commands::serve(
+            config.as_deref(),
+            listen,
+            bundles,
+            admin_listen,
+            database_url,
+        ),
         Command::Validate { dir } => commands::validate(&dir),
         Command::Check {
             bundles,

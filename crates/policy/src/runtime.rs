@@ -53,6 +53,11 @@ impl Snapshot {
         self.suspended || self.settings.status == TenantStatus::Suspended
     }
 
+    /// Whether the bundle (or the run-time data) knows this principal.
+    pub fn knows_principal(&self, id: &str) -> bool {
+        self.principals.contains_key(id)
+    }
+
     /// The run-time data revision this snapshot carries.
     pub fn data_revision(&self) -> Option<u64> {
         self.data_revision

@@ -1,15 +1,18 @@
 //! Admin endpoints, on their own listener (loopback unless configured otherwise).
 //!
-//! Every call needs an admin token (`Authorization: Bearer <token>`); the token's name is the
-//! principal of a decision in the `system` tenant, whose bundle says which admin may do what
-//! (`admin:tenants.list`, `admin:tenants.read`, `admin:bundle.upload`, `admin:reload` on
-//! resource `tenant:<id>`). Without a `system` bundle every admin call is refused.
+//! Every call needs an admin token (`Authorization: Bearer <token>`, checked before any body
+//! is read); the token's name is the principal of a decision in the `system` tenant, whose
+//! bundle says which admin may do what: actions `admin:<area>.<operation>` on resource
+//! `tenant:<id>` (or `tenant:*`). Without a `system` bundle every admin call is refused.
+//!
+//! Writes go to the store and are applied on this node at once; other nodes learn of them by
+//! notification (PostgreSQL) or by comparing revisions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,13 +20,14 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use portcullis_core::{Principal, Request, Resource, TenantId};
 use portcullis_policy::SourceFile;
+use portcullis_store::{StoreError, TenantStatus};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, JsonBody};
 use crate::identity::bearer;
-use crate::reload::{UploadError, reload_from_disk};
+use crate::reload::{Source, UploadError, encrypt_attribute, refresh_tenant, reload_all};
 use crate::state::AppState;
 
 /// The tenant whose bundle authorizes admin calls.
@@ -35,9 +39,38 @@ const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// body is read); each handler then asks the `system` tenant whether that admin may act.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/admin/v1/tenants", get(list_tenants))
-        .route("/admin/v1/tenants/{tenant}", get(read_tenant))
+        .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
+        .route(
+            "/admin/v1/tenants/{tenant}",
+            get(read_tenant).delete(delete_tenant),
+        )
+        .route("/admin/v1/tenants/{tenant}/suspend", post(suspend_tenant))
+        .route("/admin/v1/tenants/{tenant}/resume", post(resume_tenant))
         .route("/admin/v1/tenants/{tenant}/bundle", put(upload_bundle))
+        .route("/admin/v1/tenants/{tenant}/bundles", get(bundle_history))
+        .route(
+            "/admin/v1/tenants/{tenant}/bundles/{version}",
+            get(read_bundle),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/bundles/{version}/activate",
+            post(activate_bundle),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/principals",
+            get(list_principals),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/principals/{principal}",
+            get(read_principal)
+                .put(write_principal)
+                .delete(delete_principal),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/assignments",
+            get(list_assignments).post(assign_role).delete(revoke_role),
+        )
+        .route("/admin/v1/tenants/{tenant}/rotate-key", post(rotate_key))
         .route("/admin/v1/reload", post(reload))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -126,15 +159,59 @@ fn authorize(
     }
 }
 
-fn tenant_summary(snapshot: &portcullis_policy::Snapshot) -> Value {
-    let settings = snapshot.settings();
+fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound(message) => ApiError::not_found("not_found", message),
+        StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+        StoreError::Invalid(message) => ApiError::bad_request("invalid_request", message),
+        StoreError::Unavailable(message) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        ),
+        other => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store_error",
+            other.to_string(),
+        ),
+    }
+}
+
+fn path_tenant(raw: &str) -> Result<TenantId, ApiError> {
+    TenantId::new(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))
+}
+
+async fn existing_tenant(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<portcullis_store::TenantRecord, ApiError> {
+    state
+        .store
+        .tenant(tenant)
+        .get()
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_tenant",
+                format!("tenant `{tenant}` does not exist"),
+            )
+        })
+}
+
+// ------------------------------------------------------------------ tenants
+
+fn summary(state: &AppState, entry: &portcullis_store::DirectoryEntry) -> Value {
+    let policies = state.policies();
+    let snapshot = policies.get(&entry.tenant);
     json!({
-        "tenant": snapshot.tenant(),
-        "revision": snapshot.revision(),
-        "status": settings.status,
-        "timezone": settings.timezone,
-        "domain": settings.domain,
-        "tests": snapshot.tests().len(),
+        "tenant": entry.tenant,
+        "status": entry.status,
+        "domain": entry.domain,
+        "data_revision": entry.data_revision,
+        "revision": snapshot.map(|s| s.revision().to_string()),
+        "timezone": snapshot.map(|s| s.settings().timezone.clone()),
+        "tests": snapshot.map(|s| s.tests().len()),
     })
 }
 
@@ -143,12 +220,42 @@ async fn list_tenants(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &admin, "admin:tenants.list", "*")?;
-    let tenants: Vec<Value> = state.policies().iter().map(|s| tenant_summary(s)).collect();
+    let directory = state.store.directory().await.map_err(store_error)?;
+    let tenants: Vec<Value> = directory
+        .iter()
+        .map(|entry| summary(&state, entry))
+        .collect();
     Ok(Json(json!({ "tenants": tenants })))
 }
 
-fn path_tenant(raw: &str) -> Result<TenantId, ApiError> {
-    TenantId::new(raw).map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewTenant {
+    tenant: String,
+    #[serde(default)]
+    domain: Option<String>,
+}
+
+async fn create_tenant(
+    State(state): State<Arc<AppState>>,
+    Extension(admin): Extension<Admin>,
+    JsonBody(body): JsonBody<NewTenant>,
+) -> Result<Response, ApiError> {
+    let tenant = path_tenant(&body.tenant)?;
+    authorize(&state, &admin, "admin:tenants.create", tenant.as_str())?;
+    let record = state
+        .store
+        .tenant(&tenant)
+        .create(body.domain.as_deref())
+        .await
+        .map_err(|error| match error {
+            StoreError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "tenant_exists", message)
+            }
+            other => store_error(other),
+        })?;
+    refresh_tenant(&state, &tenant).await;
+    Ok((StatusCode::CREATED, Json(json!({ "tenant": record.tenant, "status": record.status, "domain": record.domain, "data_revision": record.data_revision }))).into_response())
 }
 
 async fn read_tenant(
@@ -158,15 +265,145 @@ async fn read_tenant(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tenants.read", tenant.as_str())?;
+    let record = existing_tenant(&state, &tenant).await?;
+    let mut answer = summary(
+        &state,
+        &portcullis_store::DirectoryEntry {
+            tenant: tenant.clone(),
+            status: record.status,
+            domain: record.domain.clone(),
+            data_revision: record.data_revision,
+        },
+    );
     let policies = state.policies();
-    let snapshot = policies.get(&tenant).ok_or_else(|| {
-        ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` has no bundle"))
-    })?;
-    let mut summary = tenant_summary(snapshot);
-    summary["factors"] = json!(snapshot.factor_names().collect::<Vec<_>>());
-    summary["roles"] = json!(snapshot.role_names().collect::<Vec<_>>());
-    Ok(Json(summary))
+    if let Some(snapshot) = policies.get(&tenant) {
+        answer["factors"] = json!(snapshot.factor_names().collect::<Vec<_>>());
+        answer["roles"] = json!(snapshot.role_names().collect::<Vec<_>>());
+    }
+    answer["active_bundle"] = json!(record.active_bundle);
+    let source = state
+        .loaded
+        .lock()
+        .await
+        .bases
+        .get(&tenant)
+        .map(|base| match &base.source {
+            Source::Folder(folder) => format!("folder:{}", folder.display()),
+            Source::Store(version) => format!("store:{version}"),
+            Source::Embedded => "embedded".to_owned(),
+        });
+    answer["source"] = json!(source);
+    Ok(Json(answer))
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Confirm {
+    confirm: Option<String>,
+}
+
+async fn delete_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Query(query): Query<Confirm>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:tenants.delete", tenant.as_str())?;
+    if query.confirm.as_deref() != Some(tenant.as_str()) {
+        return Err(ApiError::bad_request(
+            "confirmation_required",
+            format!("deleting a tenant removes all its data; repeat its id as ?confirm={tenant}"),
+        ));
+    }
+    if let Some(Source::Folder(folder)) = state
+        .loaded
+        .lock()
+        .await
+        .bases
+        .get(&tenant)
+        .map(|b| b.source.clone())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "managed_by_files",
+            format!(
+                "tenant `{tenant}` is defined by the bundle folder {}; remove the folder instead",
+                folder.display()
+            ),
+        ));
+    }
+    state
+        .store
+        .tenant(&tenant)
+        .delete()
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound(_) => ApiError::not_found(
+                "unknown_tenant",
+                format!("tenant `{tenant}` does not exist"),
+            ),
+            other => store_error(other),
+        })?;
+    state.quotas.remove(&tenant);
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(json!({ "tenant": tenant, "deleted": true })))
+}
+
+async fn set_status(
+    state: &AppState,
+    admin: &Admin,
+    tenant: &str,
+    status: TenantStatus,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(tenant)?;
+    let action = if status == TenantStatus::Suspended {
+        "admin:tenants.suspend"
+    } else {
+        "admin:tenants.resume"
+    };
+    authorize(state, admin, action, tenant.as_str())?;
+    let record = existing_tenant(state, &tenant).await?;
+    if record.status == status {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            if status == TenantStatus::Suspended {
+                "already_suspended"
+            } else {
+                "not_suspended"
+            },
+            format!("tenant `{tenant}` is already {}", status.as_str()),
+        ));
+    }
+    let revision = state
+        .store
+        .tenant(&tenant)
+        .set_status(status)
+        .await
+        .map_err(store_error)?;
+    refresh_tenant(state, &tenant).await;
+    Ok(Json(
+        json!({ "tenant": tenant, "status": status, "data_revision": revision }),
+    ))
+}
+
+async fn suspend_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &admin, &tenant, TenantStatus::Suspended).await
+}
+
+async fn resume_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    set_status(&state, &admin, &tenant, TenantStatus::Active).await
+}
+
+// ------------------------------------------------------------------ bundles
 
 /// Body of a bundle upload: file name to content.
 #[derive(Debug, Deserialize)]
@@ -183,6 +420,52 @@ fn valid_file_name(name: &str) -> bool {
         && !name.starts_with('.')
         && (name.ends_with(".yaml") || name.ends_with(".yml"))
         && name.len() <= 128
+}
+
+fn upload_error(tenant: &TenantId, error: UploadError) -> Response {
+    match error {
+        UploadError::Invalid(error) => {
+            let problems: Vec<Value> = error
+                .diagnostics
+                .iter()
+                .map(|d| {
+                    json!({
+                        "file": d.location.file.display().to_string(),
+                        "line": d.location.pos.map(|p| p.line),
+                        "column": d.location.pos.map(|p| p.column),
+                        "code": d.code.as_str(),
+                        "message": d.message,
+                        "help": d.help,
+                    })
+                })
+                .collect();
+            let body = json!({
+                "error": {
+                    "code": "invalid_bundle",
+                    "message": format!("the bundle has {} problem(s); nothing was changed", problems.len()),
+                    "problems": problems,
+                }
+            });
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+        }
+        UploadError::TenantMismatch(named) => ApiError::bad_request(
+            "tenant_mismatch",
+            format!("tenant.yaml names `{named}`, not `{tenant}`"),
+        )
+        .into_response(),
+        UploadError::NoVersion(version) => ApiError::not_found(
+            "unknown_version",
+            format!("tenant `{tenant}` has no bundle version {version}"),
+        )
+        .into_response(),
+        UploadError::Store(error) => store_error(error).into_response(),
+        UploadError::Write(message) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "write_failed",
+            format!("the bundle could not be written, nothing was changed: {message}"),
+        )
+        .into_response(),
+    }
 }
 
 async fn upload_bundle(
@@ -217,61 +500,459 @@ async fn upload_bundle(
             text,
         })
         .collect();
-    let worker = Arc::clone(&state);
-    let target = tenant.clone();
-    let result =
-        tokio::task::spawn_blocking(move || crate::reload::install_upload(&worker, &target, files))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "the upload was not applied",
-                )
-            })?;
-    match result {
-        Ok(snapshot) => {
-            Ok(Json(json!({ "tenant": tenant, "revision": snapshot.revision() })).into_response())
-        }
-        Err(UploadError::Invalid(error)) => {
-            let problems: Vec<Value> = error
-                .diagnostics
-                .iter()
-                .map(|d| {
-                    json!({
-                        "file": d.location.file.display().to_string(),
-                        "line": d.location.pos.map(|p| p.line),
-                        "column": d.location.pos.map(|p| p.column),
-                        "code": d.code.as_str(),
-                        "message": d.message,
-                        "help": d.help,
-                    })
-                })
-                .collect();
-            let body = json!({
-                "error": {
-                    "code": "invalid_bundle",
-                    "message": format!("the bundle has {} problem(s); nothing was changed", problems.len()),
-                    "problems": problems,
-                }
-            });
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response())
-        }
-        Err(UploadError::TenantMismatch(named)) => Err(ApiError::bad_request(
-            "tenant_mismatch",
-            format!("tenant.yaml names `{named}`, not `{tenant}`"),
-        )),
-        Err(UploadError::NoPlace(message)) => Err(ApiError::new(
+    Ok(
+        match crate::reload::install_upload(&state, &tenant, files, &admin.0).await {
+            Ok(snapshot) => {
+                Json(json!({ "tenant": tenant, "revision": snapshot.revision() })).into_response()
+            }
+            Err(error) => upload_error(&tenant, error),
+        },
+    )
+}
+
+async fn bundle_history(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:bundles.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let versions = state
+        .store
+        .tenant(&tenant)
+        .bundle_history()
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({ "tenant": tenant, "versions": versions })))
+}
+
+async fn read_bundle(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, version)): Path<(String, i64)>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:bundles.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let bundle = state
+        .store
+        .tenant(&tenant)
+        .bundle(Some(version))
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_version",
+                format!("tenant `{tenant}` has no bundle version {version}"),
+            )
+        })?;
+    Ok(Json(
+        json!({ "tenant": tenant, "version": bundle.version, "files": bundle.files }),
+    ))
+}
+
+async fn activate_bundle(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, version)): Path<(String, i64)>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Response, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:bundles.rollback", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    Ok(
+        match crate::reload::rollback(&state, &tenant, version, &admin.0).await {
+            Ok(snapshot) => Json(
+                json!({ "tenant": tenant, "version": version, "revision": snapshot.revision() }),
+            )
+            .into_response(),
+            Err(error) => upload_error(&tenant, error),
+        },
+    )
+}
+
+// ------------------------------------------------------------------ principals
+
+/// The attributes a tenant stores encrypted; a tenant without a loaded bundle has none known,
+/// so run-time principals cannot be written for it yet.
+fn sensitive_attributes(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<std::collections::BTreeSet<String>, ApiError> {
+    let policies = state.policies();
+    let snapshot = policies.get(tenant).ok_or_else(|| {
+        ApiError::new(
             StatusCode::CONFLICT,
-            "no_bundle_folder",
-            message,
-        )),
-        Err(UploadError::Write(message)) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "write_failed",
-            format!("the bundle could not be written, nothing was changed: {message}"),
-        )),
+            "no_bundle",
+            format!("tenant `{tenant}` has no bundle yet; upload one first (it says which attributes are sensitive and which roles exist)"),
+        )
+    })?;
+    Ok(snapshot.settings().sensitive_attributes.clone())
+}
+
+fn shown_attributes(
+    attributes: &Map<String, Value>,
+    sensitive: &std::collections::BTreeSet<String>,
+) -> Map<String, Value> {
+    attributes
+        .iter()
+        .map(|(key, value)| {
+            if sensitive.contains(key) {
+                let key_id = value
+                    .as_str()
+                    .and_then(|text| text.split(':').nth(1))
+                    .unwrap_or("?");
+                (
+                    key.clone(),
+                    Value::String(format!("<encrypted with key {key_id}>")),
+                )
+            } else {
+                (key.clone(), value.clone())
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_principals(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Query(page): Query<Page>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:principals.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let limit = page.limit.unwrap_or(100).clamp(1, 1000);
+    let sensitive = state
+        .policies()
+        .get(&tenant)
+        .map(|s| s.settings().sensitive_attributes.clone())
+        .unwrap_or_default();
+    let principals = state
+        .store
+        .tenant(&tenant)
+        .principals(page.after.as_deref(), limit)
+        .await
+        .map_err(store_error)?;
+    let next = (principals.len() == limit as usize)
+        .then(|| principals.last().map(|p| p.id.clone()))
+        .flatten();
+    let shown: Vec<Value> = principals
+        .iter()
+        .map(|p| json!({ "id": p.id, "type": p.kind, "attributes": shown_attributes(&p.attributes, &sensitive) }))
+        .collect();
+    Ok(Json(json!({ "principals": shown, "next": next })))
+}
+
+async fn read_principal(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, principal)): Path<(String, String)>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:principals.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let sensitive = state
+        .policies()
+        .get(&tenant)
+        .map(|s| s.settings().sensitive_attributes.clone())
+        .unwrap_or_default();
+    let stored = state
+        .store
+        .tenant(&tenant)
+        .principal(&principal)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "unknown_principal",
+                format!("principal `{principal}` is not managed in tenant `{tenant}`"),
+            )
+        })?;
+    let assignments = state
+        .store
+        .tenant(&tenant)
+        .assignments(Some(&principal))
+        .await
+        .map_err(store_error)?;
+    Ok(Json(json!({
+        "id": stored.id,
+        "type": stored.kind,
+        "attributes": shown_attributes(&stored.attributes, &sensitive),
+        "assignments": assignments,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrincipalBody {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    attributes: Map<String, Value>,
+}
+
+async fn write_principal(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, principal)): Path<(String, String)>,
+    Extension(admin): Extension<Admin>,
+    JsonBody(body): JsonBody<PrincipalBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:principals.write", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let sensitive = sensitive_attributes(&state, &tenant)?;
+    let mut attributes = Map::new();
+    for (key, value) in body.attributes {
+        let stored = if sensitive.contains(&key) {
+            encrypt_attribute(&state, &tenant, &key, &value).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encryption_failed", e)
+            })?
+        } else {
+            value
+        };
+        attributes.insert(key, stored);
     }
+    let kind = body.kind.unwrap_or_else(|| "user".to_owned());
+    let revision = state
+        .store
+        .tenant(&tenant)
+        .upsert_principal(&principal, &kind, &attributes)
+        .await
+        .map_err(store_error)?;
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(
+        json!({ "tenant": tenant, "principal": principal, "data_revision": revision }),
+    ))
+}
+
+async fn delete_principal(
+    State(state): State<Arc<AppState>>,
+    Path((tenant, principal)): Path<(String, String)>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:principals.write", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let revision = state
+        .store
+        .tenant(&tenant)
+        .delete_principal(&principal)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound(message) => ApiError::not_found("unknown_principal", message),
+            other => store_error(other),
+        })?;
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(
+        json!({ "tenant": tenant, "principal": principal, "deleted": true, "data_revision": revision }),
+    ))
+}
+
+// ------------------------------------------------------------------ role assignments
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentBody {
+    principal: String,
+    role: String,
+    #[serde(default)]
+    resource: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AssignmentFilter {
+    principal: Option<String>,
+}
+
+async fn list_assignments(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Query(filter): Query<AssignmentFilter>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:assignments.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let assignments = state
+        .store
+        .tenant(&tenant)
+        .assignments(filter.principal.as_deref())
+        .await
+        .map_err(store_error)?;
+    Ok(Json(
+        json!({ "tenant": tenant, "assignments": assignments }),
+    ))
+}
+
+/// Checks that the role exists in the tenant's bundle and the principal is known (in the
+/// bundle or managed at run time).
+async fn check_assignment(
+    state: &AppState,
+    tenant: &TenantId,
+    body: &AssignmentBody,
+) -> Result<(), ApiError> {
+    let policies = state.policies();
+    let snapshot = policies.get(tenant).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_bundle",
+            format!("tenant `{tenant}` has no bundle yet; upload one first"),
+        )
+    })?;
+    if !snapshot.role_names().any(|role| role == body.role) {
+        return Err(ApiError::bad_request(
+            "unknown_role",
+            format!("tenant `{tenant}`'s bundle defines no role `{}`", body.role),
+        ));
+    }
+    let in_bundle = snapshot.knows_principal(&body.principal);
+    let managed = state
+        .store
+        .tenant(tenant)
+        .principal(&body.principal)
+        .await
+        .map_err(store_error)?
+        .is_some();
+    if !in_bundle && !managed {
+        return Err(ApiError::not_found(
+            "unknown_principal",
+            format!(
+                "principal `{}` is neither in tenant `{tenant}`'s bundle nor managed at run time; create it first",
+                body.principal
+            ),
+        ));
+    }
+    Ok(())
+}
+
+async fn assign_role(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+    JsonBody(body): JsonBody<AssignmentBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:assignments.write", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    check_assignment(&state, &tenant, &body).await?;
+    let resource = body.resource.as_deref().unwrap_or("*");
+    let revision = state
+        .store
+        .tenant(&tenant)
+        .assign(&body.principal, &body.role, resource)
+        .await
+        .map_err(store_error)?;
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(
+        json!({ "tenant": tenant, "principal": body.principal, "role": body.role, "resource": resource, "data_revision": revision }),
+    ))
+}
+
+async fn revoke_role(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+    JsonBody(body): JsonBody<AssignmentBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:assignments.write", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let resource = body.resource.as_deref().unwrap_or("*");
+    let revision = state
+        .store
+        .tenant(&tenant)
+        .revoke(&body.principal, &body.role, resource)
+        .await
+        .map_err(|error| match error {
+            StoreError::NotFound(message) => ApiError::not_found("unknown_assignment", message),
+            other => store_error(other),
+        })?;
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(
+        json!({ "tenant": tenant, "revoked": true, "data_revision": revision }),
+    ))
+}
+
+// ------------------------------------------------------------------ keys
+
+async fn rotate_key(
+    State(state): State<Arc<AppState>>,
+    Path(tenant): Path<String>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:keys.rotate", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let sensitive = state
+        .policies()
+        .get(&tenant)
+        .map(|s| s.settings().sensitive_attributes.clone())
+        .unwrap_or_default();
+    let scope = state.store.tenant(&tenant);
+    let mut after: Option<String> = None;
+    let (mut principals, mut values) = (0u64, 0u64);
+    loop {
+        let page = scope
+            .principals(after.as_deref(), 500)
+            .await
+            .map_err(store_error)?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id.clone());
+        for principal in &page {
+            let mut changed = false;
+            let mut attributes = principal.attributes.clone();
+            for (key, value) in attributes.iter_mut() {
+                let Some(ciphertext) = value.as_str().filter(|_| sensitive.contains(key)) else {
+                    continue;
+                };
+                let stale = state.keyring.needs_rotation(ciphertext).map_err(|e| {
+                    ApiError::new(
+                        StatusCode::CONFLICT,
+                        "undecryptable",
+                        format!("principal `{}` attribute `{key}`: {e}", principal.id),
+                    )
+                })?;
+                if stale {
+                    let fresh = state
+                        .keyring
+                        .reencrypt(&tenant, key, ciphertext)
+                        .map_err(|e| {
+                            ApiError::new(
+                                StatusCode::CONFLICT,
+                                "undecryptable",
+                                format!("principal `{}` attribute `{key}`: {e}", principal.id),
+                            )
+                        })?;
+                    *value = Value::String(fresh);
+                    changed = true;
+                    values += 1;
+                }
+            }
+            if changed {
+                scope
+                    .upsert_principal(&principal.id, &principal.kind, &attributes)
+                    .await
+                    .map_err(store_error)?;
+                principals += 1;
+            }
+        }
+    }
+    refresh_tenant(&state, &tenant).await;
+    Ok(Json(json!({
+        "tenant": tenant,
+        "key": state.keyring.current_key_id().as_str(),
+        "principals": principals,
+        "values": values,
+    })))
 }
 
 async fn reload(
@@ -279,22 +960,6 @@ async fn reload(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     authorize(&state, &admin, "admin:reload", "*")?;
-    if state.config.bundles.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "no_bundle_folder",
-            "the built-in demo bundles have no folder to reload",
-        ));
-    }
-    let worker = Arc::clone(&state);
-    let report = tokio::task::spawn_blocking(move || reload_from_disk(&worker, "admin"))
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the reload did not complete",
-            )
-        })?;
+    let report = reload_all(&state, "admin").await;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }

@@ -102,6 +102,7 @@ pub async fn check(
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     reconcile_tenant(&headers, &request)?;
+    let _admitted = state.admit(&request.tenant)?;
     authenticate(&state, &headers, &mut request)?;
     Ok(Json(state.decide(request, "http")))
 }
@@ -113,6 +114,7 @@ pub async fn explain(
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     reconcile_tenant(&headers, &request)?;
+    let _admitted = state.admit(&request.tenant)?;
     authenticate(&state, &headers, &mut request)?;
     request.explain = true;
     Ok(Json(state.decide(request, "http")))
@@ -157,6 +159,14 @@ pub async fn check_batch(
     }
     let mut decisions = Vec::with_capacity(batch.requests.len());
     let mut requests = batch.requests;
+    // One admission per tenant named in the batch.
+    let mut admitted = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for request in &requests {
+        if seen.insert(request.tenant.clone()) {
+            admitted.push(state.admit(&request.tenant)?);
+        }
+    }
     for request in &mut requests {
         reconcile_tenant(&headers, request)?;
         authenticate(&state, &headers, request)?;
@@ -368,6 +378,7 @@ pub async fn evaluation(
     JsonBody(evaluation): JsonBody<Evaluation>,
 ) -> Result<Json<ZenDecision>, ApiError> {
     let tenant = zen_tenant(&headers)?;
+    let _admitted = state.admit(&tenant)?;
     Ok(Json(zen_decide(&state, &headers, &tenant, evaluation)?))
 }
 
@@ -378,6 +389,7 @@ pub async fn evaluations(
     JsonBody(batch): JsonBody<Evaluations>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = zen_tenant(&headers)?;
+    let _admitted = state.admit(&tenant)?;
     #[derive(PartialEq)]
     enum Semantic {
         All,

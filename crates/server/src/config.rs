@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ipnet::IpNet;
+use portcullis_core::TenantId;
 use serde::Deserialize;
 
 /// A configuration problem, naming the key.
@@ -37,6 +38,13 @@ struct RawConfig {
     listen: Option<String>,
     grpc_listen: Option<String>,
     bundles: Option<Vec<PathBuf>>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    store: RawStore,
+    #[serde(default)]
+    encryption: RawEncryption,
+    #[serde(default)]
+    quota: RawQuota,
     #[serde(default)]
     reload: RawReload,
     #[serde(default)]
@@ -50,6 +58,43 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStore {
+    url: Option<String>,
+    url_env: Option<String>,
+    migrate_url: Option<String>,
+    migrate_url_env: Option<String>,
+    max_connections: Option<u32>,
+    poll_ms: Option<u64>,
+    #[serde(default)]
+    shards: std::collections::BTreeMap<String, RawShard>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawShard {
+    url: Option<String>,
+    url_env: Option<String>,
+    migrate_url: Option<String>,
+    migrate_url_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEncryption {
+    keys_file: Option<PathBuf>,
+    keys_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawQuota {
+    requests_per_second: Option<f64>,
+    burst: Option<u32>,
+    concurrent: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,6 +191,14 @@ pub struct Config {
     pub bundles: Vec<PathBuf>,
     /// Whether the bundles served are the demo bundles built into the binary.
     pub embedded_demo: bool,
+    /// Where the embedded store and a generated encryption key live.
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: StoreSettings,
+    /// Master keys for per-tenant field encryption.
+    pub encryption: EncryptionSource,
+    /// Limits for tenants that do not declare their own `quota`.
+    pub default_quota: portcullis_tenant::quota::QuotaConfig,
     /// Hot reload.
     pub reload: ReloadConfig,
     /// Request limits.
@@ -160,6 +213,27 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Logging.
     pub log: LogConfig,
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Connection settings (URLs may hold passwords; their Debug output hides them).
+    pub store: portcullis_store::StoreConfig,
+    /// How often to compare tenant revisions with the store, as a fallback for missed
+    /// notifications (and the only way SQLite-backed nodes would learn of others' changes).
+    pub poll: Duration,
+}
+
+/// Where the master keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EncryptionSource {
+    /// A key ring file (`name = key` lines and `current = name`).
+    File(PathBuf),
+    /// A key ring in an environment variable (same format), already read.
+    Env(String, String),
+    /// Nothing configured: a key ring is generated in the data folder on first start.
+    Generated,
 }
 
 /// Hot reload settings.
@@ -379,6 +453,8 @@ pub struct Overrides {
     pub bundles: Option<PathBuf>,
     /// `--admin-listen`.
     pub admin_listen: Option<SocketAddr>,
+    /// `--database-url`.
+    pub database_url: Option<String>,
 }
 
 impl Config {
@@ -627,6 +703,40 @@ impl Config {
             }
         };
 
+        let data_dir = resolve(raw.data_dir.as_deref().unwrap_or(Path::new(".portcullis")));
+        let store = Self::store(raw.store, overrides, &data_dir, env)?;
+        let encryption = match (raw.encryption.keys_file, raw.encryption.keys_env) {
+            (Some(file), None) => {
+                let file = resolve(&file);
+                if !file.is_file() {
+                    return Err(error(
+                        "encryption.keys_file",
+                        format!("{} does not exist", file.display()),
+                    ));
+                }
+                EncryptionSource::File(file)
+            }
+            (None, Some(variable)) => match env(&variable) {
+                Some(text) if !text.is_empty() => EncryptionSource::Env(variable, text),
+                _ => {
+                    return Err(error(
+                        "encryption.keys_env",
+                        format!("environment variable {variable} is not set"),
+                    ));
+                }
+            },
+            (None, None) => EncryptionSource::Generated,
+            (Some(_), Some(_)) => {
+                return Err(error("encryption", "give keys_file or keys_env, not both"));
+            }
+        };
+        let default_quota = portcullis_tenant::quota::QuotaConfig::new(
+            raw.quota.requests_per_second,
+            raw.quota.burst,
+            raw.quota.concurrent,
+        )
+        .map_err(|e| error("quota", e.to_string()))?;
+
         let log = LogConfig {
             json: match raw.log.format.as_deref() {
                 None | Some("text") => false,
@@ -643,6 +753,10 @@ impl Config {
             grpc_listen,
             bundles,
             embedded_demo,
+            data_dir,
+            store,
+            encryption,
+            default_quota,
             reload,
             limits,
             trusted_proxies,
@@ -653,6 +767,85 @@ impl Config {
             identity,
             tls,
             log,
+        })
+    }
+
+    fn store(
+        raw: RawStore,
+        overrides: &Overrides,
+        data_dir: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<StoreSettings, ConfigError> {
+        let pick = |key: &str,
+                    direct: Option<String>,
+                    variable: Option<String>|
+         -> Result<Option<String>, ConfigError> {
+            match (direct, variable) {
+                (Some(value), None) => Ok(Some(value)),
+                (None, Some(variable)) => match env(&variable) {
+                    Some(value) if !value.is_empty() => Ok(Some(value)),
+                    _ => Err(error(
+                        format!("{key}_env"),
+                        format!("environment variable {variable} is not set"),
+                    )),
+                },
+                (None, None) => Ok(None),
+                (Some(_), Some(_)) => Err(error(key, format!("give {key} or {key}_env, not both"))),
+            }
+        };
+        let configured = pick("store.url", raw.url, raw.url_env)?;
+        let url = match (&overrides.database_url, configured) {
+            (Some(url), _) => url.clone(),
+            (None, Some(url)) => url,
+            (None, None) => format!("sqlite://{}", data_dir.join("portcullis.db").display()),
+        };
+        let scheme_ok = |url: &str| {
+            url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:")
+        };
+        if !scheme_ok(&url) {
+            return Err(error("store.url", "must start with sqlite: or postgres:"));
+        }
+        let migrate_url = pick("store.migrate_url", raw.migrate_url, raw.migrate_url_env)?;
+        let mut shards = std::collections::BTreeMap::new();
+        for (tenant, shard) in raw.shards {
+            let key = format!("store.shards.{tenant}");
+            let id = TenantId::new(&tenant).map_err(|e| error(&key, e.to_string()))?;
+            let shard_url = pick(&format!("{key}.url"), shard.url, shard.url_env)?
+                .ok_or_else(|| error(format!("{key}.url"), "is required"))?;
+            if !shard_url.starts_with("postgres") {
+                return Err(error(
+                    format!("{key}.url"),
+                    "shards are PostgreSQL databases (postgres://…)",
+                ));
+            }
+            let shard_migrate = pick(
+                &format!("{key}.migrate_url"),
+                shard.migrate_url,
+                shard.migrate_url_env,
+            )?;
+            shards.insert(id, (shard_url, shard_migrate));
+        }
+        if !shards.is_empty() && !url.starts_with("postgres") {
+            return Err(error("store.shards", "shards need a PostgreSQL store.url"));
+        }
+        let poll_ms = raw.poll_ms.unwrap_or(1000);
+        if !(50..=60_000).contains(&poll_ms) {
+            return Err(error("store.poll_ms", "must be between 50 and 60000"));
+        }
+        let max_connections = raw.max_connections.unwrap_or(8);
+        if !(1..=256).contains(&max_connections) {
+            return Err(error("store.max_connections", "must be between 1 and 256"));
+        }
+        Ok(StoreSettings {
+            store: portcullis_store::StoreConfig {
+                url,
+                migrate_url,
+                shards,
+                max_connections,
+            },
+            poll: Duration::from_millis(poll_ms),
         })
     }
 

@@ -21,6 +21,8 @@ pub struct ApiError {
     pub message: String,
     /// Extra headers (for example `WWW-Authenticate`).
     pub challenge: Option<&'static str>,
+    /// Seconds for a `Retry-After` header (429).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -31,6 +33,7 @@ impl ApiError {
             code,
             message: message.into(),
             challenge: None,
+            retry_after: None,
         }
     }
 
@@ -62,6 +65,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": { "code": self.code, "message": self.message } });
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(seconds) = self.retry_after
+            && let Ok(value) = HeaderValue::from_str(&seconds.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
         if let Some(challenge) = self.challenge {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

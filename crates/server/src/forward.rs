@@ -500,6 +500,7 @@ pub fn decide_forwarded(
                 })?
         }
     };
+    let _admitted = state.admit(&tenant)?;
     // The identity comes first, so that callers without one learn nothing about which tenants
     // exist.
     let token = forwarded

@@ -1,20 +1,26 @@
-//! Loading bundles from their folders, per tenant, and swapping them in atomically.
+//! Loading what decisions read, and keeping it current.
 //!
-//! Each bundle folder is loaded on its own: a valid bundle replaces its tenant's snapshot, an
-//! invalid one leaves the previous snapshot in place (it is logged with every problem and
-//! counted). The new set of snapshots is published with one atomic swap, so a decision in
-//! flight uses either the old set or the new one, never a mix. Reloads are serialized.
+//! A tenant's *base* is its compiled bundle, from a bundle folder or from the store (uploaded
+//! through the admin API, with history); files win when both exist. Over the base go the
+//! tenant's run-time data from the store — principals (sensitive attributes decrypted),
+//! role assignments, suspension — giving the snapshot decisions use. Every change is
+//! published with one atomic swap of the whole set, so a decision in flight never mixes
+//! versions. A bundle that fails leaves the tenant's previous base in place.
+//!
+//! Reloads and refreshes are serialized by one async lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_core::TenantId;
 use portcullis_policy::{
-    LoadError, LoadOptions, PolicySet, Snapshot, SourceFile, compile_files, is_bundle_dir,
-    load_bundle,
+    LoadError, LoadOptions, PolicySet, RuntimeAssignment, RuntimeData, RuntimePrincipal, Snapshot,
+    SourceFile, compile_files, is_bundle_dir, load_bundle,
 };
+use portcullis_store::{StoreError, TenantStatus};
 use serde::Serialize;
+use serde_json::Value;
 
 use crate::state::AppState;
 
@@ -25,9 +31,9 @@ pub struct ReloadReport {
     pub applied: Vec<TenantRevision>,
     /// Tenants whose bundle was loaded again with the same revision.
     pub unchanged: Vec<TenantRevision>,
-    /// Bundles that failed; their tenant keeps the previous snapshot.
+    /// Bundles that failed; their tenant keeps the previous one.
     pub failed: Vec<FailedBundle>,
-    /// Tenants whose folder disappeared.
+    /// Tenants that are gone.
     pub removed: Vec<String>,
 }
 
@@ -43,25 +49,48 @@ pub struct TenantRevision {
 /// A bundle that did not load.
 #[derive(Debug, Clone, Serialize)]
 pub struct FailedBundle {
-    /// Its folder.
+    /// Its folder, or `store:<tenant>` for a bundle in the store.
     pub path: String,
     /// Every problem, as `file:line:col: error[code]: message`.
     pub errors: Vec<String>,
 }
 
 impl FailedBundle {
-    fn from_error(path: &Path, error: &LoadError) -> Self {
+    fn from_error(path: String, error: &LoadError) -> Self {
         FailedBundle {
-            path: path.display().to_string(),
+            path,
             errors: error.diagnostics.iter().map(ToString::to_string).collect(),
         }
     }
 }
 
-/// Which folder each tenant was loaded from, so a failing folder can keep its tenant.
+/// Where a tenant's bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A bundle folder.
+    Folder(PathBuf),
+    /// A bundle version in the store.
+    Store(i64),
+    /// The demo built into the binary.
+    Embedded,
+}
+
+/// A compiled bundle and its origin.
+#[derive(Debug, Clone)]
+pub struct Base {
+    /// The compiled bundle, without run-time data.
+    pub snapshot: Arc<Snapshot>,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// The loader's memory, behind the reload lock.
 #[derive(Debug, Default)]
-pub struct Sources {
-    by_folder: BTreeMap<PathBuf, TenantId>,
+pub struct Loaded {
+    /// Bases by tenant.
+    pub bases: BTreeMap<TenantId, Base>,
+    /// The data revision each published snapshot was built on.
+    pub data_revisions: BTreeMap<TenantId, i64>,
 }
 
 /// Every bundle folder under the configured folders: each configured folder is a bundle or a
@@ -93,26 +122,50 @@ pub fn bundle_folders(roots: &[PathBuf]) -> Vec<PathBuf> {
     folders
 }
 
-/// Loads every bundle folder and publishes the result; blocking (run it off the async threads).
-pub fn reload_from_disk(state: &AppState, trigger: &'static str) -> ReloadReport {
-    let _serialized = state
-        .reload_lock
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+async fn compile_in_background(
+    root: PathBuf,
+    files: Vec<SourceFile>,
+) -> Result<Snapshot, LoadError> {
     let options = LoadOptions::default();
-    let previous = state.policies();
-    let mut sources = state
-        .sources
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let mut next = PolicySet::new();
-    let mut next_sources = BTreeMap::new();
+    let root_for_error = root.clone();
+    tokio::task::spawn_blocking(move || compile_files(&root, &files, &options))
+        .await
+        .unwrap_or_else(|_| {
+            Err(LoadError {
+                path: root_for_error,
+                diagnostics: Vec::new(),
+            })
+        })
+}
+
+async fn load_folder(folder: PathBuf) -> Result<Snapshot, LoadError> {
+    let options = LoadOptions::default();
+    let path = folder.clone();
+    tokio::task::spawn_blocking(move || load_bundle(&folder, &options))
+        .await
+        .unwrap_or_else(|_| {
+            Err(LoadError {
+                path,
+                diagnostics: Vec::new(),
+            })
+        })
+}
+
+/// Reloads everything: bundle folders, bundles in the store, run-time data.
+pub async fn reload_all(state: &AppState, trigger: &'static str) -> ReloadReport {
+    let mut loaded = state.loaded.lock().await;
     let mut report = ReloadReport::default();
+    let previous = std::mem::take(&mut loaded.bases);
+    let mut bases: BTreeMap<TenantId, Base> = BTreeMap::new();
+
+    // Bundle folders.
+    let mut folders_seen = BTreeSet::new();
     for folder in bundle_folders(&state.config.bundles) {
-        match load_bundle(&folder, &options) {
+        folders_seen.insert(folder.clone());
+        match load_folder(folder.clone()).await {
             Ok(snapshot) => {
                 let tenant = snapshot.tenant().clone();
-                if next.get(&tenant).is_some() {
+                if bases.contains_key(&tenant) {
                     let error = format!(
                         "{}: tenant `{tenant}` is already loaded from another folder",
                         folder.display()
@@ -125,147 +178,535 @@ pub fn reload_from_disk(state: &AppState, trigger: &'static str) -> ReloadReport
                     });
                     continue;
                 }
-                let entry = TenantRevision {
-                    tenant: tenant.to_string(),
-                    revision: snapshot.revision().to_string(),
-                };
-                let same = previous
-                    .get(&tenant)
-                    .is_some_and(|old| old.revision() == snapshot.revision());
-                if same {
-                    // Keep the old snapshot object: identical content, and caches keyed by it stay warm.
-                    if let Some(old) = previous.get(&tenant) {
-                        next.insert(Arc::clone(old));
-                    }
-                    state.metrics.reload("unchanged", trigger);
-                    report.unchanged.push(entry);
-                } else {
-                    tracing::info!(tenant = %tenant, revision = %snapshot.revision(), folder = %folder.display(), "bundle loaded");
-                    next.insert(Arc::new(snapshot));
-                    state.metrics.reload("applied", trigger);
-                    report.applied.push(entry);
-                }
-                next_sources.insert(folder, tenant);
+                let snapshot = keep_if_same(&previous, snapshot);
+                note(&mut report, state, trigger, &previous, &snapshot);
+                bases.insert(
+                    tenant,
+                    Base {
+                        snapshot,
+                        source: Source::Folder(folder),
+                    },
+                );
             }
             Err(error) => {
                 tracing::error!(folder = %folder.display(), problems = error.diagnostics.len(), "bundle rejected; the previous version stays in place\n{error}");
                 state.metrics.reload("failed", trigger);
-                report
-                    .failed
-                    .push(FailedBundle::from_error(&folder, &error));
-                if let Some(tenant) = sources.by_folder.get(&folder)
-                    && let Some(old) = previous.get(tenant)
-                    && next.get(tenant).is_none()
+                report.failed.push(FailedBundle::from_error(
+                    folder.display().to_string(),
+                    &error,
+                ));
+                if let Some((tenant, base)) = previous
+                    .iter()
+                    .find(|(_, b)| b.source == Source::Folder(folder.clone()))
                 {
-                    next.insert(Arc::clone(old));
-                    next_sources.insert(folder.clone(), tenant.clone());
+                    bases.insert(tenant.clone(), base.clone());
                 }
             }
         }
     }
-    // Tenants installed by upload in embedded mode have no folder; keep them.
-    for snapshot in previous.iter() {
-        let from_disk = sources.by_folder.values().any(|t| t == snapshot.tenant());
-        if next.get(snapshot.tenant()).is_none() {
-            if from_disk {
-                report.removed.push(snapshot.tenant().to_string());
-                tracing::warn!(tenant = %snapshot.tenant(), "bundle folder disappeared; tenant removed");
-            } else {
-                next.insert(Arc::clone(snapshot));
+    // The built-in demo.
+    for (tenant, base) in &previous {
+        if base.source == Source::Embedded {
+            bases.insert(tenant.clone(), base.clone());
+        }
+    }
+
+    // The store: register folder tenants, load uploaded bundles of the others.
+    match state.store.directory().await {
+        Ok(directory) => {
+            let known: BTreeSet<TenantId> =
+                directory.iter().map(|entry| entry.tenant.clone()).collect();
+            for (tenant, base) in &bases {
+                if !known.contains(tenant) {
+                    register(state, tenant, base.snapshot.settings().domain.as_deref()).await;
+                }
+            }
+            for entry in &directory {
+                if bases.contains_key(&entry.tenant) {
+                    continue;
+                }
+                match load_from_store(state, &entry.tenant, previous.get(&entry.tenant)).await {
+                    Ok(Some(base)) => {
+                        note(&mut report, state, trigger, &previous, &base.snapshot);
+                        bases.insert(entry.tenant.clone(), base);
+                    }
+                    Ok(None) => {}
+                    Err(failure) => {
+                        state.metrics.reload("failed", trigger);
+                        report.failed.push(failure);
+                        if let Some(base) = previous.get(&entry.tenant) {
+                            bases.insert(entry.tenant.clone(), base.clone());
+                        }
+                    }
+                }
+            }
+        }
+        Err(error) => {
+            // Fail closed on the store, but keep serving what was loaded from it.
+            tracing::error!(%error, "cannot read the tenant directory; keeping bundles loaded from the store");
+            for (tenant, base) in &previous {
+                if matches!(base.source, Source::Store(_)) {
+                    bases.entry(tenant.clone()).or_insert_with(|| base.clone());
+                }
             }
         }
     }
-    sources.by_folder = next_sources;
-    state.metrics.loaded(next.len(), report.failed.len());
-    state.publish(next);
+
+    for tenant in previous.keys() {
+        if !bases.contains_key(tenant) {
+            report.removed.push(tenant.to_string());
+            tracing::warn!(tenant = %tenant, "tenant removed (its folder or store entry is gone)");
+        }
+    }
+    loaded.bases = bases;
+    let _ = folders_seen;
+    publish_all(state, &mut loaded).await;
+    state
+        .metrics
+        .loaded(state.policies().len(), report.failed.len());
     report
 }
 
-/// Installs bundles compiled from in-memory files (the demo built into the binary).
-pub fn install_embedded(
+/// Keeps the previous snapshot object when the revision did not change.
+fn keep_if_same(previous: &BTreeMap<TenantId, Base>, snapshot: Snapshot) -> Arc<Snapshot> {
+    match previous.get(snapshot.tenant()) {
+        Some(base) if base.snapshot.revision() == snapshot.revision() => Arc::clone(&base.snapshot),
+        _ => Arc::new(snapshot),
+    }
+}
+
+fn note(
+    report: &mut ReloadReport,
+    state: &AppState,
+    trigger: &'static str,
+    previous: &BTreeMap<TenantId, Base>,
+    snapshot: &Snapshot,
+) {
+    let entry = TenantRevision {
+        tenant: snapshot.tenant().to_string(),
+        revision: snapshot.revision().to_string(),
+    };
+    if previous
+        .get(snapshot.tenant())
+        .is_some_and(|base| base.snapshot.revision() == snapshot.revision())
+    {
+        state.metrics.reload("unchanged", trigger);
+        report.unchanged.push(entry);
+    } else {
+        tracing::info!(tenant = %snapshot.tenant(), revision = %snapshot.revision(), "bundle loaded");
+        state.metrics.reload("applied", trigger);
+        report.applied.push(entry);
+    }
+}
+
+async fn register(state: &AppState, tenant: &TenantId, domain: Option<&str>) {
+    match state.store.tenant(tenant).create(domain).await {
+        Ok(_) | Err(StoreError::Conflict(_)) => {}
+        Err(error) => {
+            tracing::warn!(tenant = %tenant, %error, "cannot register the tenant in the store")
+        }
+    }
+}
+
+/// The tenant's active bundle from the store, compiled (or the previous base when it is the
+/// same version). `None` when the tenant has no bundle in the store.
+async fn load_from_store(
+    state: &AppState,
+    tenant: &TenantId,
+    previous: Option<&Base>,
+) -> Result<Option<Base>, FailedBundle> {
+    let failure = |message: String| FailedBundle {
+        path: format!("store:{tenant}"),
+        errors: vec![message],
+    };
+    let record = match state.store.tenant(tenant).get().await {
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(failure(error.to_string())),
+    };
+    let Some(version) = record.active_bundle else {
+        return Ok(None);
+    };
+    if let Some(base) = previous
+        && base.source == Source::Store(version)
+    {
+        return Ok(Some(base.clone()));
+    }
+    let bundle = match state.store.tenant(tenant).bundle(Some(version)).await {
+        Ok(Some(bundle)) => bundle,
+        Ok(None) => return Ok(None),
+        Err(error) => return Err(failure(error.to_string())),
+    };
+    let files = bundle
+        .files
+        .into_iter()
+        .map(|(name, text)| SourceFile {
+            path: PathBuf::from(tenant.as_str()).join(name),
+            text,
+        })
+        .collect();
+    match compile_in_background(PathBuf::from(tenant.as_str()), files).await {
+        Ok(snapshot) if snapshot.tenant() == tenant => Ok(Some(Base {
+            snapshot: Arc::new(snapshot),
+            source: Source::Store(version),
+        })),
+        Ok(snapshot) => Err(failure(format!(
+            "the stored bundle names tenant `{}`",
+            snapshot.tenant()
+        ))),
+        Err(error) => Err(FailedBundle::from_error(format!("store:{tenant}"), &error)),
+    }
+}
+
+/// Builds the snapshot decisions use from a base and the store's run-time data.
+async fn overlay(state: &AppState, base: &Base) -> (Arc<Snapshot>, Option<i64>) {
+    let tenant = base.snapshot.tenant();
+    let runtime = match state.store.tenant(tenant).runtime().await {
+        Ok(runtime) => runtime,
+        Err(StoreError::NotFound(_)) => return (Arc::clone(&base.snapshot), None),
+        Err(error) => {
+            tracing::error!(tenant = %tenant, %error, "cannot read run-time data; serving the bundle alone");
+            return (Arc::clone(&base.snapshot), None);
+        }
+    };
+    let sensitive = &base.snapshot.settings().sensitive_attributes;
+    let principals = runtime
+        .principals
+        .into_iter()
+        .map(|principal| RuntimePrincipal {
+            attributes: principal
+                .attributes
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    if !sensitive.contains(&key) {
+                        return Some((key, value));
+                    }
+                    match decrypt_attribute(state, tenant, &key, &value) {
+                        Ok(plain) => Some((key, plain)),
+                        Err(message) => {
+                            // Fail closed: an attribute that cannot be read is absent.
+                            tracing::error!(tenant = %tenant, principal = %principal.id, attribute = %key, %message, "cannot decrypt an attribute");
+                            None
+                        }
+                    }
+                })
+                .collect(),
+            id: principal.id,
+            kind: Some(principal.kind),
+        })
+        .collect();
+    let data = RuntimeData {
+        revision: u64::try_from(runtime.tenant.data_revision).unwrap_or(0),
+        suspended: runtime.tenant.status == TenantStatus::Suspended,
+        principals,
+        assignments: runtime
+            .assignments
+            .into_iter()
+            .map(|a| RuntimeAssignment {
+                principal: a.principal,
+                role: a.role,
+                resource: a.resource,
+            })
+            .collect(),
+    };
+    let (snapshot, notes) = base.snapshot.with_runtime(&data);
+    for note in notes {
+        tracing::warn!(tenant = %tenant, "{note}");
+    }
+    (Arc::new(snapshot), Some(runtime.tenant.data_revision))
+}
+
+/// Encrypts a sensitive attribute value for storage.
+pub fn encrypt_attribute(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &str,
+    value: &Value,
+) -> Result<Value, String> {
+    let plain = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    state
+        .keyring
+        .encrypt(tenant, key, &plain)
+        .map(Value::String)
+        .map_err(|e| e.to_string())
+}
+
+fn decrypt_attribute(
+    state: &AppState,
+    tenant: &TenantId,
+    key: &str,
+    value: &Value,
+) -> Result<Value, String> {
+    let Value::String(ciphertext) = value else {
+        return Err("the stored value is not a ciphertext".to_owned());
+    };
+    let plain = state
+        .keyring
+        .decrypt(tenant, key, ciphertext)
+        .map_err(|e| e.to_string())?;
+    serde_json::from_slice(&plain).map_err(|e| e.to_string())
+}
+
+async fn publish_all(state: &AppState, loaded: &mut Loaded) {
+    let mut set = PolicySet::new();
+    let mut revisions = BTreeMap::new();
+    for (tenant, base) in &loaded.bases {
+        let (snapshot, revision) = overlay(state, base).await;
+        if let Some(revision) = revision {
+            revisions.insert(tenant.clone(), revision);
+        }
+        set.insert(snapshot);
+    }
+    loaded.data_revisions = revisions;
+    state.publish(set);
+}
+
+/// Brings one tenant up to date with the store (after a change notice or an admin write).
+pub async fn refresh_tenant(state: &AppState, tenant: &TenantId) {
+    let mut loaded = state.loaded.lock().await;
+    let previous = loaded.bases.get(tenant).cloned();
+    let from_folder = matches!(
+        previous.as_ref().map(|b| &b.source),
+        Some(Source::Folder(_)) | Some(Source::Embedded)
+    );
+    let base = if from_folder {
+        previous
+    } else {
+        match load_from_store(state, tenant, previous.as_ref()).await {
+            Ok(base) => base,
+            Err(failure) => {
+                tracing::error!(tenant = %tenant, errors = ?failure.errors, "stored bundle rejected; the previous version stays in place");
+                state.metrics.reload("failed", "store");
+                previous
+            }
+        }
+    };
+    let mut set = (*state.policies()).clone();
+    match base {
+        Some(base) => {
+            let (snapshot, revision) = overlay(state, &base).await;
+            match revision {
+                Some(revision) => {
+                    loaded.data_revisions.insert(tenant.clone(), revision);
+                }
+                None => {
+                    loaded.data_revisions.remove(tenant);
+                }
+            }
+            set.insert(snapshot);
+            loaded.bases.insert(tenant.clone(), base);
+        }
+        None => {
+            set.remove(tenant);
+            loaded.bases.remove(tenant);
+            loaded.data_revisions.remove(tenant);
+        }
+    }
+    state.publish(set);
+}
+
+/// Compares every tenant's data revision with the store and refreshes those that differ
+/// (the fallback when notifications were missed, and how tenants created elsewhere appear).
+pub async fn poll(state: &AppState) {
+    let directory = match state.store.directory().await {
+        Ok(directory) => directory,
+        Err(error) => {
+            tracing::warn!(%error, "cannot poll the tenant directory");
+            return;
+        }
+    };
+    let (stale, gone): (Vec<TenantId>, Vec<TenantId>) = {
+        let loaded = state.loaded.lock().await;
+        let listed: BTreeSet<&TenantId> = directory.iter().map(|e| &e.tenant).collect();
+        let stale = directory
+            .iter()
+            .filter(|entry| loaded.data_revisions.get(&entry.tenant) != Some(&entry.data_revision))
+            .map(|entry| entry.tenant.clone())
+            .collect();
+        let gone = loaded
+            .bases
+            .iter()
+            .filter(|(tenant, base)| {
+                matches!(base.source, Source::Store(_)) && !listed.contains(tenant)
+            })
+            .map(|(tenant, _)| tenant.clone())
+            .collect();
+        (stale, gone)
+    };
+    for tenant in stale.iter().chain(&gone) {
+        refresh_tenant(state, tenant).await;
+    }
+}
+
+/// Installs the demo bundles built into the binary.
+pub async fn install_embedded(
     state: &AppState,
     bundles: &[(String, Vec<SourceFile>)],
 ) -> Result<(), LoadError> {
-    let mut next = PolicySet::new();
+    let mut loaded = state.loaded.lock().await;
     for (name, files) in bundles {
-        let snapshot = compile_files(Path::new(name), files, &LoadOptions::default())?;
-        next.insert(Arc::new(snapshot));
+        let snapshot = compile_in_background(PathBuf::from(name), files.clone()).await?;
+        register(
+            state,
+            snapshot.tenant(),
+            snapshot.settings().domain.as_deref(),
+        )
+        .await;
+        loaded.bases.insert(
+            snapshot.tenant().clone(),
+            Base {
+                snapshot: Arc::new(snapshot),
+                source: Source::Embedded,
+            },
+        );
     }
-    state.metrics.loaded(next.len(), 0);
-    state.publish(next);
+    publish_all(state, &mut loaded).await;
+    state.metrics.loaded(state.policies().len(), 0);
     Ok(())
 }
 
-/// Validates an uploaded bundle, writes it to its folder (replacing the previous files) and
-/// swaps it in. Nothing changes unless the bundle is valid and written.
-pub fn install_upload(
-    state: &AppState,
-    tenant: &TenantId,
-    files: Vec<SourceFile>,
-) -> Result<Arc<Snapshot>, UploadError> {
-    let _serialized = state
-        .reload_lock
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let root = PathBuf::from(tenant.as_str());
-    let snapshot =
-        compile_files(&root, &files, &LoadOptions::default()).map_err(UploadError::Invalid)?;
-    if snapshot.tenant() != tenant {
-        return Err(UploadError::TenantMismatch(snapshot.tenant().to_string()));
-    }
-    let snapshot = Arc::new(snapshot);
-    let mut sources = state
-        .sources
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if !state.config.bundles.is_empty() {
-        let folder = match sources
-            .by_folder
-            .iter()
-            .find(|(_, t)| *t == tenant)
-            .map(|(f, _)| f.clone())
-        {
-            Some(folder) => folder,
-            None => {
-                let root = &state.config.bundles[0];
-                if is_bundle_dir(root) {
-                    return Err(UploadError::NoPlace(format!(
-                        "{} holds a single bundle; configure a folder of bundles to add tenants",
-                        root.display()
-                    )));
-                }
-                root.join(tenant.as_str())
-            }
-        };
-        write_folder(&folder, &files)
-            .map_err(|e| UploadError::Write(format!("{}: {e}", folder.display())))?;
-        sources.by_folder.insert(folder, tenant.clone());
-    }
-    let mut next = (*state.policies()).clone();
-    next.insert(Arc::clone(&snapshot));
-    state.metrics.reload("applied", "upload");
-    state.metrics.loaded(next.len(), 0);
-    state.publish(next);
-    tracing::info!(tenant = %tenant, revision = %snapshot.revision(), "bundle uploaded");
-    Ok(snapshot)
-}
-
-/// Why an upload was refused.
+/// Why an upload or rollback was refused.
 #[derive(Debug)]
 pub enum UploadError {
     /// The bundle has problems.
     Invalid(LoadError),
     /// The bundle's tenant.yaml names another tenant.
     TenantMismatch(String),
-    /// There is no folder to write a new tenant into.
-    NoPlace(String),
-    /// Writing failed; nothing was changed.
+    /// There is no such bundle version.
+    NoVersion(i64),
+    /// The store refused.
+    Store(StoreError),
+    /// Writing a bundle folder failed; nothing was changed.
     Write(String),
 }
 
-/// Replaces the policy files of `folder` with `files`: writes a sibling folder, then swaps the
-/// two with renames, so readers see the old files or the new ones.
-fn write_folder(folder: &Path, files: &[SourceFile]) -> std::io::Result<()> {
+/// Validates an uploaded bundle, records it in the store's history and makes it the tenant's
+/// bundle: a folder-managed tenant's folder is rewritten too. Nothing changes unless the
+/// bundle is valid.
+pub async fn install_upload(
+    state: &AppState,
+    tenant: &TenantId,
+    files: Vec<SourceFile>,
+    uploader: &str,
+) -> Result<Arc<Snapshot>, UploadError> {
+    let snapshot = compile_in_background(PathBuf::from(tenant.as_str()), files.clone())
+        .await
+        .map_err(UploadError::Invalid)?;
+    if snapshot.tenant() != tenant {
+        return Err(UploadError::TenantMismatch(snapshot.tenant().to_string()));
+    }
+    let by_name: BTreeMap<String, String> = files
+        .iter()
+        .filter_map(|f| {
+            f.path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(|n| (n.to_owned(), f.text.clone()))
+        })
+        .collect();
+    register(state, tenant, snapshot.settings().domain.as_deref()).await;
+    let version = state
+        .store
+        .tenant(tenant)
+        .put_bundle(&by_name, snapshot.revision(), uploader)
+        .await
+        .map_err(UploadError::Store)?;
+    {
+        let mut loaded = state.loaded.lock().await;
+        let folder = match loaded.bases.get(tenant).map(|b| b.source.clone()) {
+            Some(Source::Folder(folder)) => Some(folder),
+            _ => None,
+        };
+        let source = match folder {
+            Some(folder) => {
+                write_folder_in_background(folder.clone(), by_name)
+                    .await
+                    .map_err(UploadError::Write)?;
+                Source::Folder(folder)
+            }
+            None => Source::Store(version.version),
+        };
+        loaded.bases.insert(
+            tenant.clone(),
+            Base {
+                snapshot: Arc::new(snapshot),
+                source,
+            },
+        );
+    }
+    state.metrics.reload("applied", "upload");
+    refresh_tenant(state, tenant).await;
+    tracing::info!(tenant = %tenant, version = version.version, "bundle uploaded");
+    let policies = state.policies();
+    policies.get(tenant).cloned().ok_or_else(|| {
+        UploadError::Store(StoreError::NotFound(format!("tenant `{tenant}` vanished")))
+    })
+}
+
+/// Makes an earlier bundle version the tenant's bundle again.
+pub async fn rollback(
+    state: &AppState,
+    tenant: &TenantId,
+    version: i64,
+    by: &str,
+) -> Result<Arc<Snapshot>, UploadError> {
+    let stored = state
+        .store
+        .tenant(tenant)
+        .bundle(Some(version))
+        .await
+        .map_err(UploadError::Store)?
+        .ok_or(UploadError::NoVersion(version))?;
+    let files: Vec<SourceFile> = stored
+        .files
+        .into_iter()
+        .map(|(name, text)| SourceFile {
+            path: PathBuf::from(tenant.as_str()).join(name),
+            text,
+        })
+        .collect();
+    let folder_managed = matches!(
+        state
+            .loaded
+            .lock()
+            .await
+            .bases
+            .get(tenant)
+            .map(|b| &b.source),
+        Some(Source::Folder(_))
+    );
+    if folder_managed {
+        // Rewrite the folder (recording the rollback as a new version in the history).
+        return install_upload(state, tenant, files, by).await;
+    }
+    state
+        .store
+        .tenant(tenant)
+        .activate_bundle(version)
+        .await
+        .map_err(UploadError::Store)?;
+    refresh_tenant(state, tenant).await;
+    state
+        .policies()
+        .get(tenant)
+        .cloned()
+        .ok_or(UploadError::NoVersion(version))
+}
+
+async fn write_folder_in_background(
+    folder: PathBuf,
+    files: BTreeMap<String, String>,
+) -> Result<(), String> {
+    let shown = folder.display().to_string();
+    tokio::task::spawn_blocking(move || write_folder(&folder, &files))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("{shown}: {e}"))
+}
+
+/// Replaces the policy files of `folder`: writes a sibling folder, then swaps the two with
+/// renames, so readers see the old files or the new ones.
+fn write_folder(folder: &Path, files: &BTreeMap<String, String>) -> std::io::Result<()> {
     let parent = folder.parent().unwrap_or(Path::new("."));
     let name = folder
         .file_name()
@@ -276,11 +717,8 @@ fn write_folder(folder: &Path, files: &[SourceFile]) -> std::io::Result<()> {
     let _ = std::fs::remove_dir_all(&staging);
     let _ = std::fs::remove_dir_all(&retired);
     std::fs::create_dir_all(&staging)?;
-    for file in files {
-        let file_name = file.path.file_name().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "a file has no name")
-        })?;
-        std::fs::write(staging.join(file_name), &file.text)?;
+    for (file_name, text) in files {
+        std::fs::write(staging.join(file_name), text)?;
     }
     if folder.exists() {
         std::fs::rename(folder, &retired)?;

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::{AdminToken, Config};
 use crate::identity::Verifier;
-use crate::reload::{install_embedded, reload_from_disk};
+use crate::reload::{install_embedded, poll, refresh_tenant, reload_all};
 use crate::state::{AppState, Clock};
 use crate::tls::{PeerInfo, PlainListener, TlsListener, server_config};
 
@@ -48,6 +48,7 @@ impl RunningServer {
         for task in self.tasks {
             let _ = task.await;
         }
+        self.state.store.close().await;
     }
 }
 
@@ -77,29 +78,24 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         None
     };
     let verifier = Verifier::new(&config.identity).map_err(|e| e.to_string())?;
-    let state = Arc::new(match clock {
-        Some(clock) => AppState::with_clock(config, verifier, clock),
-        None => AppState::new(config, verifier),
-    });
+    let state = Arc::new(AppState::open(config, verifier, clock).await?);
 
     // Bundles: refuse to start on any problem, so a broken deployment is noticed at once.
     if state.config.embedded_demo {
-        install_embedded(&state, &crate::demo::bundles()).map_err(|e| e.to_string())?;
-    } else {
-        let worker = Arc::clone(&state);
-        let report = tokio::task::spawn_blocking(move || reload_from_disk(&worker, "start"))
+        install_embedded(&state, &crate::demo::bundles())
             .await
-            .map_err(|e| format!("loading bundles: {e}"))?;
-        if !report.failed.is_empty() {
-            let mut message = String::from("bundles with problems; not starting:\n");
-            for failed in &report.failed {
-                for error in &failed.errors {
-                    message.push_str(error);
-                    message.push('\n');
-                }
+            .map_err(|e| e.to_string())?;
+    }
+    let report = reload_all(&state, "start").await;
+    if !report.failed.is_empty() {
+        let mut message = String::from("bundles with problems; not starting:\n");
+        for failed in &report.failed {
+            for error in &failed.errors {
+                message.push_str(error);
+                message.push('\n');
             }
-            return Err(message);
         }
+        return Err(message);
     }
 
     let (shutdown, stop) = watch::channel(false);
@@ -190,13 +186,8 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
             while let Ok(next) = triggers.try_recv() {
                 cause = next;
             }
-            if reloader.config.bundles.is_empty() {
-                continue;
-            }
-            let worker = Arc::clone(&reloader);
-            let report =
-                tokio::task::spawn_blocking(move || reload_from_disk(&worker, cause)).await;
-            if let Ok(report) = report {
+            let report = reload_all(&reloader, cause).await;
+            {
                 tracing::info!(
                     trigger = cause,
                     applied = report.applied.len(),
@@ -205,6 +196,39 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                     removed = report.removed.len(),
                     "bundles reloaded"
                 );
+            }
+        }
+    }));
+
+    // The store: changes announced by other nodes, and a periodic comparison of revisions in
+    // case an announcement was missed.
+    let mut changes = state.store.listen();
+    let listener_state = Arc::clone(&state);
+    let mut stop_listener = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        loop {
+            let change = tokio::select! {
+                change = changes.recv() => change,
+                _ = stop_listener.changed() => None,
+            };
+            match change {
+                Some(portcullis_store::Change::Tenant(tenant)) => {
+                    refresh_tenant(&listener_state, &tenant).await
+                }
+                Some(portcullis_store::Change::Resync) => poll(&listener_state).await,
+                None => break,
+            }
+        }
+    }));
+    let poller = Arc::clone(&state);
+    let mut stop_poll = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(poller.config.store.poll);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => poll(&poller).await,
+                _ = stop_poll.changed() => break,
             }
         }
     }));

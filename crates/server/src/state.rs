@@ -2,18 +2,23 @@
 //! identity verification, metrics, the clock and environment signals. `AppState::decide` is
 //! the one path from a request to a decision for every edge.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use portcullis_core::{Decision, Environment, Request, SupplyChain};
 use portcullis_policy::PolicySet;
 
-use crate::config::Config;
+use portcullis_store::Store;
+use portcullis_tenant::crypto::KeyRing;
+use portcullis_tenant::quota::{QuotaConfig, QuotaPermit, Quotas};
+
+use crate::config::{Config, EncryptionSource};
+use crate::error::ApiError;
 use crate::identity::Verifier;
 use crate::metrics::Metrics;
-use crate::reload::Sources;
+use crate::reload::Loaded;
 
 /// Where "now" comes from. Tests inject a fixed clock; the server uses the system clock.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
@@ -27,10 +32,14 @@ pub struct AppState {
     pub verifier: Verifier,
     /// Metrics.
     pub metrics: Metrics,
-    /// Serializes reloads and uploads.
-    pub reload_lock: Mutex<()>,
-    /// Which folder each tenant came from.
-    pub sources: Mutex<Sources>,
+    /// The store (SQLite or PostgreSQL).
+    pub store: Store,
+    /// Master keys for sensitive attributes.
+    pub keyring: KeyRing,
+    /// Per-tenant limits on decisions.
+    pub quotas: Quotas,
+    /// Bases, sources and data revisions; the lock serializes reloads and refreshes.
+    pub loaded: tokio::sync::Mutex<Loaded>,
     clock: Clock,
     high_risk: AtomicBool,
     trace_prefix: String,
@@ -47,29 +56,68 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// State with no policies yet, on the system clock.
-    pub fn new(config: Config, verifier: Verifier) -> AppState {
-        AppState::with_clock(config, verifier, Arc::new(jiff::Timestamp::now))
-    }
-
-    /// State with an injected clock.
-    pub fn with_clock(config: Config, verifier: Verifier, clock: Clock) -> AppState {
+    /// Opens the store (running its migrations) and the key ring, and builds the state with no
+    /// policies loaded yet.
+    pub async fn open(
+        config: Config,
+        verifier: Verifier,
+        clock: Option<Clock>,
+    ) -> Result<AppState, String> {
+        if let Some(path) = config.store.store.url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if let Some(parent) = std::path::Path::new(path)
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+            }
+        }
+        let store = Store::open(&config.store.store)
+            .await
+            .map_err(|e| format!("store: {e}"))?;
+        let keyring = load_keyring(&config)?;
+        let quotas = Quotas::new(config.default_quota);
         let mut seed = [0u8; 8];
         // Without randomness the ids are still unique within this process.
         let _ = getrandom::fill(&mut seed);
-        AppState {
+        Ok(AppState {
             config: Arc::new(config),
             policies: ArcSwap::from_pointee(PolicySet::new()),
             verifier,
             metrics: Metrics::new(),
-            reload_lock: Mutex::new(()),
-            sources: Mutex::new(Sources::default()),
-            clock,
+            store,
+            keyring,
+            quotas,
+            loaded: tokio::sync::Mutex::new(Loaded::default()),
+            clock: clock.unwrap_or_else(|| Arc::new(jiff::Timestamp::now)),
             high_risk: AtomicBool::new(false),
             trace_prefix: hex::encode(seed),
             trace_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
-        }
+        })
+    }
+
+    /// Admits one request of `tenant` under its quota; the permit is held until the request
+    /// is answered.
+    pub fn admit(&self, tenant: &portcullis_core::TenantId) -> Result<QuotaPermit, ApiError> {
+        self.quotas.acquire(tenant).map_err(|refusal| {
+            let limit = match refusal.limit() {
+                portcullis_tenant::quota::QuotaLimit::Rate => "requests per second",
+                portcullis_tenant::quota::QuotaLimit::Concurrency => "concurrent requests",
+            };
+            ApiError {
+                retry_after: Some(refusal.retry_after_secs()),
+                ..ApiError::new(
+                    http::StatusCode::TOO_MANY_REQUESTS,
+                    refusal.limit().code(),
+                    format!(
+                        "tenant `{tenant}` is over its quota of {limit}; retry after {} s",
+                        refusal.retry_after_secs()
+                    ),
+                )
+            }
+        })
     }
 
     /// The current policy set (a decision uses one set from start to end).
@@ -77,9 +125,17 @@ impl AppState {
         self.policies.load_full()
     }
 
-    /// Publishes a new policy set.
+    /// Publishes a new policy set (and the quotas its tenants declare).
     pub fn publish(&self, set: PolicySet) {
         self.ready.store(!set.is_empty(), Ordering::Release);
+        let own = set.iter().filter_map(|snapshot| {
+            let quota = snapshot.settings().quota?;
+            QuotaConfig::new(quota.requests_per_second, quota.burst, quota.concurrent)
+                .ok()
+                .map(|config| (snapshot.tenant().clone(), config))
+        });
+        self.quotas
+            .configure(self.config.default_quota, own.collect::<Vec<_>>());
         self.policies.store(Arc::new(set));
     }
 
@@ -160,4 +216,51 @@ impl AppState {
             request.trace_id = Some(self.new_trace_id());
         }
     }
+}
+
+/// The key ring: from a file or an environment variable, or generated in the data folder on
+/// first start (fine for the embedded default; production keeps keys away from the data).
+fn load_keyring(config: &Config) -> Result<KeyRing, String> {
+    match &config.encryption {
+        EncryptionSource::File(path) => {
+            KeyRing::from_file(path).map_err(|e| format!("encryption.keys_file: {e}"))
+        }
+        EncryptionSource::Env(variable, text) => {
+            KeyRing::parse(text).map_err(|e| format!("encryption.keys_env ({variable}): {e}"))
+        }
+        EncryptionSource::Generated => {
+            let path = config.data_dir.join("master.keys");
+            if !path.exists() {
+                std::fs::create_dir_all(&config.data_dir)
+                    .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| format!("cannot generate a key: {e}"))?;
+                let text = format!(
+                    "# Generated by portcullis serve: the master key of per-tenant field encryption.\n# Keep it secret and backed up; without it encrypted attributes cannot be read.\nk1 = {}\ncurrent = k1\n",
+                    hex::encode(key)
+                );
+                write_private(&path, &text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                tracing::warn!(path = %path.display(), "generated a master key for field encryption; configure [encryption] for production");
+            }
+            KeyRing::from_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+        }
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    std::fs::write(path, text)
 }

@@ -247,7 +247,7 @@ async fn uploads_validate_then_swap_and_failures_change_nothing() {
         "written to disk"
     );
 
-    // A new tenant lands in a new folder of the bundles folder.
+    // A new tenant's bundle lives in the store (with history), not in a folder.
     let globex = BTreeMap::from([
         (
             "tenant.yaml".to_owned(),
@@ -260,7 +260,18 @@ async fn uploads_validate_then_swap_and_failures_change_nothing() {
     ]);
     let (status, answer) = upload(&admin, ADMIN_TOKEN, "globex", &globex).await;
     assert_eq!(status, 200, "{answer}");
-    assert!(bundles.join("globex/roles.yaml").exists());
+    assert!(!bundles.join("globex").exists());
+    let read: Value = client()
+        .get(format!("{admin}/admin/v1/tenants/globex"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(read["source"], "store:1", "{read}");
+    assert_eq!(read["roles"], json!(["r"]));
     server.stop().await;
 }
 
@@ -412,8 +423,8 @@ async fn swaps_under_load_never_mix_or_fail_decisions() {
     }
     for round in 0..30 {
         let files = if round % 2 == 0 { &revoked } else { &granted };
-        let (status, _) = upload(&admin, ADMIN_TOKEN, "acme", files).await;
-        assert_eq!(status, 200);
+        let (status, answer) = upload(&admin, ADMIN_TOKEN, "acme", files).await;
+        assert_eq!(status, 200, "{answer}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

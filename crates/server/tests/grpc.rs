@@ -44,6 +44,7 @@ async fn server(extra: &str) -> RunningServer {
         r#"
 listen = "127.0.0.1:0"
 bundles = [{bundles:?}]
+data_dir = {data:?}
 [reload]
 watch = false
 [admin]
@@ -53,7 +54,8 @@ issuer = "{ISSUER}"
 secret_env = "TEST_SECRET"
 {extra}
 "#,
-        bundles = bundles.display().to_string()
+        bundles = bundles.display().to_string(),
+        data = tempfile::tempdir().unwrap().keep().display().to_string()
     );
     let env = |name: &str| (name == "TEST_SECRET").then(|| SECRET.to_owned());
     let config = Config::parse(&text, Path::new("."), &Overrides::default(), &env).unwrap();

@@ -19,7 +19,7 @@ use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use portcullis_server::identity::Verifier;
-use portcullis_server::reload::reload_from_disk;
+use portcullis_server::reload::reload_all;
 use portcullis_server::tls::PeerInfo;
 use portcullis_server::{AppState, Config, OPENAPI, Overrides};
 use serde_json::{Value, json};
@@ -1082,7 +1082,7 @@ fn copy_tree(from: &Path, to: &Path) {
 
 /// A state on a copy of the demo bundles (uploads write into it), with an admin token and an
 /// identity issuer whose tokens the test can mint.
-fn fixture() -> Fixture {
+async fn fixture() -> Fixture {
     let bundles = tempfile::tempdir().unwrap();
     let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles");
     copy_tree(&demo, bundles.path());
@@ -1108,8 +1108,8 @@ secret_env = "OPENAPI_TEST_SECRET"
     let env = |name: &str| (name == "OPENAPI_TEST_SECRET").then(|| IDENTITY_SECRET.to_owned());
     let config = Config::parse(&text, bundles.path(), &overrides, &env).unwrap();
     let verifier = Verifier::new(&config.identity).unwrap();
-    let state = Arc::new(AppState::new(config, verifier));
-    let report = reload_from_disk(&state, "start");
+    let state = Arc::new(AppState::open(config, verifier, None).await.unwrap());
+    let report = reload_all(&state, "start").await;
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     assert_eq!(state.policies().len(), 2, "acme and system");
     Fixture {
@@ -1243,8 +1243,8 @@ enum Expect {
 #[tokio::test]
 async fn every_documented_example_gets_a_documented_answer() {
     let doc = document();
-    let public = fixture();
-    let admin = fixture();
+    let public = fixture().await;
+    let admin = fixture().await;
     let public_router = portcullis_server::app(Arc::clone(&public.state));
     let admin_router = portcullis_server::admin::router(Arc::clone(&admin.state));
     let alice = format!("Bearer {}", identity_token("alice"));
@@ -1325,7 +1325,7 @@ async fn every_documented_example_gets_a_documented_answer() {
 #[tokio::test]
 async fn unknown_paths_and_methods_answer_the_documented_fallback_codes() {
     let doc = document();
-    let fixture = fixture();
+    let fixture = fixture().await;
     let catalogue = error_catalogue(&doc);
     let error = json!({"$ref": "#/components/schemas/Error"});
     let public = portcullis_server::app(Arc::clone(&fixture.state));
@@ -1373,7 +1373,7 @@ fn attribute_values<'h>(html: &'h str, name: &str) -> Vec<&'h str> {
 async fn the_docs_page_is_served_and_loads_nothing_from_elsewhere() {
     let path = source_dir().join("docs.html");
     let html = std::fs::read_to_string(&path).unwrap();
-    let fixture = fixture();
+    let fixture = fixture().await;
     let answer = send(
         &portcullis_server::app(Arc::clone(&fixture.state)),
         "GET",

@@ -34,7 +34,9 @@ macro_rules! transaction {
     ($self:ident, |$tx:ident, $postgres:ident| $body:block) => {{
         match $self.backend {
             Backend::Sqlite(pool) => {
-                let mut $tx = pool.begin().await?;
+                // IMMEDIATE takes the write lock up front: a deferred transaction that reads
+                // and then writes cannot wait for a busy writer and fails with "locked".
+                let mut $tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let $postgres = false;
                 let value = $body;
                 $tx.commit().await?;

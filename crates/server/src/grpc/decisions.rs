@@ -37,6 +37,11 @@ impl DecisionService {
         prefix: &str,
     ) -> Result<Request, Status> {
         let mut request = to_request(message, prefix)?;
+        // The quota's concurrency slot covers the check itself, which is synchronous.
+        let _admitted = self
+            .state
+            .admit(&request.tenant)
+            .map_err(|error| to_status(&error))?;
         authenticate(&self.state, headers, &mut request).map_err(|error| to_status(&error))?;
         Ok(request)
     }

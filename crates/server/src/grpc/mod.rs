@@ -84,7 +84,9 @@ pub fn status_code(error: &ApiError) -> tonic::Code {
         StatusCode::UNAUTHORIZED => tonic::Code::Unauthenticated,
         StatusCode::FORBIDDEN => tonic::Code::PermissionDenied,
         StatusCode::NOT_FOUND => tonic::Code::NotFound,
-        StatusCode::PAYLOAD_TOO_LARGE => tonic::Code::ResourceExhausted,
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => {
+            tonic::Code::ResourceExhausted
+        }
         status if status.is_server_error() => tonic::Code::Internal,
         _ => tonic::Code::InvalidArgument,
     }

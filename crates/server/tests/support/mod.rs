@@ -41,12 +41,24 @@ pub fn copy_demo(into: &Path) -> PathBuf {
     root
 }
 
-/// A config on ephemeral ports serving `bundles`, with the test issuer and admin tokens.
+/// A fresh folder for a server's data (its embedded store and generated key), kept for the
+/// life of the test process's temporary directory.
+pub fn data_dir() -> PathBuf {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap();
+    let dir = std::env::temp_dir().join(format!("portcullis-test-{}", hex::encode(bytes)));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A config on ephemeral ports serving `bundles`, with the test issuer and admin tokens and a
+/// fresh data folder.
 pub fn config_text(bundles: &Path, extra: &str) -> String {
     format!(
         r#"
 listen = "127.0.0.1:0"
 bundles = ["{bundles}"]
+data_dir = "{data}"
 
 [reload]
 debounce_ms = 50
@@ -68,7 +80,8 @@ audiences = ["portcullis"]
 secret_env = "TEST_SECRET"
 {extra}
 "#,
-        bundles = bundles.display()
+        bundles = bundles.display(),
+        data = data_dir().display()
     )
 }
 
