@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod commands;
+mod tenant;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +71,16 @@ enum Command {
         #[arg(long, short)]
         verbose: bool,
     },
+    /// Manage the tenants of a running server through its admin API.
+    ///
+    /// Exit status: 0 success, 1 the server refused (its error code and message are printed),
+    /// 2 a usage error or the server could not be reached.
+    Tenant {
+        #[command(flatten)]
+        options: tenant::Options,
+        #[command(subcommand)]
+        command: tenant::TenantCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -95,6 +106,7 @@ fn main() -> ExitCode {
             compact,
         } => commands::check(&bundles, &request, compact),
         Command::Test { dir, verbose } => commands::test(&dir, verbose),
+        Command::Tenant { options, command } => tenant::run(options, command),
     };
     ExitCode::from(code)
 }
