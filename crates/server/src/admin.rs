@@ -476,6 +476,17 @@ async fn upload_bundle(
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:bundle.upload", tenant.as_str())?;
+    // Uploading for a tenant that does not exist yet creates it, which needs that right too.
+    if state
+        .store
+        .tenant(&tenant)
+        .get()
+        .await
+        .map_err(store_error)?
+        .is_none()
+    {
+        authorize(&state, &admin, "admin:tenants.create", tenant.as_str())?;
+    }
     if upload.files.is_empty() {
         return Err(ApiError::bad_request(
             "invalid_bundle",
@@ -892,11 +903,9 @@ async fn rotate_key(
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:keys.rotate", tenant.as_str())?;
     existing_tenant(&state, &tenant).await?;
-    let sensitive = state
-        .policies()
-        .get(&tenant)
-        .map(|s| s.settings().sensitive_attributes.clone())
-        .unwrap_or_default();
+    // Without the bundle, which attributes are encrypted is unknown: refuse rather than
+    // report nothing rotated.
+    let sensitive = sensitive_attributes(&state, &tenant)?;
     let scope = state.store.tenant(&tenant);
     let mut after: Option<String> = None;
     let (mut principals, mut values) = (0u64, 0u64);

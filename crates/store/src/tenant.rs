@@ -83,9 +83,15 @@ macro_rules! touch {
 }
 
 fn check_id(what: &str, value: &str) -> Result<(), StoreError> {
-    if value.is_empty() || value.len() > MAX_ID || value.chars().any(|c| c.is_control()) {
+    // `.` and `..` cannot be addressed in a URL path, so they are not ids.
+    if value.is_empty()
+        || value == "."
+        || value == ".."
+        || value.len() > MAX_ID
+        || value.chars().any(|c| c.is_control())
+    {
         return Err(StoreError::Invalid(format!(
-            "{what} must be 1 to {MAX_ID} bytes without control characters"
+            "{what} must be 1 to {MAX_ID} bytes without control characters, and not `.` or `..`"
         )));
     }
     Ok(())

@@ -500,3 +500,102 @@ async fn postgres_announces_changes() {
     audit_check();
     backend.finish().await;
 }
+
+#[tokio::test]
+async fn shards_keep_each_tenant_on_its_own_database() {
+    if !support::postgres_available().await {
+        return;
+    }
+    support::audit_on();
+    let (main_url, main_owner, main_name) = support::fresh_postgres_database().await;
+    let (shard_url, shard_owner, shard_name) = support::fresh_postgres_database().await;
+    let config = portcullis_store::StoreConfig {
+        url: main_url,
+        migrate_url: Some(main_owner.clone()),
+        shards: std::collections::BTreeMap::from([(
+            tenant("globex"),
+            (shard_url, Some(shard_owner.clone())),
+        )]),
+        max_connections: 4,
+    };
+    let store = portcullis_store::Store::open(&config).await.unwrap();
+    for id in ["acme", "globex"] {
+        let scope = store.tenant(&tenant(id));
+        scope.create(None).await.unwrap();
+        scope
+            .upsert_principal(&format!("{id}-user"), "user", &attributes(json!({})))
+            .await
+            .unwrap();
+        scope
+            .assign(&format!("{id}-user"), "viewer", "*")
+            .await
+            .unwrap();
+    }
+    let listed: Vec<String> = store
+        .directory()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.tenant.to_string())
+        .collect();
+    assert_eq!(listed, ["acme", "globex"]);
+
+    // Count each tenant's rows on each database, as the owner (who is not subject to the
+    // policies' filtering of the service role).
+    async fn rows(owner: &str, id: &str) -> i64 {
+        let pool = sqlx::PgPool::connect(owner).await.unwrap();
+        let mut total = 0;
+        for table in ["tenants", "principals", "role_assignments"] {
+            let count: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT /* rls-probe */ count(*) AS n FROM {table} WHERE tenant_id = $1"
+            )))
+            .bind(id)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+            .get("n");
+            total += count;
+        }
+        pool.close().await;
+        total
+    }
+    assert_eq!(
+        (
+            rows(&main_owner, "acme").await,
+            rows(&main_owner, "globex").await
+        ),
+        (3, 0),
+        "globex never touches the main database"
+    );
+    assert_eq!(
+        (
+            rows(&shard_owner, "acme").await,
+            rows(&shard_owner, "globex").await
+        ),
+        (0, 3),
+        "acme never touches the shard"
+    );
+
+    // A stray globex row on the main database is not believed: globex is read from its shard.
+    let main = sqlx::PgPool::connect(&main_owner).await.unwrap();
+    sqlx::query("INSERT /* rls-probe */ INTO tenants (tenant_id, status, data_revision, created_at_us, updated_at_us) VALUES ('globex', 'suspended', 99, 0, 0)")
+        .execute(&main)
+        .await
+        .unwrap();
+    main.close().await;
+    let globex = store
+        .directory()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|e| e.tenant.as_str() == "globex")
+        .unwrap();
+    assert_eq!(
+        (globex.status, globex.data_revision < 99),
+        (TenantStatus::Active, true)
+    );
+    store.close().await;
+    support::drop_database(&main_name).await;
+    support::drop_database(&shard_name).await;
+    audit_check();
+}
