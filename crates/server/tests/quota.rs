@@ -111,7 +111,10 @@ async fn flood(
 
 /// One experiment's figures.
 #[derive(Debug)]
-#[allow(dead_code, reason = "the per-round figures are read through Debug in the report")]
+#[allow(
+    dead_code,
+    reason = "the per-round figures are read through Debug in the report"
+)]
 struct Outcome {
     unloaded_rounds: Vec<Duration>,
     loaded_rounds: Vec<Duration>,
