@@ -162,6 +162,11 @@ pub fn audit_check() -> usize {
     statements.len()
 }
 
+/// How many statements were captured so far.
+pub fn captured_count() -> usize {
+    STATEMENTS.lock().unwrap().len()
+}
+
 /// Statements captured so far.
 pub fn captured() -> Vec<String> {
     STATEMENTS.lock().unwrap().clone()
@@ -216,12 +221,21 @@ pub async fn postgres_available() -> bool {
 
 /// A fresh SQLite store in a temporary folder.
 pub async fn sqlite() -> TestStore {
+    sqlite_with(0, None).await
+}
+
+/// A fresh SQLite store with a pool of `max_connections` (0: the store's default), in a new
+/// folder under `parent` (the system's temporary folder when `None`).
+pub async fn sqlite_with(max_connections: u32, parent: Option<&std::path::Path>) -> TestStore {
     audit_on();
-    let dir = std::env::temp_dir().join(format!("portcullis-store-{}", random_suffix()));
+    let dir = parent
+        .map_or_else(std::env::temp_dir, std::path::Path::to_path_buf)
+        .join(format!("portcullis-store-{}", random_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     let url = format!("sqlite://{}", dir.join("store.db").display());
     let store = Store::open(&StoreConfig {
         url,
+        max_connections,
         ..StoreConfig::default()
     })
     .await
@@ -252,11 +266,22 @@ pub async fn fresh_postgres_database() -> (String, String, String) {
 
 /// A fresh PostgreSQL store reached as the service role (migrations run as the owner).
 pub async fn postgres() -> TestStore {
+    postgres_with(0, true).await
+}
+
+/// A fresh PostgreSQL store reached as the service role with a pool of `max_connections` (0:
+/// the store's default). Without `tls`, the service connections to the local server skip TLS
+/// (`sslmode=disable`), which saves CPU in workloads of many short statements.
+pub async fn postgres_with(max_connections: u32, tls: bool) -> TestStore {
     audit_on();
-    let (url, owner, name) = fresh_postgres_database().await;
+    let (mut url, owner, name) = fresh_postgres_database().await;
+    if !tls {
+        url.push_str("?sslmode=disable");
+    }
     let store = Store::open(&StoreConfig {
         url,
         migrate_url: Some(owner),
+        max_connections,
         ..StoreConfig::default()
     })
     .await
