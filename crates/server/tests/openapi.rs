@@ -112,10 +112,38 @@ impl Operation<'_> {
         let mut uri = self.path.clone();
         for param in self.params.iter().filter(|p| p["in"] == "path") {
             let name = param["name"].as_str().unwrap();
-            let example = param["example"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{}: path parameter {name} has no example", self.name()));
-            uri = uri.replace(&format!("{{{name}}}"), example);
+            // An integer parameter (a bundle version) has an integer example.
+            let example = match &param["example"] {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                _ => panic!("{}: path parameter {name} has no example", self.name()),
+            };
+            uri = uri.replace(&format!("{{{name}}}"), &example);
+        }
+        // Query parameters with an example are sent too: some operations need one (deleting
+        // a tenant takes `?confirm=<tenant>`).
+        let query: Vec<String> = self
+            .params
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .filter_map(|p| {
+                let example = match p.get("example")? {
+                    Value::String(text) => text.clone(),
+                    other => other.to_string(),
+                };
+                let encode = |text: &str| {
+                    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                        .to_string()
+                };
+                Some(format!(
+                    "{}={}",
+                    encode(p["name"].as_str()?),
+                    encode(&example)
+                ))
+            })
+            .collect();
+        if !query.is_empty() {
+            uri = format!("{uri}?{}", query.join("&"));
         }
         uri
     }
@@ -169,6 +197,77 @@ fn operations(doc: &Value) -> Vec<Operation<'_>> {
         }
     }
     out
+}
+
+/// The keys of every JSON object, in the order the text writes them (`serde_json::Value`
+/// sorts them).
+#[derive(Debug, Default)]
+struct Keys(Vec<(String, Keys)>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Keys, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    keys.push((key, map.next_value::<Keys>()?));
+                }
+                Ok(Keys(keys))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Keys, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Keys::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+            fn visit_unit<E>(self) -> Result<Keys, E> {
+                Ok(Keys::default())
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+impl Keys {
+    fn get(&self, key: &str) -> Option<&Keys> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.0.iter().position(|(k, _)| k == key)
+    }
+}
+
+/// Sorts operations into the order the document lists them (paths, then methods within a
+/// path). The example round trip runs every example on one state, so a stateful walkthrough
+/// (create a tenant, upload its bundle, write a principal and read it back, suspend and
+/// resume, delete) only works in the order the document tells it.
+fn in_document_order(operations: &mut [Operation<'_>]) {
+    let keys: Keys = serde_json::from_str(OPENAPI).expect("openapi.json is valid JSON");
+    let paths = keys.get("paths").expect("paths");
+    operations.sort_by_key(|op| {
+        let path = paths.position(&op.path).unwrap();
+        let method = paths.0[path].1.position(op.method).unwrap();
+        (path, method)
+    });
 }
 
 /// The examples of a media type object: `examples` (resolved) or `example`.
@@ -446,9 +545,10 @@ fn the_document_is_openapi_3_1_with_every_endpoint() {
         }
         if op.path.starts_with("/v1/authz/") {
             assert_eq!(op.security(), [vec!["identityToken".to_owned()]], "{name}");
+            // 429: the tenant is over its quota (`state.admit`).
             assert_eq!(
                 op.statuses(),
-                BTreeSet::from([200, 400, 401, 403]),
+                BTreeSet::from([200, 400, 401, 403, 429]),
                 "{name}"
             );
         }
@@ -863,9 +963,21 @@ fn literal_codes(tokens: &[Token], codes: &mut BTreeSet<String>) {
     }
 }
 
+/// The codes of `portcullis_tenant`'s quota refusals (`QuotaLimit::code`).
+fn quota_codes() -> [&'static str; 2] {
+    use portcullis_tenant::quota::QuotaLimit;
+    // Exhaustive: a new kind of limit stops this from compiling until it is listed here.
+    let every = |limit: QuotaLimit| match limit {
+        QuotaLimit::Rate | QuotaLimit::Concurrency => limit.code(),
+    };
+    [every(QuotaLimit::Rate), every(QuotaLimit::Concurrency)]
+}
+
 /// Every error code the server's source can answer: the code arguments of `ApiError::...(...)`
-/// calls, following a variable to its `let` or to the closure parameter it is (and then to the
-/// closure's calls), and `"code": "..."` in hand-built error bodies.
+/// calls (an `if` or `match` argument gives every code-like literal of its branches),
+/// following a variable to its `let` or to the closure parameter it is (and then to the
+/// closure's calls) or to a quota refusal's `.limit().code()`, and `"code": "..."` in
+/// hand-built error bodies.
 fn error_codes_in_source() -> BTreeSet<String> {
     let mut files = Vec::new();
     rust_files(&source_dir(), &mut files);
@@ -887,6 +999,26 @@ fn error_codes_in_source() -> BTreeSet<String> {
                         }
                         [Token::Ident(variable)] => {
                             variables.insert(variable.clone());
+                        }
+                        // `if suspending { "already_suspended" } else { "not_suspended" }`:
+                        // every code-like literal of the branches.
+                        [Token::Ident(keyword), ..] if keyword == "if" || keyword == "match" => {
+                            literal_codes(&arg, &mut codes);
+                        }
+                        // `refusal.limit().code()`: a quota refusal's code, defined by
+                        // portcullis_tenant rather than in this crate's source.
+                        [
+                            ..,
+                            Token::Punct('.'),
+                            Token::Ident(limit),
+                            Token::Punct('('),
+                            Token::Punct(')'),
+                            Token::Punct('.'),
+                            Token::Ident(code),
+                            Token::Punct('('),
+                            Token::Punct(')'),
+                        ] if limit == "limit" && code == "code" => {
+                            codes.extend(quota_codes().map(str::to_owned));
                         }
                         _ => {}
                     }
@@ -1250,7 +1382,9 @@ async fn every_documented_example_gets_a_documented_answer() {
     let alice = format!("Bearer {}", identity_token("alice"));
     let admin_auth = format!("Bearer {ADMIN_TOKEN}");
     let mut sent = 0;
-    for op in operations(&doc) {
+    let mut ops = operations(&doc);
+    in_document_order(&mut ops);
+    for op in ops {
         let router = if path_is_admin(&op.path) {
             &admin_router
         } else {
