@@ -5,9 +5,14 @@ use std::path::Path;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = Path::new("proto");
-    let file = proto_root.join("portcullis/v1/decisions.proto");
-    println!("cargo:rerun-if-changed={}", file.display());
-    let descriptors = protox::compile([&file], [proto_root])?;
+    let files = [
+        proto_root.join("portcullis/v1/decisions.proto"),
+        proto_root.join("portcullis/v1/relations.proto"),
+    ];
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+    let descriptors = protox::compile(&files, [proto_root])?;
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)

@@ -4,7 +4,10 @@
 //! returns the process exit code it wants.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod commands;
+mod model;
+mod rebac;
 mod tenant;
 
 use std::path::PathBuf;
@@ -81,6 +84,33 @@ enum Command {
         #[command(subcommand)]
         command: tenant::TenantCommand,
     },
+    /// Query and write the relationship graph (OpenFGA-style tuples) of a running server.
+    ///
+    /// Exit status: `check` 0 allowed, 1 not allowed, 2 an error; the others 0 success, 1 the
+    /// server refused (its error code and message are printed), 2 a usage error, an unusable
+    /// local file or a server that could not be reached.
+    Rebac {
+        #[command(flatten)]
+        options: rebac::Options,
+        #[command(subcommand)]
+        command: rebac::RebacCommand,
+    },
+    /// Convert or validate a relationship model (OpenFGA modeling language or JSON), offline.
+    ///
+    /// Exit status: 0 valid, 1 invalid (every error as FILE:line:col: message), 2 unreadable.
+    Model {
+        #[command(subcommand)]
+        command: model::ModelCommand,
+    },
+    /// Read and verify an audit trail kept in files, offline.
+    ///
+    /// Exit status: 0 success (`verify`: intact), 1 a problem found, 2 bad input.
+    Audit {
+        #[command(flatten)]
+        options: audit::AuditOptions,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -107,6 +137,9 @@ fn main() -> ExitCode {
         } => commands::check(&bundles, &request, compact),
         Command::Test { dir, verbose } => commands::test(&dir, verbose),
         Command::Tenant { options, command } => tenant::run(options, command),
+        Command::Rebac { options, command } => rebac::run(options, command),
+        Command::Model { command } => model::run(command),
+        Command::Audit { options, command } => audit::run(options, command),
     };
     ExitCode::from(code)
 }

@@ -138,6 +138,10 @@ pub enum ErrorKind {
     Cel,
     /// A factor could not be evaluated (for example a missing context value).
     Factor,
+    /// A relation could not be resolved (a condition parameter missing, the depth limit).
+    Relation,
+    /// The decision could not be recorded in the audit trail (the service denies it).
+    Audit,
 }
 
 /// The policy and data revision behind a decision.

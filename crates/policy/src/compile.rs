@@ -38,6 +38,8 @@ pub struct Snapshot {
     pub(crate) suspended: bool,
     /// Revision of the run-time data, when the store provided some.
     pub(crate) data_revision: Option<u64>,
+    /// The tenant's live relation index, when the bundle has a model.
+    pub(crate) relations: Option<Arc<crate::relations::Relations>>,
 }
 
 impl std::ops::Deref for Snapshot {
@@ -66,6 +68,8 @@ pub struct Compiled {
     pub(crate) calendars: Vec<Calendar>,
     pub(crate) routes: Vec<Route>,
     pub(crate) tests: Vec<At<TestDef>>,
+    pub(crate) model: Option<Arc<portcullis_rebac::Model>>,
+    pub(crate) model_tuples: Arc<Vec<portcullis_rebac::Tuple>>,
 }
 
 impl Snapshot {
@@ -87,6 +91,32 @@ impl Snapshot {
     /// The bundle's test cases.
     pub fn tests(&self) -> &[At<TestDef>] {
         &self.tests
+    }
+
+    /// The bundle's relationship model, if it has one.
+    pub fn model(&self) -> Option<&Arc<portcullis_rebac::Model>> {
+        self.model.as_ref()
+    }
+
+    /// The relationship tuples the bundle ships (validated against its model).
+    pub fn bundle_tuples(&self) -> &[portcullis_rebac::Tuple] {
+        &self.model_tuples
+    }
+
+    /// The live relation index decisions consult, if the bundle has a model.
+    pub fn relations(&self) -> Option<&Arc<crate::relations::Relations>> {
+        self.relations.as_ref()
+    }
+
+    /// This snapshot with another relation index (the server's, fed from the store).
+    pub fn with_relations(&self, relations: Arc<crate::relations::Relations>) -> Snapshot {
+        Snapshot {
+            compiled: Arc::clone(&self.compiled),
+            principals: Arc::clone(&self.principals),
+            suspended: self.suspended,
+            data_revision: self.data_revision,
+            relations: Some(relations),
+        }
     }
 
     /// Names of the factors, sorted.
@@ -197,6 +227,8 @@ pub(crate) struct PrincipalEntry {
 #[derive(Debug, Clone)]
 pub(crate) struct ActionEntry {
     pub write: bool,
+    /// The relation on the resource that grants the action.
+    pub relation: Option<Arc<str>>,
     pub strategy: Option<StrategyId>,
     pub grants: Vec<Grant>,
     /// Rules covering the action, each with whether its condition must be evaluated (a
@@ -304,7 +336,24 @@ fn plural(kind: &str) -> String {
 
 /// Compiles a decoded bundle. Problems go to `diagnostics`; the snapshot is returned only when
 /// there were none (including those found before compilation).
-pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<Snapshot> {
+pub(crate) fn compile(
+    mut bundle: Bundle,
+    model_files: &[&crate::load::SourceFile],
+    diagnostics: &mut Diagnostics,
+) -> Option<Snapshot> {
+    let model = crate::relations::resolve_model(&mut bundle, model_files, diagnostics);
+    let model_tuples = crate::relations::bundle_tuples(model.as_deref(), &bundle, diagnostics);
+    for (name, def) in &bundle.actions {
+        if let Some(relation) = &def.value.relation {
+            crate::relations::check_action_relation(
+                name,
+                relation,
+                model.as_deref(),
+                bundle.model.is_some(),
+                diagnostics,
+            );
+        }
+    }
     let revision = revision_of(&bundle);
     let mut compiler = Compiler {
         diagnostics,
@@ -578,6 +627,9 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
             name.clone(),
             ActionEntry {
                 write: def.is_some_and(|def| def.value.write),
+                relation: def
+                    .and_then(|def| def.value.relation.as_ref())
+                    .map(|relation| Arc::from(relation.value.as_str())),
                 strategy,
                 grants,
                 rules: rule_ids,
@@ -653,12 +705,26 @@ pub(crate) fn compile(bundle: Bundle, diagnostics: &mut Diagnostics) -> Option<S
         calendars,
         routes,
         tests: bundle.tests,
+        model_tuples: Arc::new(model_tuples),
+        model,
+    };
+    let relations = match &compiled.model {
+        Some(model) => {
+            let graph = portcullis_rebac::Graph::build(
+                Arc::clone(model),
+                compiled.model_tuples.iter().cloned(),
+            )
+            .ok()?;
+            Some(crate::relations::Relations::new(graph, 0))
+        }
+        None => None,
     };
     Some(Snapshot {
         principals: Arc::clone(&compiled.principals),
         compiled: Arc::new(compiled),
         suspended: false,
         data_revision: None,
+        relations,
     })
 }
 

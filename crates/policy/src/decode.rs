@@ -27,6 +27,7 @@ pub const SECTIONS: &[&str] = &[
     "routes",
     "tests",
     "model",
+    "tuples",
 ];
 
 /// Keys only `tenant.yaml` may hold.
@@ -352,21 +353,35 @@ impl Decoder<'_> {
         }
         for (name, key, value) in &fields.entries {
             match name.as_str() {
-                "calendars" => self.named_section(value, "calendar", &mut bundle.calendars, Self::calendar),
+                "calendars" => {
+                    self.named_section(value, "calendar", &mut bundle.calendars, Self::calendar)
+                }
                 "factors" => self.named_section(value, "factor", &mut bundle.factors, Self::factor),
-                "strategies" => self.named_section(value, "strategy", &mut bundle.strategies, Self::strategy),
+                "strategies" => {
+                    self.named_section(value, "strategy", &mut bundle.strategies, Self::strategy)
+                }
                 "roles" => self.named_section(value, "role", &mut bundle.roles, Self::role),
-                "principals" => self.named_section(value, "principal", &mut bundle.principals, Self::principal),
+                "principals" => {
+                    self.named_section(value, "principal", &mut bundle.principals, Self::principal)
+                }
                 "actions" => self.named_section(value, "action", &mut bundle.actions, Self::action),
                 "rules" => self.rules(value, &mut bundle.rules),
                 "routes" => self.routes(value, &mut bundle.routes),
                 "tests" => self.tests(value, &mut bundle.tests),
-                "model" => self.report_help(
-                    key,
-                    Code::Unsupported,
-                    "relationship models are not enabled in this build",
-                    "remove `model:` from the bundle; relation-based grants arrive with the relationship graph",
-                ),
+                "model" => {
+                    if let Some(previous) = &bundle.model {
+                        let first = previous.location.clone();
+                        self.report_help(
+                            key,
+                            Code::Duplicate,
+                            "`model` is set twice in the bundle",
+                            format!("keep one; the other is at {first}"),
+                        );
+                    } else if let Some(name) = self.name(value, "the model file name") {
+                        bundle.model = Some(name);
+                    }
+                }
+                "tuples" => self.tuples(value, &mut bundle.tuples),
                 _ => {}
             }
         }
@@ -1130,15 +1145,77 @@ impl Decoder<'_> {
                 .unwrap_or(false),
             None => false,
         };
-        if let Some(relation) = fields.get("relation") {
-            self.report_help(
-                relation,
-                Code::Unsupported,
-                format!("{label} maps to a relation, but relationship models are not enabled in this build"),
-                "grant the action through a role or a permit rule",
-            );
+        let relation = fields
+            .get("relation")
+            .and_then(|n| self.name(n, "a relation name"));
+        Some(ActionDef {
+            strategy,
+            write,
+            relation,
+        })
+    }
+
+    // ---------------------------------------------------------------- tuples
+
+    /// Relationship tuples shipped with the bundle, in OpenFGA's wire shape; they are checked
+    /// against the model when the bundle is compiled.
+    fn tuples(&mut self, node: &Node, target: &mut Vec<At<TupleDef>>) {
+        for item in self.list(node, "the tuples section") {
+            let Some(fields) = self.fields(
+                item,
+                "a tuple",
+                &["user", "relation", "object", "condition"],
+            ) else {
+                continue;
+            };
+            let user = self
+                .required(&fields, item, "user", "a tuple")
+                .and_then(|n| self.string(n, "the tuple's user"));
+            let relation = self
+                .required(&fields, item, "relation", "a tuple")
+                .and_then(|n| self.string(n, "the tuple's relation"));
+            let object = self
+                .required(&fields, item, "object", "a tuple")
+                .and_then(|n| self.string(n, "the tuple's object"));
+            let condition = match fields.get("condition") {
+                None => None,
+                Some(node) => {
+                    let Some(condition) =
+                        self.fields(node, "a tuple condition", &["name", "context"])
+                    else {
+                        continue;
+                    };
+                    let name = self
+                        .required(&condition, node, "name", "a tuple condition")
+                        .and_then(|n| self.string(n, "the condition name"));
+                    let context = match condition.get("context") {
+                        Some(context) => match self.json(context) {
+                            Value::Object(map) => map,
+                            _ => {
+                                self.wrong_type(context, "the condition context", "a mapping");
+                                continue;
+                            }
+                        },
+                        None => serde_json::Map::new(),
+                    };
+                    match name {
+                        Some(name) => Some((name, context)),
+                        None => continue,
+                    }
+                }
+            };
+            if let (Some(user), Some(relation), Some(object)) = (user, relation, object) {
+                target.push(At {
+                    value: TupleDef {
+                        user,
+                        relation,
+                        object,
+                        condition,
+                    },
+                    location: self.location(item),
+                });
+            }
         }
-        Some(ActionDef { strategy, write })
     }
 
     // ---------------------------------------------------------------- rules

@@ -84,6 +84,8 @@ pub enum Code {
     Value,
     /// A feature the bundle uses that this build does not provide.
     Unsupported,
+    /// A relationship model, or a tuple that does not fit it.
+    Model,
 }
 
 impl Code {
@@ -108,6 +110,7 @@ impl Code {
             Code::Pattern => "pattern",
             Code::Value => "value",
             Code::Unsupported => "unsupported",
+            Code::Model => "model",
         }
     }
 }

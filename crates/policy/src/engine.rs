@@ -198,6 +198,7 @@ fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
     let (kind, verb) = split_action(action);
     ActionEntry {
         write: false,
+        relation: None,
         strategy: None,
         grants: snapshot
             .wildcard_grants
@@ -417,6 +418,13 @@ impl Evaluation<'_> {
             }
             grant = grant.or(outcome);
         }
+        // The relation the action maps to, when no other grant already holds (or to explain).
+        if let (Some(relation), Some(relations)) = (&action.relation, &snapshot.relations)
+            && (explain || grant != Tri::True)
+        {
+            let outcome = self.relation(relation, relations, &mut reasons);
+            grant = grant.or(outcome);
+        }
 
         // Strategies: the action's and the route's; only worth evaluating when they can decide.
         let mut strategy_ids: Vec<StrategyId> = action.strategy.into_iter().collect();
@@ -495,10 +503,58 @@ impl Evaluation<'_> {
             revision: Revision {
                 bundle: Arc::clone(&snapshot.revision),
                 data: snapshot.data_revision,
-                tuples: None,
+                tuples: snapshot.relations.as_ref().map(|r| r.revision()),
             },
             trace_id: request.trace_id.clone().unwrap_or_default(),
             explanation,
+        }
+    }
+
+    /// Whether the principal has `relation` on the resource in the relation index. A relation
+    /// that cannot be resolved (a condition missing a parameter, the depth limit) is an error
+    /// that denies, named in the decision.
+    fn relation(
+        &mut self,
+        relation: &Arc<str>,
+        relations: &crate::relations::Relations,
+        reasons: &mut Vec<Reason>,
+    ) -> Tri {
+        let request = self.view.request;
+        let user = portcullis_rebac::User::Object(portcullis_rebac::ObjectRef::new(
+            request.principal.kind.as_str(),
+            request.principal.id.as_str(),
+        ));
+        let mut check = portcullis_rebac::CheckRequest::new(
+            user,
+            &**relation,
+            crate::relations::resource_object(&request.resource),
+        );
+        if let Ok(Value::Object(context)) = serde_json::to_value(&request.context) {
+            check.context = context;
+        }
+        let answer = relations.read().check(&check);
+        match answer {
+            Ok(result) if result.allowed => {
+                reasons.push(Reason {
+                    kind: ReasonKind::Relation,
+                    id: Arc::clone(relation),
+                    path: result
+                        .path
+                        .iter()
+                        .map(|step| Arc::from(step.as_str()))
+                        .collect(),
+                });
+                Tri::True
+            }
+            Ok(_) => Tri::False,
+            Err(error) => {
+                self.errors.push(DecisionError {
+                    kind: ErrorKind::Relation,
+                    statement: Arc::clone(relation),
+                    message: error.to_string(),
+                });
+                Tri::Unknown
+            }
         }
     }
 

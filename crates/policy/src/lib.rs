@@ -41,6 +41,7 @@ mod engine;
 mod factors;
 mod load;
 pub mod model;
+mod relations;
 mod routes;
 mod runtime;
 pub mod testing;
@@ -54,6 +55,8 @@ pub use load::{
     LoadOptions, SourceFile, compile_files, is_bundle_dir, load_bundle, load_bundles,
     read_bundle_dir,
 };
+pub use portcullis_rebac as rebac;
+pub use relations::Relations;
 pub use routes::RouteMatch;
 pub use runtime::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
 pub use testing::{TestOutcome, TestRequest, all_passed, run_tests};

@@ -57,7 +57,7 @@ fn is_policy_file(path: &Path) -> bool {
         path.extension().and_then(|ext| ext.to_str()),
         Some("yaml" | "yml")
     );
-    yaml && !hidden
+    (yaml || crate::relations::is_model_file(path)) && !hidden
 }
 
 fn is_tenant_file(path: &Path) -> bool {
@@ -259,7 +259,12 @@ fn compile_on_this_thread(
             "the bundle has both tenant.yaml and tenant.yml; keep one",
         )),
     }
+    let mut model_files: Vec<&SourceFile> = Vec::new();
     for file in files {
+        if crate::relations::is_model_file(&file.path) {
+            model_files.push(file);
+            continue;
+        }
         let path: Arc<Path> = Arc::from(file.path.as_path());
         match parse(&file.text, &options.yaml) {
             Ok(root_node) => decode_file(
@@ -287,7 +292,7 @@ fn compile_on_this_thread(
             "tenant.yaml needs `tenant`",
         ));
     }
-    let snapshot = compile(bundle, &mut diagnostics);
+    let snapshot = compile(bundle, &model_files, &mut diagnostics);
     match snapshot {
         Some(snapshot) if diagnostics.is_empty() => Ok(snapshot),
         _ => Err(LoadError {

@@ -390,6 +390,8 @@ pub struct ActionDef {
     pub strategy: Option<At<String>>,
     /// Whether the action changes state (subject to the supply-chain forbid).
     pub write: bool,
+    /// The relation on the resource that grants the action (ReBAC).
+    pub relation: Option<At<String>>,
 }
 
 /// A permit or forbid rule.
@@ -479,6 +481,28 @@ pub struct Bundle {
     /// `tests`; not part of the revision.
     #[serde(skip)]
     pub tests: Vec<At<TestDef>>,
+    /// `model`: the file holding the relationship model (its content, not its name, is part
+    /// of the revision).
+    #[serde(skip)]
+    pub model: Option<At<String>>,
+    /// The model, in OpenFGA's JSON form, once the compiler has read the file (so that a
+    /// change of the model changes the revision).
+    pub model_json: Option<Value>,
+    /// `tuples`: relationship tuples shipped with the bundle.
+    pub tuples: Vec<At<TupleDef>>,
+}
+
+/// A relationship tuple written in a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TupleDef {
+    /// `type:id`, `type:*` or `type:id#relation`.
+    pub user: String,
+    /// The relation.
+    pub relation: String,
+    /// `type:id`.
+    pub object: String,
+    /// Condition name and stored context.
+    pub condition: Option<(String, serde_json::Map<String, Value>)>,
 }
 
 /// Serializing JSON values with object keys sorted at every level: the key order of

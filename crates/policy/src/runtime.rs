@@ -121,6 +121,7 @@ impl Snapshot {
             principals: Arc::new(principals),
             suspended: data.suspended,
             data_revision: Some(data.revision),
+            relations: self.relations.clone(),
         };
         (snapshot, notes)
     }

@@ -507,25 +507,99 @@ fn alias_bombs_and_oversized_files_are_refused() {
     );
 }
 
+const MODEL: &str =
+    "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user]\n";
+
 #[test]
-fn relationship_models_are_not_enabled_yet() {
-    let diagnostics =
-        problems("model: model.fga\nactions:\n  \"doc:read\": { relation: viewer }\n");
+fn relationship_problems_are_located() {
+    // A model file that is missing, and a relation the model does not define.
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        (
+            "policy.yaml",
+            "model: model.fga\nactions:\n  \"doc:read\": { relation: viewer }\n",
+        ),
+    ]);
     assert_one(
         &diagnostics,
         "policy.yaml",
         1,
-        1,
-        Code::Unsupported,
-        "relationship models are not enabled in this build",
+        8,
+        Code::UnknownReference,
+        "model file `model.fga` is not in the bundle",
     );
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        ("model.fga", MODEL),
+        (
+            "policy.yaml",
+            "model: model.fga\nactions:\n  \"doc:edit\": { relation: editor }\n  \"app:run\": { relation: viewer }\n",
+        ),
+    ]);
     assert_one(
         &diagnostics,
         "policy.yaml",
         3,
         27,
-        Code::Unsupported,
-        "relationship models are not enabled",
+        Code::UnknownReference,
+        "type `doc` does not define in the model",
+    );
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        4,
+        26,
+        Code::UnknownReference,
+        "type `app` does not define",
+    );
+    // Errors inside the model file carry its own line and column.
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        (
+            "model.fga",
+            "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [usr]\n",
+        ),
+        ("policy.yaml", "model: model.fga\n"),
+    ]);
+    let model_error = diagnostics
+        .iter()
+        .find(|d| d.code == Code::Model)
+        .unwrap_or_else(|| panic!("{diagnostics:#?}"));
+    assert_eq!(model_error.location.file.to_str(), Some("b/model.fga"));
+    assert_eq!(model_error.location.pos.map(|p| p.line), Some(6));
+    assert!(model_error.message.contains("usr"), "{model_error}");
+    // A relation without any model, tuples that do not fit, and an unreferenced model file.
+    let diagnostics = problems("actions:\n  \"doc:read\": { relation: viewer }\n");
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        2,
+        27,
+        Code::UnknownReference,
+        "the bundle has no relationship model",
+    );
+    let diagnostics = load(&[
+        ("tenant.yaml", TENANT),
+        ("model.fga", MODEL),
+        (
+            "policy.yaml",
+            "model: model.fga\ntuples:\n  - { user: \"doc:x\", relation: viewer, object: \"doc:1\" }\n  - { user: \"user:anne\", relation: owner, object: \"doc:1\" }\n  - { user: \"anne\", relation: viewer, object: \"doc:1\" }\n",
+        ),
+    ]);
+    for line in [3, 4, 5] {
+        assert!(
+            diagnostics
+                .iter()
+                .any(|d| d.code == Code::Model && d.location.pos.map(|p| p.line) == Some(line)),
+            "line {line}: {diagnostics:#?}"
+        );
+    }
+    let diagnostics = load(&[("tenant.yaml", TENANT), ("model.fga", MODEL)]);
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.message.contains("no `model:` names it")),
+        "{diagnostics:#?}"
     );
 }
 

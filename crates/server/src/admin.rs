@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, JsonBody};
+use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::identity::bearer;
 use crate::reload::{Source, UploadError, encrypt_attribute, refresh_tenant, reload_all};
 use crate::state::AppState;
@@ -38,7 +38,8 @@ const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// The admin router. Every matched route first authenticates the admin token (before any
 /// body is read); each handler then asks the `system` tenant whether that admin may act.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let grpc_state = Arc::clone(&state);
+    let router = Router::new()
         .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
         .route(
             "/admin/v1/tenants/{tenant}",
@@ -71,7 +72,32 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(list_assignments).post(assign_role).delete(revoke_role),
         )
         .route("/admin/v1/tenants/{tenant}/rotate-key", post(rotate_key))
+        .route(
+            "/admin/v1/tenants/{tenant}/tuples",
+            get(read_tuples).post(write_tuples),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/tuples/changes",
+            get(tuple_changes),
+        )
+        .route("/admin/v1/tenants/{tenant}/model", get(read_model))
         .route("/admin/v1/reload", post(reload))
+        .route(
+            "/admin/v1/tenants/{tenant}/audit",
+            get(crate::audit_api::query),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/audit/export",
+            get(crate::audit_api::export),
+        )
+        .route(
+            "/admin/v1/tenants/{tenant}/audit/verify",
+            get(crate::audit_api::verify),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            record_changes,
+        ))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
             authenticate,
@@ -79,19 +105,99 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(crate::not_found)
         .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-        .with_state(state)
+        .with_state(state);
+    crate::grpc::add_admin_services(router, &grpc_state)
 }
 
 /// The name of an authenticated admin token.
 #[derive(Debug, Clone)]
-struct Admin(String);
+pub(crate) struct Admin(pub(crate) String);
 
 async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut request: axum::extract::Request,
     next: Next,
 ) -> Response {
-    let found = match bearer(request.headers()) {
+    match admin_for(&state, request.headers()) {
+        Ok(admin) => {
+            request.extensions_mut().insert(admin);
+            next.run(request).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Records every administrative change — every call that is not a read, whatever its outcome —
+/// and every read of the audit trail, durably in the audit log before the response leaves. If
+/// the record cannot be written the caller is told so (500 `audit_failed`).
+async fn record_changes(
+    State(state): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let Some(audit) = &state.audit else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    let template = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_default();
+    let is_audit_read = template.contains("/audit");
+    if method == http::Method::GET && !is_audit_read {
+        return next.run(request).await;
+    }
+    let admin = request
+        .extensions()
+        .get::<Admin>()
+        .map(|a| a.0.clone())
+        .unwrap_or_default();
+    let path = request.uri().path().to_owned();
+    let query = request.uri().query().map(str::to_owned);
+    // The tenant the change is about: the path's, or the system tenant for node-wide calls.
+    let tenant = path
+        .strip_prefix("/admin/v1/tenants/")
+        .and_then(|rest| rest.split('/').next())
+        .filter(|t| TenantId::new(t).is_ok())
+        .unwrap_or(SYSTEM_TENANT)
+        .to_owned();
+    let action = format!("{method} {template}");
+    let response = next.run(request).await;
+    let status = response.status();
+    let mut details = Map::new();
+    details.insert("path".into(), Value::String(path));
+    if let Some(query) = query {
+        details.insert("query".into(), Value::String(query));
+    }
+    details.insert("status".into(), Value::from(status.as_u16()));
+    match audit
+        .change(
+            &tenant,
+            &admin,
+            &action,
+            &format!("tenant:{tenant}"),
+            status.is_success(),
+            details,
+        )
+        .await
+    {
+        Ok(_) => response,
+        Err(error) => {
+            tracing::error!(%error, %action, "an admin call could not be recorded in the audit log");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "audit_failed",
+                "the call could not be recorded in the audit log (if it changed something, the change was applied); the server log has the details",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The admin whose token the request carries.
+pub(crate) fn admin_for(state: &AppState, headers: &http::HeaderMap) -> Result<Admin, ApiError> {
+    let found = match bearer(headers) {
         Err(error) => Err(error),
         Ok(None) => Err(ApiError::unauthenticated(
             "missing_token",
@@ -112,18 +218,12 @@ async fn authenticate(
                 })
         }
     };
-    match found {
-        Ok(name) => {
-            request.extensions_mut().insert(Admin(name));
-            next.run(request).await
-        }
-        Err(error) => error.into_response(),
-    }
+    found.map(Admin)
 }
 
 /// Authorizes `action` on `tenant:<resource>` for an authenticated admin through the `system`
 /// tenant.
-fn authorize(
+pub(crate) fn authorize(
     state: &AppState,
     admin: &Admin,
     action: &str,
@@ -159,21 +259,28 @@ fn authorize(
     }
 }
 
-fn store_error(error: StoreError) -> ApiError {
+pub(crate) fn store_error(error: StoreError) -> ApiError {
     match error {
         StoreError::NotFound(message) => ApiError::not_found("not_found", message),
         StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
         StoreError::Invalid(message) => ApiError::bad_request("invalid_request", message),
-        StoreError::Unavailable(message) => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            message,
-        ),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store_error",
-            other.to_string(),
-        ),
+        StoreError::Unavailable(message) => {
+            tracing::warn!(%message, "admin call: the store is unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store is unavailable; nothing was changed, try again",
+            )
+        }
+        other => {
+            // The database's own words stay in the log.
+            tracing::error!(error = %other, "admin call: the store failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                "the store failed; nothing was changed (the server log has the details)",
+            )
+        }
     }
 }
 
@@ -260,7 +367,7 @@ async fn create_tenant(
 
 async fn read_tenant(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -304,8 +411,8 @@ struct Confirm {
 
 async fn delete_tenant(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    Query(query): Query<Confirm>,
+    PathParams(tenant): PathParams<String>,
+    QueryParams(query): QueryParams<Confirm>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -316,22 +423,36 @@ async fn delete_tenant(
             format!("deleting a tenant removes all its data; repeat its id as ?confirm={tenant}"),
         ));
     }
-    if let Some(Source::Folder(folder)) = state
+    let source = state
         .loaded
         .lock()
         .await
         .bases
         .get(&tenant)
-        .map(|b| b.source.clone())
-    {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "managed_by_files",
-            format!(
-                "tenant `{tenant}` is defined by the bundle folder {}; remove the folder instead",
-                folder.display()
-            ),
-        ));
+        .map(|b| b.source.clone());
+    match source {
+        Some(Source::Folder(folder)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "managed_by_files",
+                format!(
+                    "tenant `{tenant}` is defined by the bundle folder {}; remove the folder \
+                     instead",
+                    folder.display()
+                ),
+            ));
+        }
+        Some(Source::Embedded) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "managed_by_files",
+                format!(
+                    "tenant `{tenant}` is one of the demo bundles built into the server; run \
+                     the server on a bundle folder or the store to manage tenants"
+                ),
+            ));
+        }
+        _ => {}
     }
     state
         .store
@@ -389,7 +510,7 @@ async fn set_status(
 
 async fn suspend_tenant(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     set_status(&state, &admin, &tenant, TenantStatus::Suspended).await
@@ -397,7 +518,7 @@ async fn suspend_tenant(
 
 async fn resume_tenant(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     set_status(&state, &admin, &tenant, TenantStatus::Active).await
@@ -418,7 +539,9 @@ fn valid_file_name(name: &str) -> bool {
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
     stem_ok
         && !name.starts_with('.')
-        && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && [".yaml", ".yml", ".fga", ".json"]
+            .iter()
+            .any(|extension| name.ends_with(extension))
         && name.len() <= 128
 }
 
@@ -459,10 +582,14 @@ fn upload_error(tenant: &TenantId, error: UploadError) -> Response {
         )
         .into_response(),
         UploadError::Store(error) => store_error(error).into_response(),
-        UploadError::Write(message) => ApiError::new(
+        UploadError::Write { version, message } => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "write_failed",
-            format!("the bundle could not be written, nothing was changed: {message}"),
+            format!(
+                "the bundle was recorded as version {version} in the history, but its folder \
+                 could not be written ({message}); tenant `{tenant}` still decides on its \
+                 previous bundle"
+            ),
         )
         .into_response(),
     }
@@ -470,7 +597,7 @@ fn upload_error(tenant: &TenantId, error: UploadError) -> Response {
 
 async fn upload_bundle(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
     JsonBody(upload): JsonBody<Upload>,
 ) -> Result<Response, ApiError> {
@@ -498,7 +625,7 @@ async fn upload_bundle(
             return Err(ApiError::bad_request(
                 "invalid_file_name",
                 format!(
-                    "`{name}` is not a policy file name (letters, digits, '.', '_', '-', ending in .yaml or .yml)"
+                    "`{name}` is not a policy file name (letters, digits, '.', '_', '-', ending in .yaml or .yml, or .fga or .json for a relationship model)"
                 ),
             ));
         }
@@ -523,7 +650,7 @@ async fn upload_bundle(
 
 async fn bundle_history(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -540,7 +667,7 @@ async fn bundle_history(
 
 async fn read_bundle(
     State(state): State<Arc<AppState>>,
-    Path((tenant, version)): Path<(String, i64)>,
+    PathParams((tenant, version)): PathParams<(String, i64)>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -565,7 +692,7 @@ async fn read_bundle(
 
 async fn activate_bundle(
     State(state): State<Arc<AppState>>,
-    Path((tenant, version)): Path<(String, i64)>,
+    PathParams((tenant, version)): PathParams<(String, i64)>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -633,8 +760,8 @@ struct Page {
 
 async fn list_principals(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    Query(page): Query<Page>,
+    PathParams(tenant): PathParams<String>,
+    QueryParams(page): QueryParams<Page>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -664,7 +791,7 @@ async fn list_principals(
 
 async fn read_principal(
     State(state): State<Arc<AppState>>,
-    Path((tenant, principal)): Path<(String, String)>,
+    PathParams((tenant, principal)): PathParams<(String, String)>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -712,7 +839,7 @@ struct PrincipalBody {
 
 async fn write_principal(
     State(state): State<Arc<AppState>>,
-    Path((tenant, principal)): Path<(String, String)>,
+    PathParams((tenant, principal)): PathParams<(String, String)>,
     Extension(admin): Extension<Admin>,
     JsonBody(body): JsonBody<PrincipalBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -746,7 +873,7 @@ async fn write_principal(
 
 async fn delete_principal(
     State(state): State<Arc<AppState>>,
-    Path((tenant, principal)): Path<(String, String)>,
+    PathParams((tenant, principal)): PathParams<(String, String)>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -786,8 +913,8 @@ struct AssignmentFilter {
 
 async fn list_assignments(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
-    Query(filter): Query<AssignmentFilter>,
+    PathParams(tenant): PathParams<String>,
+    QueryParams(filter): QueryParams<AssignmentFilter>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -847,7 +974,7 @@ async fn check_assignment(
 
 async fn assign_role(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
     JsonBody(body): JsonBody<AssignmentBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -870,7 +997,7 @@ async fn assign_role(
 
 async fn revoke_role(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
     JsonBody(body): JsonBody<AssignmentBody>,
 ) -> Result<Json<Value>, ApiError> {
@@ -897,7 +1024,7 @@ async fn revoke_role(
 
 async fn rotate_key(
     State(state): State<Arc<AppState>>,
-    Path(tenant): Path<String>,
+    PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
@@ -971,4 +1098,103 @@ async fn reload(
     authorize(&state, &admin, "admin:reload", "*")?;
     let report = reload_all(&state, "admin").await;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
+}
+
+// ------------------------------------------------------------------ relationship tuples
+
+async fn write_tuples(
+    State(state): State<Arc<AppState>>,
+    PathParams(tenant): PathParams<String>,
+    Extension(admin): Extension<Admin>,
+    JsonBody(body): JsonBody<crate::rebac::WriteBody>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:tuples.write", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let revision = crate::rebac::write_tuples(&state, &tenant, &body).await?;
+    Ok(Json(json!({
+        "tenant": tenant,
+        "written": body.writes.len(),
+        "deleted": body.deletes.len(),
+        "revision": revision.to_string(),
+    })))
+}
+
+async fn read_tuples(
+    State(state): State<Arc<AppState>>,
+    PathParams(tenant): PathParams<String>,
+    Extension(admin): Extension<Admin>,
+    QueryParams(query): QueryParams<crate::rebac::ReadQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let page_size = query.page_size.unwrap_or(100);
+    if !(1..=1000).contains(&page_size) {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            "page_size must be 1 to 1000",
+        ));
+    }
+    let page = state
+        .store
+        .tenant(&tenant)
+        .read_tuples(&query.filter(), query.continuation.as_deref(), page_size)
+        .await
+        .map_err(store_error)?;
+    Ok(Json(
+        json!({ "tuples": page.tuples, "continuation": page.continuation }),
+    ))
+}
+
+async fn tuple_changes(
+    State(state): State<Arc<AppState>>,
+    PathParams(tenant): PathParams<String>,
+    Extension(admin): Extension<Admin>,
+    QueryParams(query): QueryParams<crate::rebac::ChangesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    existing_tenant(&state, &tenant).await?;
+    let page_size = query.page_size.unwrap_or(100);
+    if !(1..=1000).contains(&page_size) {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            "page_size must be 1 to 1000",
+        ));
+    }
+    let since = query.since.unwrap_or(0);
+    let changes = state
+        .store
+        .tenant(&tenant)
+        .tuple_changes(since, page_size)
+        .await
+        .map_err(store_error)?;
+    let next = changes.last().map_or(since, |change| change.revision);
+    Ok(Json(json!({ "changes": changes, "next_since": next })))
+}
+
+async fn read_model(
+    State(state): State<Arc<AppState>>,
+    PathParams(tenant): PathParams<String>,
+    Extension(admin): Extension<Admin>,
+) -> Result<Json<Value>, ApiError> {
+    let tenant = path_tenant(&tenant)?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    let policies = state.policies();
+    let snapshot = policies.get(&tenant).ok_or_else(|| {
+        ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` is not loaded"))
+    })?;
+    let model = snapshot.model().ok_or_else(|| {
+        ApiError::not_found(
+            "no_model",
+            format!("tenant `{tenant}` has no relationship model"),
+        )
+    })?;
+    Ok(Json(json!({
+        "tenant": tenant,
+        "bundle_revision": snapshot.revision().to_string(),
+        "authorization_model": model.to_json(),
+        "dsl": model.to_dsl(),
+    })))
 }

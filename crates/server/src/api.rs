@@ -30,6 +30,13 @@ pub fn header_tenant(headers: &HeaderMap) -> Result<Option<TenantId>, ApiError> 
         .map_err(|error| ApiError::bad_request("invalid_tenant", error.to_string()))
 }
 
+/// The caller's `User-Agent`, for the audit trail.
+pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+}
+
 /// The host a request was addressed to.
 pub fn request_host(headers: &HeaderMap) -> Option<&str> {
     headers
@@ -102,9 +109,10 @@ pub async fn check(
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     reconcile_tenant(&headers, &request)?;
-    let _admitted = state.admit(&request.tenant)?;
     authenticate(&state, &headers, &mut request)?;
-    Ok(Json(state.decide(request, "http")))
+    let _admitted = state.admit(&request.tenant)?;
+    let agent = user_agent(&headers);
+    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
 }
 
 /// `POST /v1/explain`: a check whose decision always carries the explanation.
@@ -114,10 +122,11 @@ pub async fn explain(
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     reconcile_tenant(&headers, &request)?;
-    let _admitted = state.admit(&request.tenant)?;
     authenticate(&state, &headers, &mut request)?;
+    let _admitted = state.admit(&request.tenant)?;
     request.explain = true;
-    Ok(Json(state.decide(request, "http")))
+    let agent = user_agent(&headers);
+    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
 }
 
 /// Body of `POST /v1/check/batch`.
@@ -159,6 +168,10 @@ pub async fn check_batch(
     }
     let mut decisions = Vec::with_capacity(batch.requests.len());
     let mut requests = batch.requests;
+    for request in &mut requests {
+        reconcile_tenant(&headers, request)?;
+        authenticate(&state, &headers, request)?;
+    }
     // One admission per tenant named in the batch.
     let mut admitted = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
@@ -167,12 +180,8 @@ pub async fn check_batch(
             admitted.push(state.admit(&request.tenant)?);
         }
     }
-    for request in &mut requests {
-        reconcile_tenant(&headers, request)?;
-        authenticate(&state, &headers, request)?;
-    }
-    for request in requests {
-        decisions.push(state.decide(request, "http"));
+    for mut request in requests {
+        decisions.push(state.decide_from(&mut request, "http", None, user_agent(&headers)));
     }
     Ok(Json(BatchResponse { decisions }))
 }
@@ -368,6 +377,7 @@ fn zen_decide(
 ) -> Result<ZenDecision, ApiError> {
     let mut request = to_request(tenant, evaluation)?;
     authenticate(state, headers, &mut request)?;
+    let _admitted = state.admit(tenant)?;
     Ok(zen_decision(&state.decide(request, "authzen")))
 }
 
@@ -378,7 +388,6 @@ pub async fn evaluation(
     JsonBody(evaluation): JsonBody<Evaluation>,
 ) -> Result<Json<ZenDecision>, ApiError> {
     let tenant = zen_tenant(&headers)?;
-    let _admitted = state.admit(&tenant)?;
     Ok(Json(zen_decide(&state, &headers, &tenant, evaluation)?))
 }
 
@@ -389,7 +398,6 @@ pub async fn evaluations(
     JsonBody(batch): JsonBody<Evaluations>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = zen_tenant(&headers)?;
-    let _admitted = state.admit(&tenant)?;
     #[derive(PartialEq)]
     enum Semantic {
         All,

@@ -58,6 +58,8 @@ struct RawConfig {
     tls: Option<RawTls>,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    audit: crate::audit::RawAudit,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -213,6 +215,8 @@ pub struct Config {
     pub tls: Option<TlsConfig>,
     /// Logging.
     pub log: LogConfig,
+    /// The audit trail (`None` when `audit.enabled = false`).
+    pub audit: Option<crate::audit::AuditSettings>,
 }
 
 /// Where the store lives.
@@ -730,6 +734,10 @@ impl Config {
                 return Err(error("encryption", "give keys_file or keys_env, not both"));
             }
         };
+        let audit = raw
+            .audit
+            .settings(&data_dir, &resolve, env)
+            .map_err(|(key, message)| error(&key, message))?;
         let default_quota = portcullis_tenant::quota::QuotaConfig::new(
             raw.quota.requests_per_second,
             raw.quota.burst,
@@ -767,6 +775,7 @@ impl Config {
             identity,
             tls,
             log,
+            audit,
         })
     }
 

@@ -26,6 +26,7 @@ pub const FILES: &[(&str, &str, &str)] = &[
     demo_file!("acme", "actions.yaml"),
     demo_file!("acme", "calendar-2026.yaml"),
     demo_file!("acme", "factors.yaml"),
+    demo_file!("acme", "model.fga"),
     demo_file!("acme", "principals.yaml"),
     demo_file!("acme", "roles.yaml"),
     demo_file!("acme", "routes.yaml"),
@@ -35,6 +36,7 @@ pub const FILES: &[(&str, &str, &str)] = &[
     demo_file!("acme", "tests-inventory.yaml"),
     demo_file!("acme", "tests-ops-read.yaml"),
     demo_file!("acme", "tests-release.yaml"),
+    demo_file!("acme", "tuples.yaml"),
     demo_file!("system", "admin.yaml"),
     demo_file!("system", "tenant.yaml"),
 ];
@@ -67,7 +69,7 @@ mod tests {
         for tenant in std::fs::read_dir(&root).unwrap().flatten() {
             for file in std::fs::read_dir(tenant.path()).unwrap().flatten() {
                 let name = file.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".yaml") {
+                if name.ends_with(".yaml") || name.ends_with(".fga") {
                     on_disk.push((tenant.file_name().to_string_lossy().into_owned(), name));
                 }
             }

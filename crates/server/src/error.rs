@@ -147,3 +147,53 @@ where
         Ok(JsonBody(value))
     }
 }
+
+/// Query parameters whose rejections are [`ApiError`]s (`invalid_query`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_query",
+                format!("the query string is not valid: {}", inner(&rejection)),
+            )),
+        }
+    }
+}
+
+/// Path parameters whose rejections are [`ApiError`]s (`invalid_path`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PathParams<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for PathParams<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(PathParams(value)),
+            Err(rejection) => Err(ApiError::bad_request(
+                "invalid_path",
+                format!("the path is not valid: {}", inner(&rejection)),
+            )),
+        }
+    }
+}

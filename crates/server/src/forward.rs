@@ -6,7 +6,8 @@
 //! headers only when the TCP peer is a trusted proxy, takes a client certificate only from a
 //! trusted proxy's verified headers (or our own mTLS listener), binds the bearer identity to
 //! the tenant and host, and answers 2xx (allow, with identity headers for the upstream),
-//! 401 (no or invalid identity) or 403 (deny). It never redirects.
+//! 401 (no or invalid identity), 403 (deny), 400 (the proxy sent something unusable) or 429
+//! (the tenant is over its quota). It never redirects.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -500,9 +501,8 @@ pub fn decide_forwarded(
                 })?
         }
     };
-    let _admitted = state.admit(&tenant)?;
     // The identity comes first, so that callers without one learn nothing about which tenants
-    // exist.
+    // exist (and cannot use up a tenant's quota).
     let token = forwarded
         .token
         .as_deref()
@@ -516,6 +516,7 @@ pub fn decide_forwarded(
         });
     };
     let principal = identity.bind(&tenant, Some(snapshot), HostBinding::Original(host))?;
+    let _admitted = state.admit(&tenant)?;
 
     // The route.
     let Some(route) = snapshot.match_route(&forwarded.method, &path) else {

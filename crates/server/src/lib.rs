@@ -11,6 +11,8 @@
 
 pub mod admin;
 pub mod api;
+pub mod audit;
+pub mod audit_api;
 pub mod config;
 pub mod demo;
 pub mod error;
@@ -18,6 +20,8 @@ pub mod forward;
 pub mod grpc;
 pub mod identity;
 pub mod metrics;
+pub mod rebac;
+pub mod relations;
 pub mod reload;
 pub mod serve;
 pub mod state;
@@ -44,6 +48,11 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/check", post(api::check))
         .route("/v1/check/batch", post(api::check_batch))
         .route("/v1/explain", post(api::explain))
+        .route("/v1/relations/check", post(rebac::check))
+        .route("/v1/relations/check/batch", post(rebac::check_batch))
+        .route("/v1/relations/list-objects", post(rebac::list_objects))
+        .route("/v1/relations/list-users", post(rebac::list_users))
+        .route("/v1/relations/expand", post(rebac::expand))
         .route("/access/v1/evaluation", post(api::evaluation))
         .route("/access/v1/evaluations", post(api::evaluations))
         .route(
@@ -97,6 +106,10 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    if let Some(audit) = &state.audit {
+        let (buffered, capacity) = audit.buffer();
+        state.metrics.audit_buffer(buffered, capacity);
+    }
     (
         [(
             header::CONTENT_TYPE,

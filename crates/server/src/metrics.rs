@@ -45,6 +45,8 @@ pub struct Metrics {
     latency: Family<EdgeLabels, Histogram>,
     reloads: Family<ReloadLabels, Counter>,
     tenants: Gauge,
+    audit_buffered: Gauge,
+    audit_capacity: Gauge,
     last_reload_failures: AtomicU64,
 }
 
@@ -81,12 +83,26 @@ impl Metrics {
             reloads.clone(),
         );
         registry.register("tenants", "Tenants with a loaded bundle", tenants.clone());
+        let audit_buffered = Gauge::default();
+        let audit_capacity = Gauge::default();
+        registry.register(
+            "audit_buffered_records",
+            "Decision records waiting in the audit buffer for the next group commit",
+            audit_buffered.clone(),
+        );
+        registry.register(
+            "audit_buffer_capacity_records",
+            "Capacity of the audit buffer; when full, the tenant's policy blocks or denies",
+            audit_capacity.clone(),
+        );
         Metrics {
             registry,
             decisions,
             latency,
             reloads,
             tenants,
+            audit_buffered,
+            audit_capacity,
             last_reload_failures: AtomicU64::new(0),
         }
     }
@@ -122,6 +138,14 @@ impl Metrics {
     /// Bundles that failed in the last reload.
     pub fn last_reload_failures(&self) -> u64 {
         self.last_reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// Records the audit buffer's level and capacity (read at each scrape).
+    pub fn audit_buffer(&self, buffered: usize, capacity: usize) {
+        self.audit_buffered
+            .set(i64::try_from(buffered).unwrap_or(i64::MAX));
+        self.audit_capacity
+            .set(i64::try_from(capacity).unwrap_or(i64::MAX));
     }
 
     /// The text exposition format.

@@ -91,6 +91,8 @@ pub struct Loaded {
     pub bases: BTreeMap<TenantId, Base>,
     /// The data revision each published snapshot was built on.
     pub data_revisions: BTreeMap<TenantId, i64>,
+    /// The relation index of each tenant whose bundle has a model.
+    pub relations: BTreeMap<TenantId, crate::relations::TenantIndex>,
 }
 
 /// Every bundle folder under the configured folders: each configured folder is a bundle or a
@@ -358,8 +360,24 @@ async fn load_from_store(
     }
 }
 
-/// Builds the snapshot decisions use from a base and the store's run-time data.
-async fn overlay(state: &AppState, base: &Base) -> (Arc<Snapshot>, Option<i64>) {
+/// Builds the snapshot decisions use from a base, the store's run-time data and the tenant's
+/// relation index.
+async fn overlay(
+    state: &AppState,
+    indexes: &mut BTreeMap<TenantId, crate::relations::TenantIndex>,
+    base: &Base,
+) -> (Arc<Snapshot>, Option<i64>) {
+    let (snapshot, revision) = overlay_runtime(state, base).await;
+    if snapshot.model().is_none() {
+        indexes.remove(snapshot.tenant());
+        return (snapshot, revision);
+    }
+    let snapshot = crate::relations::attach(state, indexes, snapshot, revision).await;
+    (snapshot, revision)
+}
+
+/// The base with the store's run-time data laid over it.
+async fn overlay_runtime(state: &AppState, base: &Base) -> (Arc<Snapshot>, Option<i64>) {
     let tenant = base.snapshot.tenant();
     let runtime = match state.store.tenant(tenant).runtime().await {
         Ok(runtime) => runtime,
@@ -450,8 +468,12 @@ fn decrypt_attribute(
 async fn publish_all(state: &AppState, loaded: &mut Loaded) {
     let mut set = PolicySet::new();
     let mut revisions = BTreeMap::new();
-    for (tenant, base) in &loaded.bases {
-        let (snapshot, revision) = overlay(state, base).await;
+    let Loaded {
+        bases, relations, ..
+    } = &mut *loaded;
+    relations.retain(|tenant, _| bases.contains_key(tenant));
+    for (tenant, base) in bases.iter() {
+        let (snapshot, revision) = overlay(state, relations, base).await;
         if let Some(revision) = revision {
             revisions.insert(tenant.clone(), revision);
         }
@@ -484,7 +506,7 @@ pub async fn refresh_tenant(state: &AppState, tenant: &TenantId) {
     let mut set = (*state.policies()).clone();
     match base {
         Some(base) => {
-            let (snapshot, revision) = overlay(state, &base).await;
+            let (snapshot, revision) = overlay(state, &mut loaded.relations, &base).await;
             match revision {
                 Some(revision) => {
                     loaded.data_revisions.insert(tenant.clone(), revision);
@@ -500,6 +522,7 @@ pub async fn refresh_tenant(state: &AppState, tenant: &TenantId) {
             set.remove(tenant);
             loaded.bases.remove(tenant);
             loaded.data_revisions.remove(tenant);
+            loaded.relations.remove(tenant);
         }
     }
     state.publish(set);
@@ -576,8 +599,14 @@ pub enum UploadError {
     NoVersion(i64),
     /// The store refused.
     Store(StoreError),
-    /// Writing a bundle folder failed; nothing was changed.
-    Write(String),
+    /// The bundle was recorded in the store's history as `version`, but writing the tenant's
+    /// bundle folder failed: the tenant keeps deciding on its previous bundle.
+    Write {
+        /// The history version the bundle was recorded as.
+        version: i64,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// Validates an uploaded bundle, records it in the store's history and makes it the tenant's
@@ -621,7 +650,10 @@ pub async fn install_upload(
             Some(folder) => {
                 write_folder_in_background(folder.clone(), by_name)
                     .await
-                    .map_err(UploadError::Write)?;
+                    .map_err(|message| UploadError::Write {
+                        version: version.version,
+                        message,
+                    })?;
                 Source::Folder(folder)
             }
             None => Source::Store(version.version),
@@ -678,6 +710,15 @@ pub async fn rollback(
     if folder_managed {
         // Rewrite the folder (recording the rollback as a new version in the history).
         return install_upload(state, tenant, files, by).await;
+    }
+    // The version compiled when it was uploaded; it must still compile (and still name this
+    // tenant) under this build before it is made active, or the tenant would be left on a
+    // bundle no node can load.
+    let snapshot = compile_in_background(PathBuf::from(tenant.as_str()), files)
+        .await
+        .map_err(UploadError::Invalid)?;
+    if snapshot.tenant() != tenant {
+        return Err(UploadError::TenantMismatch(snapshot.tenant().to_string()));
     }
     state
         .store

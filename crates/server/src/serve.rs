@@ -48,6 +48,16 @@ impl RunningServer {
         for task in self.tasks {
             let _ = task.await;
         }
+        if self.state.audit.is_some() {
+            let state = Arc::clone(&self.state);
+            let sealed = tokio::task::spawn_blocking(move || {
+                state.audit.as_ref().map(crate::audit::Auditor::shutdown)
+            })
+            .await;
+            if let Ok(Some(Err(error))) = sealed {
+                tracing::error!(%error, "could not seal the audit log");
+            }
+        }
         self.state.store.close().await;
     }
 }

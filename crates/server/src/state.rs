@@ -38,6 +38,8 @@ pub struct AppState {
     pub keyring: KeyRing,
     /// Per-tenant limits on decisions.
     pub quotas: Quotas,
+    /// The audit trail, unless switched off.
+    pub audit: Option<crate::audit::Auditor>,
     /// Bases, sources and data revisions; the lock serializes reloads and refreshes.
     pub loaded: tokio::sync::Mutex<Loaded>,
     clock: Clock,
@@ -78,6 +80,12 @@ impl AppState {
             .map_err(|e| format!("store: {e}"))?;
         let keyring = load_keyring(&config)?;
         let quotas = Quotas::new(config.default_quota);
+        let audit = match &config.audit {
+            Some(settings) => {
+                Some(crate::audit::Auditor::open(settings).map_err(|e| format!("audit: {e}"))?)
+            }
+            None => None,
+        };
         let mut seed = [0u8; 8];
         // Without randomness the ids are still unique within this process.
         let _ = getrandom::fill(&mut seed);
@@ -89,6 +97,7 @@ impl AppState {
             store,
             keyring,
             quotas,
+            audit,
             loaded: tokio::sync::Mutex::new(Loaded::default()),
             clock: clock.unwrap_or_else(|| Arc::new(jiff::Timestamp::now)),
             high_risk: AtomicBool::new(false),
@@ -99,9 +108,19 @@ impl AppState {
     }
 
     /// Admits one request of `tenant` under its quota; the permit is held until the request
-    /// is answered.
-    pub fn admit(&self, tenant: &portcullis_core::TenantId) -> Result<QuotaPermit, ApiError> {
-        self.quotas.acquire(tenant).map_err(|refusal| {
+    /// is answered. Call it after the caller's identity is established, so that anonymous
+    /// callers cannot use up a tenant's quota.
+    ///
+    /// Only loaded tenants are counted: a request for any other tenant is denied anyway, and
+    /// keeping quota state for every id a caller can invent would grow without bound.
+    pub fn admit(
+        &self,
+        tenant: &portcullis_core::TenantId,
+    ) -> Result<Option<QuotaPermit>, ApiError> {
+        if self.policies.load().get(tenant).is_none() {
+            return Ok(None);
+        }
+        self.quotas.acquire(tenant).map(Some).map_err(|refusal| {
             let limit = match refusal.limit() {
                 portcullis_tenant::quota::QuotaLimit::Rate => "requests per second",
                 portcullis_tenant::quota::QuotaLimit::Concurrency => "concurrent requests",
@@ -183,6 +202,19 @@ impl AppState {
         edge: &'static str,
         strategy: Option<&str>,
     ) -> Decision {
+        self.decide_from(request, edge, strategy, None)
+    }
+
+    /// Like [`AppState::decide_with`], naming the caller's user agent for the audit trail. The
+    /// decision is recorded before it is returned; a decision whose record the audit log cannot
+    /// accept is denied.
+    pub fn decide_from(
+        &self,
+        request: &mut Request,
+        edge: &'static str,
+        strategy: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Decision {
         let policies = self.policies();
         self.prepare(&policies, request);
         let started = Instant::now();
@@ -198,6 +230,20 @@ impl AppState {
         } else {
             "unknown"
         };
+        let mut decision = decision;
+        if let Some(audit) = &self.audit
+            && let Err(error) = audit.decision(request, &decision, edge, user_agent)
+        {
+            tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
+            decision.decision = portcullis_core::Effect::Deny;
+            decision.cause = portcullis_core::Cause::Error;
+            decision.reasons.clear();
+            decision.errors.push(portcullis_core::DecisionError {
+                kind: portcullis_core::ErrorKind::Audit,
+                statement: std::sync::Arc::from("audit"),
+                message: format!("the decision could not be recorded: {error}"),
+            });
+        }
         self.metrics
             .decision(label, decision.is_allowed(), edge, started.elapsed());
         decision
@@ -249,7 +295,7 @@ fn load_keyring(config: &Config) -> Result<KeyRing, String> {
 }
 
 #[cfg(unix)]
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
@@ -261,6 +307,6 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 }
 
 #[cfg(not(unix))]
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
 }

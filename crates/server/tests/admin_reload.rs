@@ -223,7 +223,7 @@ async fn uploads_validate_then_swap_and_failures_change_nothing() {
     let mut renamed = acme_files(&bundles);
     renamed.insert(
         "tenant.yaml".into(),
-        "tenant: globex\ntimezone: UTC\n".into(),
+        "tenant: globex\ntimezone: UTC\nmodel: model.fga\n".into(),
     );
     let (status, answer) = upload(&admin, ADMIN_TOKEN, "acme", &renamed).await;
     assert_eq!(

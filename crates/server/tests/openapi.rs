@@ -973,9 +973,32 @@ fn quota_codes() -> [&'static str; 2] {
     [every(QuotaLimit::Rate), every(QuotaLimit::Concurrency)]
 }
 
+/// The tokens of the body of `fn name` in a file (between its braces), if the file defines it.
+fn function_body<'t>(tokens: &'t [Token], name: &str) -> Option<&'t [Token]> {
+    let start = tokens
+        .windows(2)
+        .position(|w| ident(w.first(), "fn") && ident(w.get(1), name))?;
+    let open = start + tokens[start..].iter().position(|t| punct(Some(t), '{'))?;
+    let mut depth = 0;
+    for (k, token) in tokens[open..].iter().enumerate() {
+        match token {
+            Token::Punct('{') => depth += 1,
+            Token::Punct('}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(&tokens[open + 1..open + k]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Every error code the server's source can answer: the code arguments of `ApiError::...(...)`
 /// calls (an `if` or `match` argument gives every code-like literal of its branches),
-/// following a variable to its `let` or to the closure parameter it is (and then to the
+/// following a variable to its `let` (and, when it is bound to a call of a function of the
+/// same file, to that function's body) or to the closure parameter it is (and then to the
 /// closure's calls) or to a quota refusal's `.limit().code()`, and `"code": "..."` in
 /// hand-built error bodies.
 fn error_codes_in_source() -> BTreeSet<String> {
@@ -1055,6 +1078,14 @@ fn error_codes_in_source() -> BTreeSet<String> {
                         })
                         .map_or(tokens.len(), |end| i + end);
                     literal_codes(&tokens[i..end], &mut codes);
+                    // `let code = code_of(&error);`: every code-like literal of the body of
+                    // the function `code_of` of the same file too.
+                    if let Some(Token::Ident(function)) = tokens.get(i + 3)
+                        && punct(tokens.get(i + 4), '(')
+                        && let Some(body) = function_body(&tokens, function)
+                    {
+                        literal_codes(body, &mut codes);
+                    }
                 } else if punct(tokens.get(i + 3), '|') {
                     // `let name = |code: &str, ...| ApiError::...(code, ...)`: the literal
                     // at the parameter's position in every call of `name`.

@@ -178,7 +178,7 @@ async fn a_flooding_tenant_does_not_slow_the_others() {
         }
         let content = std::fs::read_to_string(file.path()).unwrap();
         let content = if name == "tenant.yaml" {
-            "tenant: globex\ntimezone: Asia/Shanghai\n".to_owned()
+            "tenant: globex\ntimezone: Asia/Shanghai\nmodel: model.fga\n".to_owned()
         } else {
             content
         };

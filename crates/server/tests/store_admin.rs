@@ -281,6 +281,41 @@ async fn bad_input_gets_clear_4xx() {
             404,
             "unknown_version",
         ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/tenants/acme/bundles/latest",
+            None,
+            400,
+            "invalid_path",
+        ),
+        (
+            reqwest::Method::POST,
+            "/admin/v1/tenants/acme/bundles/1x/activate",
+            None,
+            400,
+            "invalid_path",
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/tenants/acme/principals?limit=many",
+            None,
+            400,
+            "invalid_query",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/admin/v1/tenants/acme?confirm=acme&force=1",
+            None,
+            400,
+            "invalid_query",
+        ),
+        (
+            reqwest::Method::GET,
+            "/admin/v1/tenants/acme/principals/%FF",
+            None,
+            400,
+            "invalid_path",
+        ),
     ];
     for (method, path, body, status, code) in cases {
         let (got, answer) = api.call(method.clone(), path, body.clone()).await;
@@ -385,7 +420,9 @@ async fn sensitive_attributes_are_encrypted_at_rest_and_keys_rotate() {
     // The plaintext never reaches the database files.
     let mut stored = Vec::new();
     for file in std::fs::read_dir(&data).unwrap().flatten() {
-        stored.extend(std::fs::read(file.path()).unwrap());
+        if file.path().is_file() {
+            stored.extend(std::fs::read(file.path()).unwrap());
+        }
     }
     let haystack = String::from_utf8_lossy(&stored);
     assert!(
@@ -447,4 +484,141 @@ async fn sensitive_attributes_are_encrypted_at_rest_and_keys_rotate() {
         "an unreadable attribute is absent: {denied}"
     );
     server4.stop().await;
+}
+
+/// A bundle for `globex` whose viewers may do `actions`.
+fn globex_bundle(actions: &[&str]) -> Value {
+    json!({
+        "files": {
+            "tenant.yaml": "tenant: globex\ntimezone: UTC\n",
+            "roles.yaml": format!(
+                "roles:\n  viewer:\n    permissions: {}\nprincipals:\n  ann: {{ roles: [viewer] }}\n",
+                serde_json::to_string(actions).unwrap()
+            ),
+        }
+    })
+}
+
+#[tokio::test]
+async fn store_tenants_roll_back_only_to_bundles_that_still_compile() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let data = dir.path().join("data");
+    let server = server(&bundles, &data, "").await;
+    let api = Api::of(&server);
+    let write = || async {
+        client()
+            .post(format!("{}/v1/check", api.public))
+            .json(&json!({
+                "tenant": "globex",
+                "principal": { "id": "ann" },
+                "action": "doc:write",
+                "resource": { "type": "doc", "id": "d1" },
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["decision"]
+            .clone()
+    };
+    for actions in [vec!["doc:read"], vec!["doc:read", "doc:write"]] {
+        let (status, answer) = api
+            .call(
+                reqwest::Method::PUT,
+                "/admin/v1/tenants/globex/bundle",
+                Some(globex_bundle(&actions)),
+            )
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(write().await, "allow", "version 2 grants doc:write");
+
+    // A version that does not compile reaches the history behind the service's back (as an
+    // older server, or a hand-edited database, could leave it).
+    let store = portcullis_store::Store::open(&portcullis_store::StoreConfig {
+        url: format!("sqlite://{}", data.join("portcullis.db").display()),
+        migrate_url: None,
+        shards: Default::default(),
+        max_connections: 1,
+    })
+    .await
+    .unwrap();
+    let tenant = portcullis_core::TenantId::new("globex").unwrap();
+    let broken = std::collections::BTreeMap::from([
+        ("tenant.yaml".to_owned(), "tenant: globex\n".to_owned()),
+        ("roles.yaml".to_owned(), "roles:\n  viewer: [\n".to_owned()),
+    ]);
+    let stored = store
+        .tenant(&tenant)
+        .put_bundle(&broken, "sha256:broken", "test")
+        .await
+        .unwrap();
+    assert_eq!(stored.version, 3);
+    // Make version 2 the active one again, as it was before the hand edit.
+    store.tenant(&tenant).activate_bundle(2).await.unwrap();
+    store.close().await;
+
+    let (status, answer) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/globex/bundles/3/activate",
+            None,
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(answer["error"]["code"], "invalid_bundle");
+    let problem = &answer["error"]["problems"][0];
+    assert!(
+        problem["file"].as_str().unwrap().ends_with("roles.yaml") && problem["line"].is_u64(),
+        "{answer}"
+    );
+    let (_, history) = api
+        .call(
+            reqwest::Method::GET,
+            "/admin/v1/tenants/globex/bundles",
+            None,
+        )
+        .await;
+    let active: Vec<&Value> = history["versions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{history}"))
+        .iter()
+        .filter(|v| v["active"] == true)
+        .map(|v| &v["version"])
+        .collect();
+    assert_eq!(
+        active,
+        vec![&json!(2)],
+        "the refused version was not activated: {history}"
+    );
+    assert_eq!(write().await, "allow", "still deciding on version 2");
+
+    // A good version rolls back at once.
+    let (status, answer) = api
+        .call(
+            reqwest::Method::POST,
+            "/admin/v1/tenants/globex/bundles/1/activate",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(write().await, "deny", "version 1 does not grant doc:write");
+
+    // Demo tenants built into the server are not deleted through the API either; folder
+    // tenants answer the same code.
+    let (status, answer) = api
+        .call(
+            reqwest::Method::DELETE,
+            "/admin/v1/tenants/acme?confirm=acme",
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("managed_by_files")),
+        "{answer}"
+    );
+    server.stop().await;
 }

@@ -31,10 +31,14 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => StoreError::Unavailable(error.to_string()),
             sqlx::Error::Database(database) if database.is_unique_violation() => {
-                StoreError::Conflict(database.message().to_owned())
+                tracing::debug!(message = database.message(), "unique violation");
+                StoreError::Conflict(
+                    "a concurrent change wrote the same record first; retry".to_owned(),
+                )
             }
             sqlx::Error::Database(database) if database.is_foreign_key_violation() => {
-                StoreError::NotFound(database.message().to_owned())
+                tracing::debug!(message = database.message(), "foreign key violation");
+                StoreError::NotFound("a record the change refers to does not exist".to_owned())
             }
             _ => StoreError::Database(error.to_string()),
         }

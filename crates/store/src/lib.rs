@@ -16,11 +16,14 @@
 //! revision, through a `SECURITY DEFINER` function on PostgreSQL.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod backend;
 mod error;
 mod records;
 mod tenant;
+mod tuples;
 
+pub use audit::{AuditFilter, AuditLine};
 pub use backend::{Change, Store, StoreConfig};
 pub use error::StoreError;
 pub use records::{
@@ -28,11 +31,22 @@ pub use records::{
     TenantRecord, TenantStatus,
 };
 pub use tenant::TenantStore;
+pub use tuples::{
+    ReadPage, StoredTuple, TupleChange, TupleFilter, TupleOperation, TupleWriteOptions,
+};
 
 pub use portcullis_core::TenantId;
 
 /// Tables that hold tenant data (every statement on them must name its tenant).
-pub const TENANT_TABLES: &[&str] = &["tenants", "bundles", "principals", "role_assignments"];
+pub const TENANT_TABLES: &[&str] = &[
+    "tenants",
+    "bundles",
+    "principals",
+    "role_assignments",
+    "tuples",
+    "tuple_changes",
+    "audit_log",
+];
 
 /// Microseconds since the Unix epoch, now.
 pub(crate) fn now_us() -> i64 {

@@ -24,8 +24,8 @@ const MAX_ID: usize = 256;
 /// One tenant's data in the store.
 #[derive(Debug)]
 pub struct TenantStore<'s> {
-    backend: &'s Backend,
-    tenant: TenantId,
+    pub(crate) backend: &'s Backend,
+    pub(crate) tenant: TenantId,
 }
 
 /// Runs `$body` in a transaction scoped to the tenant; `$postgres` tells the body which
@@ -82,6 +82,8 @@ macro_rules! touch {
     }};
 }
 
+pub(crate) use {touch, transaction};
+
 fn check_id(what: &str, value: &str) -> Result<(), StoreError> {
     // `.` and `..` cannot be addressed in a URL path, so they are not ids.
     if value.is_empty()
@@ -121,7 +123,7 @@ impl<'s> TenantStore<'s> {
         &self.tenant
     }
 
-    fn no_tenant(&self) -> StoreError {
+    pub(crate) fn no_tenant(&self) -> StoreError {
         StoreError::NotFound(format!("tenant `{}` does not exist", self.tenant))
     }
 
@@ -198,6 +200,8 @@ impl<'s> TenantStore<'s> {
     pub async fn delete(&self) -> Result<(), StoreError> {
         transaction!(self, |tx, postgres| {
             for statement in [
+                "DELETE FROM tuple_changes WHERE tenant_id = $1",
+                "DELETE FROM tuples WHERE tenant_id = $1",
                 "DELETE FROM role_assignments WHERE tenant_id = $1",
                 "DELETE FROM principals WHERE tenant_id = $1",
                 "DELETE FROM bundles WHERE tenant_id = $1",
@@ -236,6 +240,16 @@ impl<'s> TenantStore<'s> {
         check_id("uploader", uploaded_by)?;
         let now = now_us();
         let version: Result<i64, StoreError> = transaction!(self, |tx, postgres| {
+            // Lock the tenant's row first, so concurrent uploads take turns choosing the next
+            // version (SQLite's IMMEDIATE transaction already serializes them).
+            let locked = sqlx::query("UPDATE tenants SET updated_at_us = $2 WHERE tenant_id = $1")
+                .bind(self.tenant.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            if locked.rows_affected() == 0 {
+                return Err(self.no_tenant());
+            }
             let row = sqlx::query(
                 "SELECT COALESCE(MAX(version), 0) + 1 AS next FROM bundles WHERE tenant_id = $1",
             )

@@ -10,7 +10,10 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use portcullis_store::{Change, StoreError, TenantId, TenantStatus};
+use portcullis_store::{
+    AuditFilter, AuditLine, Change, StoreError, StoredTuple, TenantId, TenantStatus, TupleFilter,
+    TupleOperation, TupleWriteOptions,
+};
 use serde_json::json;
 use sqlx::Row;
 use support::{audit_check, backends, violation};
@@ -34,6 +37,9 @@ fn the_audit_rule_catches_what_it_should() {
     assert!(violation("INSERT INTO bundles (tenant_id, version) VALUES ($1, $2)").is_none());
     assert!(violation("SELECT set_config('app.tenant_id', $1, true)").is_none());
     assert!(violation("SELECT 1").is_none());
+    assert!(
+        violation("SELECT a FROM principals WHERE tenant_id = $1 OR principal_id = $2").is_some()
+    );
 }
 
 #[tokio::test]
@@ -403,7 +409,7 @@ async fn row_level_security_backs_up_the_scoping() {
     assert!(!bypass);
 
     // (b) A query that forgot its tenant sees nothing.
-    for table in ["tenants", "principals", "bundles", "role_assignments"] {
+    for table in portcullis_store::TENANT_TABLES {
         let count: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT /* rls-probe */ count(*) AS n FROM {table}"
         )))
@@ -598,4 +604,326 @@ async fn shards_keep_each_tenant_on_its_own_database() {
     support::drop_database(&main_name).await;
     support::drop_database(&shard_name).await;
     audit_check();
+}
+
+#[tokio::test]
+async fn concurrent_uploads_take_turns_choosing_versions() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = tenant("acme");
+        backend.store.tenant(&acme).create(None).await.unwrap();
+        let mut uploads = Vec::new();
+        for n in 0..40 {
+            let store = backend.store.clone();
+            let acme = acme.clone();
+            uploads.push(tokio::spawn(async move {
+                let files =
+                    BTreeMap::from([("tenant.yaml".to_owned(), format!("tenant: acme\n# {n}\n"))]);
+                store
+                    .tenant(&acme)
+                    .put_bundle(&files, &format!("sha256:{n}"), "ops")
+                    .await
+                    .map(|v| v.version)
+            }));
+        }
+        let mut versions = Vec::new();
+        for upload in uploads {
+            versions.push(
+                upload
+                    .await
+                    .unwrap()
+                    .unwrap_or_else(|e| panic!("{name}: {e}")),
+            );
+        }
+        versions.sort_unstable();
+        assert_eq!(versions, (1..=40).collect::<Vec<i64>>(), "{name}");
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+fn tuple(object: &str, relation: &str, user: &str) -> StoredTuple {
+    StoredTuple {
+        object: object.to_owned(),
+        relation: relation.to_owned(),
+        user: user.to_owned(),
+        condition: None,
+        context: None,
+    }
+}
+
+#[tokio::test]
+async fn tuples_write_read_page_and_log_their_changes() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = backend.store.tenant(&tenant("acme"));
+        let globex = backend.store.tenant(&tenant("globex"));
+        acme.create(None).await.unwrap();
+        globex.create(None).await.unwrap();
+        let start = acme.get().await.unwrap().unwrap().data_revision;
+
+        // A batch is all or nothing: the duplicate in it rolls back the other writes.
+        let mut conditional = tuple("doc:plan", "viewer", "user:carol");
+        conditional.condition = Some("office_hours".to_owned());
+        conditional.context = Some(attributes(json!({ "start": "09:00" })));
+        let writes = vec![
+            tuple("doc:plan", "viewer", "user:anne"),
+            tuple("doc:plan", "viewer", "group:eng#member"),
+            tuple("doc:spec", "editor", "user:bob"),
+            conditional.clone(),
+        ];
+        let first = acme
+            .write_tuples(&writes, &[], Default::default())
+            .await
+            .unwrap();
+        assert!(first > start, "{name}: a write raises the data revision");
+        let again = acme
+            .write_tuples(&writes[..1], &[], Default::default())
+            .await;
+        assert!(
+            matches!(&again, Err(StoreError::Conflict(m)) if m.contains("already exists") && m.contains("doc:plan#viewer@user:anne")),
+            "{name}: {again:?}"
+        );
+        let rolled_back = acme
+            .write_tuples(
+                &[tuple("doc:new", "viewer", "user:zed"), writes[0].clone()],
+                &[],
+                Default::default(),
+            )
+            .await;
+        assert!(rolled_back.is_err(), "{name}");
+        let ignore = TupleWriteOptions {
+            ignore_duplicates: true,
+            ignore_missing: true,
+        };
+        let mut different = conditional.clone();
+        different.context = Some(attributes(json!({ "start": "10:00" })));
+        assert!(
+            matches!(acme.write_tuples(&[different], &[], ignore).await, Err(StoreError::Conflict(m)) if m.contains("different condition")),
+            "{name}: ignoring duplicates never hides a changed condition"
+        );
+        acme.write_tuples(
+            &writes[..1],
+            &[tuple("doc:none", "viewer", "user:x")],
+            ignore,
+        )
+        .await
+        .unwrap();
+        let missing = acme
+            .write_tuples(
+                &[],
+                &[tuple("doc:none", "viewer", "user:x")],
+                Default::default(),
+            )
+            .await;
+        assert!(
+            matches!(&missing, Err(StoreError::NotFound(m)) if m.contains("does not exist")),
+            "{name}: {missing:?}"
+        );
+        assert!(
+            matches!(
+                acme.write_tuples(&[tuple("nocolon", "viewer", "user:x")], &[], ignore).await,
+                Err(StoreError::Invalid(m)) if m.contains("type:id")
+            ),
+            "{name}"
+        );
+
+        // Reads: filters, and pages that cover everything exactly once.
+        let all = acme
+            .read_tuples(&TupleFilter::default(), None, 100)
+            .await
+            .unwrap();
+        assert_eq!(all.tuples.len(), 4, "{name}");
+        assert!(all.continuation.is_none(), "{name}");
+        assert!(all.tuples.contains(&conditional), "{name}: condition kept");
+        let mut paged = Vec::new();
+        let mut token = None;
+        loop {
+            let page = acme
+                .read_tuples(&TupleFilter::default(), token.as_deref(), 1)
+                .await
+                .unwrap();
+            paged.extend(page.tuples);
+            match page.continuation {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(paged, all.tuples, "{name}");
+        let plan = TupleFilter {
+            object_type: Some("doc".to_owned()),
+            object_id: Some("plan".to_owned()),
+            relation: Some("viewer".to_owned()),
+            user: None,
+        };
+        assert_eq!(
+            acme.read_tuples(&plan, None, 100)
+                .await
+                .unwrap()
+                .tuples
+                .len(),
+            3
+        );
+        let bob = TupleFilter {
+            user: Some("user:bob".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            acme.read_tuples(&bob, None, 100).await.unwrap().tuples,
+            vec![tuple("doc:spec", "editor", "user:bob")]
+        );
+        assert!(matches!(
+            acme.read_tuples(&TupleFilter::default(), Some("garbage"), 10)
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(
+            globex
+                .read_tuples(&TupleFilter::default(), None, 100)
+                .await
+                .unwrap()
+                .tuples
+                .is_empty(),
+            "{name}: another tenant sees none of them"
+        );
+
+        // Deletes and the change log.
+        let deleted = acme
+            .write_tuples(&[], &[conditional.clone()], Default::default())
+            .await
+            .unwrap();
+        let changes = acme.tuple_changes(start, 100).await.unwrap();
+        assert_eq!(changes.len(), 5, "{name}: four writes, one delete");
+        assert!(changes.windows(2).all(|w| w[0].revision <= w[1].revision));
+        let last = changes.last().unwrap();
+        assert_eq!(last.operation, TupleOperation::Delete);
+        assert_eq!(last.revision, deleted);
+        assert_eq!(
+            last.tuple, conditional,
+            "{name}: a delete records the condition it removed"
+        );
+        assert_eq!(acme.tuple_changes(deleted, 100).await.unwrap(), vec![]);
+        assert!(globex.tuple_changes(0, 100).await.unwrap().is_empty());
+        let (revision, tuples) = acme.all_tuples().await.unwrap();
+        assert_eq!(revision, deleted, "{name}");
+        assert_eq!(tuples.len(), 3, "{name}");
+
+        acme.delete().await.unwrap();
+        assert!(globex.all_tuples().await.unwrap().1.is_empty());
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+fn audit_line(position: i64, kind: &str, actor: &str, trace: &str) -> AuditLine {
+    AuditLine {
+        position,
+        seq: position,
+        kind: kind.to_owned(),
+        ts_us: position * 1_000,
+        actor: actor.to_owned(),
+        action: "doc:read".to_owned(),
+        outcome: if position % 2 == 0 { "deny" } else { "allow" }.to_owned(),
+        trace_id: trace.to_owned(),
+        line: format!("{{\"seq\":{position}}}"),
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_only_grows() {
+    for backend in backends().await {
+        let name = backend.name;
+        let acme = backend.store.tenant(&tenant("acme"));
+        let globex = backend.store.tenant(&tenant("globex"));
+        // No tenant row is needed: the trail outlives its tenant.
+        let lines: Vec<AuditLine> = (1..=6)
+            .map(|n| {
+                audit_line(
+                    n,
+                    "decision",
+                    if n < 4 { "anne" } else { "bob" },
+                    &format!("t{n}"),
+                )
+            })
+            .collect();
+        acme.append_audit(&lines[..3]).await.unwrap();
+        acme.append_audit(&lines[3..]).await.unwrap();
+        globex.append_audit(&lines[..1]).await.unwrap();
+        let taken = acme
+            .append_audit(&[lines[5].clone(), audit_line(7, "decision", "x", "t7")])
+            .await;
+        assert!(
+            taken.is_err(),
+            "{name}: a taken position fails the whole append"
+        );
+        assert_eq!(acme.audit_lines(0, 100).await.unwrap(), lines, "{name}");
+        assert_eq!(acme.audit_lines(4, 100).await.unwrap(), lines[4..].to_vec());
+        assert_eq!(acme.audit_tail(2).await.unwrap(), lines[4..].to_vec());
+        let by_actor = AuditFilter {
+            actor: Some("bob".to_owned()),
+            outcome: Some("deny".to_owned()),
+            ..Default::default()
+        };
+        let found: Vec<i64> = acme
+            .audit_query(&by_actor, 0, 100)
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.position)
+            .collect();
+        assert_eq!(found, [4, 6], "{name}");
+        let window = AuditFilter {
+            from_us: Some(2_000),
+            to_us: Some(4_000),
+            ..Default::default()
+        };
+        assert_eq!(acme.audit_query(&window, 0, 100).await.unwrap().len(), 2);
+        let trace = AuditFilter {
+            trace_id: Some("t5".to_owned()),
+            ..Default::default()
+        };
+        assert_eq!(
+            acme.audit_query(&trace, 0, 100).await.unwrap()[0].position,
+            5
+        );
+        assert_eq!(globex.audit_lines(0, 100).await.unwrap().len(), 1);
+        audit_check();
+        backend.finish().await;
+    }
+}
+
+/// The service role cannot rewrite history: it has no UPDATE or DELETE privilege.
+#[tokio::test]
+async fn audit_rows_cannot_be_changed_or_removed() {
+    if !support::postgres_available().await {
+        return;
+    }
+    let backend = support::postgres().await;
+    backend
+        .store
+        .tenant(&tenant("acme"))
+        .append_audit(&[audit_line(1, "change", "ops", "t1")])
+        .await
+        .unwrap();
+    let database = backend.database.clone().unwrap();
+    let service = sqlx::PgPool::connect(&format!(
+        "postgres://portcullis_service@127.0.0.1:5432/{database}"
+    ))
+    .await
+    .unwrap();
+    for statement in [
+        "UPDATE /* rls-probe */ audit_log SET line = 'forged' WHERE tenant_id = 'acme'",
+        "DELETE /* rls-probe */ FROM audit_log WHERE tenant_id = 'acme'",
+    ] {
+        let mut tx = service.begin().await.unwrap();
+        sqlx::query("SELECT set_config('app.tenant_id', 'acme', true)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let error = sqlx::query(statement).execute(&mut *tx).await.unwrap_err();
+        assert!(error.to_string().contains("permission denied"), "{error}");
+        tx.rollback().await.unwrap();
+    }
+    service.close().await;
+    backend.finish().await;
 }

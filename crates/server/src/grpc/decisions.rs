@@ -16,6 +16,7 @@ use super::pb;
 use super::to_status;
 use crate::api::authenticate;
 use crate::state::AppState;
+use portcullis_tenant::quota::QuotaPermit;
 
 /// The implementation of `portcullis.v1.Decisions`.
 #[derive(Debug, Clone)]
@@ -35,15 +36,16 @@ impl DecisionService {
         headers: &HeaderMap,
         message: pb::CheckRequest,
         prefix: &str,
-    ) -> Result<Request, Status> {
+    ) -> Result<(Request, Option<QuotaPermit>), Status> {
         let mut request = to_request(message, prefix)?;
-        // The quota's concurrency slot covers the check itself, which is synchronous.
-        let _admitted = self
+        authenticate(&self.state, headers, &mut request).map_err(|error| to_status(&error))?;
+        // Admitted after the identity is known, so anonymous callers cannot use up a quota;
+        // the permit is held until the decision is made.
+        let permit = self
             .state
             .admit(&request.tenant)
             .map_err(|error| to_status(&error))?;
-        authenticate(&self.state, headers, &mut request).map_err(|error| to_status(&error))?;
-        Ok(request)
+        Ok((request, permit))
     }
 
     fn decide(&self, request: Request) -> pb::Decision {
@@ -63,7 +65,7 @@ impl pb::decisions_server::Decisions for DecisionService {
         request: tonic::Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let headers = headers(&request);
-        let request = self.prepare(&headers, request.into_inner(), "")?;
+        let (request, _permit) = self.prepare(&headers, request.into_inner(), "")?;
         Ok(Response::new(self.decide(request)))
     }
 
@@ -89,12 +91,30 @@ impl pb::decisions_server::Decisions for DecisionService {
         let requests = messages
             .into_iter()
             .enumerate()
-            .map(|(index, message)| self.prepare(&headers, message, &format!("requests[{index}].")))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(index, message)| {
+                let mut request = to_request(message, &format!("requests[{index}]."))?;
+                authenticate(&self.state, &headers, &mut request)
+                    .map_err(|error| to_status(&error))?;
+                Ok(request)
+            })
+            .collect::<Result<Vec<_>, Status>>()?;
+        // One admission per tenant named in the batch, as on HTTP.
+        let mut permits = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for request in &requests {
+            if seen.insert(request.tenant.clone()) {
+                permits.push(
+                    self.state
+                        .admit(&request.tenant)
+                        .map_err(|error| to_status(&error))?,
+                );
+            }
+        }
         let decisions = requests
             .into_iter()
             .map(|request| self.decide(request))
             .collect();
+        drop(permits);
         Ok(Response::new(pb::BatchCheckResponse { decisions }))
     }
 
@@ -103,7 +123,7 @@ impl pb::decisions_server::Decisions for DecisionService {
         request: tonic::Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let headers = headers(&request);
-        let mut request = self.prepare(&headers, request.into_inner(), "")?;
+        let (mut request, _permit) = self.prepare(&headers, request.into_inner(), "")?;
         request.explain = true;
         Ok(Response::new(self.decide(request)))
     }

@@ -13,6 +13,7 @@
 mod convert;
 mod decisions;
 mod envoy;
+mod relations;
 
 use std::sync::Arc;
 
@@ -27,6 +28,7 @@ use crate::state::AppState;
 pub use convert::{json_to_struct, struct_to_json};
 pub use decisions::DecisionService;
 pub use envoy::EnvoyAuthorization;
+pub use relations::{RelationService, TupleService};
 
 /// Types and services generated from `proto/portcullis/v1/decisions.proto`.
 #[allow(
@@ -43,6 +45,8 @@ pub mod pb {
 
 type EnvoyServer = envoy_types::ext_authz::v3::pb::AuthorizationServer<EnvoyAuthorization>;
 type DecisionsServer = pb::decisions_server::DecisionsServer<DecisionService>;
+type RelationsServer = pb::relations_server::RelationsServer<RelationService>;
+type TuplesServer = pb::relation_tuples_server::RelationTuplesServer<TupleService>;
 
 /// Adds the gRPC services to a router (normally the public router, so they share its listener).
 pub fn add_services(router: Router, state: &Arc<AppState>) -> Router {
@@ -52,12 +56,25 @@ pub fn add_services(router: Router, state: &Arc<AppState>) -> Router {
     // The decision API takes what a JSON body may hold.
     let decisions = DecisionsServer::new(DecisionService::new(Arc::clone(state)))
         .max_decoding_message_size(state.config.limits.max_body_bytes);
+    let relations = RelationsServer::new(RelationService::new(Arc::clone(state)))
+        .max_decoding_message_size(state.config.limits.max_body_bytes);
     router
         .route_service(&service_path::<EnvoyServer>(), envoy)
         .route_service(
             &service_path::<DecisionsServer>(),
             decisions.map_request(with_host::<axum::body::Body>),
         )
+        .route_service(
+            &service_path::<RelationsServer>(),
+            relations.map_request(with_host::<axum::body::Body>),
+        )
+}
+
+/// Adds the gRPC services of the admin listener (tuple writes and reads) to the admin router.
+pub fn add_admin_services(router: Router, state: &Arc<AppState>) -> Router {
+    let tuples = TuplesServer::new(TupleService::new(Arc::clone(state)))
+        .max_decoding_message_size(state.config.limits.max_body_bytes);
+    router.route_service(&service_path::<TuplesServer>(), tuples)
 }
 
 fn service_path<S: NamedService>() -> String {

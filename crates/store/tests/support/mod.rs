@@ -129,6 +129,13 @@ pub fn violation(sql: &str) -> Option<String> {
     if touched.is_empty() {
         return None;
     }
+    // The store never needs OR on tenant tables, and an OR beside the tenant predicate can
+    // widen it (`tenant_id = $1 OR …`).
+    if compact.contains(" or ") {
+        return Some(format!(
+            "a statement on {touched:?} uses OR, which can widen the tenant predicate: {sql}"
+        ));
+    }
     if compact.starts_with("insert") {
         let columns = compact
             .split_once('(')

@@ -1,0 +1,643 @@
+//! The group-commit writer used by the servers: [`AuditLog`].
+//!
+//! Owns the bounded buffer, the single writer thread (which assigns `seq`/`prev` in write order
+//! for every tenant, so file order is chain order), the per-tenant policies (masking, sampling,
+//! full-buffer behaviour) and durability acknowledgements. Records are masked on the caller's
+//! thread before they are queued. It must not drop a record silently: a record that cannot be
+//! queued is refused to the caller, who then fails the decision closed.
+//!
+//! Durability: [`AuditLog::append_durable`] returns only after the record is fsynced.
+//! [`AuditLog::submit`] returns once queued; the writer fsyncs every `flush_interval`, so a
+//! crash loses at most the decisions of the last interval.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Semaphore, oneshot};
+
+use crate::AuditError;
+use crate::keys::SigningKey;
+use crate::mask::{Masker, MaskingConfig, derive_pseudonym_key};
+use crate::record::{Kind, Outcome, Record};
+use crate::store::{FileLog, Receipt, StoreOptions};
+
+/// What `submit` does when the buffer is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum FullPolicy {
+    /// Wait up to `max_wait_ms` for room, then fail.
+    Block {
+        /// Longest wait, milliseconds.
+        max_wait_ms: u64,
+    },
+    /// Fail at once.
+    Deny,
+}
+
+/// Per-tenant audit policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TenantPolicy {
+    /// Masking rules and detectors.
+    pub masking: MaskingConfig,
+    /// Fraction of allow decisions recorded (0.0..=1.0); denies, errors and changes always are.
+    pub sample_allows: f64,
+    /// Full-buffer behaviour.
+    pub on_full: FullPolicy,
+}
+
+impl Default for TenantPolicy {
+    fn default() -> TenantPolicy {
+        TenantPolicy {
+            masking: MaskingConfig::with_all_detectors(),
+            sample_allows: 1.0,
+            on_full: FullPolicy::Block { max_wait_ms: 100 },
+        }
+    }
+}
+
+/// Configuration of an [`AuditLog`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Root directory; one sub-directory per tenant.
+    pub root: PathBuf,
+    /// Storage options.
+    #[serde(default)]
+    pub store: StoreOptions,
+    /// Buffer capacity (decision records).
+    #[serde(default = "default_capacity")]
+    pub capacity: usize,
+    /// Group-commit interval, milliseconds.
+    #[serde(default = "default_flush_ms")]
+    pub flush_interval_ms: u64,
+    /// Policy of tenants without their own entry.
+    #[serde(default)]
+    pub default_policy: TenantPolicy,
+    /// Per-tenant policies.
+    #[serde(default)]
+    pub tenants: HashMap<String, TenantPolicy>,
+}
+
+fn default_capacity() -> usize {
+    65_536
+}
+
+fn default_flush_ms() -> u64 {
+    10
+}
+
+impl AuditConfig {
+    /// Defaults under `root`.
+    pub fn new(root: impl Into<PathBuf>) -> AuditConfig {
+        AuditConfig {
+            root: root.into(),
+            store: StoreOptions::default(),
+            capacity: default_capacity(),
+            flush_interval_ms: default_flush_ms(),
+            default_policy: TenantPolicy::default(),
+            tenants: HashMap::new(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TenantState {
+    /// The tenant id, shared by every queued record of the tenant (no per-record copy).
+    tenant: Arc<str>,
+    policy: TenantPolicy,
+    masker: Masker,
+}
+
+/// Where a durable append's result goes.
+type DurableReply = oneshot::Sender<Result<Receipt, AuditError>>;
+
+enum Item {
+    /// A masked decision, encoded by the submitter except for its chain fields
+    /// ([`Record::encode_tail`]): the writer only adds `seq`/`prev`, hashes and writes.
+    Decision {
+        tenant: Arc<str>,
+        kind: Kind,
+        tail: Vec<u8>,
+    },
+    Durable(Box<Record>, oneshot::Sender<Result<Receipt, AuditError>>),
+    Flush(oneshot::Sender<Result<(), AuditError>>),
+}
+
+#[derive(Default)]
+struct Queue {
+    items: Vec<Item>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    permits: Semaphore,
+    capacity: usize,
+    tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+    configured: RwLock<HashMap<String, TenantPolicy>>,
+    default_policy: TenantPolicy,
+    master_secret: Vec<u8>,
+    failed: Mutex<Option<String>>,
+    /// Set once `failed` holds a reason: lets submitters skip the lock on the hot path.
+    has_failed: AtomicBool,
+    stopped: AtomicBool,
+    paused: AtomicBool,
+}
+
+/// The audit log of all tenants: masking, bounded buffer, group-commit writer thread.
+pub struct AuditLog {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for AuditLog {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("AuditLog")
+            .field("buffered", &self.buffered())
+            .field("capacity", &self.shared.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AuditLog {
+    /// Starts the writer. `pseudonym_secret` is the master secret from which each tenant's
+    /// pseudonym key is derived; `key` signs checkpoints.
+    pub fn open(
+        config: AuditConfig,
+        key: SigningKey,
+        pseudonym_secret: &[u8],
+    ) -> Result<AuditLog, AuditError> {
+        if config.capacity == 0 {
+            return Err(AuditError::Config {
+                reason: "capacity must be at least 1".to_owned(),
+            });
+        }
+        for (tenant, policy) in config
+            .tenants
+            .iter()
+            .chain([(&"default".to_owned(), &config.default_policy)])
+        {
+            Masker::new(&policy.masking, [0; 32])?;
+            if !(0.0..=1.0).contains(&policy.sample_allows) {
+                return Err(AuditError::Config {
+                    reason: format!("tenant {tenant}: sample_allows must be within 0.0..=1.0"),
+                });
+            }
+        }
+        std::fs::create_dir_all(&config.root)
+            .map_err(|source| AuditError::io(&config.root, source))?;
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            permits: Semaphore::new(config.capacity),
+            capacity: config.capacity,
+            tenants: RwLock::new(HashMap::new()),
+            configured: RwLock::new(config.tenants.clone()),
+            default_policy: config.default_policy.clone(),
+            master_secret: pseudonym_secret.to_vec(),
+            failed: Mutex::new(None),
+            has_failed: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+        });
+        let writer = Writer {
+            shared: Arc::clone(&shared),
+            root: config.root,
+            options: config.store,
+            key: Arc::new(key),
+            flush_interval: Duration::from_millis(config.flush_interval_ms.max(1)),
+            logs: HashMap::new(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("audit-writer".to_owned())
+            .spawn(move || writer.run())
+            .map_err(|source| AuditError::Io {
+                path: PathBuf::from("<audit-writer thread>"),
+                source,
+            })?;
+        Ok(AuditLog {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Replaces a tenant's policy (validated first).
+    pub fn set_tenant_policy(&self, tenant: &str, policy: TenantPolicy) -> Result<(), AuditError> {
+        crate::validate_tenant(tenant)?;
+        let state = Arc::new(self.shared.build_state(tenant, policy.clone())?);
+        if let Ok(mut configured) = self.shared.configured.write() {
+            configured.insert(tenant.to_owned(), policy);
+        }
+        if let Ok(mut tenants) = self.shared.tenants.write() {
+            tenants.insert(tenant.to_owned(), state);
+        }
+        Ok(())
+    }
+
+    /// Test hook: while paused the writer drains nothing (to exercise full-buffer policies).
+    #[doc(hidden)]
+    pub fn pause_writer_for_tests(&self, paused: bool) {
+        self.shared.paused.store(paused, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+
+    /// Records currently buffered (for a gauge).
+    pub fn buffered(&self) -> usize {
+        self.shared
+            .capacity
+            .saturating_sub(self.shared.permits.available_permits())
+    }
+
+    /// Buffer capacity.
+    pub fn capacity(&self) -> usize {
+        self.shared.capacity
+    }
+
+    /// Whether the caller should record this decision: changes, denies and errors always; allows
+    /// with the tenant's `sample_allows` probability, decided deterministically from the id.
+    pub fn should_record(&self, record: &Record) -> bool {
+        match self.shared.state(&record.tenant) {
+            Ok(state) => should_record(state.policy.sample_allows, record),
+            Err(_) => true,
+        }
+    }
+
+    /// Queues a decision record (masked first). Applies the tenant's full-buffer policy; an
+    /// error means the record was not accepted and the decision must be denied.
+    pub async fn submit(&self, record: Record) -> Result<(), AuditError> {
+        let state = self.shared.state(&record.tenant)?;
+        let record = self.shared.prepare(&state, record)?;
+        let permit = match state.policy.on_full {
+            FullPolicy::Deny => self.shared.permits.try_acquire().ok(),
+            FullPolicy::Block { max_wait_ms } => {
+                match tokio::time::timeout(
+                    Duration::from_millis(max_wait_ms),
+                    self.shared.permits.acquire(),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => None,
+                }
+            }
+        };
+        let Some(permit) = permit else {
+            return Err(AuditError::BufferFull {
+                tenant: record.tenant,
+                capacity: self.shared.capacity,
+            });
+        };
+        permit.forget();
+        self.shared
+            .push(decision_item(&state, &record))
+            .inspect_err(|_| self.shared.permits.add_permits(1))
+    }
+
+    /// Queues a decision record without waiting: fails at once when the buffer is full.
+    pub fn try_submit(&self, record: Record) -> Result<(), AuditError> {
+        let state = self.shared.state(&record.tenant)?;
+        let record = self.shared.prepare(&state, record)?;
+        match self.shared.permits.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(_) => {
+                return Err(AuditError::BufferFull {
+                    tenant: record.tenant,
+                    capacity: self.shared.capacity,
+                });
+            }
+        }
+        self.shared
+            .push(decision_item(&state, &record))
+            .inspect_err(|_| self.shared.permits.add_permits(1))
+    }
+
+    /// Appends an administrative change and returns once it is fsynced. Changes bypass the
+    /// buffer limit: they are rare and must never be refused for lack of room.
+    pub async fn append_durable(&self, record: Record) -> Result<Receipt, AuditError> {
+        let state = self.shared.state(&record.tenant)?;
+        let record = self.shared.prepare(&state, record)?;
+        let (sender, receiver) = oneshot::channel();
+        self.shared.push(Item::Durable(Box::new(record), sender))?;
+        receiver.await.map_err(|_| AuditError::Closed {
+            reason: "writer stopped".to_owned(),
+        })?
+    }
+
+    /// Waits until everything queued before the call is written and fsynced.
+    pub async fn flush(&self) -> Result<(), AuditError> {
+        let (sender, receiver) = oneshot::channel();
+        self.shared.push(Item::Flush(sender))?;
+        receiver.await.map_err(|_| AuditError::Closed {
+            reason: "writer stopped".to_owned(),
+        })?
+    }
+
+    /// Stops accepting records, writes everything queued, writes a final checkpoint per tenant,
+    /// fsyncs and joins the writer thread. Blocks; from async code call it in `spawn_blocking`
+    /// or after the runtime's work is done.
+    pub fn shutdown(&self) -> Result<(), AuditError> {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
+        }
+        self.shared.wake.notify_one();
+        let handle = self.thread.lock().ok().and_then(|mut thread| thread.take());
+        if let Some(handle) = handle {
+            handle.join().map_err(|_| AuditError::Closed {
+                reason: "writer thread panicked".to_owned(),
+            })?;
+        }
+        match self
+            .shared
+            .failed
+            .lock()
+            .ok()
+            .and_then(|failed| failed.clone())
+        {
+            Some(reason) => Err(AuditError::Closed { reason }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        if !self.shared.stopped.load(Ordering::Acquire) {
+            let _ = self.shutdown();
+        }
+    }
+}
+
+/// Encodes a masked decision for the queue. Runs on the submitter's thread, so the record's
+/// many small allocations are freed where they were made and only one buffer crosses threads.
+fn decision_item(state: &TenantState, record: &Record) -> Item {
+    let mut tail = Vec::with_capacity(448);
+    record.encode_tail(&mut tail);
+    Item::Decision {
+        tenant: Arc::clone(&state.tenant),
+        kind: record.kind,
+        tail,
+    }
+}
+
+/// Sampling rule shared by [`AuditLog::should_record`] and callers without a log.
+pub fn should_record(sample_allows: f64, record: &Record) -> bool {
+    if record.kind == Kind::Change || record.outcome != Outcome::Allow || sample_allows >= 1.0 {
+        return true;
+    }
+    if sample_allows <= 0.0 {
+        return false;
+    }
+    let digest = crate::record::hash_line(record.id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let unit = (u64::from_be_bytes(first) >> 11) as f64 / (1u64 << 53) as f64;
+    unit < sample_allows
+}
+
+impl Shared {
+    fn build_state(&self, tenant: &str, policy: TenantPolicy) -> Result<TenantState, AuditError> {
+        let masker = Masker::new(
+            &policy.masking,
+            derive_pseudonym_key(&self.master_secret, tenant),
+        )?;
+        Ok(TenantState {
+            tenant: Arc::from(tenant),
+            policy,
+            masker,
+        })
+    }
+
+    fn state(&self, tenant: &str) -> Result<Arc<TenantState>, AuditError> {
+        if let Some(state) = self
+            .tenants
+            .read()
+            .ok()
+            .and_then(|tenants| tenants.get(tenant).cloned())
+        {
+            return Ok(state);
+        }
+        crate::validate_tenant(tenant)?;
+        let policy = self
+            .configured
+            .read()
+            .ok()
+            .and_then(|configured| configured.get(tenant).cloned())
+            .unwrap_or_else(|| self.default_policy.clone());
+        let state = Arc::new(self.build_state(tenant, policy)?);
+        if let Ok(mut tenants) = self.tenants.write() {
+            tenants
+                .entry(tenant.to_owned())
+                .or_insert_with(|| Arc::clone(&state));
+        }
+        Ok(state)
+    }
+
+    fn prepare(&self, state: &TenantState, mut record: Record) -> Result<Record, AuditError> {
+        if self.has_failed.load(Ordering::Acquire)
+            && let Some(reason) = self.failed.lock().ok().and_then(|failed| failed.clone())
+        {
+            return Err(AuditError::Closed { reason });
+        }
+        state.masker.apply(&mut record);
+        Ok(record)
+    }
+
+    fn push(&self, item: Item) -> Result<(), AuditError> {
+        let mut queue = self.queue.lock().map_err(|_| AuditError::Closed {
+            reason: "queue poisoned".to_owned(),
+        })?;
+        if queue.closed {
+            return Err(AuditError::Closed {
+                reason: "audit log is shut down".to_owned(),
+            });
+        }
+        let was_empty = queue.items.is_empty();
+        queue.items.push(item);
+        drop(queue);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+struct Writer {
+    shared: Arc<Shared>,
+    root: PathBuf,
+    options: StoreOptions,
+    key: Arc<SigningKey>,
+    flush_interval: Duration,
+    logs: HashMap<String, FileLog>,
+}
+
+impl Writer {
+    fn run(mut self) {
+        let mut batch: Vec<Item> = Vec::with_capacity(4096);
+        let mut last_sync = Instant::now();
+        let mut last_tick = Instant::now();
+        let mut durable: Vec<(DurableReply, Result<Receipt, AuditError>)> = Vec::new();
+        let mut flushes: Vec<oneshot::Sender<Result<(), AuditError>>> = Vec::new();
+        loop {
+            let closed = {
+                let Ok(mut queue) = self.shared.queue.lock() else {
+                    break;
+                };
+                while (queue.items.is_empty() || self.shared.paused.load(Ordering::Acquire))
+                    && !queue.closed
+                {
+                    let dirty = self.logs.values().any(FileLog::is_dirty);
+                    let wait = if self.shared.paused.load(Ordering::Acquire) {
+                        Duration::from_millis(1)
+                    } else if dirty {
+                        self.flush_interval.saturating_sub(last_sync.elapsed())
+                    } else {
+                        Duration::from_millis(500)
+                    };
+                    if wait.is_zero() {
+                        break;
+                    }
+                    match self.shared.wake.wait_timeout(queue, wait) {
+                        Ok((guard, timeout)) => {
+                            queue = guard;
+                            if timeout.timed_out() && !self.shared.paused.load(Ordering::Acquire) {
+                                break;
+                            }
+                        }
+                        Err(_) => return,
+                    }
+                }
+                std::mem::swap(&mut batch, &mut queue.items);
+                queue.closed
+            };
+            let mut decisions = 0;
+            let mut failure: Option<String> = None;
+            for item in batch.drain(..) {
+                match item {
+                    Item::Decision { tenant, kind, tail } => {
+                        decisions += 1;
+                        let result = self
+                            .log_for(&tenant)
+                            .and_then(|log| log.append_tail(kind, &tail));
+                        if let Err(error) = result {
+                            failure.get_or_insert_with(|| error.to_string());
+                        }
+                    }
+                    Item::Durable(mut record, sender) => {
+                        let result = self.append(&mut record).map(|(seq, hash)| Receipt {
+                            tenant: record.tenant.clone(),
+                            seq,
+                            hash: hex::encode(hash),
+                        });
+                        if let Err(error) = &result {
+                            failure.get_or_insert_with(|| error.to_string());
+                        }
+                        durable.push((sender, result));
+                    }
+                    Item::Flush(sender) => flushes.push(sender),
+                }
+            }
+            if decisions > 0 {
+                self.shared.permits.add_permits(decisions);
+            }
+            let due = last_sync.elapsed() >= self.flush_interval;
+            if !durable.is_empty() || !flushes.is_empty() || due || closed {
+                let synced = self.sync_all();
+                last_sync = Instant::now();
+                if let Err(error) = &synced {
+                    failure.get_or_insert_with(|| error.to_string());
+                }
+                for (sender, result) in durable.drain(..) {
+                    let result = match (&synced, result) {
+                        (Err(error), Ok(_)) => Err(AuditError::Closed {
+                            reason: format!("fsync failed: {error}"),
+                        }),
+                        (_, result) => result,
+                    };
+                    let _ = sender.send(result);
+                }
+                for sender in flushes.drain(..) {
+                    let result = match &synced {
+                        Ok(()) => Ok(()),
+                        Err(error) => Err(AuditError::Closed {
+                            reason: format!("fsync failed: {error}"),
+                        }),
+                    };
+                    let _ = sender.send(result);
+                }
+            }
+            if let Some(reason) = failure {
+                tracing::error!(%reason, "audit writer failed; refusing further records");
+                if let Ok(mut failed) = self.shared.failed.lock() {
+                    failed.get_or_insert(reason);
+                    self.shared.has_failed.store(true, Ordering::Release);
+                }
+            }
+            if last_tick.elapsed() >= Duration::from_millis(200) {
+                last_tick = Instant::now();
+                for log in self.logs.values_mut() {
+                    if let Err(error) = log.tick() {
+                        tracing::error!(%error, tenant = log.tenant(), "audit: checkpoint or rotation failed");
+                    }
+                }
+            }
+            if closed {
+                let still_queued = self
+                    .shared
+                    .queue
+                    .lock()
+                    .map(|queue| !queue.items.is_empty())
+                    .unwrap_or(false);
+                if !still_queued {
+                    break;
+                }
+            }
+        }
+        for (tenant, log) in self.logs.drain() {
+            if let Err(error) = log.close() {
+                tracing::error!(%error, tenant, "audit: closing a tenant log failed");
+                if let Ok(mut failed) = self.shared.failed.lock() {
+                    failed.get_or_insert(error.to_string());
+                    self.shared.has_failed.store(true, Ordering::Release);
+                }
+            }
+        }
+        self.shared.stopped.store(true, Ordering::Release);
+    }
+
+    fn append(&mut self, record: &mut Record) -> Result<(u64, crate::record::Hash), AuditError> {
+        self.log_for(&record.tenant)?.append(record)
+    }
+
+    /// The tenant's log, opened (with crash recovery) on first use.
+    fn log_for(&mut self, tenant: &str) -> Result<&mut FileLog, AuditError> {
+        if !self.logs.contains_key(tenant) {
+            let log = FileLog::open(
+                &self.root,
+                tenant,
+                self.options.clone(),
+                Arc::clone(&self.key),
+            )?;
+            self.logs.insert(tenant.to_owned(), log);
+        }
+        self.logs.get_mut(tenant).ok_or_else(|| AuditError::Closed {
+            reason: "tenant log vanished".to_owned(),
+        })
+    }
+
+    fn sync_all(&mut self) -> Result<(), AuditError> {
+        let mut first_error = None;
+        for log in self.logs.values_mut() {
+            if let Err(error) = log.sync() {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,1234 @@
+//! `portcullis rebac …`: the relationship graph of a running server, from the command line.
+//!
+//! Queries (`check`, `list-objects`, `list-users`, `expand`) go to the public listener, with an
+//! optional bearer token, the way `/v1/check` is called. Tuples (`write`, `read`, `changes`) and
+//! the tenant's model go to the admin listener with an admin token, the way `portcullis tenant`
+//! calls it. Output is short and human-readable unless `--json` asks for JSON.
+//!
+//! Exit status: `check` answers 0 allowed, 1 not allowed, 2 anything else (like `portcullis
+//! check`). Every other subcommand answers 0 success, 1 the server refused (its error code and
+//! message are printed), 2 a usage error, an unusable local file or an unreachable server (like
+//! `portcullis tenant`).
+
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use portcullis_policy::rebac::Tuple;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Value, json};
+
+/// Exit code for success (and for an allowed check).
+const OK: u8 = 0;
+/// Exit code for a refusal by the server (and for a check that is not allowed).
+const REFUSED: u8 = 1;
+/// Exit code for a usage error or an unreachable server.
+const USAGE: u8 = 2;
+
+/// How long one call may take, connection included.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connecting may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most tuples (writes and deletes together) the server takes in one write.
+const WRITE_BATCH: usize = 100;
+/// Page size asked for when reading tuples and changes (the server's maximum).
+const ADMIN_PAGE: u32 = 1000;
+/// Most pages followed before giving up on a server that never stops paginating.
+const MAX_PAGES: usize = 1_000_000;
+
+/// Where the server is and how to authenticate; valid before or after the subcommand.
+#[derive(Args)]
+pub struct Options {
+    /// Base URL of the public listener (queries: check, list-objects, list-users, expand).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_API_URL",
+        default_value = "http://127.0.0.1:9700",
+        value_name = "URL"
+    )]
+    api_url: String,
+    /// Bearer token for queries, when the server requires one (never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_API_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    api_token: Option<String>,
+    /// Base URL of the admin listener (write, read, changes, model).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_ADMIN_URL",
+        default_value = "http://127.0.0.1:9701",
+        value_name = "URL"
+    )]
+    admin_url: String,
+    /// Admin token for write, read, changes and model (sent as a bearer token; never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "PORTCULLIS_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
+    /// Print JSON instead of a summary: the server's answer as it came, or for paginated
+    /// subcommands every page joined into one answer.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("api_url", &self.api_url)
+            .field("api_token", &self.api_token.as_ref().map(|_| "<hidden>"))
+            .field("admin_url", &self.admin_url)
+            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
+            .field("json", &self.json)
+            .finish()
+    }
+}
+
+/// The relationship subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RebacCommand {
+    /// Does the user have the relation with the object? Prints the answer as JSON.
+    ///
+    /// Exit status: 0 allowed, 1 not allowed, 2 an error (the error is on stderr).
+    Check {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// `type:id`, `type:*` or `type:id#relation` (such as `user:alice`).
+        #[arg(long)]
+        user: String,
+        /// The relation (such as `viewer`).
+        #[arg(long)]
+        relation: String,
+        /// `type:id` (such as `doc:readme`).
+        #[arg(long)]
+        object: String,
+        /// Request context for conditions, as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
+        /// Tuples that exist for this query only: a JSON or YAML list of tuples, or `-` for
+        /// standard input.
+        #[arg(long, value_name = "FILE")]
+        contextual_tuples: Option<PathBuf>,
+        /// Answer from data at least as fresh as this revision (as printed by `rebac write`).
+        #[arg(long, value_name = "REVISION")]
+        at_least: Option<String>,
+    },
+    /// Every object of a type the user has the relation with (all pages, one per line).
+    ListObjects {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// `type:id`, `type:*` or `type:id#relation`.
+        #[arg(long)]
+        user: String,
+        /// The relation.
+        #[arg(long)]
+        relation: String,
+        /// The object type.
+        #[arg(long = "type", value_name = "TYPE")]
+        object_type: String,
+        /// Request context for conditions, as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
+        /// Tuples that exist for this query only: a JSON or YAML list, or `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        contextual_tuples: Option<PathBuf>,
+        /// Answer from data at least as fresh as this revision.
+        #[arg(long, value_name = "REVISION")]
+        at_least: Option<String>,
+        /// Objects asked for per call (the server's default and maximum is 10,000); every page
+        /// is read whatever the size.
+        #[arg(long, value_name = "N")]
+        page_size: Option<u32>,
+    },
+    /// The users that have the relation with an object, of the types given by `--filter`.
+    ListUsers {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// `type:id`.
+        #[arg(long)]
+        object: String,
+        /// The relation.
+        #[arg(long)]
+        relation: String,
+        /// A user type (`user`: objects and `user:*`) or a userset type (`team#member`);
+        /// repeat for several.
+        #[arg(long = "filter", value_name = "TYPE[#RELATION]", required = true)]
+        filters: Vec<String>,
+        /// Request context for conditions, as a JSON object.
+        #[arg(long, value_name = "JSON")]
+        context: Option<String>,
+        /// Tuples that exist for this query only: a JSON or YAML list, or `-` for standard input.
+        #[arg(long, value_name = "FILE")]
+        contextual_tuples: Option<PathBuf>,
+        /// Answer from data at least as fresh as this revision.
+        #[arg(long, value_name = "REVISION")]
+        at_least: Option<String>,
+    },
+    /// The tree of usersets that make up a relation of an object.
+    Expand {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// `type:id`.
+        #[arg(long)]
+        object: String,
+        /// The relation.
+        #[arg(long)]
+        relation: String,
+        /// Answer from data at least as fresh as this revision.
+        #[arg(long, value_name = "REVISION")]
+        at_least: Option<String>,
+    },
+    /// Write and delete tuples (admin token), in batches of 100; prints the last revision.
+    ///
+    /// Each batch is one transaction; when a later batch is refused, the earlier ones stay
+    /// written (the message says how far the write got).
+    Write {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// JSON or YAML: `{writes: [...], deletes: [...]}`, or a list of tuples to write; `-`
+        /// for standard input. A tuple is `{user, relation, object, condition?: {name,
+        /// context}}`.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Write a tuple; repeat for several.
+        #[arg(long, num_args = 3, value_names = ["USER", "RELATION", "OBJECT"])]
+        add: Vec<String>,
+        /// Delete a tuple; repeat for several.
+        #[arg(long, num_args = 3, value_names = ["USER", "RELATION", "OBJECT"])]
+        remove: Vec<String>,
+        /// Writing a tuple that already exists is not an error.
+        #[arg(long)]
+        ignore_duplicates: bool,
+        /// Deleting a tuple that does not exist is not an error.
+        #[arg(long)]
+        ignore_missing: bool,
+    },
+    /// Stored tuples (admin token), filtered, all pages.
+    Read {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Only tuples on this object (`type:id`) or on objects of this type (`type`).
+        #[arg(long, value_name = "OBJECT")]
+        object: Option<String>,
+        /// Only tuples of this relation.
+        #[arg(long)]
+        relation: Option<String>,
+        /// Only tuples of exactly this user.
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// The change log of the tenant's tuples (admin token), all pages.
+    Changes {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// Only changes after this revision (default: all).
+        #[arg(long, value_name = "REVISION")]
+        since: Option<i64>,
+    },
+    /// The tenant's relationship model in the modeling language (admin token).
+    Model {
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Runs one rebac subcommand and returns the exit code.
+pub fn run(options: Options, command: RebacCommand) -> u8 {
+    let is_check = matches!(command, RebacCommand::Check { .. });
+    let result = Client::new(options).and_then(|client| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|error| Failure::Usage(format!("cannot start the runtime: {error}")))?;
+        runtime.block_on(execute(&client, command))
+    });
+    match result {
+        Ok(code) => code,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            USAGE
+        }
+        Err(Failure::Refused(refusal)) => {
+            refusal.report();
+            // For a check, 1 means "not allowed"; a refusal is an error like any other.
+            if is_check { USAGE } else { REFUSED }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ client
+
+/// Why a subcommand did not succeed.
+enum Failure {
+    /// Bad arguments, unusable local files or an unreachable server (exit 2).
+    Usage(String),
+    /// The server answered with an error (exit 1, or 2 for `check`).
+    Refused(Box<Refusal>),
+}
+
+/// An error answer of the server.
+struct Refusal {
+    status: StatusCode,
+    /// The body as answered.
+    text: String,
+    /// The body as JSON (`Null` when it is not JSON).
+    body: Value,
+    /// Print the body verbatim on standard output.
+    json: bool,
+    /// What had already been done when this answer came (for batched writes).
+    note: Option<String>,
+}
+
+impl Refusal {
+    fn report(&self) {
+        if self.json {
+            println!("{}", self.text.trim_end());
+        }
+        let error = &self.body["error"];
+        match (error["code"].as_str(), error["message"].as_str()) {
+            (Some(code), Some(message)) => {
+                eprintln!("error[{code}]: {message} (HTTP {})", self.status.as_u16());
+            }
+            _ => {
+                let text = self.text.trim();
+                let shown: String = text.chars().take(300).collect();
+                eprintln!(
+                    "error: the server answered HTTP {}{}{shown}",
+                    self.status,
+                    if shown.is_empty() { "" } else { ": " }
+                );
+            }
+        }
+        if let Some(note) = &self.note {
+            eprintln!("note: {note}");
+        }
+    }
+}
+
+/// A successful answer.
+struct Reply {
+    text: String,
+    body: Value,
+}
+
+/// Which listener a call goes to.
+#[derive(Clone, Copy)]
+enum Listener {
+    Api,
+    Admin,
+}
+
+struct Client {
+    http: reqwest::Client,
+    api_url: String,
+    api_token: Option<String>,
+    admin_url: String,
+    token: Option<String>,
+    json: bool,
+}
+
+impl Client {
+    fn new(options: Options) -> Result<Client, Failure> {
+        let http = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .build()
+            .map_err(|error| Failure::Usage(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Client {
+            http,
+            api_url: options.api_url,
+            api_token: options.api_token.filter(|token| !token.is_empty()),
+            admin_url: options.admin_url,
+            token: options.token.filter(|token| !token.is_empty()),
+            json: options.json,
+        })
+    }
+
+    /// The base URL of a listener, checked (only the listener a subcommand uses must be valid).
+    fn base(&self, listener: Listener) -> Result<Url, Failure> {
+        let (flag, text) = match listener {
+            Listener::Api => ("--api-url", &self.api_url),
+            Listener::Admin => ("--admin-url", &self.admin_url),
+        };
+        let base = Url::parse(text)
+            .map_err(|error| Failure::Usage(format!("{flag} `{text}` is not a URL: {error}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Failure::Usage(format!(
+                "{flag} `{text}` must be an http:// or https:// URL"
+            )));
+        }
+        Ok(base)
+    }
+
+    /// The listener's base followed by the percent-encoded `segments`.
+    fn url(
+        &self,
+        listener: Listener,
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Url, Failure> {
+        // URLs resolve `.` and `..` segments (also percent-encoded), so such ids cannot be sent.
+        if let Some(bad) = segments
+            .iter()
+            .find(|segment| matches!(**segment, "" | "." | ".."))
+        {
+            return Err(Failure::Usage(if bad.is_empty() {
+                "an id cannot be empty".to_owned()
+            } else {
+                format!("`{bad}` cannot be used as an id (it cannot be part of a URL path)")
+            }));
+        }
+        let base = self.base(listener)?;
+        let mut url = base.clone();
+        {
+            let mut path = url.path_segments_mut().map_err(|()| {
+                Failure::Usage(format!("the base URL `{base}` cannot take a path"))
+            })?;
+            path.pop_if_empty();
+            path.extend(segments);
+        }
+        if !query.is_empty() {
+            let mut pairs = url.query_pairs_mut();
+            for (key, value) in query {
+                pairs.append_pair(key, value);
+            }
+        }
+        Ok(url)
+    }
+
+    /// `POST /v1/relations/{what}` on the public listener.
+    async fn query(&self, what: &[&str], body: &Value) -> Result<Reply, Failure> {
+        let mut segments = vec!["v1", "relations"];
+        segments.extend_from_slice(what);
+        let url = self.url(Listener::Api, &segments, &[])?;
+        let mut request = self.http.post(url).json(body);
+        if let Some(token) = &self.api_token {
+            request = request.bearer_auth(token);
+        }
+        self.send(request, Listener::Api).await
+    }
+
+    /// An admin call about one tenant: `/admin/v1/tenants/{tenant}/{segments…}`.
+    async fn admin(
+        &self,
+        method: Method,
+        tenant: &str,
+        segments: &[&str],
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> Result<Reply, Failure> {
+        let token = self.token.as_deref().ok_or_else(|| {
+            Failure::Usage(
+                "no admin token: give --token or set PORTCULLIS_ADMIN_TOKEN (`portcullis serve` prints a generated one when none is configured)".to_owned(),
+            )
+        })?;
+        let mut path = vec!["admin", "v1", "tenants", tenant];
+        path.extend_from_slice(segments);
+        let url = self.url(Listener::Admin, &path, query)?;
+        let mut request = self.http.request(method, url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.send(request, Listener::Admin).await
+    }
+
+    /// Sends a request; an error answer becomes a [`Failure::Refused`].
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+        listener: Listener,
+    ) -> Result<Reply, Failure> {
+        let response = request
+            .send()
+            .await
+            .map_err(|error| self.unreachable(&error, listener))?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|error| self.unreachable(&error, listener))?;
+        let parsed = serde_json::from_str::<Value>(&text);
+        match parsed {
+            Ok(body) if status.is_success() => Ok(Reply { text, body }),
+            parsed => Err(Failure::Refused(Box::new(Refusal {
+                status,
+                text,
+                body: if status.is_success() {
+                    Value::Null
+                } else {
+                    parsed.unwrap_or(Value::Null)
+                },
+                json: self.json,
+                note: None,
+            }))),
+        }
+    }
+
+    fn unreachable(&self, error: &reqwest::Error, listener: Listener) -> Failure {
+        // The innermost cause says what happened ("Connection refused"); the outer ones only
+        // repeat that a request failed.
+        let mut innermost: &dyn std::error::Error = error;
+        while let Some(cause) = innermost.source() {
+            innermost = cause;
+        }
+        let (what, base, flag, env) = match listener {
+            Listener::Api => ("the API", &self.api_url, "--api-url", "PORTCULLIS_API_URL"),
+            Listener::Admin => (
+                "the admin API",
+                &self.admin_url,
+                "--admin-url",
+                "PORTCULLIS_ADMIN_URL",
+            ),
+        };
+        let base = base.trim_end_matches('/');
+        if error.is_timeout() {
+            Failure::Usage(format!(
+                "{what} at {base} did not answer within {} s",
+                TIMEOUT.as_secs()
+            ))
+        } else {
+            Failure::Usage(format!(
+                "cannot reach {what} at {base}: {innermost}; is `portcullis serve` running there? (set {flag} or {env})"
+            ))
+        }
+    }
+
+    /// Prints the answer verbatim with `--json`, else the summary `human` makes of it.
+    fn output(&self, reply: &Reply, human: impl FnOnce(&Value)) {
+        if self.json {
+            println!("{}", reply.text.trim_end());
+        } else {
+            human(&reply.body);
+        }
+    }
+
+    /// Prints `joined` (several pages made into one answer) with `--json`, else `human`.
+    fn output_joined(&self, joined: &Value, human: impl FnOnce()) {
+        if self.json {
+            println!("{joined}");
+        } else {
+            human();
+        }
+    }
+}
+
+// ------------------------------------------------------------------ subcommands
+
+async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> {
+    match command {
+        RebacCommand::Check {
+            tenant,
+            user,
+            relation,
+            object,
+            context,
+            contextual_tuples,
+            at_least,
+        } => {
+            let mut body = json!({
+                "tenant": tenant, "user": user, "relation": relation, "object": object,
+            });
+            add_query_options(&mut body, context, contextual_tuples, at_least)?;
+            let reply = client.query(&["check"], &body).await?;
+            let Some(allowed) = reply.body["allowed"].as_bool() else {
+                return Err(Failure::Usage(format!(
+                    "the server's answer has no `allowed`: {}",
+                    reply.text.trim()
+                )));
+            };
+            if client.json {
+                println!("{}", reply.text.trim_end());
+            } else {
+                println!("{}", pretty(&reply.body));
+            }
+            return Ok(if allowed { OK } else { REFUSED });
+        }
+        RebacCommand::ListObjects {
+            tenant,
+            user,
+            relation,
+            object_type,
+            context,
+            contextual_tuples,
+            at_least,
+            page_size,
+        } => {
+            let mut body = json!({
+                "tenant": tenant, "user": user, "relation": relation, "type": object_type,
+            });
+            add_query_options(&mut body, context, contextual_tuples, at_least)?;
+            if let Some(size) = page_size {
+                body["page_size"] = json!(size);
+            }
+            list_objects(client, body).await?;
+        }
+        RebacCommand::ListUsers {
+            tenant,
+            object,
+            relation,
+            filters,
+            context,
+            contextual_tuples,
+            at_least,
+        } => {
+            let mut body = json!({
+                "tenant": tenant, "object": object, "relation": relation, "user_filters": filters,
+            });
+            add_query_options(&mut body, context, contextual_tuples, at_least)?;
+            let reply = client.query(&["list-users"], &body).await?;
+            client.output(&reply, |answer| {
+                for user in items(&answer["users"]) {
+                    println!("{}", text(user));
+                }
+            });
+        }
+        RebacCommand::Expand {
+            tenant,
+            object,
+            relation,
+            at_least,
+        } => {
+            let mut body = json!({ "tenant": tenant, "object": object, "relation": relation });
+            add_query_options(&mut body, None, None, at_least)?;
+            let reply = client.query(&["expand"], &body).await?;
+            client.output(&reply, |answer| {
+                let mut out = String::new();
+                render_node(&answer["tree"]["root"], 0, &mut out);
+                print!("{out}");
+            });
+        }
+        RebacCommand::Write {
+            tenant,
+            file,
+            add,
+            remove,
+            ignore_duplicates,
+            ignore_missing,
+        } => {
+            let mut change = match &file {
+                Some(path) => read_write_file(path)?,
+                None => Change::default(),
+            };
+            for (index, parts) in add.chunks(3).enumerate() {
+                change.writes.push(quick_tuple("--add", index, parts)?);
+            }
+            for (index, parts) in remove.chunks(3).enumerate() {
+                change.deletes.push(quick_tuple("--remove", index, parts)?);
+            }
+            if change.writes.is_empty() && change.deletes.is_empty() {
+                return Err(Failure::Usage(
+                    "nothing to write: give --file FILE, --add USER RELATION OBJECT or --remove USER RELATION OBJECT".to_owned(),
+                ));
+            }
+            write(client, &tenant, &change, ignore_duplicates, ignore_missing).await?;
+        }
+        RebacCommand::Read {
+            tenant,
+            object,
+            relation,
+            user,
+        } => read(client, &tenant, object, relation, user).await?,
+        RebacCommand::Changes { tenant, since } => changes(client, &tenant, since).await?,
+        RebacCommand::Model { tenant } => {
+            let reply = client
+                .admin(Method::GET, &tenant, &["model"], &[], None)
+                .await?;
+            client.output(&reply, |answer| {
+                let dsl = answer["dsl"].as_str().unwrap_or("");
+                print!("{dsl}");
+                if !dsl.ends_with('\n') {
+                    println!();
+                }
+            });
+        }
+    }
+    Ok(OK)
+}
+
+/// Adds `context`, `contextual_tuples` and `consistency` to a query body.
+fn add_query_options(
+    body: &mut Value,
+    context: Option<String>,
+    contextual_tuples: Option<PathBuf>,
+    at_least: Option<String>,
+) -> Result<(), Failure> {
+    if let Some(context) = context {
+        let parsed: Value = serde_json::from_str(&context)
+            .map_err(|error| Failure::Usage(format!("--context is not JSON: {error}")))?;
+        if !parsed.is_object() {
+            return Err(Failure::Usage(
+                "--context must be a JSON object, such as '{\"time\": \"2026-03-02T10:00:00Z\"}'"
+                    .to_owned(),
+            ));
+        }
+        body["context"] = parsed;
+    }
+    if let Some(path) = contextual_tuples {
+        let (name, document) = read_document(&path)?;
+        let list = match document {
+            Value::Array(list) => list,
+            Value::Object(mut map) if map.len() == 1 && map.contains_key("contextual_tuples") => {
+                match map.remove("contextual_tuples") {
+                    Some(Value::Array(list)) => list,
+                    _ => {
+                        return Err(Failure::Usage(format!(
+                            "{name}: `contextual_tuples` must be a list of tuples"
+                        )));
+                    }
+                }
+            }
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "{name}: contextual tuples must be a list of tuples ({{user, relation, object}})"
+                )));
+            }
+        };
+        let tuples = parse_tuples(&name, "contextual_tuples", list)?;
+        body["contextual_tuples"] = Value::Array(tuples);
+    }
+    if let Some(revision) = at_least {
+        body["consistency"] = json!({ "at_least": revision });
+    }
+    Ok(())
+}
+
+async fn list_objects(client: &Client, mut body: Value) -> Result<(), Failure> {
+    let mut objects: Vec<Value> = Vec::new();
+    let mut revision = Value::Null;
+    for _ in 0..MAX_PAGES {
+        let reply = client.query(&["list-objects"], &body).await?;
+        objects.extend(items(&reply.body["objects"]).iter().cloned());
+        revision = reply.body["revision"].clone();
+        let next = match &reply.body["continuation"] {
+            Value::String(next) if !next.is_empty() => next.clone(),
+            _ => {
+                let joined = json!({ "objects": objects, "revision": revision });
+                client.output_joined(&joined, || {
+                    for object in &objects {
+                        println!("{}", text(object));
+                    }
+                });
+                return Ok(());
+            }
+        };
+        if body["continuation"].as_str() == Some(next.as_str()) {
+            return Err(Failure::Usage(format!(
+                "the server answered the same continuation `{next}` twice; stopping"
+            )));
+        }
+        body["continuation"] = Value::String(next);
+        // Later pages are never answered from older data than the first.
+        if let Some(first) = revision.as_str()
+            && body["consistency"]["at_least"].is_null()
+        {
+            body["consistency"] = json!({ "at_least": first });
+        }
+    }
+    Err(Failure::Usage(format!(
+        "list-objects did not end after {MAX_PAGES} pages (last revision {})",
+        text(&revision)
+    )))
+}
+
+/// Tuples to write and delete, as the JSON the server takes.
+#[derive(Default)]
+struct Change {
+    writes: Vec<Value>,
+    deletes: Vec<Value>,
+}
+
+/// Reads `{writes, deletes}` or a plain list of tuples (to write) from JSON or YAML.
+fn read_write_file(path: &Path) -> Result<Change, Failure> {
+    let (name, document) = read_document(path)?;
+    match document {
+        Value::Array(list) => Ok(Change {
+            writes: parse_tuples(&name, "", list)?,
+            deletes: Vec::new(),
+        }),
+        Value::Object(map) => {
+            let mut change = Change::default();
+            for (key, value) in map {
+                let list = match value {
+                    Value::Array(list) => list,
+                    Value::Null => Vec::new(),
+                    _ => {
+                        return Err(Failure::Usage(format!(
+                            "{name}: `{key}` must be a list of tuples"
+                        )));
+                    }
+                };
+                match key.as_str() {
+                    "writes" => change.writes = parse_tuples(&name, "writes", list)?,
+                    "deletes" => change.deletes = parse_tuples(&name, "deletes", list)?,
+                    _ => {
+                        return Err(Failure::Usage(format!(
+                            "{name}: unknown key `{key}`; expected `writes` and `deletes` (or a plain list of tuples to write)"
+                        )));
+                    }
+                }
+            }
+            Ok(change)
+        }
+        _ => Err(Failure::Usage(format!(
+            "{name}: expected `{{writes: [...], deletes: [...]}}` or a list of tuples"
+        ))),
+    }
+}
+
+/// Checks every tuple's shape locally (so a typo is found before anything is written) and
+/// returns them in the form the server takes.
+fn parse_tuples(name: &str, field: &str, list: Vec<Value>) -> Result<Vec<Value>, Failure> {
+    let mut problems = Vec::new();
+    let mut tuples = Vec::with_capacity(list.len());
+    for (index, item) in list.into_iter().enumerate() {
+        let shown = item.to_string();
+        match serde_json::from_value::<Tuple>(item) {
+            Ok(tuple) => match serde_json::to_value(&tuple) {
+                Ok(value) => tuples.push(value),
+                Err(error) => problems.push(format!("{name}: {field}[{index}]: {error}")),
+            },
+            Err(error) => {
+                let shown: String = shown.chars().take(120).collect();
+                problems.push(format!("{name}: {field}[{index}] {shown}: {error}"));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(tuples)
+    } else {
+        let count = problems.len();
+        Err(Failure::Usage(format!(
+            "{count} invalid tuple{}; nothing was written:\n  {}",
+            if count == 1 { "" } else { "s" },
+            problems.join("\n  ")
+        )))
+    }
+}
+
+/// `--add USER RELATION OBJECT` as a tuple.
+fn quick_tuple(flag: &str, index: usize, parts: &[String]) -> Result<Value, Failure> {
+    let [user, relation, object] = parts else {
+        return Err(Failure::Usage(format!(
+            "{flag} takes three values: USER RELATION OBJECT"
+        )));
+    };
+    let tuple = Tuple::parse(user, relation, object).map_err(|error| {
+        Failure::Usage(format!(
+            "{flag} {user} {relation} {object} (#{}): {error}; nothing was written",
+            index + 1
+        ))
+    })?;
+    serde_json::to_value(&tuple)
+        .map_err(|error| Failure::Usage(format!("cannot encode the tuple: {error}")))
+}
+
+async fn write(
+    client: &Client,
+    tenant: &str,
+    change: &Change,
+    ignore_duplicates: bool,
+    ignore_missing: bool,
+) -> Result<(), Failure> {
+    // Writes first, then deletes, cut into batches of at most WRITE_BATCH tuples.
+    let total = change.writes.len() + change.deletes.len();
+    let batches = total.div_ceil(WRITE_BATCH);
+    let mut revision = Value::Null;
+    let mut answers = Vec::with_capacity(batches);
+    for batch in 0..batches {
+        let start = batch * WRITE_BATCH;
+        let end = (start + WRITE_BATCH).min(total);
+        let writes = slice(&change.writes, start, end);
+        let deletes = slice(
+            &change.deletes,
+            start.saturating_sub(change.writes.len()),
+            end.saturating_sub(change.writes.len()),
+        );
+        let mut body = json!({ "writes": writes, "deletes": deletes });
+        if ignore_duplicates {
+            body["ignore_duplicates"] = Value::Bool(true);
+        }
+        if ignore_missing {
+            body["ignore_missing"] = Value::Bool(true);
+        }
+        match client
+            .admin(Method::POST, tenant, &["tuples"], &[], Some(&body))
+            .await
+        {
+            Ok(reply) => {
+                revision = reply.body["revision"].clone();
+                answers.push(reply.body);
+            }
+            Err(Failure::Refused(mut refusal)) if batches > 1 => {
+                refusal.note = Some(if batch == 0 {
+                    format!("batch 1 of {batches} was refused; nothing was written")
+                } else {
+                    format!(
+                        "batch {} of {batches} (tuples {}..{}) was refused; batches 1 to {batch} (the first {start} tuples) were written, up to revision {}",
+                        batch + 1,
+                        start + 1,
+                        end,
+                        text(&revision)
+                    )
+                });
+                return Err(Failure::Refused(refusal));
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    let joined = json!({
+        "tenant": tenant,
+        "written": change.writes.len(),
+        "deleted": change.deletes.len(),
+        "batches": batches,
+        "revision": revision,
+    });
+    client.output_joined(&joined, || {
+        println!(
+            "wrote {} and deleted {} tuple{} in tenant {tenant} ({batches} batch{}): revision {}",
+            change.writes.len(),
+            change.deletes.len(),
+            if change.deletes.len() == 1 { "" } else { "s" },
+            if batches == 1 { "" } else { "es" },
+            text(&revision)
+        );
+    });
+    Ok(())
+}
+
+/// The part of `list` that falls in `start..end` (clamped).
+fn slice(list: &[Value], start: usize, end: usize) -> &[Value] {
+    let end = end.min(list.len());
+    let start = start.min(end);
+    &list[start..end]
+}
+
+async fn read(
+    client: &Client,
+    tenant: &str,
+    object: Option<String>,
+    relation: Option<String>,
+    user: Option<String>,
+) -> Result<(), Failure> {
+    let mut filter: Vec<(&str, String)> = Vec::new();
+    for (key, value) in [("object", object), ("relation", relation), ("user", user)] {
+        if let Some(value) = value {
+            filter.push((key, value));
+        }
+    }
+    filter.push(("page_size", ADMIN_PAGE.to_string()));
+    let mut tuples: Vec<Value> = Vec::new();
+    let mut continuation: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let mut query = filter.clone();
+        if let Some(next) = &continuation {
+            query.push(("continuation", next.clone()));
+        }
+        let reply = client
+            .admin(Method::GET, tenant, &["tuples"], &query, None)
+            .await?;
+        tuples.extend(items(&reply.body["tuples"]).iter().cloned());
+        match reply.body["continuation"].as_str() {
+            Some(next) if !next.is_empty() => {
+                if continuation.as_deref() == Some(next) {
+                    return Err(Failure::Usage(format!(
+                        "the server answered the same continuation `{next}` twice; stopping"
+                    )));
+                }
+                continuation = Some(next.to_owned());
+            }
+            _ => {
+                let joined = json!({ "tuples": tuples });
+                client.output_joined(&joined, || {
+                    if tuples.is_empty() {
+                        println!("no tuples");
+                        return;
+                    }
+                    let rows: Vec<Vec<String>> = tuples
+                        .iter()
+                        .map(|t| {
+                            vec![
+                                text(&t["object"]),
+                                text(&t["relation"]),
+                                text(&t["user"]),
+                                condition(t),
+                            ]
+                        })
+                        .collect();
+                    print_table(&["OBJECT", "RELATION", "USER", "CONDITION"], &rows);
+                });
+                return Ok(());
+            }
+        }
+    }
+    Err(Failure::Usage(format!(
+        "reading tuples did not end after {MAX_PAGES} pages"
+    )))
+}
+
+async fn changes(client: &Client, tenant: &str, since: Option<i64>) -> Result<(), Failure> {
+    let mut since = since.unwrap_or(0);
+    let mut all: Vec<Value> = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let query = [
+            ("since", since.to_string()),
+            ("page_size", ADMIN_PAGE.to_string()),
+        ];
+        let reply = client
+            .admin(Method::GET, tenant, &["tuples", "changes"], &query, None)
+            .await?;
+        let page = items(&reply.body["changes"]);
+        let next = reply.body["next_since"].as_i64().unwrap_or(since);
+        all.extend(page.iter().cloned());
+        if page.is_empty() || next <= since {
+            let joined = json!({ "changes": all, "next_since": since });
+            client.output_joined(&joined, || {
+                if all.is_empty() {
+                    println!("no changes after revision {since}");
+                    return;
+                }
+                let rows: Vec<Vec<String>> = all
+                    .iter()
+                    .map(|c| {
+                        let t = &c["tuple"];
+                        vec![
+                            text(&c["revision"]),
+                            text(&c["operation"]),
+                            text(&t["object"]),
+                            text(&t["relation"]),
+                            text(&t["user"]),
+                            condition(t),
+                            time(&c["changed_at_us"]),
+                        ]
+                    })
+                    .collect();
+                print_table(
+                    &[
+                        "REVISION",
+                        "OPERATION",
+                        "OBJECT",
+                        "RELATION",
+                        "USER",
+                        "CONDITION",
+                        "AT",
+                    ],
+                    &rows,
+                );
+            });
+            return Ok(());
+        }
+        since = next;
+    }
+    Err(Failure::Usage(format!(
+        "reading changes did not end after {MAX_PAGES} pages"
+    )))
+}
+
+// ------------------------------------------------------------------ local files
+
+/// Reads a JSON or YAML document from a file or standard input (`-`); returns a name for
+/// messages and the document.
+fn read_document(path: &Path) -> Result<(String, Value), Failure> {
+    let (name, source) = if path.as_os_str() == "-" {
+        let mut source = String::new();
+        std::io::stdin()
+            .read_to_string(&mut source)
+            .map_err(|error| Failure::Usage(format!("cannot read standard input: {error}")))?;
+        ("<stdin>".to_owned(), source)
+    } else {
+        let source = std::fs::read_to_string(path)
+            .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", path.display())))?;
+        (path.display().to_string(), source)
+    };
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let json_first = source.trim_start().starts_with(['{', '[']);
+    let document = match extension.as_deref() {
+        Some("json") => serde_json::from_str::<Value>(&source)
+            .map_err(|error| format!("{name}: invalid JSON: {error}")),
+        Some("yaml" | "yml") => serde_saphyr::from_str::<Value>(&source)
+            .map_err(|error| format!("{name}: invalid YAML: {error}")),
+        _ => match serde_json::from_str::<Value>(&source) {
+            Ok(value) => Ok(value),
+            Err(json_error) => serde_saphyr::from_str::<Value>(&source).map_err(|yaml_error| {
+                if json_first {
+                    format!("{name}: invalid JSON: {json_error}")
+                } else {
+                    format!("{name}: invalid YAML: {yaml_error}")
+                }
+            }),
+        },
+    };
+    document
+        .map(|document| (name, document))
+        .map_err(Failure::Usage)
+}
+
+// ------------------------------------------------------------------ rendering
+
+/// A JSON value as a table cell or line: strings bare, null as `-`.
+fn text(value: &Value) -> String {
+    match value {
+        Value::Null => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn items(value: &Value) -> &[Value] {
+    value.as_array().map(Vec::as_slice).unwrap_or(&[])
+}
+
+fn pretty(value: &Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+/// A stored tuple's condition: `name {context}`, or `-`.
+fn condition(tuple: &Value) -> String {
+    match tuple["condition"].as_str() {
+        Some(name) => match tuple["context"].as_object() {
+            Some(context) if !context.is_empty() => {
+                format!("{name} {}", Value::Object(context.clone()))
+            }
+            _ => name.to_owned(),
+        },
+        None => "-".to_owned(),
+    }
+}
+
+/// Microseconds since the epoch as an RFC 3339 time (UTC, whole seconds).
+fn time(value: &Value) -> String {
+    value
+        .as_i64()
+        .and_then(|us| jiff::Timestamp::from_second(us.div_euclid(1_000_000)).ok())
+        .map(|at| at.to_string())
+        .unwrap_or_else(|| text(value))
+}
+
+/// One node of an expand tree, indented by `depth`.
+fn render_node(node: &Value, depth: usize, out: &mut String) {
+    let indent = "  ".repeat(depth);
+    let name = text(&node["name"]);
+    let line = |out: &mut String, text: String| {
+        out.push_str(&indent);
+        out.push_str(&text);
+        out.push('\n');
+    };
+    if let Some(leaf) = node.get("leaf") {
+        if let Some(users) = leaf.get("users") {
+            let users: Vec<String> = items(&users["users"]).iter().map(text).collect();
+            let shown = if users.is_empty() {
+                "(none)".to_owned()
+            } else {
+                users.join(", ")
+            };
+            line(out, format!("{name}: direct: {shown}"));
+        } else if let Some(computed) = leaf.get("computed") {
+            line(
+                out,
+                format!("{name}: computed: {}", text(&computed["userset"])),
+            );
+        } else if let Some(ttu) = leaf.get("tupleToUserset") {
+            let sets: Vec<String> = items(&ttu["computed"])
+                .iter()
+                .map(|c| text(&c["userset"]))
+                .collect();
+            let shown = if sets.is_empty() {
+                "(none)".to_owned()
+            } else {
+                sets.join(", ")
+            };
+            line(
+                out,
+                format!(
+                    "{name}: from {}: {shown}",
+                    text(&ttu["tupleset"]).rsplit('#').next().unwrap_or("")
+                ),
+            );
+        } else {
+            line(out, format!("{name}: {leaf}"));
+        }
+        return;
+    }
+    for operator in ["union", "intersection"] {
+        if let Some(group) = node.get(operator) {
+            line(out, format!("{name}: {operator}"));
+            for child in items(&group["nodes"]) {
+                render_node(child, depth + 1, out);
+            }
+            return;
+        }
+    }
+    if let Some(difference) = node.get("difference") {
+        line(out, format!("{name}: but not"));
+        render_node(&difference["base"], depth + 1, out);
+        render_node(&difference["subtract"], depth + 1, out);
+        return;
+    }
+    line(out, format!("{name}: {node}"));
+}
+
+fn print_table(headers: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<width$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    #[test]
+    fn batches_cover_writes_then_deletes() {
+        let list = |n: usize| (0..n).map(|i| json!(i)).collect::<Vec<_>>();
+        let writes = list(150);
+        let deletes = list(70);
+        // Batch 2 (100..200): writes 100..150, deletes 0..50.
+        assert_eq!(slice(&writes, 100, 200).len(), 50);
+        assert_eq!(slice(&deletes, 0, 50).len(), 50);
+        // Batch 3 (200..220): no writes, deletes 50..70.
+        assert!(slice(&writes, 200, 220).is_empty());
+        assert_eq!(slice(&deletes, 50, 70).len(), 20);
+    }
+}

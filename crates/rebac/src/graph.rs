@@ -1,0 +1,1535 @@
+//! The in-memory relation index of one tenant and the queries over it.
+//!
+//! Owns [`Graph`]: interned objects, forward adjacency `(object, relation) → users` and reverse
+//! adjacency `user → (object, relation)`, incremental writes and deletes, and the queries check,
+//! batch check, list objects, list users and expand, with contextual tuples layered on top for
+//! one query. It must not parse models or evaluate CEL itself (that is [`crate::model`] and
+//! [`crate::condition`]), and it does no I/O: the store feeds it tuples.
+//!
+//! Semantics (as OpenFGA): a union grants if any operand grants, and an evaluation error in
+//! one operand only surfaces if no operand grants; an intersection denies if any operand
+//! denies; `a but not b` denies when `a` denies or `b` grants. A cycle (reaching the same
+//! `object#relation` again while resolving it) grants nothing on that path. Resolving more than
+//! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
+
+use std::sync::Arc;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::{Map, Value, json};
+use smallvec::SmallVec;
+
+use crate::condition::EvalError;
+use crate::model::{CRelation, CRewrite, Dependent, Model, TupleError};
+use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
+
+/// OpenFGA's default resolution depth: the most relations resolved inside one another.
+pub const MAX_RESOLVE_DEPTH: u32 = 25;
+/// Most tuples in one write request (OpenFGA's limit).
+pub const MAX_TUPLES_PER_WRITE: usize = 100;
+/// Most contextual tuples in one query.
+pub const MAX_CONTEXTUAL_TUPLES: usize = 100;
+/// Most checks in one batch check.
+pub const MAX_BATCH_CHECK_ITEMS: usize = 50;
+
+/// Why a query could not be answered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The object's or user's type is not in the model.
+    #[error("type `{0}` is not defined in the model")]
+    UnknownType(String),
+    /// The relation is not defined on the type.
+    #[error("type `{object_type}` has no relation `{relation}`")]
+    UnknownRelation {
+        /// The type.
+        object_type: String,
+        /// The relation asked for.
+        relation: String,
+    },
+    /// A contextual tuple does not fit the model.
+    #[error("invalid contextual tuple: {0}")]
+    InvalidContextualTuple(TupleError),
+    /// More contextual tuples than [`MAX_CONTEXTUAL_TUPLES`].
+    #[error("{0} contextual tuples, more than the limit of {MAX_CONTEXTUAL_TUPLES}")]
+    TooManyContextualTuples(usize),
+    /// More checks than [`MAX_BATCH_CHECK_ITEMS`] in one batch.
+    #[error("{0} checks in one batch, more than the limit of {MAX_BATCH_CHECK_ITEMS}")]
+    TooManyChecks(usize),
+    /// Resolution nested deeper than [`MAX_RESOLVE_DEPTH`].
+    #[error("resolution exceeded the depth limit of {MAX_RESOLVE_DEPTH} nested relations")]
+    DepthExceeded,
+    /// A condition reads a parameter that neither the tuple nor the request supplies.
+    #[error(
+        "condition `{condition}`: missing required parameter `{parameter}`; supply it in the request context"
+    )]
+    MissingParameter {
+        /// The condition.
+        condition: String,
+        /// The parameter.
+        parameter: String,
+    },
+    /// A supplied parameter does not have its declared type.
+    #[error("condition `{condition}`: parameter `{parameter}`: {message}")]
+    BadParameter {
+        /// The condition.
+        condition: String,
+        /// The parameter.
+        parameter: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The condition failed while evaluating.
+    #[error("condition `{condition}` failed: {message}")]
+    ConditionFailed {
+        /// The condition.
+        condition: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// One check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRequest {
+    /// Who.
+    pub user: User,
+    /// Which relation.
+    pub relation: String,
+    /// On what.
+    pub object: ObjectRef,
+    /// Request context for conditions.
+    pub context: Map<String, Value>,
+    /// Tuples visible to this query only.
+    pub contextual_tuples: Vec<Tuple>,
+}
+
+impl CheckRequest {
+    /// A request without context or contextual tuples.
+    pub fn new(user: User, relation: impl Into<String>, object: ObjectRef) -> Self {
+        CheckRequest {
+            user,
+            relation: relation.into(),
+            object,
+            context: Map::new(),
+            contextual_tuples: Vec::new(),
+        }
+    }
+}
+
+/// A check's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    /// Whether the user has the relation.
+    pub allowed: bool,
+    /// When allowed: the chain of relations that granted it, from the asked relation to the
+    /// user. Steps are `type:id#relation`, followed by ` (computed)` when reached as a
+    /// computed relation of the previous step's object or ` (from tupleset)` when reached
+    /// through a tuple-to-userset; the last step is the user (`user:anne`, or `user:*` for a
+    /// wildcard tuple). A step that passed a condition ends with ` [condition name]`.
+    /// Empty when denied.
+    pub path: Vec<String>,
+}
+
+/// A filter of [`Graph::list_users`]: `user` (objects and `user:*`) or `group#member` (usersets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserFilter {
+    /// The user type.
+    pub user_type: String,
+    /// For usersets, the relation.
+    pub relation: Option<String>,
+}
+
+impl std::str::FromStr for UserFilter {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (user_type, relation) = match text.split_once('#') {
+            Some((t, r)) => (t, Some(r.to_owned())),
+            None => (text, None),
+        };
+        if user_type.is_empty() || relation.as_deref() == Some("") {
+            return Err(format!(
+                "invalid user filter `{text}`; expected `type` or `type#relation`"
+            ));
+        }
+        Ok(UserFilter {
+            user_type: user_type.to_owned(),
+            relation,
+        })
+    }
+}
+
+/// A filter of [`Graph::read`]; `None` fields match anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TupleFilter {
+    /// Object type.
+    pub object_type: Option<String>,
+    /// Object id (only with `object_type`).
+    pub object_id: Option<String>,
+    /// Relation.
+    pub relation: Option<String>,
+    /// User.
+    pub user: Option<User>,
+}
+
+const TAG_OBJECT: u64 = 0;
+const TAG_USERSET: u64 = 1;
+const TAG_WILDCARD: u64 = 2;
+
+#[inline]
+fn key_object(object: u32) -> u64 {
+    (TAG_OBJECT << 62) | u64::from(object)
+}
+#[inline]
+fn key_userset(object: u32, relation: u32) -> u64 {
+    (TAG_USERSET << 62) | (u64::from(relation) << 32) | u64::from(object)
+}
+#[inline]
+fn key_wildcard(type_id: u32) -> u64 {
+    (TAG_WILDCARD << 62) | u64::from(type_id)
+}
+#[inline]
+fn tag(key: u64) -> u64 {
+    key >> 62
+}
+#[inline]
+fn low(key: u64) -> u32 {
+    key as u32
+}
+#[inline]
+fn key_relation(key: u64) -> u32 {
+    ((key >> 32) & 0x3fff_ffff) as u32
+}
+#[inline]
+fn pair(object: u32, relation: u32) -> u64 {
+    (u64::from(object) << 32) | u64::from(relation)
+}
+#[inline]
+fn pair_parts(key: u64) -> (u32, u32) {
+    ((key >> 32) as u32, key as u32)
+}
+
+#[derive(Debug, Default, Clone)]
+struct Adj {
+    /// Object users and condition slots, sorted by user.
+    direct: SmallVec<[(u32, u32); 2]>,
+    /// Userset and wildcard users and condition slots.
+    sets: SmallVec<[(u64, u32); 1]>,
+}
+
+#[derive(Debug, Clone)]
+struct StoredCondition {
+    condition: u32,
+    context: Option<Box<Map<String, Value>>>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Index {
+    forward: FxHashMap<u64, Adj>,
+    reverse: FxHashMap<u64, SmallVec<[u64; 2]>>,
+    /// Slot 0 is "no condition".
+    conditions: Vec<Option<StoredCondition>>,
+    free: Vec<u32>,
+    len: usize,
+}
+
+impl Index {
+    fn new() -> Self {
+        Index {
+            conditions: vec![None],
+            ..Index::default()
+        }
+    }
+
+    fn store_condition(&mut self, condition: Option<(u32, &TupleCondition)>) -> u32 {
+        let Some((id, condition)) = condition else {
+            return 0;
+        };
+        let stored = StoredCondition {
+            condition: id,
+            context: (!condition.context.is_empty()).then(|| Box::new(condition.context.clone())),
+        };
+        if let Some(slot) = self.free.pop() {
+            self.conditions[slot as usize] = Some(stored);
+            slot
+        } else {
+            self.conditions.push(Some(stored));
+            (self.conditions.len() - 1) as u32
+        }
+    }
+
+    fn release_condition(&mut self, slot: u32) {
+        if slot != 0 {
+            self.conditions[slot as usize] = None;
+            self.free.push(slot);
+        }
+    }
+
+    /// Inserts an edge; false if one with the same key exists.
+    fn insert(
+        &mut self,
+        object: u32,
+        relation: u32,
+        user: u64,
+        condition: Option<(u32, &TupleCondition)>,
+    ) -> bool {
+        let key = pair(object, relation);
+        let adj = self.forward.entry(key).or_default();
+        if tag(user) == TAG_OBJECT {
+            let u = low(user);
+            match adj.direct.binary_search_by_key(&u, |e| e.0) {
+                Ok(_) => return false,
+                Err(at) => {
+                    let slot = self.store_condition(condition);
+                    let adj = self.forward.entry(key).or_default();
+                    adj.direct.insert(at, (u, slot));
+                }
+            }
+        } else {
+            if adj.sets.iter().any(|e| e.0 == user) {
+                return false;
+            }
+            let slot = self.store_condition(condition);
+            self.forward.entry(key).or_default().sets.push((user, slot));
+        }
+        self.reverse.entry(user).or_default().push(key);
+        self.len += 1;
+        true
+    }
+
+    fn remove(&mut self, object: u32, relation: u32, user: u64) -> bool {
+        let key = pair(object, relation);
+        let Some(adj) = self.forward.get_mut(&key) else {
+            return false;
+        };
+        let slot = if tag(user) == TAG_OBJECT {
+            match adj.direct.binary_search_by_key(&low(user), |e| e.0) {
+                Ok(at) => adj.direct.remove(at).1,
+                Err(_) => return false,
+            }
+        } else {
+            match adj.sets.iter().position(|e| e.0 == user) {
+                Some(at) => adj.sets.swap_remove(at).1,
+                None => return false,
+            }
+        };
+        if adj.direct.is_empty() && adj.sets.is_empty() {
+            self.forward.remove(&key);
+        }
+        self.release_condition(slot);
+        if let Some(list) = self.reverse.get_mut(&user) {
+            if let Some(at) = list.iter().position(|k| *k == key) {
+                list.swap_remove(at);
+            }
+            if list.is_empty() {
+                self.reverse.remove(&user);
+            }
+        }
+        self.len -= 1;
+        true
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+struct Objects {
+    /// Per type: id → object number.
+    by_type: Vec<FxHashMap<Box<str>, u32>>,
+    /// Object number → (type, id).
+    names: Vec<(u32, Box<str>)>,
+}
+
+impl Objects {
+    fn get(&self, type_id: u32, id: &str) -> Option<u32> {
+        self.by_type.get(type_id as usize)?.get(id).copied()
+    }
+
+    fn intern(&mut self, type_id: u32, id: &str, base: u32) -> u32 {
+        if let Some(found) = self.get(type_id, id) {
+            return found;
+        }
+        if self.by_type.len() <= type_id as usize {
+            self.by_type
+                .resize_with(type_id as usize + 1, FxHashMap::default);
+        }
+        let number = base + self.names.len() as u32;
+        self.names.push((type_id, id.into()));
+        self.by_type[type_id as usize].insert(id.into(), number);
+        number
+    }
+}
+
+/// The relation index of one tenant.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    model: Arc<Model>,
+    objects: Objects,
+    index: Index,
+}
+
+/// A tuple resolved to numbers.
+struct Resolved {
+    object: u32,
+    relation: u32,
+    user: u64,
+    condition: Option<u32>,
+}
+
+impl Graph {
+    /// An empty graph for `model`.
+    pub fn new(model: Arc<Model>) -> Graph {
+        Graph {
+            model,
+            objects: Objects::default(),
+            index: Index::new(),
+        }
+    }
+
+    /// A graph holding `tuples` (each validated; duplicates are ignored).
+    pub fn build(
+        model: Arc<Model>,
+        tuples: impl IntoIterator<Item = Tuple>,
+    ) -> Result<Graph, TupleError> {
+        let mut graph = Graph::new(model);
+        let tuples = tuples.into_iter();
+        let (hint, _) = tuples.size_hint();
+        graph.index.forward.reserve(hint / 2);
+        for tuple in tuples {
+            graph.write(tuple)?;
+        }
+        Ok(graph)
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// Number of tuples.
+    pub fn len(&self) -> usize {
+        self.index.len
+    }
+
+    /// Whether the graph holds no tuples.
+    pub fn is_empty(&self) -> bool {
+        self.index.len == 0
+    }
+
+    fn resolve(objects: &mut Objects, model: &Model, tuple: &Tuple, base: u32) -> Resolved {
+        // Only called after validation, so every name is known.
+        let type_id = model.type_id(&tuple.object.object_type).unwrap_or(0);
+        let object = objects.intern(type_id, &tuple.object.id, base);
+        let relation = model.relation_id(&tuple.relation).unwrap_or(0);
+        let user = match &tuple.user {
+            User::Object(o) => {
+                key_object(objects.intern(model.type_id(&o.object_type).unwrap_or(0), &o.id, base))
+            }
+            User::Userset {
+                object: o,
+                relation: r,
+            } => key_userset(
+                objects.intern(model.type_id(&o.object_type).unwrap_or(0), &o.id, base),
+                model.relation_id(r).unwrap_or(0),
+            ),
+            User::Wildcard(t) => key_wildcard(model.type_id(t).unwrap_or(0)),
+        };
+        let condition = tuple
+            .condition
+            .as_ref()
+            .and_then(|c| model.condition_id(&c.name));
+        Resolved {
+            object,
+            relation,
+            user,
+            condition,
+        }
+    }
+
+    /// Adds a tuple after validating it against the model. `Ok(true)` if it is new,
+    /// `Ok(false)` if a tuple with the same object, relation and user exists (its condition is
+    /// kept; delete it first to change the condition).
+    pub fn write(&mut self, tuple: Tuple) -> Result<bool, TupleError> {
+        self.model.validate_tuple(&tuple)?;
+        let r = Self::resolve(&mut self.objects, &self.model, &tuple, 0);
+        let condition = r.condition.zip(tuple.condition.as_ref());
+        Ok(self.index.insert(r.object, r.relation, r.user, condition))
+    }
+
+    /// Removes the tuple with the same object, relation and user (any condition). True if
+    /// one was removed.
+    pub fn delete(&mut self, tuple: &Tuple) -> bool {
+        let Some(object) = self.lookup_object(&tuple.object) else {
+            return false;
+        };
+        let Some(relation) = self.model.relation_id(&tuple.relation) else {
+            return false;
+        };
+        let Some(user) = self.lookup_user(&tuple.user) else {
+            return false;
+        };
+        self.index.remove(object, relation, user)
+    }
+
+    fn lookup_object(&self, object: &ObjectRef) -> Option<u32> {
+        self.objects
+            .get(self.model.type_id(&object.object_type)?, &object.id)
+    }
+
+    fn lookup_user(&self, user: &User) -> Option<u64> {
+        Some(match user {
+            User::Object(o) => key_object(self.lookup_object(o)?),
+            User::Userset { object, relation } => key_userset(
+                self.lookup_object(object)?,
+                self.model.relation_id(relation)?,
+            ),
+            User::Wildcard(t) => key_wildcard(self.model.type_id(t)?),
+        })
+    }
+
+    /// Every tuple, in no particular order.
+    pub fn tuples(&self) -> impl Iterator<Item = Tuple> + '_ {
+        self.index.forward.iter().flat_map(move |(key, adj)| {
+            let (object, relation) = pair_parts(*key);
+            adj.direct
+                .iter()
+                .map(|(u, c)| (key_object(*u), *c))
+                .chain(adj.sets.iter().copied())
+                .map(move |(user, condition)| self.tuple_of(object, relation, user, condition))
+        })
+    }
+
+    /// Tuples matching `filter` (an object filter with type and id is a direct lookup).
+    pub fn read(&self, filter: &TupleFilter) -> Vec<Tuple> {
+        let matches = |t: &Tuple| {
+            filter
+                .object_type
+                .as_ref()
+                .is_none_or(|x| *x == t.object.object_type)
+                && filter.object_id.as_ref().is_none_or(|x| *x == t.object.id)
+                && filter.relation.as_ref().is_none_or(|x| *x == t.relation)
+                && filter.user.as_ref().is_none_or(|x| *x == t.user)
+        };
+        if let (Some(object_type), Some(object_id)) = (&filter.object_type, &filter.object_id) {
+            let Some(object) =
+                self.lookup_object(&ObjectRef::new(object_type.clone(), object_id.clone()))
+            else {
+                return Vec::new();
+            };
+            let mut out = Vec::new();
+            for relation in 0..self.model.relation_names.len() as u32 {
+                if let Some(adj) = self.index.forward.get(&pair(object, relation)) {
+                    for (user, condition) in adj
+                        .direct
+                        .iter()
+                        .map(|(u, c)| (key_object(*u), *c))
+                        .chain(adj.sets.iter().copied())
+                    {
+                        let tuple = self.tuple_of(object, relation, user, condition);
+                        if matches(&tuple) {
+                            out.push(tuple);
+                        }
+                    }
+                }
+            }
+            return out;
+        }
+        self.tuples().filter(|t| matches(t)).collect()
+    }
+
+    fn object_ref(&self, object: u32) -> ObjectRef {
+        let (t, id) = &self.objects.names[object as usize];
+        ObjectRef::new(self.model.type_names[*t as usize].clone(), id.to_string())
+    }
+
+    fn tuple_of(&self, object: u32, relation: u32, user: u64, condition: u32) -> Tuple {
+        let user = match tag(user) {
+            TAG_OBJECT => User::Object(self.object_ref(low(user))),
+            TAG_USERSET => User::Userset {
+                object: self.object_ref(low(user)),
+                relation: self.model.relation_names[key_relation(user) as usize].clone(),
+            },
+            _ => User::Wildcard(self.model.type_names[low(user) as usize].clone()),
+        };
+        let condition = self
+            .index
+            .conditions
+            .get(condition as usize)
+            .and_then(Option::as_ref)
+            .map(|c| TupleCondition {
+                name: self.model.conditions[c.condition as usize].name.clone(),
+                context: c.context.as_deref().cloned().unwrap_or_default(),
+            });
+        Tuple {
+            object: self.object_ref(object),
+            relation: self.model.relation_names[relation as usize].clone(),
+            user,
+            condition,
+        }
+    }
+
+    /// A query view: the graph plus contextual tuples and any objects only the query names.
+    fn view<'g>(&'g self, contextual: &[Tuple]) -> Result<View<'g>, QueryError> {
+        if contextual.len() > MAX_CONTEXTUAL_TUPLES {
+            return Err(QueryError::TooManyContextualTuples(contextual.len()));
+        }
+        let mut view = View {
+            graph: self,
+            overlay: None,
+        };
+        for tuple in contextual {
+            self.model
+                .validate_tuple(tuple)
+                .map_err(QueryError::InvalidContextualTuple)?;
+            let base = self.objects.names.len() as u32;
+            let overlay = view.overlay.get_or_insert_with(|| {
+                Box::new(Overlay {
+                    objects: Objects::default(),
+                    index: Index::new(),
+                })
+            });
+            let r = Self::resolve_with(
+                &self.objects,
+                &mut overlay.objects,
+                &self.model,
+                tuple,
+                base,
+            );
+            let condition = r.condition.zip(tuple.condition.as_ref());
+            overlay
+                .index
+                .insert(r.object, r.relation, r.user, condition);
+        }
+        Ok(view)
+    }
+
+    fn resolve_with(
+        base_objects: &Objects,
+        extra: &mut Objects,
+        model: &Model,
+        tuple: &Tuple,
+        base: u32,
+    ) -> Resolved {
+        let mut intern = |t: &str, id: &str| {
+            let type_id = model.type_id(t).unwrap_or(0);
+            base_objects
+                .get(type_id, id)
+                .unwrap_or_else(|| extra.intern(type_id, id, base))
+        };
+        let object = intern(&tuple.object.object_type, &tuple.object.id);
+        let user = match &tuple.user {
+            User::Object(o) => key_object(intern(&o.object_type, &o.id)),
+            User::Userset {
+                object: o,
+                relation: r,
+            } => key_userset(
+                intern(&o.object_type, &o.id),
+                model.relation_id(r).unwrap_or(0),
+            ),
+            User::Wildcard(t) => key_wildcard(model.type_id(t).unwrap_or(0)),
+        };
+        Resolved {
+            object,
+            relation: model.relation_id(&tuple.relation).unwrap_or(0),
+            user,
+            condition: tuple
+                .condition
+                .as_ref()
+                .and_then(|c| model.condition_id(&c.name)),
+        }
+    }
+
+    fn check_type_relation(
+        &self,
+        object_type: &str,
+        relation: &str,
+    ) -> Result<(u32, u32), QueryError> {
+        let t = self
+            .model
+            .type_id(object_type)
+            .ok_or_else(|| QueryError::UnknownType(object_type.to_owned()))?;
+        let r = self
+            .model
+            .relation_id(relation)
+            .filter(|&r| self.model.relation(t, r).is_some())
+            .ok_or_else(|| QueryError::UnknownRelation {
+                object_type: object_type.to_owned(),
+                relation: relation.to_owned(),
+            })?;
+        Ok((t, r))
+    }
+
+    fn user_key(&self, view: &mut View<'_>, user: &User) -> Result<u64, QueryError> {
+        Ok(match user {
+            User::Object(o) => {
+                let t = self
+                    .model
+                    .type_id(&o.object_type)
+                    .ok_or_else(|| QueryError::UnknownType(o.object_type.clone()))?;
+                key_object(view.intern(t, &o.id))
+            }
+            User::Userset { object, relation } => {
+                let (t, r) = self.check_type_relation(&object.object_type, relation)?;
+                key_userset(view.intern(t, &object.id), r)
+            }
+            User::Wildcard(t) => key_wildcard(
+                self.model
+                    .type_id(t)
+                    .ok_or_else(|| QueryError::UnknownType(t.clone()))?,
+            ),
+        })
+    }
+
+    /// Whether `request.user` has `request.relation` on `request.object`.
+    pub fn check(&self, request: &CheckRequest) -> Result<CheckResult, QueryError> {
+        let (t, r) = self.check_type_relation(&request.object.object_type, &request.relation)?;
+        let mut view = self.view(&request.contextual_tuples)?;
+        let user = self.user_key(&mut view, &request.user)?;
+        let object = view.intern(t, &request.object.id);
+        let mut eval = Eval::new(&view, &request.context, user);
+        let allowed = eval.check(object, t, r, How::Start, 0)?;
+        let path = if allowed {
+            eval.render_path()
+        } else {
+            Vec::new()
+        };
+        Ok(CheckResult { allowed, path })
+    }
+
+    /// Several checks; each answered independently. More than [`MAX_BATCH_CHECK_ITEMS`]
+    /// requests yield [`QueryError::TooManyChecks`] for every item.
+    pub fn batch_check(&self, requests: &[CheckRequest]) -> Vec<Result<CheckResult, QueryError>> {
+        if requests.len() > MAX_BATCH_CHECK_ITEMS {
+            return requests
+                .iter()
+                .map(|_| Err(QueryError::TooManyChecks(requests.len())))
+                .collect();
+        }
+        requests.iter().map(|request| self.check(request)).collect()
+    }
+
+    /// Every object of `object_type` on which `user` has `relation`, sorted. Complete (no
+    /// truncation). Found by expanding from the user over the reverse index; relations with
+    /// `and` or `but not` are confirmed with a check per candidate.
+    pub fn list_objects(
+        &self,
+        user: &User,
+        relation: &str,
+        object_type: &str,
+        context: &Map<String, Value>,
+        contextual_tuples: &[Tuple],
+    ) -> Result<Vec<ObjectRef>, QueryError> {
+        let (target_type, target_relation) = self.check_type_relation(object_type, relation)?;
+        let mut view = self.view(contextual_tuples)?;
+        let user_key = self.user_key(&mut view, user)?;
+        let model = &*self.model;
+        // Relations that can feed the target.
+        let mut relevant: FxHashSet<(u32, u32)> = FxHashSet::default();
+        let mut stack = vec![(target_type, target_relation)];
+        while let Some(node) = stack.pop() {
+            if relevant.insert(node)
+                && let Some(inputs) = model.inputs.get(&node)
+            {
+                stack.extend(inputs.iter().copied());
+            }
+        }
+        let mut eval = Eval::new(&view, context, user_key);
+        let mut facts: FxHashSet<u64> = FxHashSet::default();
+        let mut work: Vec<u64> = Vec::new();
+        let mut found: Vec<u32> = Vec::new();
+        // Seeds: tuples naming the user directly, wildcard tuples of its type, and (for a
+        // userset user) the userset itself.
+        let mut seeds: Vec<(u64, u64)> = Vec::new(); // (pair, user key of the edge)
+        match tag(user_key) {
+            TAG_OBJECT => {
+                let user_type = view.object_type(low(user_key));
+                for key in [user_key, key_wildcard(user_type)] {
+                    view.for_reverse(key, |p| seeds.push((p, key)));
+                }
+            }
+            TAG_USERSET => {
+                let (o, r) = (low(user_key), key_relation(user_key));
+                seeds.push((pair(o, r), u64::MAX));
+                view.for_reverse(user_key, |p| seeds.push((p, user_key)));
+            }
+            _ => view.for_reverse(user_key, |p| seeds.push((p, user_key))),
+        }
+        let mut candidates: Vec<u64> = Vec::new();
+        for (p, edge_user) in seeds {
+            let (o, r) = pair_parts(p);
+            if !relevant.contains(&(view.object_type(o), r)) {
+                continue;
+            }
+            if edge_user != u64::MAX && !eval.edge_holds(p, edge_user)? {
+                continue;
+            }
+            candidates.push(p);
+        }
+        loop {
+            for p in candidates.drain(..) {
+                if facts.contains(&p) {
+                    continue;
+                }
+                let (o, r) = pair_parts(p);
+                let t = view.object_type(o);
+                let Some(def) = model.relation(t, r) else {
+                    continue;
+                };
+                if !(def.monotone
+                    || tag(user_key) == TAG_USERSET
+                        && p == pair(low(user_key), key_relation(user_key)))
+                {
+                    let mut confirm = Eval::new(&view, context, user_key);
+                    if !confirm.check(o, t, r, How::Start, 0)? {
+                        continue;
+                    }
+                }
+                facts.insert(p);
+                work.push(p);
+                if t == target_type && r == target_relation {
+                    found.push(o);
+                }
+            }
+            let Some(p) = work.pop() else { break };
+            let (o, r) = pair_parts(p);
+            let t = view.object_type(o);
+            // Userset tuples naming `o#r`.
+            let userset = key_userset(o, r);
+            let mut next: Vec<u64> = Vec::new();
+            view.for_reverse(userset, |q| next.push(q));
+            for q in next.drain(..) {
+                let (qo, qr) = pair_parts(q);
+                if relevant.contains(&(view.object_type(qo), qr)) && eval.edge_holds(q, userset)? {
+                    candidates.push(q);
+                }
+            }
+            if let Some(dependents) = model.dependents.get(&(t, r)) {
+                for dependent in dependents {
+                    match *dependent {
+                        Dependent::Computed(r2) => {
+                            if relevant.contains(&(t, r2)) {
+                                candidates.push(pair(o, r2));
+                            }
+                        }
+                        Dependent::Ttu {
+                            type_id,
+                            relation,
+                            tupleset,
+                        } => {
+                            if !relevant.contains(&(type_id, relation)) {
+                                continue;
+                            }
+                            view.for_reverse(key_object(o), |q| next.push(q));
+                            for q in next.drain(..) {
+                                let (qo, qr) = pair_parts(q);
+                                if qr == tupleset
+                                    && view.object_type(qo) == type_id
+                                    && eval.edge_holds(q, key_object(o))?
+                                {
+                                    candidates.push(pair(qo, relation));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let mut out: Vec<ObjectRef> = found.into_iter().map(|o| view.object_ref(o)).collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    /// The users that have `relation` on `object` and match one of `filters`: objects and
+    /// wildcards (`user:*`) for a `type` filter, usersets for a `type#relation` filter. Sorted.
+    pub fn list_users(
+        &self,
+        object: &ObjectRef,
+        relation: &str,
+        filters: &[UserFilter],
+        context: &Map<String, Value>,
+        contextual_tuples: &[Tuple],
+    ) -> Result<Vec<User>, QueryError> {
+        let (t, r) = self.check_type_relation(&object.object_type, relation)?;
+        let mut view = self.view(contextual_tuples)?;
+        let start = view.intern(t, &object.id);
+        let model = &*self.model;
+        let mut wanted_types: Vec<(u32, Option<u32>)> = Vec::new();
+        for filter in filters {
+            let ft = model
+                .type_id(&filter.user_type)
+                .ok_or_else(|| QueryError::UnknownType(filter.user_type.clone()))?;
+            let fr = match &filter.relation {
+                Some(fr) => Some(self.check_type_relation(&filter.user_type, fr)?.1),
+                None => None,
+            };
+            wanted_types.push((ft, fr));
+        }
+        // Over-approximate by following every positive edge, then confirm each candidate.
+        let mut seen: FxHashSet<u64> = FxHashSet::default();
+        let mut stack = vec![pair(start, r)];
+        let mut candidates: FxHashSet<u64> = FxHashSet::default();
+        while let Some(p) = stack.pop() {
+            if !seen.insert(p) {
+                continue;
+            }
+            let (o, rel) = pair_parts(p);
+            let ot = view.object_type(o);
+            candidates.insert(key_userset(o, rel));
+            let Some(def) = model.relation(ot, rel) else {
+                continue;
+            };
+            let mut leaves = Vec::new();
+            collect_leaves(&def.rewrite, &mut leaves);
+            for leaf in leaves {
+                match leaf {
+                    CRewrite::This => view.for_forward(p, |user, _| {
+                        candidates.insert(user);
+                        if tag(user) == TAG_USERSET {
+                            stack.push(pair(low(user), key_relation(user)));
+                        }
+                    }),
+                    CRewrite::Computed(r2) => stack.push(pair(o, *r2)),
+                    CRewrite::Ttu { tupleset, computed } => {
+                        view.for_forward(pair(o, *tupleset), |user, _| {
+                            if tag(user) == TAG_OBJECT {
+                                stack.push(pair(low(user), *computed));
+                            }
+                        })
+                    }
+                    _ => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for candidate in candidates {
+            let keep = match tag(candidate) {
+                TAG_OBJECT => {
+                    let ct = view.object_type(low(candidate));
+                    wanted_types
+                        .iter()
+                        .any(|(ft, fr)| *ft == ct && fr.is_none())
+                }
+                TAG_USERSET => {
+                    let ct = view.object_type(low(candidate));
+                    wanted_types
+                        .iter()
+                        .any(|(ft, fr)| *ft == ct && *fr == Some(key_relation(candidate)))
+                }
+                _ => wanted_types
+                    .iter()
+                    .any(|(ft, fr)| *ft == low(candidate) && fr.is_none()),
+            };
+            if !keep {
+                continue;
+            }
+            let mut eval = Eval::new(&view, context, candidate);
+            if eval.check(start, t, r, How::Start, 0)? {
+                out.push(view.user_of(candidate));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// The userset tree of `object#relation`, one level deep, in OpenFGA's Expand response
+    /// shape: `{"tree": {"root": node}}` where a node is `{"name", "leaf": {"users": {"users":
+    /// [...]}} | {"computed": {"userset"}} | {"tupleToUserset": {"tupleset", "computed":
+    /// [{"userset"}]}}}` or `{"name", "union" | "intersection": {"nodes": [...]}}` or
+    /// `{"name", "difference": {"base", "subtract"}}`.
+    pub fn expand(
+        &self,
+        object: &ObjectRef,
+        relation: &str,
+        contextual_tuples: &[Tuple],
+    ) -> Result<Value, QueryError> {
+        let (t, r) = self.check_type_relation(&object.object_type, relation)?;
+        let mut view = self.view(contextual_tuples)?;
+        let o = view.intern(t, &object.id);
+        let Some(def) = self.model.relation(t, r) else {
+            return Err(QueryError::UnknownRelation {
+                object_type: object.object_type.clone(),
+                relation: relation.to_owned(),
+            });
+        };
+        let name = format!("{object}#{relation}");
+        let root = self.expand_node(&view, o, r, &name, &def.rewrite);
+        Ok(json!({"tree": {"root": root}}))
+    }
+
+    fn expand_node(
+        &self,
+        view: &View<'_>,
+        o: u32,
+        r: u32,
+        name: &str,
+        rewrite: &CRewrite,
+    ) -> Value {
+        let object = view.object_ref(o);
+        match rewrite {
+            CRewrite::This => {
+                let mut users: Vec<String> = Vec::new();
+                view.for_forward(pair(o, r), |user, _| {
+                    users.push(view.user_of(user).to_string())
+                });
+                users.sort();
+                json!({"name": name, "leaf": {"users": {"users": users}}})
+            }
+            CRewrite::Computed(r2) => {
+                json!({"name": name, "leaf": {"computed": {"userset": format!("{object}#{}", self.model.relation_names[*r2 as usize])}}})
+            }
+            CRewrite::Ttu { tupleset, computed } => {
+                let mut computed_sets: Vec<String> = Vec::new();
+                view.for_forward(pair(o, *tupleset), |user, _| {
+                    if tag(user) == TAG_OBJECT {
+                        computed_sets.push(format!(
+                            "{}#{}",
+                            view.object_ref(low(user)),
+                            self.model.relation_names[*computed as usize]
+                        ));
+                    }
+                });
+                computed_sets.sort();
+                let computed: Vec<Value> = computed_sets
+                    .into_iter()
+                    .map(|u| json!({"userset": u}))
+                    .collect();
+                json!({"name": name, "leaf": {"tupleToUserset": {
+                    "tupleset": format!("{object}#{}", self.model.relation_names[*tupleset as usize]),
+                    "computed": computed,
+                }}})
+            }
+            CRewrite::Union(children) => {
+                json!({"name": name, "union": {"nodes": children.iter().map(|c| self.expand_node(view, o, r, name, c)).collect::<Vec<_>>()}})
+            }
+            CRewrite::Intersection(children) => {
+                json!({"name": name, "intersection": {"nodes": children.iter().map(|c| self.expand_node(view, o, r, name, c)).collect::<Vec<_>>()}})
+            }
+            CRewrite::Difference(a, b) => json!({"name": name, "difference": {
+                "base": self.expand_node(view, o, r, name, a),
+                "subtract": self.expand_node(view, o, r, name, b),
+            }}),
+        }
+    }
+
+    /// Heap-independent size figures: (objects interned, forward keys, reverse keys).
+    pub fn stats(&self) -> (usize, usize, usize) {
+        (
+            self.objects.names.len(),
+            self.index.forward.len(),
+            self.index.reverse.len(),
+        )
+    }
+}
+
+fn collect_leaves<'a>(rewrite: &'a CRewrite, out: &mut Vec<&'a CRewrite>) {
+    match rewrite {
+        CRewrite::Union(children) | CRewrite::Intersection(children) => {
+            for child in children {
+                collect_leaves(child, out);
+            }
+        }
+        CRewrite::Difference(a, _) => collect_leaves(a, out),
+        leaf => out.push(leaf),
+    }
+}
+
+#[derive(Debug)]
+struct Overlay {
+    objects: Objects,
+    index: Index,
+}
+
+struct View<'g> {
+    graph: &'g Graph,
+    overlay: Option<Box<Overlay>>,
+}
+
+impl View<'_> {
+    fn intern(&mut self, type_id: u32, id: &str) -> u32 {
+        if let Some(found) = self.graph.objects.get(type_id, id) {
+            return found;
+        }
+        let base = self.graph.objects.names.len() as u32;
+        let overlay = self.overlay.get_or_insert_with(|| {
+            Box::new(Overlay {
+                objects: Objects::default(),
+                index: Index::new(),
+            })
+        });
+        overlay.objects.intern(type_id, id, base)
+    }
+
+    fn name(&self, object: u32) -> (u32, &str) {
+        let base = self.graph.objects.names.len();
+        let entry = if (object as usize) < base {
+            self.graph.objects.names.get(object as usize)
+        } else {
+            self.overlay
+                .as_ref()
+                .and_then(|o| o.objects.names.get(object as usize - base))
+        };
+        entry.map_or((0, ""), |(t, id)| (*t, id))
+    }
+
+    #[inline]
+    fn object_type(&self, object: u32) -> u32 {
+        let names = &self.graph.objects.names;
+        match names.get(object as usize) {
+            Some((t, _)) => *t,
+            None => self.name(object).0,
+        }
+    }
+
+    fn object_ref(&self, object: u32) -> ObjectRef {
+        let (t, id) = self.name(object);
+        ObjectRef::new(self.graph.model.type_names[t as usize].clone(), id)
+    }
+
+    fn user_of(&self, key: u64) -> User {
+        let model = &self.graph.model;
+        match tag(key) {
+            TAG_OBJECT => User::Object(self.object_ref(low(key))),
+            TAG_USERSET => User::Userset {
+                object: self.object_ref(low(key)),
+                relation: model.relation_names[key_relation(key) as usize].clone(),
+            },
+            _ => User::Wildcard(model.type_names[low(key) as usize].clone()),
+        }
+    }
+
+    #[inline]
+    fn indexes(&self) -> impl Iterator<Item = &Index> {
+        std::iter::once(&self.graph.index).chain(self.overlay.as_ref().map(|o| &o.index))
+    }
+
+    fn for_reverse(&self, user: u64, mut f: impl FnMut(u64)) {
+        for index in self.indexes() {
+            if let Some(list) = index.reverse.get(&user) {
+                for p in list {
+                    f(*p);
+                }
+            }
+        }
+    }
+
+    fn for_forward(&self, p: u64, mut f: impl FnMut(u64, u32)) {
+        for index in self.indexes() {
+            if let Some(adj) = index.forward.get(&p) {
+                for (u, c) in &adj.direct {
+                    f(key_object(*u), *c);
+                }
+                for (u, c) in &adj.sets {
+                    f(*u, *c);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum How {
+    Start,
+    Computed,
+    From(u32),
+    Userset,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Node {
+        object: u32,
+        relation: u32,
+        how: How,
+        condition: Option<u32>,
+    },
+    User {
+        key: u64,
+        condition: Option<u32>,
+    },
+}
+
+struct Eval<'v, 'g> {
+    view: &'v View<'g>,
+    context: &'v Map<String, Value>,
+    user: u64,
+    user_type: u32,
+    stack: SmallVec<[u64; 16]>,
+    no_grant: FxHashSet<u64>,
+    cycles: u32,
+    path: Vec<Step>,
+}
+
+impl<'v, 'g> Eval<'v, 'g> {
+    fn new(view: &'v View<'g>, context: &'v Map<String, Value>, user: u64) -> Self {
+        let user_type = if tag(user) == TAG_WILDCARD {
+            low(user)
+        } else {
+            view.object_type(low(user))
+        };
+        Eval {
+            view,
+            context,
+            user,
+            user_type,
+            stack: SmallVec::new(),
+            no_grant: FxHashSet::default(),
+            cycles: 0,
+            path: Vec::new(),
+        }
+    }
+
+    fn model(&self) -> &'g Model {
+        &self.view.graph.model
+    }
+
+    /// Evaluates the condition in slot `slot` of `index`.
+    fn condition_holds(&self, index: &Index, slot: u32) -> Result<bool, QueryError> {
+        if slot == 0 {
+            return Ok(true);
+        }
+        let Some(Some(stored)) = index.conditions.get(slot as usize) else {
+            return Ok(true);
+        };
+        let condition = &self.model().conditions[stored.condition as usize];
+        condition
+            .compiled
+            .evaluate(stored.context.as_deref(), self.context)
+            .map_err(|error| match error {
+                EvalError::MissingParameter(parameter) => QueryError::MissingParameter {
+                    condition: condition.name.clone(),
+                    parameter,
+                },
+                EvalError::BadParameter(parameter, message) => QueryError::BadParameter {
+                    condition: condition.name.clone(),
+                    parameter,
+                    message,
+                },
+                EvalError::Failed(message) => QueryError::ConditionFailed {
+                    condition: condition.name.clone(),
+                    message,
+                },
+            })
+    }
+
+    fn condition_id(index: &Index, slot: u32) -> Option<u32> {
+        index
+            .conditions
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .map(|c| c.condition)
+    }
+
+    /// Whether some tuple `p@user` exists whose condition holds.
+    fn edge_holds(&mut self, p: u64, user: u64) -> Result<bool, QueryError> {
+        let mut error = None;
+        for index in self.view.indexes() {
+            let Some(adj) = index.forward.get(&p) else {
+                continue;
+            };
+            let slot = if tag(user) == TAG_OBJECT {
+                adj.direct
+                    .binary_search_by_key(&low(user), |e| e.0)
+                    .ok()
+                    .map(|at| adj.direct[at].1)
+            } else {
+                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
+            };
+            if let Some(slot) = slot {
+                match self.condition_holds(index, slot) {
+                    Ok(true) => return Ok(true),
+                    Ok(false) => {}
+                    Err(e) => error = Some(e),
+                }
+            }
+        }
+        error.map_or(Ok(false), Err)
+    }
+
+    fn check(
+        &mut self,
+        object: u32,
+        object_type: u32,
+        relation: u32,
+        how: How,
+        depth: u32,
+    ) -> Result<bool, QueryError> {
+        let key = pair(object, relation);
+        if tag(self.user) == TAG_USERSET && self.user == key_userset(object, relation) {
+            self.path.push(Step::User {
+                key: self.user,
+                condition: None,
+            });
+            self.path.push(Step::Node {
+                object,
+                relation,
+                how,
+                condition: None,
+            });
+            return Ok(true);
+        }
+        if self.stack.contains(&key) {
+            self.cycles += 1;
+            return Ok(false);
+        }
+        if self.no_grant.contains(&key) {
+            return Ok(false);
+        }
+        if depth >= MAX_RESOLVE_DEPTH {
+            return Err(QueryError::DepthExceeded);
+        }
+        let model = self.model();
+        let Some(def) = model.relation(object_type, relation) else {
+            return Ok(false);
+        };
+        let cycles_before = self.cycles;
+        self.stack.push(key);
+        let result = self.rewrite(object, object_type, relation, def, &def.rewrite, depth);
+        self.stack.pop();
+        match result {
+            Ok(true) => {
+                self.path.push(Step::Node {
+                    object,
+                    relation,
+                    how,
+                    condition: None,
+                });
+                Ok(true)
+            }
+            Ok(false) => {
+                if self.cycles == cycles_before {
+                    self.no_grant.insert(key);
+                }
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    #[allow(
+        clippy::only_used_in_recursion,
+        reason = "kept for per-relation decisions"
+    )]
+    fn rewrite(
+        &mut self,
+        object: u32,
+        object_type: u32,
+        relation: u32,
+        def: &CRelation,
+        rewrite: &CRewrite,
+        depth: u32,
+    ) -> Result<bool, QueryError> {
+        match rewrite {
+            CRewrite::This => self.direct(object, relation, depth),
+            CRewrite::Computed(r2) => {
+                self.check(object, object_type, *r2, How::Computed, depth + 1)
+            }
+            CRewrite::Ttu { tupleset, computed } => {
+                let mut error = None;
+                let view = self.view;
+                for index in view.indexes() {
+                    let Some(adj) = index.forward.get(&pair(object, *tupleset)) else {
+                        continue;
+                    };
+                    for &(parent, slot) in &adj.direct {
+                        match self.condition_holds(index, slot) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                error = Some(e);
+                                continue;
+                            }
+                        }
+                        let parent_type = view.object_type(parent);
+                        match self.check(
+                            parent,
+                            parent_type,
+                            *computed,
+                            How::From(*tupleset),
+                            depth + 1,
+                        ) {
+                            Ok(true) => {
+                                if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                                    *condition = Self::condition_id(index, slot);
+                                }
+                                return Ok(true);
+                            }
+                            Ok(false) => {}
+                            Err(e) => error = Some(e),
+                        }
+                    }
+                }
+                error.map_or(Ok(false), Err)
+            }
+            CRewrite::Union(children) => {
+                let mut error = None;
+                for child in children {
+                    match self.rewrite(object, object_type, relation, def, child, depth) {
+                        Ok(true) => return Ok(true),
+                        Ok(false) => {}
+                        Err(e) => error = Some(e),
+                    }
+                }
+                error.map_or(Ok(false), Err)
+            }
+            CRewrite::Intersection(children) => {
+                let mark = self.path.len();
+                let mut error = None;
+                for (i, child) in children.iter().enumerate() {
+                    let keep = self.path.len();
+                    match self.rewrite(object, object_type, relation, def, child, depth) {
+                        Ok(true) => {
+                            if i > 0 {
+                                self.path.truncate(keep);
+                            }
+                        }
+                        Ok(false) => {
+                            self.path.truncate(mark);
+                            return Ok(false);
+                        }
+                        Err(e) => error = Some(e),
+                    }
+                }
+                if let Some(e) = error {
+                    self.path.truncate(mark);
+                    return Err(e);
+                }
+                Ok(true)
+            }
+            CRewrite::Difference(base, subtract) => {
+                let mark = self.path.len();
+                if !self.rewrite(object, object_type, relation, def, base, depth)? {
+                    return Ok(false);
+                }
+                let keep = self.path.len();
+                match self.rewrite(object, object_type, relation, def, subtract, depth) {
+                    Ok(true) => {
+                        self.path.truncate(mark);
+                        Ok(false)
+                    }
+                    Ok(false) => {
+                        self.path.truncate(keep);
+                        Ok(true)
+                    }
+                    Err(e) => {
+                        self.path.truncate(mark);
+                        Err(e)
+                    }
+                }
+            }
+        }
+    }
+
+    fn direct(&mut self, object: u32, relation: u32, depth: u32) -> Result<bool, QueryError> {
+        let p = pair(object, relation);
+        let view = self.view;
+        let user = self.user;
+        let mut error = None;
+        for index in view.indexes() {
+            let Some(adj) = index.forward.get(&p) else {
+                continue;
+            };
+            // The user itself.
+            let slot = if tag(user) == TAG_OBJECT {
+                adj.direct
+                    .binary_search_by_key(&low(user), |e| e.0)
+                    .ok()
+                    .map(|at| adj.direct[at].1)
+            } else {
+                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
+            };
+            if let Some(slot) = slot {
+                match self.condition_holds(index, slot) {
+                    Ok(true) => {
+                        self.path.push(Step::User {
+                            key: user,
+                            condition: Self::condition_id(index, slot),
+                        });
+                        return Ok(true);
+                    }
+                    Ok(false) => {}
+                    Err(e) => error = Some(e),
+                }
+            }
+            for &(set, slot) in &adj.sets {
+                match tag(set) {
+                    TAG_WILDCARD => {
+                        if tag(user) != TAG_OBJECT || low(set) != self.user_type {
+                            continue;
+                        }
+                        match self.condition_holds(index, slot) {
+                            Ok(true) => {
+                                self.path.push(Step::User {
+                                    key: set,
+                                    condition: Self::condition_id(index, slot),
+                                });
+                                return Ok(true);
+                            }
+                            Ok(false) => {}
+                            Err(e) => error = Some(e),
+                        }
+                    }
+                    TAG_USERSET => {
+                        if set == user {
+                            continue;
+                        }
+                        match self.condition_holds(index, slot) {
+                            Ok(true) => {}
+                            Ok(false) => continue,
+                            Err(e) => {
+                                error = Some(e);
+                                continue;
+                            }
+                        }
+                        let o2 = low(set);
+                        let t2 = view.object_type(o2);
+                        match self.check(o2, t2, key_relation(set), How::Userset, depth + 1) {
+                            Ok(true) => {
+                                if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                                    *condition = Self::condition_id(index, slot);
+                                }
+                                return Ok(true);
+                            }
+                            Ok(false) => {}
+                            Err(e) => error = Some(e),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        error.map_or(Ok(false), Err)
+    }
+
+    fn render_path(&self) -> Vec<String> {
+        let model = self.model();
+        let view = self.view;
+        let with = |condition: Option<u32>| match condition {
+            Some(c) => format!(" [condition {}]", model.conditions[c as usize].name),
+            None => String::new(),
+        };
+        self.path
+            .iter()
+            .rev()
+            .map(|step| match *step {
+                Step::Node {
+                    object,
+                    relation,
+                    how,
+                    condition,
+                } => {
+                    let base = format!(
+                        "{}#{}",
+                        view.object_ref(object),
+                        model.relation_names[relation as usize]
+                    );
+                    let suffix = match how {
+                        How::Start | How::Userset => String::new(),
+                        How::Computed => " (computed)".to_owned(),
+                        How::From(ts) => format!(" (from {})", model.relation_names[ts as usize]),
+                    };
+                    format!("{base}{suffix}{}", with(condition))
+                }
+                Step::User { key, condition } => {
+                    format!("{}{}", view.user_of(key), with(condition))
+                }
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,359 @@
+//! Model errors (each kind with its position), DSL ↔ JSON round trips, tuple validation and
+//! limits.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+use std::sync::Arc;
+
+use portcullis_rebac::{
+    CheckRequest, Graph, MAX_BATCH_CHECK_ITEMS, MAX_CONTEXTUAL_TUPLES, Model, ModelAst, QueryError,
+    Tuple, validate_write_batch,
+};
+use serde_json::{Map, json};
+
+fn errors(text: &str) -> Vec<(u32, u32, String)> {
+    Model::from_dsl(text)
+        .expect_err("model should be rejected")
+        .0
+        .into_iter()
+        .map(|e| (e.line, e.column, e.message))
+        .collect()
+}
+
+fn assert_error(text: &str, line: u32, column: u32, needle: &str) {
+    let found = errors(text);
+    assert!(
+        found
+            .iter()
+            .any(|(l, c, m)| *l == line && *c == column && m.contains(needle)),
+        "no error at {line}:{column} containing {needle:?}; got {found:#?}"
+    );
+}
+
+const HEAD: &str = "model\n  schema 1.1\ntype user\n";
+
+#[test]
+fn syntax_error_is_located() {
+    assert_error(
+        &format!("{HEAD}type doc\n  relations\n    define viewer [user]\n"),
+        6,
+        19,
+        "expected `:`",
+    );
+}
+
+#[test]
+fn undefined_type() {
+    assert_error(
+        &format!("{HEAD}type doc\n  relations\n    define viewer: [usr]\n"),
+        6,
+        21,
+        "type `usr`",
+    );
+}
+
+#[test]
+fn undefined_relation() {
+    assert_error(
+        &format!("{HEAD}type doc\n  relations\n    define viewer: [user] or editor\n"),
+        6,
+        30,
+        "`editor`",
+    );
+}
+
+#[test]
+fn bad_tupleset() {
+    let text = format!(
+        "{HEAD}type folder\n  relations\n    define viewer: [user]\ntype doc\n  relations\n    define parent: [folder] or viewer\n    define viewer: [user] or viewer from parent\n"
+    );
+    assert_error(&text, 10, 30, "must be directly related");
+    let text = format!(
+        "{HEAD}type folder\ntype doc\n  relations\n    define parent: [folder]\n    define viewer: [user] or viewer from parent\n"
+    );
+    assert_error(&text, 8, 30, "has no relation `viewer`");
+}
+
+#[test]
+fn never_resolving_relations() {
+    let text = format!("{HEAD}type doc\n  relations\n    define a: b\n    define b: a\n");
+    assert_error(&text, 6, 12, "can never be satisfied");
+    assert_error(&text, 7, 12, "can never be satisfied");
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: b\n    define b: a\n    define c: [user] and a\n"
+    );
+    assert_error(&text, 8, 12, "can never be satisfied");
+}
+
+#[test]
+fn duplicates() {
+    assert_error(&format!("{HEAD}type user\n"), 4, 6, "defined twice");
+    assert_error(
+        &format!("{HEAD}type doc\n  relations\n    define a: [user]\n    define a: [user]\n"),
+        7,
+        12,
+        "defined twice",
+    );
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: [user with c]\ncondition c(x: int) {{\n  x > 1\n}}\ncondition c(x: int) {{\n  x > 2\n}}\n"
+    );
+    assert_error(&text, 10, 11, "defined twice");
+}
+
+#[test]
+fn condition_errors() {
+    assert_error(
+        &format!("{HEAD}type doc\n  relations\n    define a: [user with nope]\n"),
+        6,
+        16,
+        "condition `nope` is not defined",
+    );
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: [user with c]\ncondition c(x: integer) {{\n  x > 1\n}}\n"
+    );
+    assert_error(&text, 7, 16, "unknown parameter type `integer`");
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: [user with c]\ncondition c(x: int) {{\n  x >\n}}\n"
+    );
+    let found = errors(&text);
+    assert!(
+        found
+            .iter()
+            .any(|(l, _, m)| *l >= 8 && m.contains("invalid CEL")),
+        "{found:?}"
+    );
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: [user with c]\ncondition c(x: int) {{\n  y > 1\n}}\n"
+    );
+    assert!(
+        errors(&text)
+            .iter()
+            .any(|(_, _, m)| m.contains("declare it"))
+    );
+}
+
+#[test]
+fn all_errors_are_reported() {
+    let text = format!(
+        "{HEAD}type doc\n  relations\n    define a: [nope1]\n    define b: [nope2]\n    define c: missing\n"
+    );
+    assert!(errors(&text).len() >= 3, "{:?}", errors(&text));
+}
+
+#[test]
+fn hostile_input_is_bounded() {
+    let deep = format!(
+        "{HEAD}type doc\n  relations\n    define a: {}[user]{}\n",
+        "(".repeat(5000),
+        ")".repeat(5000)
+    );
+    assert!(
+        errors(&deep)
+            .iter()
+            .any(|(_, _, m)| m.contains("nest deeper"))
+    );
+    let huge = "#".repeat(2 * 1024 * 1024);
+    assert!(errors(&huge)[0].2.contains("limit"));
+    let json = format!(
+        "{{\"schema_version\":\"1.1\",\"type_definitions\":[{{\"type\":\"doc\",\"relations\":{{\"a\":{}{{\"this\":{{}}}}{}}}}}]}}",
+        "{\"union\":{\"child\":[".repeat(60),
+        "]}}".repeat(60)
+    );
+    assert!(Model::from_json(&json).is_err());
+}
+
+fn normalized(ast: &ModelAst) -> ModelAst {
+    let mut ast = ast.clone();
+    ast.types.sort_by(|a, b| a.name.cmp(&b.name));
+    for t in &mut ast.types {
+        t.relations.sort_by(|a, b| a.name.cmp(&b.name));
+    }
+    ast.conditions.sort_by(|a, b| a.name.cmp(&b.name));
+    for c in &mut ast.conditions {
+        c.params.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    ast
+}
+
+#[test]
+fn dsl_json_round_trips() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut models: Vec<String> = portcullis_rebac::corpus::load_dir(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.model)
+        .collect();
+    models.push(portcullis_rebac::generate::MODEL.to_owned());
+    for text in models {
+        let first = Model::from_dsl(&text).unwrap();
+        let json = first.to_json();
+        let second = Model::from_json(&json.to_string()).unwrap();
+        assert_eq!(second.to_json(), json, "JSON round trip of\n{text}");
+        assert_eq!(normalized(first.ast()), normalized(second.ast()));
+        let third = Model::from_dsl(&first.to_dsl()).unwrap();
+        assert_eq!(
+            first.ast(),
+            third.ast(),
+            "DSL round trip of\n{text}\nprinted\n{}",
+            first.to_dsl()
+        );
+    }
+}
+
+#[test]
+fn json_errors_carry_paths() {
+    let json = r#"{"schema_version":"1.1","type_definitions":[{"type":"user"},{"type":"doc","relations":{"viewer":{"computedUserset":{"relation":"editor"}}}}]}"#;
+    let errors = Model::from_json(json).unwrap_err().0;
+    assert!(
+        errors.iter().any(
+            |e| e.path.as_deref() == Some("type_definitions[1].relations.viewer")
+                && e.message.contains("`editor`")
+        ),
+        "{errors:?}"
+    );
+}
+
+fn model() -> Arc<Model> {
+    Arc::new(Model::from_dsl(&format!("{HEAD}type group\n  relations\n    define member: [user]\ntype doc\n  relations\n    define viewer: [user, group#member, user with c]\n    define owner: [user]\ncondition c(n: int) {{\n  n > 1\n}}\n")).unwrap())
+}
+
+#[test]
+fn tuples_are_validated() {
+    let model = model();
+    let bad = |t: Tuple, needle: &str| {
+        let e = model.validate_tuple(&t).unwrap_err().to_string();
+        assert!(e.contains(needle), "{e} lacks {needle}");
+    };
+    bad(
+        Tuple::parse("user:a", "viewer", "folder:x").unwrap(),
+        "no type `folder`",
+    );
+    bad(
+        Tuple::parse("user:a", "editor", "doc:x").unwrap(),
+        "no relation `editor`",
+    );
+    bad(
+        Tuple::parse("group:g", "viewer", "doc:x").unwrap(),
+        "may not be related directly",
+    );
+    bad(
+        Tuple::parse("user:*", "viewer", "doc:x").unwrap(),
+        "may not be related directly",
+    );
+    bad(
+        Tuple::parse("group:g#member", "owner", "doc:x").unwrap(),
+        "may not be related directly",
+    );
+    bad(
+        Tuple::parse("user:a", "viewer", "doc:x")
+            .unwrap()
+            .with_condition("zz", Map::new()),
+        "no condition `zz`",
+    );
+    bad(
+        Tuple::parse("user:a", "owner", "doc:x")
+            .unwrap()
+            .with_condition("c", Map::new()),
+        "not allowed here",
+    );
+    let context = json!({"n": "three"}).as_object().unwrap().clone();
+    bad(
+        Tuple::parse("user:a", "viewer", "doc:x")
+            .unwrap()
+            .with_condition("c", context),
+        "expected int",
+    );
+    let context = json!({"m": 1}).as_object().unwrap().clone();
+    bad(
+        Tuple::parse("user:a", "viewer", "doc:x")
+            .unwrap()
+            .with_condition("c", context),
+        "no parameter `m`",
+    );
+    assert!(
+        model
+            .validate_tuple(&Tuple::parse("group:g#member", "viewer", "doc:x").unwrap())
+            .is_ok()
+    );
+}
+
+#[test]
+fn limits() {
+    let model = model();
+    let many: Vec<Tuple> = (0..101)
+        .map(|i| Tuple::parse(&format!("user:u{i}"), "owner", "doc:x").unwrap())
+        .collect();
+    let e = validate_write_batch(&model, &many).unwrap_err();
+    assert!(e[0].contains("more than the limit of 100"), "{e:?}");
+    let graph = Graph::new(Arc::clone(&model));
+    let mut request =
+        CheckRequest::new("user:a".parse().unwrap(), "owner", "doc:x".parse().unwrap());
+    request.contextual_tuples = many.clone();
+    assert_eq!(
+        graph.check(&request),
+        Err(QueryError::TooManyContextualTuples(
+            MAX_CONTEXTUAL_TUPLES + 1
+        ))
+    );
+    let requests =
+        vec![CheckRequest::new("user:a".parse().unwrap(), "owner", "doc:x".parse().unwrap()); 51];
+    let results = graph.batch_check(&requests);
+    assert!(
+        results
+            .iter()
+            .all(|r| *r == Err(QueryError::TooManyChecks(MAX_BATCH_CHECK_ITEMS + 1)))
+    );
+}
+
+#[test]
+fn writes_and_deletes_are_incremental() {
+    let mut graph = Graph::new(model());
+    let t = Tuple::parse("user:a", "owner", "doc:x").unwrap();
+    assert!(graph.write(t.clone()).unwrap());
+    assert!(!graph.write(t.clone()).unwrap());
+    assert_eq!(graph.len(), 1);
+    let request = CheckRequest::new("user:a".parse().unwrap(), "owner", "doc:x".parse().unwrap());
+    assert!(graph.check(&request).unwrap().allowed);
+    assert!(graph.delete(&t));
+    assert!(!graph.delete(&t));
+    assert!(!graph.check(&request).unwrap().allowed);
+    assert_eq!(graph.len(), 0);
+}
+
+#[test]
+fn path_explains_the_grant() {
+    let model = Arc::new(Model::from_dsl(portcullis_rebac::generate::MODEL).unwrap());
+    let tuples = [
+        Tuple::parse("folder:a", "parent", "document:1").unwrap(),
+        Tuple::parse("group:eng#member", "viewer", "folder:a").unwrap(),
+        Tuple::parse("user:anne", "member", "group:eng").unwrap(),
+    ];
+    let graph = Graph::build(model, tuples).unwrap();
+    let result = graph
+        .check(&CheckRequest::new(
+            "user:anne".parse().unwrap(),
+            "viewer",
+            "document:1".parse().unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(
+        result.path,
+        [
+            "document:1#viewer",
+            "folder:a#viewer (from parent)",
+            "group:eng#member",
+            "user:anne"
+        ]
+    );
+    let tree = graph
+        .expand(&"document:1".parse().unwrap(), "viewer", &[])
+        .unwrap();
+    assert_eq!(
+        tree["tree"]["root"]["union"]["nodes"][1]["leaf"]["tupleToUserset"]["computed"][0]["userset"],
+        "folder:a#viewer"
+    );
+}

@@ -1,0 +1,210 @@
+//! Property tests: in random small worlds, `check` agrees with a naive fixpoint evaluator,
+//! with `list_objects` and with `list_users`.
+#![allow(clippy::unwrap_used, clippy::panic, reason = "tests")]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use portcullis_rebac::{CheckRequest, Graph, Model, Tuple, User, UserFilter};
+use proptest::prelude::*;
+use serde_json::Map;
+
+const MODEL: &str = "model
+  schema 1.1
+type user
+type group
+  relations
+    define member: [user, user:*, group#member]
+type folder
+  relations
+    define parent: [folder]
+    define owner: [user]
+    define viewer: [user, group#member] or owner or viewer from parent
+type doc
+  relations
+    define parent: [folder]
+    define blocked: [user]
+    define editor: [user] or owner from parent
+    define viewer: ([user, group#member] or viewer from parent) but not blocked
+    define both: editor and viewer
+";
+
+const USERS: usize = 3;
+const N: usize = 3;
+
+/// Every tuple the model allows over the small universe.
+fn universe() -> Vec<(String, String, String)> {
+    let mut all = Vec::new();
+    let users: Vec<String> = (0..USERS).map(|i| format!("user:u{i}")).collect();
+    for g in 0..N {
+        for u in &users {
+            all.push((u.clone(), "member".into(), format!("group:g{g}")));
+        }
+        all.push(("user:*".into(), "member".into(), format!("group:g{g}")));
+        for h in 0..N {
+            all.push((
+                format!("group:g{h}#member"),
+                "member".into(),
+                format!("group:g{g}"),
+            ));
+        }
+    }
+    for f in 0..N {
+        for h in 0..N {
+            all.push((
+                format!("folder:f{h}"),
+                "parent".into(),
+                format!("folder:f{f}"),
+            ));
+            all.push((format!("folder:f{h}"), "parent".into(), format!("doc:d{f}")));
+            all.push((
+                format!("group:g{h}#member"),
+                "viewer".into(),
+                format!("folder:f{f}"),
+            ));
+            all.push((
+                format!("group:g{h}#member"),
+                "viewer".into(),
+                format!("doc:d{f}"),
+            ));
+        }
+        for u in &users {
+            for (rel, ty) in [
+                ("owner", "folder:f"),
+                ("viewer", "folder:f"),
+                ("blocked", "doc:d"),
+                ("editor", "doc:d"),
+                ("viewer", "doc:d"),
+            ] {
+                all.push((u.clone(), rel.into(), format!("{ty}{f}")));
+            }
+        }
+    }
+    all
+}
+
+type Facts = BTreeSet<(String, String, usize)>; // (object, relation, user index)
+
+fn has(t: &BTreeSet<(String, String, String)>, u: &str, r: &str, o: &str) -> bool {
+    t.contains(&(u.to_owned(), r.to_owned(), o.to_owned()))
+}
+
+/// Naive stratified fixpoint over the rules of MODEL.
+fn naive(tuples: &BTreeSet<(String, String, String)>) -> Facts {
+    let mut f: Facts = BTreeSet::new();
+    let fact = |f: &Facts, o: &str, r: &str, u: usize| f.contains(&(o.to_owned(), r.to_owned(), u));
+    loop {
+        let before = f.len();
+        for g in 0..N {
+            let o = format!("group:g{g}");
+            for u in 0..USERS {
+                let mut ok = has(tuples, &format!("user:u{u}"), "member", &o)
+                    || has(tuples, "user:*", "member", &o);
+                for h in 0..N {
+                    ok |= has(tuples, &format!("group:g{h}#member"), "member", &o)
+                        && fact(&f, &format!("group:g{h}"), "member", u);
+                }
+                if ok {
+                    f.insert((o.clone(), "member".into(), u));
+                }
+            }
+        }
+        for x in 0..N {
+            let o = format!("folder:f{x}");
+            for u in 0..USERS {
+                let user = format!("user:u{u}");
+                let owner = has(tuples, &user, "owner", &o);
+                let mut viewer = owner || has(tuples, &user, "viewer", &o);
+                for h in 0..N {
+                    viewer |= has(tuples, &format!("group:g{h}#member"), "viewer", &o)
+                        && fact(&f, &format!("group:g{h}"), "member", u);
+                    viewer |= has(tuples, &format!("folder:f{h}"), "parent", &o)
+                        && fact(&f, &format!("folder:f{h}"), "viewer", u);
+                }
+                if owner {
+                    f.insert((o.clone(), "owner".into(), u));
+                }
+                if viewer {
+                    f.insert((o.clone(), "viewer".into(), u));
+                }
+            }
+        }
+        if f.len() == before {
+            break;
+        }
+    }
+    // Documents depend only on the strata above.
+    for x in 0..N {
+        let o = format!("doc:d{x}");
+        for u in 0..USERS {
+            let user = format!("user:u{u}");
+            let blocked = has(tuples, &user, "blocked", &o);
+            let mut editor = has(tuples, &user, "editor", &o);
+            let mut base = has(tuples, &user, "viewer", &o);
+            for h in 0..N {
+                let parent = has(tuples, &format!("folder:f{h}"), "parent", &o);
+                editor |= parent && fact(&f, &format!("folder:f{h}"), "owner", u);
+                base |= parent && fact(&f, &format!("folder:f{h}"), "viewer", u);
+                base |= has(tuples, &format!("group:g{h}#member"), "viewer", &o)
+                    && fact(&f, &format!("group:g{h}"), "member", u);
+            }
+            let viewer = base && !blocked;
+            for (r, v) in [
+                ("blocked", blocked),
+                ("editor", editor),
+                ("viewer", viewer),
+                ("both", editor && viewer),
+                ("parent", false),
+            ] {
+                if v {
+                    f.insert((o.clone(), r.into(), u));
+                }
+            }
+        }
+    }
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn check_agrees_with_fixpoint_list_objects_and_list_users(mask in proptest::collection::vec(proptest::bool::weighted(0.12), universe().len())) {
+        let all = universe();
+        let chosen: BTreeSet<(String, String, String)> = all.iter().zip(&mask).filter(|(_, m)| **m).map(|(t, _)| t.clone()).collect();
+        let model = Arc::new(Model::from_dsl(MODEL).unwrap());
+        let tuples: Vec<Tuple> = chosen.iter().map(|(u, r, o)| Tuple::parse(u, r, o).unwrap()).collect();
+        let graph = Graph::build(model, tuples).unwrap();
+        let expected = naive(&chosen);
+        let empty = Map::new();
+        let relations = [("group", "member"), ("folder", "owner"), ("folder", "viewer"), ("doc", "blocked"), ("doc", "editor"), ("doc", "viewer"), ("doc", "both")];
+        let prefix = |t: &str| if t == "group" { "g" } else if t == "folder" { "f" } else { "d" };
+        for (ty, rel) in relations {
+            for u in 0..USERS {
+                let user: User = format!("user:u{u}").parse().unwrap();
+                let listed: BTreeSet<String> = graph.list_objects(&user, rel, ty, &empty, &[]).unwrap().into_iter().map(|o| o.to_string()).collect();
+                for x in 0..N {
+                    let object = format!("{ty}:{}{x}", prefix(ty));
+                    let request = CheckRequest::new(user.clone(), rel, object.parse().unwrap());
+                    let got = graph.check(&request).unwrap().allowed;
+                    let want = expected.contains(&(object.clone(), rel.to_owned(), u));
+                    prop_assert_eq!(got, want, "check {}#{}@user:u{} tuples {:?}", object, rel, u, chosen);
+                    prop_assert_eq!(listed.contains(&object), got, "list_objects {}#{}@user:u{}", object, rel, u);
+                }
+            }
+            for x in 0..N {
+                let object = format!("{ty}:{}{x}", prefix(ty));
+                let users = graph.list_users(&object.parse().unwrap(), rel, &["user".parse::<UserFilter>().unwrap()], &empty, &[]).unwrap();
+                let names: BTreeSet<String> = users.iter().map(ToString::to_string).collect();
+                for u in 0..USERS {
+                    let user = format!("user:u{u}");
+                    let allowed = expected.contains(&(object.clone(), rel.to_owned(), u));
+                    if names.contains(&user) {
+                        prop_assert!(allowed, "list_users returned {} for {}#{}", user, object, rel);
+                    } else if allowed {
+                        prop_assert!(names.contains("user:*"), "list_users missed {} for {}#{}: {:?}", user, object, rel, names);
+                    }
+                }
+            }
+        }
+    }
+}

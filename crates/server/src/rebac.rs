@@ -1,0 +1,720 @@
+//! The relationship API (C3) over HTTP.
+//!
+//! Queries, on the public listener next to `/v1/check` and authenticated the same way (a bearer
+//! token, when present or required, must belong to the tenant):
+//! `POST /v1/relations/check`, `/v1/relations/check/batch`, `/v1/relations/list-objects`,
+//! `/v1/relations/list-users`, `/v1/relations/expand`. They read this node's in-memory index;
+//! a query may demand `consistency.at_least` (a revision token returned by a write), and is
+//! then never answered from an older index.
+//!
+//! Tuples, on the admin listener (admin token, authorized by the `system` tenant):
+//! `POST /admin/v1/tenants/{tenant}/tuples` (write and delete in one transaction),
+//! `GET …/tuples` (filtered, paginated), `GET …/tuples/changes` and `GET …/model`.
+//!
+//! Handlers translate only; the answers come from `portcullis-rebac`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use portcullis_core::TenantId;
+use portcullis_policy::Relations;
+use portcullis_policy::rebac::{
+    CheckRequest, MAX_BATCH_CHECK_ITEMS, MAX_CONTEXTUAL_TUPLES, MAX_TUPLES_PER_WRITE, ObjectRef,
+    QueryError, Tuple, User, UserFilter,
+};
+use portcullis_store::{TupleFilter, TupleWriteOptions};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::api::header_tenant;
+use crate::error::{ApiError, JsonBody};
+use crate::identity::{HostBinding, bearer};
+use crate::reload::refresh_tenant;
+use crate::state::AppState;
+
+/// Most objects in one page of list objects.
+pub const MAX_PAGE: usize = 10_000;
+/// How long a query waits for this node to reach a demanded revision.
+const CATCH_UP_WAIT: Duration = Duration::from_secs(2);
+
+/// "At least as fresh as" a revision token.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Consistency {
+    /// A revision token returned by a write.
+    #[serde(default)]
+    pub at_least: Option<String>,
+}
+
+/// Fields every query carries.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckBody {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// `type:id`, `type:*` or `type:id#relation`.
+    pub user: String,
+    /// The relation.
+    pub relation: String,
+    /// `type:id`.
+    pub object: String,
+    /// Request context for conditions.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// Tuples that exist for this query only.
+    #[serde(default)]
+    pub contextual_tuples: Vec<Tuple>,
+    /// Freshness demand.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Body of batch check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchBody {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// The checks (each without `tenant`).
+    pub checks: Vec<BatchItem>,
+    /// Freshness demand.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// One check of a batch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchItem {
+    /// Who.
+    pub user: String,
+    /// Which relation.
+    pub relation: String,
+    /// On what.
+    pub object: String,
+    /// Request context for conditions.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// Tuples that exist for this check only.
+    #[serde(default)]
+    pub contextual_tuples: Vec<Tuple>,
+    /// Echoed back with the result.
+    #[serde(default)]
+    pub correlation_id: Option<String>,
+}
+
+/// Body of list objects.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListObjectsBody {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// Who.
+    pub user: String,
+    /// Which relation.
+    pub relation: String,
+    /// Objects of which type.
+    #[serde(rename = "type")]
+    pub object_type: String,
+    /// Request context for conditions.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// Tuples that exist for this query only.
+    #[serde(default)]
+    pub contextual_tuples: Vec<Tuple>,
+    /// Most objects in the answer (default and maximum 10,000).
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// From a previous answer, to read the next page.
+    #[serde(default)]
+    pub continuation: Option<String>,
+    /// Freshness demand.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Body of list users.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListUsersBody {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// `type:id`.
+    pub object: String,
+    /// Which relation.
+    pub relation: String,
+    /// Which users: `user` (objects and `user:*`) or `group#member` (usersets).
+    pub user_filters: Vec<String>,
+    /// Request context for conditions.
+    #[serde(default)]
+    pub context: Map<String, Value>,
+    /// Tuples that exist for this query only.
+    #[serde(default)]
+    pub contextual_tuples: Vec<Tuple>,
+    /// Freshness demand.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// Body of expand.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpandBody {
+    /// The tenant.
+    pub tenant: TenantId,
+    /// `type:id`.
+    pub object: String,
+    /// Which relation.
+    pub relation: String,
+    /// Tuples that exist for this query only.
+    #[serde(default)]
+    pub contextual_tuples: Vec<Tuple>,
+    /// Freshness demand.
+    #[serde(default)]
+    pub consistency: Consistency,
+}
+
+/// A query error as an HTTP answer.
+pub fn query_error(error: &QueryError) -> ApiError {
+    let code = query_error_code(error);
+    let status = match error {
+        QueryError::MissingParameter { .. }
+        | QueryError::BadParameter { .. }
+        | QueryError::ConditionFailed { .. }
+        | QueryError::DepthExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, code, error.to_string())
+}
+
+/// The stable code of a query error.
+pub fn query_error_code(error: &QueryError) -> &'static str {
+    match error {
+        QueryError::MissingParameter { .. } => "missing_condition_parameter",
+        QueryError::BadParameter { .. } => "invalid_condition_parameter",
+        QueryError::ConditionFailed { .. } => "condition_failed",
+        QueryError::DepthExceeded => "depth_exceeded",
+        QueryError::UnknownType(_) | QueryError::UnknownRelation { .. } => "unknown_relation",
+        QueryError::InvalidContextualTuple(_) => "invalid_tuple",
+        QueryError::TooManyContextualTuples(_) | QueryError::TooManyChecks(_) => "too_many",
+    }
+}
+
+fn parse_user(text: &str) -> Result<User, ApiError> {
+    text.parse()
+        .map_err(|e: portcullis_policy::rebac::ParseError| {
+            ApiError::bad_request("invalid_user", e.to_string())
+        })
+}
+
+fn parse_object(text: &str) -> Result<ObjectRef, ApiError> {
+    text.parse()
+        .map_err(|e: portcullis_policy::rebac::ParseError| {
+            ApiError::bad_request("invalid_object", e.to_string())
+        })
+}
+
+fn check_contextual(tuples: &[Tuple]) -> Result<(), ApiError> {
+    if tuples.len() > MAX_CONTEXTUAL_TUPLES {
+        return Err(ApiError::bad_request(
+            "too_many",
+            format!(
+                "{} contextual tuples, more than the limit of {MAX_CONTEXTUAL_TUPLES}",
+                tuples.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn parse_token(consistency: &Consistency) -> Result<Option<u64>, ApiError> {
+    consistency
+        .at_least
+        .as_deref()
+        .map(|token| {
+            token.parse::<u64>().map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_consistency",
+                    format!(
+                        "`{token}` is not a revision token; pass the `revision` a write returned"
+                    ),
+                )
+            })
+        })
+        .transpose()
+}
+
+/// Authenticates the caller for a tenant: a bearer token, when present or required, must be
+/// valid and belong to the tenant.
+fn authenticate(state: &AppState, headers: &HeaderMap, tenant: &TenantId) -> Result<(), ApiError> {
+    if let Some(named) = header_tenant(headers)?
+        && &named != tenant
+    {
+        return Err(ApiError::bad_request(
+            "tenant_mismatch",
+            "X-Tenant-ID and the body name different tenants",
+        ));
+    }
+    let Some(token) = bearer(headers)? else {
+        if state.verifier.required_for_check() {
+            return Err(ApiError::unauthenticated(
+                "missing_token",
+                "a bearer token is required",
+            ));
+        }
+        return Ok(());
+    };
+    let identity = state.verifier.verify(token)?;
+    let policies = state.policies();
+    identity.bind(
+        tenant,
+        policies.get(tenant).map(|s| &**s),
+        HostBinding::Stated(None),
+    )?;
+    Ok(())
+}
+
+/// The tenant's relation index, at least as fresh as `at_least`.
+pub async fn index(
+    state: &AppState,
+    tenant: &TenantId,
+    at_least: Option<u64>,
+) -> Result<Arc<Relations>, ApiError> {
+    let lookup = |state: &AppState| -> Result<Arc<Relations>, ApiError> {
+        let policies = state.policies();
+        let Some(snapshot) = policies.get(tenant) else {
+            return Err(ApiError::not_found(
+                "unknown_tenant",
+                format!("tenant `{tenant}` is not loaded"),
+            ));
+        };
+        if snapshot.is_suspended() {
+            return Err(ApiError::forbidden(
+                "tenant_suspended",
+                format!("tenant `{tenant}` is suspended"),
+            ));
+        }
+        snapshot.relations().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_model",
+                format!(
+                    "tenant `{tenant}` has no relationship model; name one with `model:` in its bundle"
+                ),
+            )
+        })
+    };
+    let relations = lookup(state)?;
+    let Some(wanted) = at_least else {
+        return Ok(relations);
+    };
+    if relations.revision() >= wanted {
+        return Ok(relations);
+    }
+    // Behind the demanded revision: catch up with the store (another node wrote, and its
+    // notification has not arrived yet), waiting a little for the write to become visible.
+    let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
+    loop {
+        refresh_tenant(state, tenant).await;
+        let relations = lookup(state)?;
+        if relations.revision() >= wanted {
+            return Ok(relations);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "revision_not_seen",
+                format!(
+                    "tenant `{tenant}` is at revision {} here, older than the demanded {wanted}; a revision token comes from a write of this tenant",
+                    relations.revision()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `POST /v1/relations/check`.
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CheckBody>,
+) -> Result<Json<Value>, ApiError> {
+    run_check(&state, &headers, body).await.map(Json)
+}
+
+/// The work of [`check`], shared with gRPC.
+pub async fn run_check(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: CheckBody,
+) -> Result<Value, ApiError> {
+    let request = CheckRequest {
+        user: parse_user(&body.user)?,
+        relation: body.relation,
+        object: parse_object(&body.object)?,
+        context: body.context,
+        contextual_tuples: body.contextual_tuples,
+    };
+    check_contextual(&request.contextual_tuples)?;
+    let at_least = parse_token(&body.consistency)?;
+    authenticate(state, headers, &body.tenant)?;
+    let _admitted = state.admit(&body.tenant)?;
+    let relations = index(state, &body.tenant, at_least).await?;
+    let revision = relations.revision();
+    let result = relations.read().check(&request);
+    let result = result.map_err(|e| query_error(&e))?;
+    Ok(json!({
+        "allowed": result.allowed,
+        "path": result.path,
+        "revision": revision.to_string(),
+    }))
+}
+
+/// `POST /v1/relations/check/batch`: each check answers on its own (an error in one is that
+/// check's answer, not the batch's).
+pub async fn check_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<BatchBody>,
+) -> Result<Json<Value>, ApiError> {
+    run_check_batch(&state, &headers, body).await.map(Json)
+}
+
+/// The work of [`check_batch`], shared with gRPC.
+pub async fn run_check_batch(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: BatchBody,
+) -> Result<Value, ApiError> {
+    if body.checks.len() > MAX_BATCH_CHECK_ITEMS {
+        return Err(ApiError::bad_request(
+            "too_many",
+            format!(
+                "{} checks in one batch, more than the limit of {MAX_BATCH_CHECK_ITEMS}",
+                body.checks.len()
+            ),
+        ));
+    }
+    let mut requests = Vec::with_capacity(body.checks.len());
+    for item in &body.checks {
+        check_contextual(&item.contextual_tuples)?;
+        requests.push(CheckRequest {
+            user: parse_user(&item.user)?,
+            relation: item.relation.clone(),
+            object: parse_object(&item.object)?,
+            context: item.context.clone(),
+            contextual_tuples: item.contextual_tuples.clone(),
+        });
+    }
+    let at_least = parse_token(&body.consistency)?;
+    authenticate(state, headers, &body.tenant)?;
+    let _admitted = state.admit(&body.tenant)?;
+    let relations = index(state, &body.tenant, at_least).await?;
+    let revision = relations.revision();
+    let answers = relations.read().batch_check(&requests);
+    let results: Vec<Value> = answers
+        .into_iter()
+        .zip(&body.checks)
+        .map(|(answer, item)| {
+            let mut value = match answer {
+                Ok(result) => json!({ "allowed": result.allowed, "path": result.path }),
+                Err(error) => json!({
+                    "allowed": false,
+                    "error": { "code": query_error_code(&error), "message": error.to_string() },
+                }),
+            };
+            if let Some(id) = &item.correlation_id {
+                value["correlation_id"] = Value::String(id.clone());
+            }
+            value
+        })
+        .collect();
+    Ok(json!({ "results": results, "revision": revision.to_string() }))
+}
+
+/// `POST /v1/relations/list-objects`: every object of the type the user has the relation with,
+/// sorted, in pages (never silently truncated: a `continuation` says there is more).
+pub async fn list_objects(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ListObjectsBody>,
+) -> Result<Json<Value>, ApiError> {
+    run_list_objects(&state, &headers, body).await.map(Json)
+}
+
+/// The work of [`list_objects`], shared with gRPC.
+pub async fn run_list_objects(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: ListObjectsBody,
+) -> Result<Value, ApiError> {
+    let user = parse_user(&body.user)?;
+    check_contextual(&body.contextual_tuples)?;
+    let page_size = body.page_size.unwrap_or(MAX_PAGE);
+    if page_size == 0 || page_size > MAX_PAGE {
+        return Err(ApiError::bad_request(
+            "invalid_page_size",
+            format!("page_size must be 1 to {MAX_PAGE}"),
+        ));
+    }
+    let at_least = parse_token(&body.consistency)?;
+    authenticate(state, headers, &body.tenant)?;
+    let _admitted = state.admit(&body.tenant)?;
+    let relations = index(state, &body.tenant, at_least).await?;
+    let revision = relations.revision();
+    let objects = relations.read().list_objects(
+        &user,
+        &body.relation,
+        &body.object_type,
+        &body.context,
+        &body.contextual_tuples,
+    );
+    let objects = objects.map_err(|e| query_error(&e))?;
+    let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
+    let start = match &body.continuation {
+        // Pages continue after the last object of the previous page, in sorted order.
+        Some(after) => names.partition_point(|name| name.as_str() <= after.as_str()),
+        None => 0,
+    };
+    let end = names.len().min(start + page_size);
+    let page = &names[start..end];
+    let continuation = (end < names.len()).then(|| page.last().cloned()).flatten();
+    Ok(json!({
+        "objects": page,
+        "continuation": continuation,
+        "revision": revision.to_string(),
+    }))
+}
+
+/// `POST /v1/relations/list-users`.
+pub async fn list_users(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ListUsersBody>,
+) -> Result<Json<Value>, ApiError> {
+    run_list_users(&state, &headers, body).await.map(Json)
+}
+
+/// The work of [`list_users`], shared with gRPC.
+pub async fn run_list_users(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: ListUsersBody,
+) -> Result<Value, ApiError> {
+    let object = parse_object(&body.object)?;
+    check_contextual(&body.contextual_tuples)?;
+    if body.user_filters.is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "user_filters needs at least one type, such as `user` or `group#member`",
+        ));
+    }
+    let filters: Vec<UserFilter> = body
+        .user_filters
+        .iter()
+        .map(|filter| match filter.split_once('#') {
+            Some((user_type, relation)) => UserFilter {
+                user_type: user_type.to_owned(),
+                relation: Some(relation.to_owned()),
+            },
+            None => UserFilter {
+                user_type: filter.clone(),
+                relation: None,
+            },
+        })
+        .collect();
+    let at_least = parse_token(&body.consistency)?;
+    authenticate(state, headers, &body.tenant)?;
+    let _admitted = state.admit(&body.tenant)?;
+    let relations = index(state, &body.tenant, at_least).await?;
+    let revision = relations.revision();
+    let users = relations.read().list_users(
+        &object,
+        &body.relation,
+        &filters,
+        &body.context,
+        &body.contextual_tuples,
+    );
+    let users = users.map_err(|e| query_error(&e))?;
+    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
+    Ok(json!({ "users": users, "revision": revision.to_string() }))
+}
+
+/// `POST /v1/relations/expand`: the userset tree, in OpenFGA's shape.
+pub async fn expand(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ExpandBody>,
+) -> Result<Json<Value>, ApiError> {
+    run_expand(&state, &headers, body).await.map(Json)
+}
+
+/// The work of [`expand`], shared with gRPC.
+pub async fn run_expand(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: ExpandBody,
+) -> Result<Value, ApiError> {
+    let object = parse_object(&body.object)?;
+    check_contextual(&body.contextual_tuples)?;
+    let at_least = parse_token(&body.consistency)?;
+    authenticate(state, headers, &body.tenant)?;
+    let _admitted = state.admit(&body.tenant)?;
+    let relations = index(state, &body.tenant, at_least).await?;
+    let revision = relations.revision();
+    let tree = relations
+        .read()
+        .expand(&object, &body.relation, &body.contextual_tuples);
+    let mut tree = tree.map_err(|e| query_error(&e))?;
+    if let Value::Object(map) = &mut tree {
+        map.insert("revision".to_owned(), Value::String(revision.to_string()));
+    }
+    Ok(tree)
+}
+
+// ---------------------------------------------------------------------------------- admin
+
+/// Body of a tuple write.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WriteBody {
+    /// Tuples to add.
+    #[serde(default)]
+    pub writes: Vec<Tuple>,
+    /// Tuples to remove (their condition is ignored).
+    #[serde(default)]
+    pub deletes: Vec<Tuple>,
+    /// Writing an existing identical tuple is not an error.
+    #[serde(default)]
+    pub ignore_duplicates: bool,
+    /// Deleting a missing tuple is not an error.
+    #[serde(default)]
+    pub ignore_missing: bool,
+}
+
+/// Validates a write against the tenant's model and stores it; returns the revision token.
+pub async fn write_tuples(
+    state: &AppState,
+    tenant: &TenantId,
+    body: &WriteBody,
+) -> Result<i64, ApiError> {
+    let count = body.writes.len() + body.deletes.len();
+    if count == 0 {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "the write has neither `writes` nor `deletes`",
+        ));
+    }
+    if count > MAX_TUPLES_PER_WRITE {
+        return Err(ApiError::bad_request(
+            "too_many",
+            format!(
+                "{count} tuples in one write, more than the limit of {MAX_TUPLES_PER_WRITE}; split the write"
+            ),
+        ));
+    }
+    let model = {
+        let policies = state.policies();
+        let snapshot = policies.get(tenant).ok_or_else(|| {
+            ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` is not loaded"))
+        })?;
+        snapshot.model().cloned().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                "no_model",
+                format!("tenant `{tenant}` has no relationship model; name one with `model:` in its bundle"),
+            )
+        })?
+    };
+    let mut problems = Vec::new();
+    for (index, tuple) in body.writes.iter().enumerate() {
+        if let Err(error) = model.validate_tuple(tuple) {
+            problems.push(format!("writes[{index}] `{tuple}`: {error}"));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::bad_request("invalid_tuple", problems.join("; ")));
+    }
+    let writes: Vec<_> = body
+        .writes
+        .iter()
+        .map(crate::relations::to_stored)
+        .collect();
+    let deletes: Vec<_> = body
+        .deletes
+        .iter()
+        .map(crate::relations::to_stored)
+        .collect();
+    let revision = state
+        .store
+        .tenant(tenant)
+        .write_tuples(
+            &writes,
+            &deletes,
+            TupleWriteOptions {
+                ignore_duplicates: body.ignore_duplicates,
+                ignore_missing: body.ignore_missing,
+            },
+        )
+        .await
+        .map_err(crate::admin::store_error)?;
+    refresh_tenant(state, tenant).await;
+    Ok(revision)
+}
+
+/// Query of a tuple read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadQuery {
+    /// `type` or `type:id`.
+    #[serde(default)]
+    pub object: Option<String>,
+    /// The relation.
+    #[serde(default)]
+    pub relation: Option<String>,
+    /// The exact user.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Page size (1 to 1,000; default 100).
+    #[serde(default)]
+    pub page_size: Option<u32>,
+    /// From a previous page.
+    #[serde(default)]
+    pub continuation: Option<String>,
+}
+
+impl ReadQuery {
+    /// The store's filter.
+    pub fn filter(&self) -> TupleFilter {
+        let (object_type, object_id) = match self.object.as_deref() {
+            Some(object) => match object.split_once(':') {
+                Some((kind, id)) if !id.is_empty() => (Some(kind.to_owned()), Some(id.to_owned())),
+                Some((kind, _)) => (Some(kind.to_owned()), None),
+                None => (Some(object.to_owned()), None),
+            },
+            None => (None, None),
+        };
+        TupleFilter {
+            object_type,
+            object_id,
+            relation: self.relation.clone(),
+            user: self.user.clone(),
+        }
+    }
+}
+
+/// Query of a change read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangesQuery {
+    /// Changes after this revision (default 0: all).
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Most changes (1 to 1,000; default 100).
+    #[serde(default)]
+    pub page_size: Option<u32>,
+}
