@@ -399,11 +399,12 @@ impl Clients {
     }
 }
 
-fn copy_yaml(from: &Path, to: &Path) {
+/// Copies a bundle folder's files (YAML, relationship model, …), not its subfolders.
+fn copy_bundle(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
     for entry in fs::read_dir(from).unwrap() {
         let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
+        if path.is_file() {
             fs::copy(&path, to.join(path.file_name().unwrap())).unwrap();
         }
     }
@@ -449,8 +450,8 @@ async fn start(nginx: &Path) -> Environment {
     // Portcullis: the demo tenant, accepting the caller's time, and the system tenant.
     let demo = repository().join("examples/demo/bundles");
     let bundles = root.join("bundles");
-    copy_yaml(&demo.join("acme"), &bundles.join("acme"));
-    copy_yaml(&demo.join("system"), &bundles.join("system"));
+    copy_bundle(&demo.join("acme"), &bundles.join("acme"));
+    copy_bundle(&demo.join("system"), &bundles.join("system"));
     let tenant_file = bundles.join("acme/tenant.yaml");
     let mut tenant = fs::read_to_string(&tenant_file).unwrap();
     assert!(!tenant.contains("accept_request_time"), "{tenant}");
