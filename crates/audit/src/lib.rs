@@ -4,30 +4,39 @@
 //! - [`record`]: the [`Record`] type, its builder and canonical encoding (the hashed bytes);
 //! - [`mask`]: per-tenant masking rules and PII detectors applied before anything is queued;
 //! - [`keys`]: Ed25519 checkpoint keys and signed [`Checkpoint`]s;
+//! - [`chain`]: the per-tenant chain state shared by every log, and the [`TenantLog`] trait;
 //! - [`store`]: [`FileLog`], one append-only directory of segments per tenant, with rotation,
 //!   gzip compression, index files and crash recovery;
+//! - [`stream`]: [`StreamLog`], a tenant's chain as numbered lines handed to a [`LineSink`]
+//!   (a database table), with the same bytes as the files;
 //! - [`writer`]: [`AuditLog`], the group-commit writer thread used from async code;
 //! - [`verify`]: the source-agnostic [`Verifier`] and [`verify_dir`];
 //! - [`query`]: [`query`](query::query), [`export`](query::export) and [`tail`](query::tail).
 #![forbid(unsafe_code)]
 
+pub mod chain;
 pub mod keys;
 pub mod mask;
 pub mod query;
 pub mod record;
 pub mod store;
+pub mod stream;
 pub mod verify;
 pub mod writer;
 
 use std::path::{Path, PathBuf};
 
+pub use chain::TenantLog;
 pub use keys::{Checkpoint, CheckpointFault, SigningKey, VerifyingKey, generate_key};
 pub use mask::{DetectorKind, Mask, MaskRule, Masker, MaskingConfig};
 pub use query::{Filter, Page, export, query, tail};
 pub use record::{Edge, Hash, Kind, Outcome, Record, RecordBuilder, ZERO_HASH};
 pub use store::{FileLog, Receipt, StoreOptions};
+pub use stream::{LineSink, StreamLine, StreamLog};
 pub use verify::{Location, Problem, ProblemKind, Report, Verifier, verify_dir};
-pub use writer::{AuditConfig, AuditLog, FullPolicy, TenantPolicy};
+pub use writer::{
+    AuditConfig, AuditLog, FileOpener, FullPolicy, LogOpener, StreamOpener, TenantPolicy,
+};
 
 /// Everything that can go wrong in this crate.
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +90,12 @@ pub enum AuditError {
     #[error("audit log closed: {reason}")]
     Closed {
         /// Why.
+        reason: String,
+    },
+    /// The store a [`LineSink`] writes to (or a reader reads from) failed.
+    #[error("audit store: {reason}")]
+    Backend {
+        /// The store's message.
         reason: String,
     },
     /// The cursor is not one this crate produced.

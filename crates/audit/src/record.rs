@@ -796,30 +796,80 @@ fn chain_prefix(line: &[u8]) -> Option<(&str, u64, &[u8], &[u8])> {
     Some((tenant, seq, &rest[..64], &rest[65..]))
 }
 
-/// What a segment index needs from a record line: `seq`, `ts` and the raw `trace_id` (JSON
-/// string contents, `None` for `null`). Read from the fixed canonical prefix; `None` when the
-/// line is not in that exact form (callers then fall back to a full parse).
-pub(crate) fn index_fields(line: &[u8]) -> Option<(u64, jiff::Timestamp, Option<&str>)> {
-    let (_, seq, _, rest) = chain_prefix(line)?;
-    let rest = rest.strip_prefix(b",\"ts\":\"")?;
-    let ts = parse_canonical_ts(rest.get(..27)?)?;
-    let rest = rest[27..].strip_prefix(b"\",\"id\":\"")?;
+/// Reads a JSON string without escapes at the start of `rest` (which must begin with its
+/// opening quote): its contents and what follows the closing quote. `None` for an escaped
+/// string (callers fall back to a full parse).
+fn plain_str(rest: &[u8]) -> Option<(&str, &[u8])> {
+    let rest = rest.strip_prefix(b"\"")?;
     let end = memchr::memchr2(b'"', b'\\', rest)?;
     if rest[end] != b'"' {
         return None;
     }
-    let rest = rest[end + 1..].strip_prefix(b",\"trace_id\":")?;
-    let trace = if rest.starts_with(b"null,") {
-        None
+    Some((std::str::from_utf8(&rest[..end]).ok()?, &rest[end + 1..]))
+}
+
+/// Reads `seq`, `ts`, `trace_id` of a canonical record line and returns the rest after the
+/// trace id.
+fn head_fields(line: &[u8]) -> Option<(u64, jiff::Timestamp, Option<&str>, &[u8])> {
+    let (_, seq, _, rest) = chain_prefix(line)?;
+    let rest = rest.strip_prefix(b",\"ts\":\"")?;
+    let ts = parse_canonical_ts(rest.get(..27)?)?;
+    let rest = rest[27..].strip_prefix(b"\",\"id\":")?;
+    let (_, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"trace_id\":")?;
+    if let Some(rest) = rest.strip_prefix(b"null") {
+        Some((seq, ts, None, rest))
     } else {
-        let rest = rest.strip_prefix(b"\"")?;
-        let end = memchr::memchr2(b'"', b'\\', rest)?;
-        if rest[end] != b'"' {
-            return None;
-        }
-        Some(std::str::from_utf8(&rest[..end]).ok()?)
-    };
-    Some((seq, ts, trace))
+        let (trace, rest) = plain_str(rest)?;
+        Some((seq, ts, Some(trace), rest))
+    }
+}
+
+/// What a segment index needs from a record line: `seq`, `ts` and the raw `trace_id` (JSON
+/// string contents, `None` for `null`). Read from the fixed canonical prefix; `None` when the
+/// line is not in that exact form (callers then fall back to a full parse).
+pub(crate) fn index_fields(line: &[u8]) -> Option<(u64, jiff::Timestamp, Option<&str>)> {
+    let (seq, ts, trace, rest) = head_fields(line)?;
+    rest.starts_with(b",").then_some((seq, ts, trace))
+}
+
+/// The lookup fields of a record line (the columns a database store keeps beside the line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LookupFields<'a> {
+    pub seq: u64,
+    pub ts: jiff::Timestamp,
+    pub trace_id: Option<&'a str>,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+}
+
+/// Reads the lookup fields from the canonical prefix of a record line, without a full parse.
+/// `None` when a string on the way holds an escape or the line is not canonical (callers then
+/// parse the whole record, which unescapes).
+pub(crate) fn lookup_fields(line: &[u8]) -> Option<LookupFields<'_>> {
+    let (seq, ts, trace_id, rest) = head_fields(line)?;
+    let rest = rest.strip_prefix(b",\"actor\":")?;
+    let (actor, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"edge\":")?;
+    let (_, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"action\":")?;
+    let (action, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"resource\":")?;
+    let (_, rest) = plain_str(rest)?;
+    let rest = rest.strip_prefix(b",\"outcome\":")?;
+    let (outcome, rest) = plain_str(rest)?;
+    if !rest.starts_with(b",\"statements\":") {
+        return None;
+    }
+    Some(LookupFields {
+        seq,
+        ts,
+        trace_id,
+        actor,
+        action,
+        outcome,
+    })
 }
 
 #[cfg(test)]
@@ -940,5 +990,32 @@ mod tests {
         // An escaped trace id is left to the full parser.
         record.trace_id = Some("a\"b".to_owned());
         assert_eq!(index_fields(&record.canonical()), None);
+    }
+
+    #[test]
+    fn lookup_fields_match_full_parse() {
+        let mut record = Record::decision("acme", "anne", "doc:read", "doc:1", Outcome::Deny)
+            .trace_id("trace-9")
+            .build();
+        record.seq = 12;
+        let line = record.canonical();
+        assert_eq!(
+            lookup_fields(&line),
+            Some(LookupFields {
+                seq: 12,
+                ts: record.ts,
+                trace_id: Some("trace-9"),
+                actor: "anne",
+                action: "doc:read",
+                outcome: "deny",
+            })
+        );
+        record.trace_id = None;
+        assert_eq!(lookup_fields(&record.canonical()).unwrap().trace_id, None);
+        // Escapes anywhere on the way are left to the full parser.
+        let escaped = sample().canonical();
+        assert_eq!(lookup_fields(&escaped), None);
+        record.resource = "doc\\1".to_owned();
+        assert_eq!(lookup_fields(&record.canonical()), None);
     }
 }

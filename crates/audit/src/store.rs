@@ -23,11 +23,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::AuditError;
-use crate::keys::{Checkpoint, SigningKey};
-use crate::record::{
-    Hash, Kind, LineKind, Record, ZERO_HASH, chain_fields, encode_head, hash_line, index_fields,
-    line_kind, now_micros,
-};
+use crate::chain::{Chain, TailState, TenantLog};
+use crate::keys::SigningKey;
+use crate::record::{Hash, Kind, LineKind, Record, hash_line, index_fields, line_kind};
 
 /// Storage tuning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -188,19 +186,14 @@ fn sync_dir(dir: &Path) -> Result<(), AuditError> {
 #[derive(Debug)]
 pub struct FileLog {
     dir: PathBuf,
-    tenant: String,
+    chain: Chain,
     options: StoreOptions,
-    key: Arc<SigningKey>,
     file: File,
     path: PathBuf,
     segment_bytes: u64,
     segment_records: u64,
     segment_started: Instant,
     pending: Vec<u8>,
-    last_seq: u64,
-    last_hash: Hash,
-    unsealed: u64,
-    unsealed_since: Instant,
     dirty: bool,
     compressions: Vec<std::thread::JoinHandle<Result<(), AuditError>>>,
 }
@@ -276,7 +269,7 @@ impl FileLog {
                 segment_records = state.scan(&bytes);
                 segment_bytes = bytes.len() as u64;
                 if state.last.is_none() {
-                    state.load_previous(&segments)?;
+                    load_previous(&mut state, &segments)?;
                 }
                 file = OpenOptions::new()
                     .append(true)
@@ -284,7 +277,7 @@ impl FileLog {
                     .map_err(|source| AuditError::io(&path, source))?;
             }
             None => {
-                state.load_previous(&segments)?;
+                load_previous(&mut state, &segments)?;
                 let first = state.last.map_or(1, |(seq, _)| seq + 1);
                 path = dir.join(format!("{}.jsonl", segment_stem(first)));
                 file = OpenOptions::new()
@@ -295,22 +288,18 @@ impl FileLog {
                 sync_dir(&dir)?;
             }
         }
-        let (last_seq, last_hash) = state.last.unwrap_or((0, ZERO_HASH));
+        let chain = Chain::new(tenant, &options, key, state.last);
+        let last_seq = chain.head().0;
         let mut log = FileLog {
             dir,
-            tenant: tenant.to_owned(),
+            chain,
             options,
-            key,
             file,
             path,
             segment_bytes,
             segment_records,
             segment_started: Instant::now(),
             pending: Vec::with_capacity(1 << 20),
-            last_seq,
-            last_hash,
-            unsealed: 0,
-            unsealed_since: Instant::now(),
             dirty: false,
             compressions: Vec::new(),
         };
@@ -326,21 +315,19 @@ impl FileLog {
 
     /// The tenant.
     pub fn tenant(&self) -> &str {
-        &self.tenant
+        self.chain.tenant()
     }
 
     /// Last assigned seq and hash.
     pub fn head(&self) -> (u64, Hash) {
-        (self.last_seq, self.last_hash)
+        self.chain.head()
     }
 
     /// Assigns `seq` and `prev`, encodes and buffers the record. Not durable until [`sync`].
     ///
     /// [`sync`]: FileLog::sync
     pub fn append(&mut self, record: &mut Record) -> Result<(u64, Hash), AuditError> {
-        record.seq = self.last_seq + 1;
-        record.prev = self.last_hash;
-        record.tenant.clone_from(&self.tenant);
+        self.chain.place(record);
         self.push_record(record.kind, |out| record.encode_tail(out))
     }
 
@@ -360,22 +347,13 @@ impl FileLog {
         kind: Kind,
         tail: impl FnOnce(&mut Vec<u8>),
     ) -> Result<(u64, Hash), AuditError> {
-        let seq = self.last_seq + 1;
         let start = self.pending.len();
-        encode_head(&mut self.pending, kind, &self.tenant, seq, &self.last_hash);
-        tail(&mut self.pending);
-        let hash = hash_line(&self.pending[start..]);
+        let (seq, hash) = self.chain.encode_record(&mut self.pending, kind, tail);
         self.pending.push(b'\n');
         self.segment_bytes += (self.pending.len() - start) as u64;
         self.segment_records += 1;
-        self.last_seq = seq;
-        self.last_hash = hash;
-        if self.unsealed == 0 {
-            self.unsealed_since = Instant::now();
-        }
-        self.unsealed += 1;
         self.dirty = true;
-        if self.options.checkpoint_every > 0 && self.unsealed >= self.options.checkpoint_every {
+        if self.chain.checkpoint_due_by_count() {
             self.checkpoint()?;
         }
         if self.pending.len() >= 1 << 20 {
@@ -389,18 +367,11 @@ impl FileLog {
 
     /// Appends a signed checkpoint for the current head.
     pub fn checkpoint(&mut self) -> Result<(), AuditError> {
-        let checkpoint = Checkpoint::sign(
-            &self.key,
-            &self.tenant,
-            self.last_seq,
-            &self.last_hash,
-            now_micros(),
-        );
+        let (checkpoint, _) = self.chain.checkpoint();
         let line = checkpoint.encode();
         self.pending.extend_from_slice(line.as_bytes());
         self.pending.push(b'\n');
         self.segment_bytes += line.len() as u64 + 1;
-        self.unsealed = 0;
         self.dirty = true;
         Ok(())
     }
@@ -436,7 +407,7 @@ impl FileLog {
     /// Time-driven work: a checkpoint when records have been unsealed for
     /// `checkpoint_interval`, rotation when the segment is older than `max_segment_age`.
     pub fn tick(&mut self) -> Result<(), AuditError> {
-        if self.unsealed > 0 && self.unsealed_since.elapsed() >= self.options.checkpoint_interval {
+        if self.chain.checkpoint_due_by_time() {
             self.checkpoint()?;
         }
         if self.segment_records > 0
@@ -457,7 +428,7 @@ impl FileLog {
         self.sync()?;
         let next = self
             .dir
-            .join(format!("{}.jsonl", segment_stem(self.last_seq + 1)));
+            .join(format!("{}.jsonl", segment_stem(self.chain.head().0 + 1)));
         let file = OpenOptions::new()
             .append(true)
             .create_new(true)
@@ -504,7 +475,7 @@ impl FileLog {
 
     /// Clean shutdown: a final checkpoint, fsync, and waiting for compressions.
     pub fn close(mut self) -> Result<(), AuditError> {
-        if self.unsealed > 0 || self.last_seq == 0 {
+        if self.chain.needs_final_checkpoint() {
             self.checkpoint()?;
         }
         self.sync()?;
@@ -512,50 +483,46 @@ impl FileLog {
     }
 }
 
-#[derive(Debug, Default)]
-struct TailState {
-    last: Option<(u64, Hash)>,
-    last_line_is_record: bool,
+impl TenantLog for FileLog {
+    fn tenant(&self) -> &str {
+        FileLog::tenant(self)
+    }
+    fn head(&self) -> (u64, Hash) {
+        FileLog::head(self)
+    }
+    fn append(&mut self, record: &mut Record) -> Result<(u64, Hash), AuditError> {
+        FileLog::append(self, record)
+    }
+    fn append_tail(&mut self, kind: Kind, tail: &[u8]) -> Result<(u64, Hash), AuditError> {
+        FileLog::append_tail(self, kind, tail)
+    }
+    fn checkpoint(&mut self) -> Result<(), AuditError> {
+        FileLog::checkpoint(self)
+    }
+    fn sync(&mut self) -> Result<(), AuditError> {
+        FileLog::sync(self)
+    }
+    fn is_dirty(&self) -> bool {
+        FileLog::is_dirty(self)
+    }
+    fn tick(&mut self) -> Result<(), AuditError> {
+        FileLog::tick(self)
+    }
+    fn close(self: Box<Self>) -> Result<(), AuditError> {
+        FileLog::close(*self)
+    }
 }
 
-impl TailState {
-    /// Scans complete lines; returns how many record lines there were.
-    fn scan(&mut self, bytes: &[u8]) -> u64 {
-        let mut records = 0;
-        for line in bytes.split(|&b| b == b'\n').filter(|line| !line.is_empty()) {
-            match line_kind(line) {
-                Some(LineKind::Record) => {
-                    if let Some(fields) = chain_fields(line) {
-                        self.last = Some((fields.seq, hash_line(line)));
-                        self.last_line_is_record = true;
-                        records += 1;
-                    }
-                }
-                Some(LineKind::Checkpoint) => {
-                    if let Ok(checkpoint) = Checkpoint::from_line(line)
-                        && let Some(hash) = checkpoint.hash_bytes()
-                        && self.last.is_none_or(|(seq, _)| checkpoint.seq >= seq)
-                    {
-                        self.last = Some((checkpoint.seq, hash));
-                    }
-                    self.last_line_is_record = false;
-                }
-                None => {}
-            }
+/// Resumes `state` from the newest earlier segment that holds a chain position.
+fn load_previous(state: &mut TailState, segments: &[SegmentFile]) -> Result<(), AuditError> {
+    for segment in segments.iter().rev() {
+        let bytes = read_segment(segment)?;
+        state.scan(&bytes);
+        if state.last.is_some() {
+            break;
         }
-        records
     }
-
-    fn load_previous(&mut self, segments: &[SegmentFile]) -> Result<(), AuditError> {
-        for segment in segments.iter().rev() {
-            let bytes = read_segment(segment)?;
-            self.scan(&bytes);
-            if self.last.is_some() {
-                break;
-            }
-        }
-        Ok(())
-    }
+    Ok(())
 }
 
 fn remove_temporaries(dir: &Path) -> Result<(), AuditError> {

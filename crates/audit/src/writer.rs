@@ -1,12 +1,14 @@
 //! The group-commit writer used by the servers: [`AuditLog`].
 //!
 //! Owns the bounded buffer, the single writer thread (which assigns `seq`/`prev` in write order
-//! for every tenant, so file order is chain order), the per-tenant policies (masking, sampling,
+//! for every tenant, so stored order is chain order; the tenant logs are files or line streams,
+//! see [`LogOpener`]), the per-tenant policies (masking, sampling,
 //! full-buffer behaviour) and durability acknowledgements. Records are masked on the caller's
 //! thread before they are queued. It must not drop a record silently: a record that cannot be
 //! queued is refused to the caller, who then fails the decision closed.
 //!
-//! Durability: [`AuditLog::append_durable`] returns only after the record is fsynced.
+//! Durability: [`AuditLog::append_durable`] returns only after the record is fsynced (for a
+//! line stream: after its sink stored the batch).
 //! [`AuditLog::submit`] returns once queued; the writer fsyncs every `flush_interval`, so a
 //! crash loses at most the decisions of the last interval.
 
@@ -20,10 +22,84 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Semaphore, oneshot};
 
 use crate::AuditError;
+use crate::chain::TenantLog;
 use crate::keys::SigningKey;
 use crate::mask::{Masker, MaskingConfig, derive_pseudonym_key};
 use crate::record::{Kind, Outcome, Record};
 use crate::store::{FileLog, Receipt, StoreOptions};
+use crate::stream::{LineSink, StreamLog};
+
+/// Opens a tenant's log, on the writer thread, the first time the tenant is written.
+pub trait LogOpener: Send + 'static {
+    /// Opens (and recovers) `tenant`'s log.
+    fn open(
+        &mut self,
+        tenant: &str,
+        options: &StoreOptions,
+        key: Arc<SigningKey>,
+    ) -> Result<Box<dyn TenantLog>, AuditError>;
+}
+
+/// Tenant logs as segment files under a root folder ([`FileLog`]).
+#[derive(Debug, Clone)]
+pub struct FileOpener {
+    root: PathBuf,
+}
+
+impl FileOpener {
+    /// Files under `root` (one folder per tenant).
+    pub fn new(root: impl Into<PathBuf>) -> FileOpener {
+        FileOpener { root: root.into() }
+    }
+}
+
+impl LogOpener for FileOpener {
+    fn open(
+        &mut self,
+        tenant: &str,
+        options: &StoreOptions,
+        key: Arc<SigningKey>,
+    ) -> Result<Box<dyn TenantLog>, AuditError> {
+        Ok(Box::new(FileLog::open(
+            &self.root,
+            tenant,
+            options.clone(),
+            key,
+        )?))
+    }
+}
+
+/// Tenant logs as line streams ([`StreamLog`]); the function gives the sink of a tenant.
+pub struct StreamOpener<F>(pub F);
+
+impl<F> std::fmt::Debug for StreamOpener<F> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("StreamOpener")
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F> LogOpener for StreamOpener<F>
+where
+    F: FnMut(&str) -> Result<Box<dyn LineSink>, AuditError> + Send + 'static,
+{
+    fn open(
+        &mut self,
+        tenant: &str,
+        options: &StoreOptions,
+        key: Arc<SigningKey>,
+    ) -> Result<Box<dyn TenantLog>, AuditError> {
+        crate::validate_tenant(tenant)?;
+        let sink = (self.0)(tenant)?;
+        Ok(Box::new(StreamLog::open(
+            tenant,
+            options.clone(),
+            key,
+            sink,
+        )?))
+    }
+}
 
 /// What `submit` does when the buffer is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,7 +136,8 @@ impl Default for TenantPolicy {
     }
 }
 
-/// Configuration of an [`AuditLog`].
+/// Configuration of an [`AuditLog`]. `root` is used by the files backend
+/// ([`AuditLog::open`]) only.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConfig {
@@ -167,12 +244,26 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Starts the writer. `pseudonym_secret` is the master secret from which each tenant's
-    /// pseudonym key is derived; `key` signs checkpoints.
+    /// Starts the writer over segment files under `config.root`. `pseudonym_secret` is the
+    /// master secret from which each tenant's pseudonym key is derived; `key` signs checkpoints.
     pub fn open(
         config: AuditConfig,
         key: SigningKey,
         pseudonym_secret: &[u8],
+    ) -> Result<AuditLog, AuditError> {
+        std::fs::create_dir_all(&config.root)
+            .map_err(|source| AuditError::io(&config.root, source))?;
+        let opener = FileOpener::new(config.root.clone());
+        AuditLog::open_with(config, key, pseudonym_secret, opener)
+    }
+
+    /// Starts the writer over the tenant logs `opener` opens (files, line streams...);
+    /// `config.root` is not used.
+    pub fn open_with(
+        config: AuditConfig,
+        key: SigningKey,
+        pseudonym_secret: &[u8],
+        opener: impl LogOpener,
     ) -> Result<AuditLog, AuditError> {
         if config.capacity == 0 {
             return Err(AuditError::Config {
@@ -191,8 +282,6 @@ impl AuditLog {
                 });
             }
         }
-        std::fs::create_dir_all(&config.root)
-            .map_err(|source| AuditError::io(&config.root, source))?;
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -209,7 +298,7 @@ impl AuditLog {
         });
         let writer = Writer {
             shared: Arc::clone(&shared),
-            root: config.root,
+            opener: Box::new(opener),
             options: config.store,
             key: Arc::new(key),
             flush_interval: Duration::from_millis(config.flush_interval_ms.max(1)),
@@ -470,11 +559,11 @@ impl Shared {
 
 struct Writer {
     shared: Arc<Shared>,
-    root: PathBuf,
+    opener: Box<dyn LogOpener>,
     options: StoreOptions,
     key: Arc<SigningKey>,
     flush_interval: Duration,
-    logs: HashMap<String, FileLog>,
+    logs: HashMap<String, Box<dyn TenantLog>>,
 }
 
 impl Writer {
@@ -492,7 +581,7 @@ impl Writer {
                 while (queue.items.is_empty() || self.shared.paused.load(Ordering::Acquire))
                     && !queue.closed
                 {
-                    let dirty = self.logs.values().any(FileLog::is_dirty);
+                    let dirty = self.logs.values().any(|log| log.is_dirty());
                     let wait = if self.shared.paused.load(Ordering::Acquire) {
                         Duration::from_millis(1)
                     } else if dirty {
@@ -553,10 +642,14 @@ impl Writer {
                 if let Err(error) = &synced {
                     failure.get_or_insert_with(|| error.to_string());
                 }
+                // Refuse new records before anyone hears of the failure.
+                if let Some(reason) = failure.take() {
+                    self.fail(reason);
+                }
                 for (sender, result) in durable.drain(..) {
                     let result = match (&synced, result) {
                         (Err(error), Ok(_)) => Err(AuditError::Closed {
-                            reason: format!("fsync failed: {error}"),
+                            reason: format!("could not make the records durable: {error}"),
                         }),
                         (_, result) => result,
                     };
@@ -566,18 +659,14 @@ impl Writer {
                     let result = match &synced {
                         Ok(()) => Ok(()),
                         Err(error) => Err(AuditError::Closed {
-                            reason: format!("fsync failed: {error}"),
+                            reason: format!("could not make the records durable: {error}"),
                         }),
                     };
                     let _ = sender.send(result);
                 }
             }
             if let Some(reason) = failure {
-                tracing::error!(%reason, "audit writer failed; refusing further records");
-                if let Ok(mut failed) = self.shared.failed.lock() {
-                    failed.get_or_insert(reason);
-                    self.shared.has_failed.store(true, Ordering::Release);
-                }
+                self.fail(reason);
             }
             if last_tick.elapsed() >= Duration::from_millis(200) {
                 last_tick = Instant::now();
@@ -611,24 +700,33 @@ impl Writer {
         self.shared.stopped.store(true, Ordering::Release);
     }
 
+    /// From now on every record is refused (fail closed).
+    fn fail(&self, reason: String) {
+        tracing::error!(%reason, "audit writer failed; refusing further records");
+        if let Ok(mut failed) = self.shared.failed.lock() {
+            failed.get_or_insert(reason);
+            self.shared.has_failed.store(true, Ordering::Release);
+        }
+    }
+
     fn append(&mut self, record: &mut Record) -> Result<(u64, crate::record::Hash), AuditError> {
         self.log_for(&record.tenant)?.append(record)
     }
 
     /// The tenant's log, opened (with crash recovery) on first use.
-    fn log_for(&mut self, tenant: &str) -> Result<&mut FileLog, AuditError> {
+    fn log_for(&mut self, tenant: &str) -> Result<&mut dyn TenantLog, AuditError> {
         if !self.logs.contains_key(tenant) {
-            let log = FileLog::open(
-                &self.root,
-                tenant,
-                self.options.clone(),
-                Arc::clone(&self.key),
-            )?;
+            let log = self
+                .opener
+                .open(tenant, &self.options, Arc::clone(&self.key))?;
             self.logs.insert(tenant.to_owned(), log);
         }
-        self.logs.get_mut(tenant).ok_or_else(|| AuditError::Closed {
-            reason: "tenant log vanished".to_owned(),
-        })
+        match self.logs.get_mut(tenant) {
+            Some(log) => Ok(log.as_mut()),
+            None => Err(AuditError::Closed {
+                reason: "tenant log vanished".to_owned(),
+            }),
+        }
     }
 
     fn sync_all(&mut self) -> Result<(), AuditError> {

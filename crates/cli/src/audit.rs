@@ -1,14 +1,16 @@
 //! `portcullis audit …`: read and verify an audit trail kept in files, offline (an auditor's
-//! copy, or the server's `audit.dir`). Verification needs only the public half of the
-//! checkpoint key (`audit-signing.pub`, written next to the signing key).
+//! copy, or the server's `audit.dir`), or kept in the store's `audit_log` table
+//! (`--database-url`, for `[audit] backend = "store"`). Verification needs only the public half
+//! of the checkpoint key (`audit-signing.pub`, written next to the signing key).
 //!
 //! Exit status: 0 success (for `verify`: the log is intact), 1 a problem found, 2 bad input.
 
 use std::io::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use portcullis_audit::{Filter, Kind, Outcome, VerifyingKey};
+use portcullis_audit::{AuditError, Filter, Kind, Outcome, Page, Record, Report, VerifyingKey};
+use portcullis_store::{Store, StoreConfig, TenantId};
 
 /// Where the trail is.
 #[derive(Debug, Args)]
@@ -16,9 +18,140 @@ pub struct AuditOptions {
     /// The audit root folder (one sub-folder per tenant).
     #[arg(long, global = true, default_value = ".portcullis/audit")]
     dir: PathBuf,
+    /// Read the store's `audit_log` table at this URL (`postgres://…` or `sqlite://…`) instead
+    /// of the files. The role must be able to read the table: the service role, or the owner.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// With `--database-url` naming the service role on PostgreSQL: the owner's URL, used only
+    /// to check (and apply) the store's migrations when connecting.
+    #[arg(long, global = true)]
+    migrate_url: Option<String>,
     /// The tenant whose chain to read.
     #[arg(long, global = true)]
     tenant: Option<String>,
+}
+
+/// A trail to read: files, or the table through a store opened on a runtime of our own.
+enum Trail {
+    Files(PathBuf),
+    Table {
+        runtime: tokio::runtime::Runtime,
+        store: Store,
+        tenant: TenantId,
+    },
+}
+
+impl Trail {
+    fn open(options: &AuditOptions, tenant: &str) -> Result<Trail, String> {
+        let Some(url) = &options.database_url else {
+            portcullis_audit::validate_tenant(tenant).map_err(|e| e.to_string())?;
+            if !options.dir.join(tenant).is_dir() {
+                return Err(format!(
+                    "{} holds no audit log of tenant `{tenant}`",
+                    options.dir.display()
+                ));
+            }
+            return Ok(Trail::Files(options.dir.clone()));
+        };
+        let tenant = TenantId::new(tenant).map_err(|e| e.to_string())?;
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or(path);
+            if !Path::new(path).is_file() {
+                return Err(format!("{path}: no such store"));
+            }
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime: {e}"))?;
+        let config = StoreConfig {
+            url: url.clone(),
+            migrate_url: options.migrate_url.clone(),
+            max_connections: 1,
+            ..StoreConfig::default()
+        };
+        let store = runtime
+            .block_on(Store::open(&config))
+            .map_err(|e| format!("store: {e}"))?;
+        Ok(Trail::Table {
+            runtime,
+            store,
+            tenant,
+        })
+    }
+
+    fn verify(&self, tenant: &str, key: &VerifyingKey) -> Result<Report, AuditError> {
+        match self {
+            Trail::Files(dir) => portcullis_audit::verify_dir(dir, tenant, key),
+            Trail::Table {
+                runtime,
+                store,
+                tenant,
+            } => runtime.block_on(portcullis_server::audit_store::verify(store, tenant, key)),
+        }
+    }
+
+    fn tail(&self, tenant: &str, count: usize) -> Result<Vec<Record>, AuditError> {
+        match self {
+            Trail::Files(dir) => portcullis_audit::tail(dir, tenant, count),
+            Trail::Table {
+                runtime,
+                store,
+                tenant,
+            } => runtime.block_on(portcullis_server::audit_store::tail(store, tenant, count)),
+        }
+    }
+
+    fn query(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Page, AuditError> {
+        match self {
+            Trail::Files(dir) => portcullis_audit::query(dir, tenant, filter, cursor, limit),
+            Trail::Table {
+                runtime,
+                store,
+                tenant,
+            } => runtime.block_on(portcullis_server::audit_store::query(
+                store, tenant, filter, cursor, limit,
+            )),
+        }
+    }
+
+    fn export(
+        &self,
+        tenant: &str,
+        filter: &Filter,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, AuditError> {
+        match self {
+            Trail::Files(dir) => portcullis_audit::export(dir, tenant, filter, out),
+            Trail::Table {
+                runtime,
+                store,
+                tenant,
+            } => {
+                let mut bytes = Vec::new();
+                let count = runtime.block_on(portcullis_server::audit_store::export(
+                    store, tenant, filter, &mut bytes,
+                ))?;
+                out.write_all(&bytes).map_err(|source| AuditError::Io {
+                    path: "<export output>".into(),
+                    source,
+                })?;
+                Ok(count)
+            }
+        }
+    }
+
+    fn close(self) {
+        if let Trail::Table { runtime, store, .. } = self {
+            runtime.block_on(store.close());
+        }
+    }
 }
 
 /// Filters of `query` and `export`.
@@ -117,25 +250,29 @@ fn fail(message: &str) -> u8 {
 
 /// Runs one `portcullis audit` subcommand.
 pub fn run(options: AuditOptions, command: AuditCommand) -> u8 {
-    let Some(tenant) = options.tenant else {
+    let Some(tenant) = options.tenant.clone() else {
         return fail("--tenant is required");
     };
-    if let Err(error) = portcullis_audit::validate_tenant(&tenant) {
-        return fail(&error.to_string());
+    if options.migrate_url.is_some() && options.database_url.is_none() {
+        return fail("--migrate-url goes with --database-url");
     }
-    if !options.dir.join(&tenant).is_dir() {
-        return fail(&format!(
-            "{} holds no audit log of tenant `{tenant}`",
-            options.dir.display()
-        ));
-    }
+    let trail = match Trail::open(&options, &tenant) {
+        Ok(trail) => trail,
+        Err(message) => return fail(&message),
+    };
+    let code = run_on(&trail, &tenant, command);
+    trail.close();
+    code
+}
+
+fn run_on(trail: &Trail, tenant: &str, command: AuditCommand) -> u8 {
     match command {
         AuditCommand::Verify { public_key, sealed } => {
             let key = match VerifyingKey::load(&public_key) {
                 Ok(key) => key,
                 Err(error) => return fail(&error.to_string()),
             };
-            match portcullis_audit::verify_dir(&options.dir, &tenant, &key) {
+            match trail.verify(tenant, &key) {
                 Ok(report) => {
                     println!(
                         "{}",
@@ -162,17 +299,15 @@ pub fn run(options: AuditOptions, command: AuditCommand) -> u8 {
                 Err(error) => fail(&error.to_string()),
             }
         }
-        AuditCommand::Tail { count } => {
-            match portcullis_audit::tail(&options.dir, &tenant, count) {
-                Ok(records) => {
-                    for record in records {
-                        println!("{}", serde_json::to_string(&record).unwrap_or_default());
-                    }
-                    0
+        AuditCommand::Tail { count } => match trail.tail(tenant, count) {
+            Ok(records) => {
+                for record in records {
+                    println!("{}", serde_json::to_string(&record).unwrap_or_default());
                 }
-                Err(error) => fail(&error.to_string()),
+                0
             }
-        }
+            Err(error) => fail(&error.to_string()),
+        },
         AuditCommand::Query {
             filter,
             limit,
@@ -182,13 +317,7 @@ pub fn run(options: AuditOptions, command: AuditCommand) -> u8 {
                 Ok(filter) => filter,
                 Err(message) => return fail(&message),
             };
-            match portcullis_audit::query(
-                &options.dir,
-                &tenant,
-                &filter,
-                cursor.as_deref(),
-                limit.clamp(1, 10_000),
-            ) {
+            match trail.query(tenant, &filter, cursor.as_deref(), limit.clamp(1, 10_000)) {
                 Ok(page) => {
                     println!(
                         "{}",
@@ -206,7 +335,7 @@ pub fn run(options: AuditOptions, command: AuditCommand) -> u8 {
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            match portcullis_audit::export(&options.dir, &tenant, &filter, &mut out) {
+            match trail.export(tenant, &filter, &mut out) {
                 Ok(count) => {
                     let _ = out.flush();
                     eprintln!("{count} records");

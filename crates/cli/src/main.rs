@@ -102,7 +102,8 @@ enum Command {
         #[command(subcommand)]
         command: model::ModelCommand,
     },
-    /// Read and verify an audit trail kept in files, offline.
+    /// Read and verify an audit trail kept in files (offline) or in the store's `audit_log`
+    /// table (`--database-url`).
     ///
     /// Exit status: 0 success (`verify`: intact), 1 a problem found, 2 bad input.
     Audit {

@@ -8,6 +8,10 @@
 //! (fail closed), so no decision is answered without its record. Administrative changes are
 //! appended durably (fsynced) before the admin API answers.
 //!
+//! Where: segment files under `audit.dir` (`backend = "files"`, the default), or the store's
+//! `audit_log` table (`backend = "store"`, see [`crate::audit_store`]); the chain, checkpoints and
+//! verification are the same either way.
+//!
 //! Keys: checkpoints are signed with an Ed25519 key read from `audit.signing_key_file` (generated
 //! on first start next to the data when not configured); pseudonyms are keyed by a secret from
 //! `audit.pseudonym_secret_env` or a generated file. Neither lives in the log.
@@ -20,11 +24,14 @@ use std::time::{Duration, Instant};
 
 use portcullis_audit::{
     AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Outcome, Receipt, Record, SigningKey,
-    TenantPolicy, VerifyingKey,
+    StreamOpener, TenantPolicy, VerifyingKey,
 };
 use portcullis_core::{Decision, Effect, Request};
+use portcullis_store::StoreConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
+
+use crate::audit_store::StoreTrail;
 
 /// The `[audit]` section of the configuration file.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -32,7 +39,9 @@ use serde_json::{Map, Value};
 pub struct RawAudit {
     /// Record anything at all (default true).
     pub enabled: Option<bool>,
-    /// Root folder of the log (default `<data_dir>/audit`).
+    /// Where the trail is kept: `files` (default) or `store` (the `audit_log` table).
+    pub backend: Option<String>,
+    /// Root folder of the log (default `<data_dir>/audit`; files only).
     pub dir: Option<PathBuf>,
     /// Ed25519 signing key of checkpoints (default `<data_dir>/audit-signing.key`, generated).
     pub signing_key_file: Option<PathBuf>,
@@ -54,10 +63,21 @@ pub struct RawAudit {
     pub tenants: HashMap<String, TenantPolicy>,
 }
 
+/// Where the trail is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditBackend {
+    /// Segment files under `audit.dir`.
+    Files,
+    /// The store's `audit_log` table.
+    Store,
+}
+
 /// Validated audit settings.
 #[derive(Debug, Clone)]
 pub struct AuditSettings {
-    /// The log's configuration.
+    /// Where the trail is kept.
+    pub backend: AuditBackend,
+    /// The log's configuration (`root` is used by the files backend only).
     pub config: AuditConfig,
     /// Where the signing key is (or will be generated).
     pub signing_key_file: PathBuf,
@@ -77,6 +97,22 @@ impl RawAudit {
     ) -> Result<Option<AuditSettings>, (String, String)> {
         if self.enabled == Some(false) {
             return Ok(None);
+        }
+        let backend = match self.backend.as_deref() {
+            None | Some("files") => AuditBackend::Files,
+            Some("store") => AuditBackend::Store,
+            Some(other) => {
+                return Err((
+                    "audit.backend".into(),
+                    format!("`{other}`: use files or store"),
+                ));
+            }
+        };
+        if backend == AuditBackend::Store && self.dir.is_some() {
+            return Err((
+                "audit.dir".into(),
+                "applies to backend = \"files\" only; with \"store\" the trail is in the store's audit_log table".into(),
+            ));
         }
         let root = self
             .dir
@@ -140,6 +176,7 @@ impl RawAudit {
             None => None,
         };
         Ok(Some(AuditSettings {
+            backend,
             config,
             signing_key_file: self
                 .signing_key_file
@@ -155,7 +192,8 @@ impl RawAudit {
 #[derive(Debug)]
 pub struct Auditor {
     log: AuditLog,
-    root: PathBuf,
+    /// The files' root folder; `None` when the trail is in the store.
+    root: Option<PathBuf>,
     verifying: VerifyingKey,
     tenants: HashMap<String, TenantPolicy>,
     default: TenantPolicy,
@@ -178,8 +216,9 @@ fn read_or_create_secret(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 impl Auditor {
-    /// Opens the log (recovering it after a crash) with its keys.
-    pub fn open(settings: &AuditSettings) -> Result<Auditor, String> {
+    /// Opens the log (recovering it after a crash) with its keys; with the store backend, on
+    /// the store `store` describes (through a pool of its own, see [`crate::audit_store`]).
+    pub async fn open(settings: &AuditSettings, store: &StoreConfig) -> Result<Auditor, String> {
         let key = if settings.signing_key_file.exists() {
             SigningKey::load(&settings.signing_key_file).map_err(|e| e.to_string())?
         } else {
@@ -202,20 +241,33 @@ impl Auditor {
             Some(secret) => secret.clone().into_bytes(),
             None => read_or_create_secret(&settings.pseudonym_file)?,
         };
-        let log =
-            AuditLog::open(settings.config.clone(), key, &secret).map_err(|e| e.to_string())?;
+        let (log, root) = match settings.backend {
+            AuditBackend::Files => (
+                AuditLog::open(settings.config.clone(), key, &secret).map_err(|e| e.to_string())?,
+                Some(settings.config.root.clone()),
+            ),
+            AuditBackend::Store => {
+                let trail = StoreTrail::open(store).await?;
+                let opener = StreamOpener(move |tenant: &str| trail.sink(tenant));
+                (
+                    AuditLog::open_with(settings.config.clone(), key, &secret, opener)
+                        .map_err(|e| e.to_string())?,
+                    None,
+                )
+            }
+        };
         Ok(Auditor {
             log,
-            root: settings.config.root.clone(),
+            root,
             verifying,
             tenants: settings.config.tenants.clone(),
             default: settings.config.default_policy.clone(),
         })
     }
 
-    /// The log's root folder.
-    pub fn root(&self) -> &Path {
-        &self.root
+    /// The log's root folder; `None` when the trail is kept in the store.
+    pub fn root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     /// The key that verifies checkpoints.

@@ -1,6 +1,8 @@
 //! Reading the audit trail over the admin API: query, export (JSON lines) and verify, each
 //! authorized by the `system` tenant (`admin:audit.read`) and itself recorded in the trail.
+//! The trail is read where the node keeps it: its files, or the store's `audit_log` table.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
@@ -92,6 +94,12 @@ fn failed(error: &portcullis_audit::AuditError) -> ApiError {
     }
 }
 
+fn reader_stopped() -> ApiError {
+    failed(&portcullis_audit::AuditError::Closed {
+        reason: "reader stopped".into(),
+    })
+}
+
 /// `GET /admin/v1/tenants/{tenant}/audit`: matching records in chain order, paginated.
 pub(crate) async fn query(
     State(state): State<Arc<AppState>>,
@@ -110,18 +118,19 @@ pub(crate) async fn query(
     }
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
-    let root = audit.root().to_path_buf();
     let filter = query.filter();
     let cursor = query.cursor.clone();
-    let page = tokio::task::spawn_blocking(move || {
-        portcullis_audit::query(&root, tenant.as_str(), &filter, cursor.as_deref(), limit)
-    })
-    .await
-    .map_err(|_| {
-        failed(&portcullis_audit::AuditError::Closed {
-            reason: "reader stopped".into(),
+    let page = match audit.root().map(Path::to_path_buf) {
+        Some(root) => tokio::task::spawn_blocking(move || {
+            portcullis_audit::query(&root, tenant.as_str(), &filter, cursor.as_deref(), limit)
         })
-    })?
+        .await
+        .map_err(|_| reader_stopped())?,
+        None => {
+            crate::audit_store::query(&state.store, &tenant, &filter, cursor.as_deref(), limit)
+                .await
+        }
+    }
     .map_err(|e| failed(&e))?;
     Ok(Json(
         json!({ "records": page.records, "next_cursor": page.next_cursor }),
@@ -140,18 +149,21 @@ pub(crate) async fn export(
     authorize(&state, &admin, "admin:audit.read", tenant.as_str())?;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
-    let root = audit.root().to_path_buf();
     let filter = query.filter();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut out = Vec::new();
-        portcullis_audit::export(&root, tenant.as_str(), &filter, &mut out).map(|_| out)
-    })
-    .await
-    .map_err(|_| {
-        failed(&portcullis_audit::AuditError::Closed {
-            reason: "reader stopped".into(),
+    let body = match audit.root().map(Path::to_path_buf) {
+        Some(root) => tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            portcullis_audit::export(&root, tenant.as_str(), &filter, &mut out).map(|_| out)
         })
-    })?
+        .await
+        .map_err(|_| reader_stopped())?,
+        None => {
+            let mut out = Vec::new();
+            crate::audit_store::export(&state.store, &tenant, &filter, &mut out)
+                .await
+                .map(|_| out)
+        }
+    }
     .map_err(|e| failed(&e))?;
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
@@ -167,17 +179,15 @@ pub(crate) async fn verify(
     authorize(&state, &admin, "admin:audit.read", tenant.as_str())?;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
-    let root = audit.root().to_path_buf();
     let key = audit.verifying_key().clone();
-    let report = tokio::task::spawn_blocking(move || {
-        portcullis_audit::verify_dir(&root, tenant.as_str(), &key)
-    })
-    .await
-    .map_err(|_| {
-        failed(&portcullis_audit::AuditError::Closed {
-            reason: "reader stopped".into(),
+    let report = match audit.root().map(Path::to_path_buf) {
+        Some(root) => tokio::task::spawn_blocking(move || {
+            portcullis_audit::verify_dir(&root, tenant.as_str(), &key)
         })
-    })?
+        .await
+        .map_err(|_| reader_stopped())?,
+        None => crate::audit_store::verify(&state.store, &tenant, &key).await,
+    }
     .map_err(|e| failed(&e))?;
     Ok(Json(json!({
         "ok": report.is_ok_while_live(),

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod audit_api;
+pub mod audit_store;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -81,9 +81,10 @@ impl AppState {
         let keyring = load_keyring(&config)?;
         let quotas = Quotas::new(config.default_quota);
         let audit = match &config.audit {
-            Some(settings) => {
-                Some(crate::audit::Auditor::open(settings).map_err(|e| format!("audit: {e}"))?)
-            }
+            Some(settings) => crate::audit::Auditor::open(settings, &config.store.store)
+                .await
+                .map(Some)
+                .map_err(|e| format!("audit: {e}"))?,
             None => None,
         };
         let mut seed = [0u8; 8];

@@ -176,3 +176,25 @@ fn the_admin_token_can_come_from_the_environment() {
         "secrets are not printed"
     );
 }
+
+#[test]
+fn the_audit_backend_is_files_or_store() {
+    use portcullis_server::audit::AuditBackend;
+    let backend = |text: &str| parse(text).unwrap().audit.unwrap().backend;
+    assert_eq!(backend(""), AuditBackend::Files);
+    assert_eq!(
+        backend("[audit]\nbackend = \"files\"\ndir = \"/tmp/audit\""),
+        AuditBackend::Files
+    );
+    assert_eq!(backend("[audit]\nbackend = \"store\""), AuditBackend::Store);
+    refused(
+        "[audit]\nbackend = \"kafka\"",
+        "audit.backend",
+        "use files or store",
+    );
+    refused(
+        "[audit]\nbackend = \"store\"\ndir = \"/tmp/audit\"",
+        "audit.dir",
+        "files\" only",
+    );
+}

@@ -54,6 +54,8 @@ pub struct AuditFilter {
     pub trace_id: Option<String>,
     /// Exact kind.
     pub kind: Option<String>,
+    /// Records only: leave checkpoint lines out.
+    pub records_only: bool,
 }
 
 const COLUMNS: &str = "position, seq, kind, ts_us, actor, action, outcome, trace_id, line";
@@ -79,9 +81,40 @@ where
 
 impl TenantStore<'_> {
     /// Appends lines in one transaction. Positions must continue the stream: a position
-    /// already taken (another writer got there first) fails the whole append.
+    /// already taken (another writer got there first) fails the whole append. On PostgreSQL the
+    /// batch is one statement (one row per array element); SQLite inserts row by row inside
+    /// the transaction (cheap there, no round trips).
     pub async fn append_audit(&self, lines: &[AuditLine]) -> Result<(), StoreError> {
         if lines.is_empty() {
+            return Ok(());
+        }
+        if let Backend::Postgres(pool) = self.backend {
+            // Array binds exist on PostgreSQL only, so this path does not go through the
+            // backend-generic transaction macro; it does what the macro does: scope the
+            // transaction to the tenant first.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+                .bind(self.id().as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO audit_log (tenant_id, position, seq, kind, ts_us, actor, action, outcome, trace_id, line) \
+                 SELECT $1, batch.* FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[]) \
+                 AS batch (position, seq, kind, ts_us, actor, action, outcome, trace_id, line)",
+            )
+            .bind(self.id().as_str())
+            .bind(lines.iter().map(|l| l.position).collect::<Vec<i64>>())
+            .bind(lines.iter().map(|l| l.seq).collect::<Vec<i64>>())
+            .bind(lines.iter().map(|l| l.kind.as_str()).collect::<Vec<&str>>())
+            .bind(lines.iter().map(|l| l.ts_us).collect::<Vec<i64>>())
+            .bind(lines.iter().map(|l| l.actor.as_str()).collect::<Vec<&str>>())
+            .bind(lines.iter().map(|l| l.action.as_str()).collect::<Vec<&str>>())
+            .bind(lines.iter().map(|l| l.outcome.as_str()).collect::<Vec<&str>>())
+            .bind(lines.iter().map(|l| l.trace_id.as_str()).collect::<Vec<&str>>())
+            .bind(lines.iter().map(|l| l.line.as_str()).collect::<Vec<&str>>())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
             return Ok(());
         }
         crate::tenant::transaction!(self, |tx, _postgres| {
@@ -180,6 +213,9 @@ impl TenantStore<'_> {
                 sql.push_str(&format!(" AND ts_us {comparison} ${next}"));
                 next += 1;
             }
+        }
+        if filter.records_only {
+            sql.push_str(" AND kind <> 'checkpoint'");
         }
         sql.push_str(&format!(" ORDER BY position LIMIT ${next}"));
         crate::tenant::transaction!(self, |tx, _postgres| {
