@@ -17,11 +17,13 @@ TARGET_NGINX_P99_MS = 2.0
 TARGET_CHECK_RPS = 40_000
 TARGET_CERBOS_RATIO = 3.0
 TARGET_RSS_MB = 50.0
+TARGET_AUDIT_COST = 0.15
 
 LABELS = {
     "nginx-allow": "forward-auth `GET /v1/authz/nginx`, allow (office address, JWT)",
     "nginx-deny": "forward-auth `GET /v1/authz/nginx`, deny 403 (outside address, JWT)",
     "check": "`POST /v1/check`, allow (no token)",
+    "check-audit-off": "`POST /v1/check`, allow (no token), auditing off",
     "check-jwt": "`POST /v1/check`, allow (with JWT)",
     "cerbos": "Cerbos `POST /api/check/resources`, allow",
 }
@@ -124,6 +126,20 @@ def main() -> int:
               f"{ms(median('p999_us', 'check', conns))} | {ms(median('p999_us', 'cerbos', conns))} |")
         w("")
 
+    if "check" in workloads and "check-audit-off" in workloads:
+        w("## Auditing on vs off (`POST /v1/check`, every decision recorded)")
+        w("")
+        w("| conns | auditing on req/s | auditing off req/s | on / off | on p99 ms | off p99 ms |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for conns in conns_all:
+            on, off = median("rps", "check", conns), median("rps", "check-audit-off", conns)
+            if on is None or off is None:
+                continue
+            w(f"| {conns} | {on:,.0f} | {off:,.0f} | {on / off:.1%} | "
+              f"{ms(median('p99_us', 'check', conns))} | "
+              f"{ms(median('p99_us', 'check-audit-off', conns))} |")
+        w("")
+
     w("## Memory (from /proc/PID/status)")
     w("")
     w("| process | VmRSS at start | VmRSS after the load | VmHWM (peak) after the load |")
@@ -178,6 +194,17 @@ def main() -> int:
             all_ok &= ok
             parts.append(f"{conns} conns {p / c:.2f}× ({'lower' if lower else 'not lower'} p99)")
         w(f"- Portcullis ≥ {TARGET_CERBOS_RATIO:.0f}× Cerbos throughput at a lower p99: "
+          f"{'**met**' if all_ok else '**not met**'} — {'; '.join(parts)}")
+    if "check" in workloads and "check-audit-off" in workloads:
+        parts, all_ok = [], True
+        for conns in conns_all:
+            on, off = median("rps", "check", conns), median("rps", "check-audit-off", conns)
+            if on is None or off is None:
+                continue
+            ok = on >= off * (1 - TARGET_AUDIT_COST)
+            all_ok &= ok
+            parts.append(f"{conns} conns {on / off:.1%} of the throughput without auditing")
+        w(f"- Auditing on within {TARGET_AUDIT_COST:.0%} of auditing off: "
           f"{'**met**' if all_ok else '**not met**'} — {'; '.join(parts)}")
     if meta.get("PORTCULLIS_HWM_AFTER_KB"):
         hwm = int(meta["PORTCULLIS_HWM_AFTER_KB"]) / 1024

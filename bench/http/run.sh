@@ -6,7 +6,8 @@
 #   DURATION=5 RUNS=1 CONNECTIONS=64 bench/http/run.sh     # a quick look
 #
 # Knobs (environment): DURATION (s, default 15), RUNS (3), WARMUP (s, 5),
-# CONNECTIONS ("16 64 256"), WORKLOADS ("nginx-allow nginx-deny check check-jwt cerbos"),
+# CONNECTIONS ("16 64 256"), WORKLOADS ("nginx-allow nginx-deny check check-audit-off check-jwt
+# cerbos"; `check-audit-off` is `check` on a second server with `[audit] enabled = false`),
 # SERVER_CPU (0), LOAD_CPU (1), CERBOS_VERSION (0.55.0), RESULTS (bench/http/results.md),
 # SKIP_BUILD=1 to use the existing target/release/portcullis; OTHER_MAX (CPUs, 0.10),
 # MAX_ATTEMPTS (5) and QUIET_WAIT (s, 600) for runs disturbed by other work on the machine.
@@ -25,7 +26,7 @@ DURATION=${DURATION:-15}
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-"16 64 256"}
-WORKLOADS=${WORKLOADS:-"nginx-allow nginx-deny check check-jwt cerbos"}
+WORKLOADS=${WORKLOADS:-"nginx-allow nginx-deny check check-audit-off check-jwt cerbos"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 CERBOS_VERSION=${CERBOS_VERSION:-0.55.0}
@@ -243,6 +244,27 @@ if wants nginx-allow || wants nginx-deny || wants check || wants check-jwt; then
   meta PORTCULLIS_THREADS "$(status_kb "$SERVER_PID" Threads)"
   curl -fsS "$PORTCULLIS_URL/metrics" >"$RAW/portcullis-metrics.txt" || true
   stop_server
+fi
+
+# ------------------------------------------------------------------------------ auditing off
+
+# The same server and workload as `check`, with the audit trail switched off: the cost of
+# recording every decision (masked, chained, group-committed with fsync) is the difference.
+if wants check-audit-off; then
+  say "starting portcullis serve without auditing on CPU $SERVER_CPU"
+  OFF_CONFIG=$HERE/.portcullis-audit-off.toml
+  { cat "$HERE/portcullis.toml"; printf '\n[audit]\nenabled = false\n'; } >"$OFF_CONFIG"
+  taskset -c "$SERVER_CPU" "$PORTCULLIS_BIN" serve --config "$OFF_CONFIG" \
+    >"$RAW/portcullis-audit-off.log" 2>&1 &
+  SERVER_PID=$!
+  wait_for "$PORTCULLIS_URL/readyz"
+  check_body='{"tenant":"acme","principal":{"id":"bob"},"action":"app:logs.download","resource":{"type":"app","id":"payments"},"context":{"ip":"172.16.3.4"}}'
+  expect check-audit-off '^HTTP/1.1 200.*"decision":"allow"' "$(curl -sS -i -H 'Content-Type: application/json' \
+    -d "$check_body" "$PORTCULLIS_URL/v1/check" | tr -d '\r' | tr '\n' ' ')"
+  say "POST /v1/check, auditing off"
+  measure portcullis check-audit-off "$HERE/check.lua" "$PORTCULLIS_URL" BENCH_TOKEN=
+  stop_server
+  rm -f "$OFF_CONFIG"
 fi
 
 # ------------------------------------------------------------------------------ Cerbos

@@ -807,6 +807,32 @@ async fn tuples_write_read_page_and_log_their_changes() {
         let (revision, tuples) = acme.all_tuples().await.unwrap();
         assert_eq!(revision, deleted, "{name}");
         assert_eq!(tuples.len(), 3, "{name}");
+        // Reading in pages (SQLite) gives the same tuples, conditions and contexts included,
+        // whatever the page size: boundaries inside and at the end of the set.
+        let mut many: Vec<StoredTuple> = (0..11)
+            .map(|i| tuple(&format!("doc:p{i:02}"), "viewer", &format!("user:u{}", i % 4)))
+            .collect();
+        many[4].condition = Some("in_office".to_owned());
+        many[4].context = Some(
+            serde_json::json!({"cidr": "10.0.0.0/8", "n": [1, 2]})
+                .as_object()
+                .unwrap()
+                .clone(),
+        );
+        acme.write_tuples(&many, &[], Default::default())
+            .await
+            .unwrap();
+        let (_, whole) = acme.all_tuples().await.unwrap();
+        let mut expected = whole.clone();
+        expected.sort_by_key(|t| format!("{}#{}@{}", t.object, t.relation, t.user));
+        assert_eq!(whole.len(), 14, "{name}");
+        assert!(whole.contains(&many[4]), "{name}: context survives");
+        for page in [1, 3, 7, 14, 15] {
+            let (_, paged) = acme.all_tuples_paged(page).await.unwrap();
+            let mut sorted = paged.clone();
+            sorted.sort_by_key(|t| format!("{}#{}@{}", t.object, t.relation, t.user));
+            assert_eq!(sorted, expected, "{name}: pages of {page}");
+        }
 
         acme.delete().await.unwrap();
         assert!(globex.all_tuples().await.unwrap().1.is_empty());

@@ -1,8 +1,10 @@
 //! Rebuilding a node's relation index from the store: writes the generated 1,000,000-tuple
-//! world into a fresh embedded (SQLite) store, then times what a node does when it loads the
-//! tenant — read every tuple (`all_tuples`) and build the index — three times.
+//! world into a fresh store, then times what a node does when it loads the tenant — read every
+//! tuple (`all_tuples`) and build the index — three times.
 //!
-//! `cargo run --release -p portcullis-bench --bin rebac-store`
+//! `cargo run --release -p portcullis-bench --bin rebac-store` (embedded SQLite), or with a
+//! PostgreSQL URL as the argument (`postgres://postgres@127.0.0.1:5432/test`); the tenant
+//! `rebac-bench` there is replaced.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,13 +46,25 @@ async fn run() -> Result<()> {
     let world = world(&Params::default());
     let model = Arc::new(Model::from_dsl(&world.model).map_err(|e| anyhow!("{e}"))?);
     let dir = tempfile::tempdir()?;
+    let url = std::env::args().nth(1).unwrap_or_else(|| {
+        format!("sqlite://{}", dir.path().join("store.db").display())
+    });
+    let backend = if url.starts_with("sqlite") {
+        "SQLite"
+    } else {
+        "PostgreSQL"
+    };
     let store = Store::open(&StoreConfig {
-        url: format!("sqlite://{}", dir.path().join("store.db").display()),
+        url,
         ..StoreConfig::default()
     })
     .await?;
-    let tenant = TenantId::new("bench").map_err(|e| anyhow!("{e}"))?;
+    let tenant = TenantId::new("rebac-bench").map_err(|e| anyhow!("{e}"))?;
     let scope = store.tenant(&tenant);
+    match scope.delete().await {
+        Ok(()) | Err(portcullis_store::StoreError::NotFound(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
     scope.create(None).await?;
     let started = Instant::now();
     let tuples: Vec<StoredTuple> = world.tuples.iter().map(stored).collect();
@@ -68,7 +82,7 @@ async fn run() -> Result<()> {
             .context("loading the world")?;
     }
     println!(
-        "loaded {} tuples into SQLite in {:.1} s",
+        "loaded {} tuples into {backend} in {:.1} s",
         tuples.len(),
         started.elapsed().as_secs_f64()
     );
@@ -90,7 +104,8 @@ async fn run() -> Result<()> {
         runs.push(total.as_secs_f64());
     }
     runs.sort_by(f64::total_cmp);
-    println!("rebuild-seconds median {:.2}", runs[1]);
+    println!("rebuild-seconds median {:.2} ({backend})", runs[1]);
+    scope.delete().await?;
     store.close().await;
     Ok(())
 }
