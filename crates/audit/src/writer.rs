@@ -209,6 +209,10 @@ enum Item {
 struct Queue {
     items: Vec<Item>,
     closed: bool,
+    /// Durable appends and flushes waiting in `items`: they wake the writer at once.
+    urgent: usize,
+    /// The writer sleeps with nothing to write: the next record wakes it.
+    idle: bool,
 }
 
 struct Shared {
@@ -216,6 +220,8 @@ struct Shared {
     wake: Condvar,
     permits: Semaphore,
     capacity: usize,
+    /// Queued decision records that wake the writer before the commit interval is up.
+    wake_batch: usize,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
     configured: RwLock<HashMap<String, TenantPolicy>>,
     default_policy: TenantPolicy,
@@ -287,6 +293,7 @@ impl AuditLog {
             wake: Condvar::new(),
             permits: Semaphore::new(config.capacity),
             capacity: config.capacity,
+            wake_batch: (config.capacity / 2).clamp(1, 4096),
             tenants: RwLock::new(HashMap::new()),
             configured: RwLock::new(config.tenants.clone()),
             default_policy: config.default_policy.clone(),
@@ -547,10 +554,17 @@ impl Shared {
                 reason: "audit log is shut down".to_owned(),
             });
         }
-        let was_empty = queue.items.is_empty();
+        let urgent = !matches!(item, Item::Decision { .. });
         queue.items.push(item);
+        if urgent {
+            queue.urgent += 1;
+        }
+        let wake = urgent || queue.idle || queue.items.len() == self.wake_batch;
+        if wake {
+            queue.idle = false;
+        }
         drop(queue);
-        if was_empty {
+        if wake {
             self.wake.notify_one();
         }
         Ok(())
@@ -578,30 +592,49 @@ impl Writer {
                 let Ok(mut queue) = self.shared.queue.lock() else {
                     break;
                 };
-                while (queue.items.is_empty() || self.shared.paused.load(Ordering::Acquire))
-                    && !queue.closed
-                {
+                // Group commit: decision records wait for the next commit (at most the flush
+                // interval) unless enough of them pile up; durable appends and flushes are
+                // written at once. Waking the writer for every record would cost a context
+                // switch per decision on a busy core.
+                while !queue.closed {
+                    if self.shared.paused.load(Ordering::Acquire) {
+                        match self
+                            .shared
+                            .wake
+                            .wait_timeout(queue, Duration::from_millis(1))
+                        {
+                            Ok((guard, _)) => queue = guard,
+                            Err(_) => return,
+                        }
+                        continue;
+                    }
+                    if queue.urgent > 0 || queue.items.len() >= self.shared.wake_batch {
+                        break;
+                    }
                     let dirty = self.logs.values().any(|log| log.is_dirty());
-                    let wait = if self.shared.paused.load(Ordering::Acquire) {
-                        Duration::from_millis(1)
-                    } else if dirty {
-                        self.flush_interval.saturating_sub(last_sync.elapsed())
-                    } else {
+                    let idle = queue.items.is_empty() && !dirty;
+                    let wait = if idle {
                         Duration::from_millis(500)
+                    } else {
+                        self.flush_interval.saturating_sub(last_sync.elapsed())
                     };
                     if wait.is_zero() {
                         break;
                     }
+                    queue.idle = idle;
                     match self.shared.wake.wait_timeout(queue, wait) {
                         Ok((guard, timeout)) => {
                             queue = guard;
-                            if timeout.timed_out() && !self.shared.paused.load(Ordering::Acquire) {
+                            queue.idle = false;
+                            if timeout.timed_out() {
+                                // Time-driven work (commit, checkpoints, rotation) is due.
                                 break;
                             }
                         }
                         Err(_) => return,
                     }
                 }
+                queue.urgent = 0;
                 std::mem::swap(&mut batch, &mut queue.items);
                 queue.closed
             };

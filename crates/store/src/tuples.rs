@@ -22,7 +22,14 @@ const ALL_TUPLES_PAGE: i64 = 50_000;
 
 /// One tuple of such a page: object type, object id, relation, user key, condition name and
 /// stored context.
-type PageRow = (String, String, String, String, String, Option<Map<String, Value>>);
+type PageRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<Map<String, Value>>,
+);
 
 /// Longest accepted object id, relation or user key, in bytes.
 const MAX_PART: usize = 512;
@@ -434,18 +441,17 @@ impl TenantStore<'_> {
     /// [`all_tuples`](Self::all_tuples) with SQLite pages of `page` tuples (for tests that
     /// cross page boundaries without writing a page's worth of tuples).
     #[doc(hidden)]
-    pub async fn all_tuples_paged(
-        &self,
-        page: i64,
-    ) -> Result<(i64, Vec<StoredTuple>), StoreError> {
+    pub async fn all_tuples_paged(&self, page: i64) -> Result<(i64, Vec<StoredTuple>), StoreError> {
         let page_size = page.max(1);
         let Backend::Sqlite(pool) = self.backend else {
             return crate::tenant::transaction!(self, |tx, _postgres| {
-                let revision = sqlx::query_scalar::<_, i64>("SELECT data_revision FROM tenants WHERE tenant_id = $1")
-                    .bind(self.id().as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| self.no_tenant())?;
+                let revision = sqlx::query_scalar::<_, i64>(
+                    "SELECT data_revision FROM tenants WHERE tenant_id = $1",
+                )
+                .bind(self.id().as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| self.no_tenant())?;
                 let rows = sqlx::query(
                     "SELECT object_type, object_id, relation, user_key, condition_name, condition_context FROM tuples WHERE tenant_id = $1",
                 )
@@ -457,11 +463,12 @@ impl TenantStore<'_> {
             });
         };
         let mut tx = pool.begin().await?;
-        let revision = sqlx::query_scalar::<_, i64>("SELECT data_revision FROM tenants WHERE tenant_id = $1")
-                    .bind(self.id().as_str())
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .ok_or_else(|| self.no_tenant())?;
+        let revision =
+            sqlx::query_scalar::<_, i64>("SELECT data_revision FROM tenants WHERE tenant_id = $1")
+                .bind(self.id().as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| self.no_tenant())?;
         let mut tuples = Vec::new();
         let mut after: [String; 4] = Default::default();
         loop {
@@ -484,11 +491,7 @@ impl TenantStore<'_> {
             let full = rows.len() as i64 == page_size;
             // Text compares byte by byte in SQLite and in Rust alike, so the greatest key of
             // the page is where the next one starts.
-            if let Some(last) = rows
-                .iter()
-                .map(|(t, i, r, u, _, _)| [t, i, r, u])
-                .max()
-            {
+            if let Some(last) = rows.iter().map(|(t, i, r, u, _, _)| [t, i, r, u]).max() {
                 after = last.map(String::clone);
             }
             tuples.reserve(rows.len());

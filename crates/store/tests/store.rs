@@ -810,7 +810,13 @@ async fn tuples_write_read_page_and_log_their_changes() {
         // Reading in pages (SQLite) gives the same tuples, conditions and contexts included,
         // whatever the page size: boundaries inside and at the end of the set.
         let mut many: Vec<StoredTuple> = (0..11)
-            .map(|i| tuple(&format!("doc:p{i:02}"), "viewer", &format!("user:u{}", i % 4)))
+            .map(|i| {
+                tuple(
+                    &format!("doc:p{i:02}"),
+                    "viewer",
+                    &format!("user:u{}", i % 4),
+                )
+            })
             .collect();
         many[4].condition = Some("in_office".to_owned());
         many[4].context = Some(

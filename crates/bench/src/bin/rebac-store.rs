@@ -46,9 +46,9 @@ async fn run() -> Result<()> {
     let world = world(&Params::default());
     let model = Arc::new(Model::from_dsl(&world.model).map_err(|e| anyhow!("{e}"))?);
     let dir = tempfile::tempdir()?;
-    let url = std::env::args().nth(1).unwrap_or_else(|| {
-        format!("sqlite://{}", dir.path().join("store.db").display())
-    });
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("store.db").display()));
     let backend = if url.starts_with("sqlite") {
         "SQLite"
     } else {
