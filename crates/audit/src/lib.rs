@@ -35,7 +35,8 @@ pub use store::{FileLog, Receipt, StoreOptions};
 pub use stream::{LineSink, StreamLine, StreamLog};
 pub use verify::{Location, Problem, ProblemKind, Report, Verifier, verify_dir};
 pub use writer::{
-    AuditConfig, AuditLog, FileOpener, FullPolicy, LogOpener, StreamOpener, TenantPolicy,
+    AuditConfig, AuditLog, FileOpener, FullPolicy, LogOpener, PreparedDecision, StreamOpener,
+    TenantPolicy,
 };
 
 /// Everything that can go wrong in this crate.

@@ -611,10 +611,32 @@ fn needs_escape(byte: u8) -> bool {
     byte < 0x20 || byte == b'"' || byte == b'\\'
 }
 
+/// Whether any byte needs escaping, eight bytes at a time: a byte below 0x20, or equal to `"`
+/// or `\\`, has its high bit set in the matching term (bytes from 0x80 up never match). A borrow
+/// can only set a false bit above a true one, so the answer for the word is exact.
+fn any_needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let zero_byte = |word: u64| word.wrapping_sub(ONES) & !word & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGH;
+        let quote = zero_byte(word ^ (ONES * u64::from(b'"')));
+        let backslash = zero_byte(word ^ (ONES * u64::from(b'\\')));
+        if control | quote | backslash != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&byte| needs_escape(byte))
+}
+
 fn put_str(out: &mut Vec<u8>, value: &str) {
     let bytes = value.as_bytes();
     out.push(b'"');
-    if !bytes.iter().any(|&byte| needs_escape(byte)) {
+    if !any_needs_escape(bytes) {
         out.extend_from_slice(bytes);
     } else {
         let mut text = String::with_capacity(bytes.len() + 8);
@@ -961,6 +983,22 @@ mod tests {
         assert_eq!(parse_canonical_ts(b"2023-02-29T00:00:00.000000Z"), None);
         assert_eq!(parse_canonical_ts(b"2023-01-01T24:00:00.000000Z"), None);
         assert_eq!(parse_canonical_ts(b"2023-01-01T00:00:00.000000"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn word_escape_scan_matches_the_byte_scan(bytes in proptest::collection::vec(
+            proptest::prop_oneof![
+                proptest::prelude::any::<u8>(),
+                proptest::sample::select(vec![0u8, 0x1f, 0x20, b'"', b'\\', 0x7f, 0x80, 0xff]),
+            ],
+            0..40,
+        )) {
+            proptest::prop_assert_eq!(
+                any_needs_escape(&bytes),
+                bytes.iter().any(|&byte| needs_escape(byte))
+            );
+        }
     }
 
     #[test]

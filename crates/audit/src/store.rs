@@ -15,7 +15,7 @@
 
 use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
-use std::io::{Read as _, Write as _};
+use std::io::{BufRead as _, Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -195,7 +195,9 @@ pub struct FileLog {
     segment_started: Instant,
     pending: Vec<u8>,
     dirty: bool,
-    compressions: Vec<std::thread::JoinHandle<Result<(), AuditError>>>,
+    /// The thread compressing this log's rotated segments one after the other, started with
+    /// the first rotation.
+    compressor: Option<Compressor>,
 }
 
 impl FileLog {
@@ -301,7 +303,7 @@ impl FileLog {
             segment_started: Instant::now(),
             pending: Vec::with_capacity(1 << 20),
             dirty: false,
-            compressions: Vec::new(),
+            compressor: None,
         };
         if torn || (state.last_line_is_record && last_seq > 0) {
             log.checkpoint()?;
@@ -444,33 +446,56 @@ impl FileLog {
         Ok(())
     }
 
+    /// Hands a rotated segment to the log's compression thread (started on first use). The
+    /// thread works through the segments in order at idle priority, so a core saturated by
+    /// decisions leaves them plain for a while rather than spawning more work.
     fn spawn_compression(&mut self, plain: PathBuf) {
+        let plain = match &self.compressor {
+            Some(compressor) => match compressor.sender.send(plain) {
+                Ok(()) => return,
+                // The thread is gone (it panicked): start another for this segment.
+                Err(returned) => returned.0,
+            },
+            None => plain,
+        };
         let compress = self.options.compress;
         let index_every = self.options.index_every;
-        self.compressions.retain(|handle| !handle.is_finished());
+        let (sender, receiver) = std::sync::mpsc::channel::<PathBuf>();
         let handle = std::thread::Builder::new()
             .name("audit-compress".to_owned())
             .spawn(move || {
-                let result = finish_segment(&plain, compress, index_every);
-                if let Err(error) = &result {
-                    tracing::error!(%error, "audit: compressing a rotated segment failed; the plain segment is kept");
+                run_at_idle_priority();
+                let mut outcome = Ok(());
+                for plain in receiver {
+                    if let Err(error) = finish_segment(&plain, compress, index_every) {
+                        tracing::error!(%error, "audit: compressing a rotated segment failed; the plain segment is kept");
+                        if outcome.is_ok() {
+                            outcome = Err(error);
+                        }
+                    }
                 }
-                result
+                outcome
             });
         match handle {
-            Ok(handle) => self.compressions.push(handle),
+            Ok(handle) => {
+                let _ = sender.send(plain);
+                if let Some(old) = self.compressor.replace(Compressor { sender, handle }) {
+                    let _ = old.handle.join();
+                }
+            }
             Err(error) => tracing::error!(%error, "audit: cannot start the compression thread"),
         }
     }
 
-    /// Waits for background compressions.
+    /// Waits until every rotated segment handed over so far is compressed and indexed.
     pub fn wait_compressions(&mut self) -> Result<(), AuditError> {
-        for handle in self.compressions.drain(..) {
-            handle.join().map_err(|_| AuditError::Closed {
-                reason: "compression thread panicked".to_owned(),
-            })??;
-        }
-        Ok(())
+        let Some(compressor) = self.compressor.take() else {
+            return Ok(());
+        };
+        drop(compressor.sender);
+        compressor.handle.join().map_err(|_| AuditError::Closed {
+            reason: "compression thread panicked".to_owned(),
+        })?
     }
 
     /// Clean shutdown: a final checkpoint, fsync, and waiting for compressions.
@@ -481,6 +506,13 @@ impl FileLog {
         self.sync()?;
         self.wait_compressions()
     }
+}
+
+/// A tenant log's compression thread and the channel feeding it rotated segments.
+#[derive(Debug)]
+struct Compressor {
+    sender: std::sync::mpsc::Sender<PathBuf>,
+    handle: std::thread::JoinHandle<Result<(), AuditError>>,
 }
 
 impl TenantLog for FileLog {
@@ -571,45 +603,11 @@ pub struct SegmentIndex {
 impl SegmentIndex {
     /// Builds the index by scanning a segment's plain bytes.
     pub fn build(bytes: &[u8], index_every: u64) -> SegmentIndex {
-        let mut index = SegmentIndex::default();
-        let mut traces: Vec<(u64, u32)> = Vec::new();
-        for (number, line) in (1u64..).zip(bytes.split(|&b| b == b'\n')) {
-            if line_kind(line) != Some(LineKind::Record) {
-                continue;
-            }
-            let parsed;
-            let (seq, ts, trace) = match index_fields(line) {
-                Some(fields) => fields,
-                None => {
-                    let Ok(record) = Record::from_line(line) else {
-                        continue;
-                    };
-                    parsed = record;
-                    (parsed.seq, parsed.ts, parsed.trace_id.as_deref())
-                }
-            };
-            let line_number = number;
-            if index.records == 0 {
-                index.first_seq = seq;
-            }
-            index.last_seq = seq;
-            if index_every > 0 && index.records % index_every == 0 {
-                index.marks.push((ts, seq, line_number));
-            }
-            index.records += 1;
-            index.min_ts = Some(index.min_ts.map_or(ts, |min| min.min(ts)));
-            index.max_ts = Some(index.max_ts.map_or(ts, |max| max.max(ts)));
-            if let Some(trace) = trace {
-                traces.push((trace_key(trace), line_number.try_into().unwrap_or(u32::MAX)));
-            }
+        let mut builder = IndexBuilder::new(index_every);
+        for line in bytes.split(|&b| b == b'\n') {
+            builder.line(line);
         }
-        traces.sort_unstable();
-        let mut text = String::with_capacity(traces.len() * 24);
-        for (key, line) in traces {
-            let _ = write!(text, "{key:016x}{line:08x}");
-        }
-        index.traces = text;
-        index
+        builder.finish()
     }
 
     /// Lines whose trace id hashes like `trace_id` (callers confirm on the record).
@@ -667,27 +665,138 @@ fn trace_key(trace_id: &str) -> u64 {
 
 /// Compresses a rotated plain segment (if asked) and writes its index: `.gz.tmp` → fsync →
 /// rename to `.gz` → index → delete the plain file.
+/// Builds a segment's index one line at a time (lines without their newline, numbered from 1).
+struct IndexBuilder {
+    index: SegmentIndex,
+    traces: Vec<(u64, u32)>,
+    line_number: u64,
+    index_every: u64,
+}
+
+impl IndexBuilder {
+    fn new(index_every: u64) -> IndexBuilder {
+        IndexBuilder {
+            index: SegmentIndex::default(),
+            traces: Vec::new(),
+            line_number: 0,
+            index_every,
+        }
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        self.line_number += 1;
+        if line_kind(line) != Some(LineKind::Record) {
+            return;
+        }
+        let parsed;
+        let (seq, ts, trace) = match index_fields(line) {
+            Some(fields) => fields,
+            None => {
+                let Ok(record) = Record::from_line(line) else {
+                    return;
+                };
+                parsed = record;
+                (parsed.seq, parsed.ts, parsed.trace_id.as_deref())
+            }
+        };
+        let index = &mut self.index;
+        if index.records == 0 {
+            index.first_seq = seq;
+        }
+        index.last_seq = seq;
+        if self.index_every > 0 && index.records.is_multiple_of(self.index_every) {
+            index.marks.push((ts, seq, self.line_number));
+        }
+        index.records += 1;
+        index.min_ts = Some(index.min_ts.map_or(ts, |min| min.min(ts)));
+        index.max_ts = Some(index.max_ts.map_or(ts, |max| max.max(ts)));
+        if let Some(trace) = trace {
+            self.traces.push((
+                trace_key(trace),
+                self.line_number.try_into().unwrap_or(u32::MAX),
+            ));
+        }
+    }
+
+    fn finish(mut self) -> SegmentIndex {
+        self.traces.sort_unstable();
+        let mut text = String::with_capacity(self.traces.len() * 24);
+        for (key, line) in self.traces {
+            let _ = write!(text, "{key:016x}{line:08x}");
+        }
+        self.index.traces = text;
+        self.index
+    }
+}
+
+/// Lowers the calling thread to the idle scheduling class: compressing a rotated segment is
+/// housekeeping that must not take a busy core from the decisions and the writer. It runs when
+/// the core has nothing else to do (and still gets a small share on a saturated one).
+fn run_at_idle_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        use thread_priority::unix::{
+            NormalThreadSchedulePolicy, ThreadSchedulePolicy, set_thread_priority_and_policy,
+            thread_native_id,
+        };
+        if let Err(error) = set_thread_priority_and_policy(
+            thread_native_id(),
+            thread_priority::ThreadPriority::Min,
+            ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+        ) {
+            tracing::debug!(
+                ?error,
+                "audit: cannot lower the compression thread's priority"
+            );
+        }
+    }
+}
+
+/// Compresses a rotated segment (when `compress`) and writes its index, streaming: the segment
+/// is read once, a line at a time, into the gzip encoder and the index builder.
 fn finish_segment(plain: &Path, compress: bool, index_every: u64) -> Result<(), AuditError> {
-    let bytes = std::fs::read(plain).map_err(|source| AuditError::io(plain, source))?;
     let dir = plain.parent().unwrap_or(Path::new("."));
-    if compress {
+    let source = File::open(plain).map_err(|source| AuditError::io(plain, source))?;
+    let mut reader = std::io::BufReader::with_capacity(1 << 20, source);
+    let gz = {
         let mut gz = plain.as_os_str().to_owned();
         gz.push(".gz");
-        let gz = PathBuf::from(gz);
+        PathBuf::from(gz)
+    };
+    let tmp = {
         let mut tmp = gz.as_os_str().to_owned();
         tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
+        PathBuf::from(tmp)
+    };
+    let mut encoder = if compress {
         let file = File::create(&tmp).map_err(|source| AuditError::io(&tmp, source))?;
-        let mut encoder = flate2::write::GzEncoder::new(
+        Some(flate2::write::GzEncoder::new(
             std::io::BufWriter::with_capacity(1 << 16, file),
-            // Fast level: rotated segments are highly repetitive JSON, level 1 still shrinks them
-            // about fourfold at a fraction of the CPU of higher levels (it competes with the
-            // writer and the submitters on small machines).
+            // Fast level: rotated segments are highly repetitive JSON, level 1 still shrinks
+            // them about fourfold at a fraction of the CPU of higher levels.
             flate2::Compression::fast(),
-        );
-        encoder
-            .write_all(&bytes)
-            .map_err(|source| AuditError::io(&tmp, source))?;
+        ))
+    } else {
+        None
+    };
+    let mut builder = IndexBuilder::new(index_every);
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|source| AuditError::io(plain, source))?;
+        if read == 0 {
+            break;
+        }
+        if let Some(encoder) = encoder.as_mut() {
+            encoder
+                .write_all(&line)
+                .map_err(|source| AuditError::io(&tmp, source))?;
+        }
+        builder.line(line.strip_suffix(b"\n").unwrap_or(&line));
+    }
+    if let Some(encoder) = encoder {
         let writer = encoder
             .finish()
             .map_err(|source| AuditError::io(&tmp, source))?;
@@ -699,7 +808,7 @@ fn finish_segment(plain: &Path, compress: bool, index_every: u64) -> Result<(), 
         std::fs::rename(&tmp, &gz).map_err(|source| AuditError::io(&gz, source))?;
         sync_dir(dir)?;
     }
-    let index = SegmentIndex::build(&bytes, index_every);
+    let index = builder.finish();
     let stem = plain
         .file_name()
         .map(|name| name.to_string_lossy().trim_end_matches(".jsonl").to_owned())
@@ -764,5 +873,67 @@ mod tests {
         );
         assert_eq!(index.marks.len(), 4);
         assert_eq!(index.trace_lines("trace-7"), vec![8]);
+    }
+
+    /// Rotated segments are compressed and indexed by streaming them: the `.gz` holds the
+    /// segment's exact bytes and the index equals the one built from the whole segment in
+    /// memory; several rotations queue on the one compression thread.
+    #[test]
+    fn streamed_compression_keeps_the_bytes_and_the_index() {
+        let key = Arc::new(SigningKey::from_seed([3; 32]));
+        let dir = tempfile::tempdir().unwrap();
+        let options = StoreOptions {
+            checkpoint_every: 7,
+            max_segment_bytes: 4096,
+            index_every: 5,
+            ..StoreOptions::default()
+        };
+        let public = key.verifying_key();
+        let mut log = FileLog::open(dir.path(), "t", options, key).unwrap();
+        for index in 0..200 {
+            log.append(&mut record(index)).unwrap();
+        }
+        log.close().unwrap();
+        let folder = dir.path().join("t");
+        let mut compressed = 0;
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            let Some(stem) = name.strip_suffix(".jsonl.gz") else {
+                continue;
+            };
+            compressed += 1;
+            let mut plain = Vec::new();
+            flate2::read::MultiGzDecoder::new(File::open(&path).unwrap())
+                .read_to_end(&mut plain)
+                .unwrap();
+            assert!(plain.ends_with(b"\n") && plain.len() >= 4096, "{name}");
+            let stored: SegmentIndex =
+                serde_json::from_slice(&std::fs::read(folder.join(format!("{stem}.idx"))).unwrap())
+                    .unwrap();
+            assert_eq!(stored, SegmentIndex::build(&plain, 5), "{name}");
+            assert!(stored.records > 0 && !stored.marks.is_empty(), "{name}");
+            assert!(!folder.join(format!("{stem}.jsonl")).exists(), "{name}");
+        }
+        assert!(compressed >= 5, "{compressed} compressed segments");
+        let report = crate::verify_dir(dir.path(), "t", &public).unwrap();
+        assert!(report.is_ok(), "{report:?}");
+        assert_eq!(report.records, 200);
+    }
+
+    /// The compression thread runs in the idle scheduling class (policy 5, `SCHED_IDLE`).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn compression_runs_in_the_idle_class() {
+        let stat = std::thread::spawn(|| {
+            run_at_idle_priority();
+            std::fs::read_to_string("/proc/thread-self/stat").unwrap()
+        })
+        .join()
+        .unwrap();
+        // Fields after the command name: state is field 3, the policy field 41.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        assert_eq!(fields[41 - 3], "5", "{stat}");
     }
 }

@@ -184,8 +184,9 @@ impl AuditConfig {
 
 #[derive(Debug)]
 struct TenantState {
-    /// The tenant id, shared by every queued record of the tenant (no per-record copy).
     tenant: Arc<str>,
+    /// The tenant's number in `Shared::names`: queued decisions carry it instead of the id.
+    slot: u32,
     policy: TenantPolicy,
     masker: Masker,
 }
@@ -195,11 +196,15 @@ type DurableReply = oneshot::Sender<Result<Receipt, AuditError>>;
 
 enum Item {
     /// A masked decision, encoded by the submitter except for its chain fields
-    /// ([`Record::encode_tail`]): the writer only adds `seq`/`prev`, hashes and writes.
+    /// ([`Record::encode_tail`]): the writer only adds `seq`/`prev`, hashes and writes. The
+    /// encoded bytes are `Queue::bytes[start..end]`: queued decisions share one buffer, so no
+    /// allocation is made per record and none crosses from the submitters to the writer.
     Decision {
-        tenant: Arc<str>,
+        /// The tenant's slot in `Shared::names`.
+        slot: u32,
         kind: Kind,
-        tail: Vec<u8>,
+        start: usize,
+        end: usize,
     },
     Durable(Box<Record>, oneshot::Sender<Result<Receipt, AuditError>>),
     Flush(oneshot::Sender<Result<(), AuditError>>),
@@ -208,6 +213,8 @@ enum Item {
 #[derive(Default)]
 struct Queue {
     items: Vec<Item>,
+    /// The encoded tails of the queued decisions, back to back.
+    bytes: Vec<u8>,
     closed: bool,
     /// Durable appends and flushes waiting in `items`: they wake the writer at once.
     urgent: usize,
@@ -223,6 +230,10 @@ struct Shared {
     /// Queued decision records that wake the writer before the commit interval is up.
     wake_batch: usize,
     tenants: RwLock<HashMap<String, Arc<TenantState>>>,
+    /// Every tenant seen so far, by slot (slots are never reused).
+    names: RwLock<Vec<Arc<str>>>,
+    /// Slot by tenant id.
+    slots: Mutex<HashMap<String, u32>>,
     configured: RwLock<HashMap<String, TenantPolicy>>,
     default_policy: TenantPolicy,
     master_secret: Vec<u8>,
@@ -295,6 +306,8 @@ impl AuditLog {
             capacity: config.capacity,
             wake_batch: (config.capacity / 2).clamp(1, 4096),
             tenants: RwLock::new(HashMap::new()),
+            names: RwLock::new(Vec::new()),
+            slots: Mutex::new(HashMap::new()),
             configured: RwLock::new(config.tenants.clone()),
             default_policy: config.default_policy.clone(),
             master_secret: pseudonym_secret.to_vec(),
@@ -365,12 +378,12 @@ impl AuditLog {
         }
     }
 
-    /// Queues a decision record (masked first). Applies the tenant's full-buffer policy; an
-    /// error means the record was not accepted and the decision must be denied.
+    /// Queues a decision record (masked first; an allow the tenant's sampling leaves out is
+    /// accepted without being queued). Applies the tenant's full-buffer policy; an error means
+    /// the record was not accepted and the decision must be denied.
     pub async fn submit(&self, record: Record) -> Result<(), AuditError> {
-        let state = self.shared.state(&record.tenant)?;
-        let record = self.shared.prepare(&state, record)?;
-        let permit = match state.policy.on_full {
+        let prepared = self.prepare(record)?;
+        let permit = match prepared.state.policy.on_full {
             FullPolicy::Deny => self.shared.permits.try_acquire().ok(),
             FullPolicy::Block { max_wait_ms } => {
                 match tokio::time::timeout(
@@ -385,33 +398,68 @@ impl AuditLog {
             }
         };
         let Some(permit) = permit else {
-            return Err(AuditError::BufferFull {
-                tenant: record.tenant,
-                capacity: self.shared.capacity,
-            });
+            return Err(self.full(&prepared));
         };
         permit.forget();
-        self.shared
-            .push(decision_item(&state, &record))
-            .inspect_err(|_| self.shared.permits.add_permits(1))
+        self.shared.push_decision(&prepared)
     }
 
-    /// Queues a decision record without waiting: fails at once when the buffer is full.
+    /// Queues a decision record without waiting (sampling as in [`AuditLog::submit`]): fails at
+    /// once when the buffer is full.
     pub fn try_submit(&self, record: Record) -> Result<(), AuditError> {
+        let prepared = self.prepare(record)?;
+        self.try_queue(&prepared)
+    }
+
+    /// Masks and encodes a decision record for [`AuditLog::try_queue`], looking the tenant up
+    /// once. The record is consumed: what reaches the queue is its masked encoding only. An
+    /// allow the tenant's sampling leaves out is neither masked nor encoded.
+    pub fn prepare(&self, mut record: Record) -> Result<PreparedDecision, AuditError> {
         let state = self.shared.state(&record.tenant)?;
-        let record = self.shared.prepare(&state, record)?;
+        self.shared.check_failed()?;
+        let sampled_out = !should_record(state.policy.sample_allows, &record);
+        let mut tail = Vec::new();
+        if !sampled_out {
+            state.masker.apply(&mut record);
+            tail = SCRATCH
+                .try_with(|scratch| {
+                    scratch
+                        .try_borrow_mut()
+                        .map(|mut buffer| std::mem::take(&mut *buffer))
+                })
+                .ok()
+                .and_then(Result::ok)
+                .unwrap_or_default();
+            tail.clear();
+            record.encode_tail(&mut tail);
+        }
+        Ok(PreparedDecision {
+            state,
+            kind: record.kind,
+            tail,
+            sampled_out,
+        })
+    }
+
+    /// Queues a prepared decision if the buffer has room (`BufferFull` otherwise: the caller
+    /// may wait and try again, or refuse the decision). A decision the tenant's sampling leaves
+    /// out is accepted without being queued.
+    pub fn try_queue(&self, prepared: &PreparedDecision) -> Result<(), AuditError> {
+        if prepared.sampled_out {
+            return Ok(());
+        }
         match self.shared.permits.try_acquire() {
             Ok(permit) => permit.forget(),
-            Err(_) => {
-                return Err(AuditError::BufferFull {
-                    tenant: record.tenant,
-                    capacity: self.shared.capacity,
-                });
-            }
+            Err(_) => return Err(self.full(prepared)),
         }
-        self.shared
-            .push(decision_item(&state, &record))
-            .inspect_err(|_| self.shared.permits.add_permits(1))
+        self.shared.push_decision(prepared)
+    }
+
+    fn full(&self, prepared: &PreparedDecision) -> AuditError {
+        AuditError::BufferFull {
+            tenant: prepared.state.tenant.to_string(),
+            capacity: self.shared.capacity,
+        }
     }
 
     /// Appends an administrative change and returns once it is fsynced. Changes bypass the
@@ -470,15 +518,53 @@ impl Drop for AuditLog {
     }
 }
 
-/// Encodes a masked decision for the queue. Runs on the submitter's thread, so the record's
-/// many small allocations are freed where they were made and only one buffer crosses threads.
-fn decision_item(state: &TenantState, record: &Record) -> Item {
-    let mut tail = Vec::with_capacity(448);
-    record.encode_tail(&mut tail);
-    Item::Decision {
-        tenant: Arc::clone(&state.tenant),
-        kind: record.kind,
-        tail,
+thread_local! {
+    /// A submitter thread's encoding buffer, reused from one decision to the next.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A decision record masked and encoded for the queue ([`AuditLog::prepare`]).
+pub struct PreparedDecision {
+    state: Arc<TenantState>,
+    kind: Kind,
+    tail: Vec<u8>,
+    sampled_out: bool,
+}
+
+impl PreparedDecision {
+    /// Whether the tenant's sampling leaves this decision out of the trail.
+    pub fn sampled_out(&self) -> bool {
+        self.sampled_out
+    }
+
+    /// The tenant's full-buffer policy.
+    pub fn on_full(&self) -> &FullPolicy {
+        &self.state.policy.on_full
+    }
+}
+
+impl std::fmt::Debug for PreparedDecision {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PreparedDecision")
+            .field("tenant", &self.state.tenant)
+            .field("bytes", &self.tail.len())
+            .field("sampled_out", &self.sampled_out)
+            .finish()
+    }
+}
+
+impl Drop for PreparedDecision {
+    fn drop(&mut self) {
+        // Hand the buffer back to this thread for its next decision.
+        let buffer = std::mem::take(&mut self.tail);
+        let _ = SCRATCH.try_with(|scratch| {
+            if let Ok(mut slot) = scratch.try_borrow_mut()
+                && slot.capacity() < buffer.capacity()
+            {
+                *slot = buffer;
+            }
+        });
     }
 }
 
@@ -503,11 +589,33 @@ impl Shared {
             &policy.masking,
             derive_pseudonym_key(&self.master_secret, tenant),
         )?;
+        let (slot, tenant) = self.slot(tenant)?;
         Ok(TenantState {
-            tenant: Arc::from(tenant),
+            tenant,
+            slot,
             policy,
             masker,
         })
+    }
+
+    /// The tenant's slot and shared id, given on first sight.
+    fn slot(&self, tenant: &str) -> Result<(u32, Arc<str>), AuditError> {
+        let mut names = self.names.write().map_err(|_| AuditError::Closed {
+            reason: "tenant table poisoned".to_owned(),
+        })?;
+        let mut slots = self.slots.lock().map_err(|_| AuditError::Closed {
+            reason: "tenant table poisoned".to_owned(),
+        })?;
+        if let Some(&slot) = slots.get(tenant) {
+            return Ok((slot, Arc::clone(&names[slot as usize])));
+        }
+        let slot = u32::try_from(names.len()).map_err(|_| AuditError::Closed {
+            reason: "too many tenants".to_owned(),
+        })?;
+        let name: Arc<str> = Arc::from(tenant);
+        names.push(Arc::clone(&name));
+        slots.insert(tenant.to_owned(), slot);
+        Ok((slot, name))
     }
 
     fn state(&self, tenant: &str) -> Result<Arc<TenantState>, AuditError> {
@@ -535,17 +643,44 @@ impl Shared {
         Ok(state)
     }
 
-    fn prepare(&self, state: &TenantState, mut record: Record) -> Result<Record, AuditError> {
+    fn check_failed(&self) -> Result<(), AuditError> {
         if self.has_failed.load(Ordering::Acquire)
             && let Some(reason) = self.failed.lock().ok().and_then(|failed| failed.clone())
         {
             return Err(AuditError::Closed { reason });
         }
+        Ok(())
+    }
+
+    fn prepare(&self, state: &TenantState, mut record: Record) -> Result<Record, AuditError> {
+        self.check_failed()?;
         state.masker.apply(&mut record);
         Ok(record)
     }
 
+    /// Appends a prepared decision to the queue; its permit is already taken (and is given
+    /// back if the queue refuses it).
+    fn push_decision(&self, prepared: &PreparedDecision) -> Result<(), AuditError> {
+        let result = self.push_with(|queue| {
+            let start = queue.bytes.len();
+            queue.bytes.extend_from_slice(&prepared.tail);
+            Item::Decision {
+                slot: prepared.state.slot,
+                kind: prepared.kind,
+                start,
+                end: queue.bytes.len(),
+            }
+        });
+        result.inspect_err(|_| self.permits.add_permits(1))
+    }
+
     fn push(&self, item: Item) -> Result<(), AuditError> {
+        self.push_with(|_| item)
+    }
+
+    /// Queues the item `make` builds under the queue lock, and wakes the writer when the item
+    /// is urgent, the writer is idle or a batch is full.
+    fn push_with(&self, make: impl FnOnce(&mut Queue) -> Item) -> Result<(), AuditError> {
         let mut queue = self.queue.lock().map_err(|_| AuditError::Closed {
             reason: "queue poisoned".to_owned(),
         })?;
@@ -554,6 +689,7 @@ impl Shared {
                 reason: "audit log is shut down".to_owned(),
             });
         }
+        let item = make(&mut queue);
         let urgent = !matches!(item, Item::Decision { .. });
         queue.items.push(item);
         if urgent {
@@ -583,6 +719,8 @@ struct Writer {
 impl Writer {
     fn run(mut self) {
         let mut batch: Vec<Item> = Vec::with_capacity(4096);
+        let mut bytes: Vec<u8> = Vec::with_capacity(4096 * 448);
+        let mut names: Vec<Arc<str>> = Vec::new();
         let mut last_sync = Instant::now();
         let mut last_tick = Instant::now();
         let mut durable: Vec<(DurableReply, Result<Receipt, AuditError>)> = Vec::new();
@@ -636,17 +774,35 @@ impl Writer {
                 }
                 queue.urgent = 0;
                 std::mem::swap(&mut batch, &mut queue.items);
+                std::mem::swap(&mut bytes, &mut queue.bytes);
                 queue.closed
             };
             let mut decisions = 0;
             let mut failure: Option<String> = None;
+            // Tenants seen since the last batch (slots only grow).
+            if let Ok(shared) = self.shared.names.read()
+                && shared.len() > names.len()
+            {
+                names.extend(shared[names.len()..].iter().cloned());
+            }
             for item in batch.drain(..) {
                 match item {
-                    Item::Decision { tenant, kind, tail } => {
+                    Item::Decision {
+                        slot,
+                        kind,
+                        start,
+                        end,
+                    } => {
                         decisions += 1;
-                        let result = self
-                            .log_for(&tenant)
-                            .and_then(|log| log.append_tail(kind, &tail));
+                        let tail = bytes.get(start..end).unwrap_or_default();
+                        let result = match names.get(slot as usize) {
+                            Some(tenant) => self
+                                .log_for(tenant)
+                                .and_then(|log| log.append_tail(kind, tail)),
+                            None => Err(AuditError::Closed {
+                                reason: format!("unknown tenant slot {slot}"),
+                            }),
+                        };
                         if let Err(error) = result {
                             failure.get_or_insert_with(|| error.to_string());
                         }
@@ -665,6 +821,7 @@ impl Writer {
                     Item::Flush(sender) => flushes.push(sender),
                 }
             }
+            bytes.clear();
             if decisions > 0 {
                 self.shared.permits.add_permits(decisions);
             }
