@@ -6,8 +6,14 @@
 //! (within the configured leeway, at most five minutes), and, where audiences are configured,
 //! `aud` names one of them. Binding the identity to the requested tenant and host is done by
 //! [`Identity::bind`].
+//!
+//! A token that verified is remembered by its exact text, with the validity window of its
+//! `exp` and `nbf` (leeway included), so repeated requests with the same token skip the
+//! signature check; the remembered identity is used only inside that window, and a new
+//! configuration (keys, issuers) starts with no remembered tokens.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{AlgorithmFamily, DecodingKey, Validation, errors::ErrorKind};
@@ -22,6 +28,18 @@ use crate::error::ApiError;
 pub struct Verifier {
     config: IdentityConfig,
     issuers: BTreeMap<String, IssuerKeys>,
+    verified: RwLock<HashMap<Box<str>, Verified>>,
+}
+
+/// Tokens remembered at most (each a few hundred bytes).
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// A token that verified, and the seconds (Unix time) between which it stays valid.
+#[derive(Debug)]
+struct Verified {
+    identity: Arc<Identity>,
+    from: i64,
+    until: i64,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -157,6 +175,7 @@ impl Verifier {
         Ok(Verifier {
             config: config.clone(),
             issuers,
+            verified: RwLock::new(HashMap::new()),
         })
     }
 
@@ -171,7 +190,56 @@ impl Verifier {
     }
 
     /// Verifies a compact JWS and maps its claims.
-    pub fn verify(&self, token: &str) -> Result<Identity, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Identity>, ApiError> {
+        let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
+        if let Some(identity) = self.remembered(token, now) {
+            return Ok(identity);
+        }
+        let (identity, claims) = self.verify_signed(token)?;
+        let identity = Arc::new(identity);
+        let seconds = |name: &str| match claims.get(name) {
+            Some(Value::Number(number)) => number
+                .as_i64()
+                .or_else(|| number.as_f64().map(|value| value as i64)),
+            _ => None,
+        };
+        let leeway = i64::try_from(self.config.leeway_seconds).unwrap_or(0);
+        if let Some(exp) = seconds("exp") {
+            let from = seconds("nbf").map_or(i64::MIN, |nbf| nbf.saturating_sub(leeway));
+            self.remember(token, &identity, from, exp.saturating_add(leeway), now);
+        }
+        Ok(identity)
+    }
+
+    /// The identity of a token verified earlier, if `now` is inside its validity window.
+    fn remembered(&self, token: &str, now: i64) -> Option<Arc<Identity>> {
+        let verified = self.verified.read().ok()?;
+        let entry = verified.get(token)?;
+        (entry.from <= now && now <= entry.until).then(|| Arc::clone(&entry.identity))
+    }
+
+    fn remember(&self, token: &str, identity: &Arc<Identity>, from: i64, until: i64, now: i64) {
+        let Ok(mut verified) = self.verified.write() else {
+            return;
+        };
+        if verified.len() >= VERIFIED_CAPACITY {
+            verified.retain(|_, entry| now <= entry.until);
+            if verified.len() >= VERIFIED_CAPACITY {
+                verified.clear();
+            }
+        }
+        verified.insert(
+            token.into(),
+            Verified {
+                identity: Arc::clone(identity),
+                from,
+                until,
+            },
+        );
+    }
+
+    /// The full check of a token: header, issuer, algorithm, signature and claims.
+    fn verify_signed(&self, token: &str) -> Result<(Identity, Map<String, Value>), ApiError> {
         let invalid =
             |code: &'static str, message: &str| ApiError::unauthenticated(code, message.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
@@ -209,7 +277,10 @@ impl Verifier {
         let mut last = ErrorKind::InvalidSignature;
         for (_, _, key) in candidates {
             match jsonwebtoken::decode::<Map<String, Value>>(token, key, &keys.validation) {
-                Ok(data) => return self.map_claims(issuer, data.claims),
+                Ok(data) => {
+                    let identity = self.map_claims(issuer, &data.claims)?;
+                    return Ok((identity, data.claims));
+                }
                 Err(error) => {
                     let kind = error.into_kind();
                     if kind != ErrorKind::InvalidSignature {
@@ -244,7 +315,7 @@ impl Verifier {
         })
     }
 
-    fn map_claims(&self, issuer: &str, claims: Map<String, Value>) -> Result<Identity, ApiError> {
+    fn map_claims(&self, issuer: &str, claims: &Map<String, Value>) -> Result<Identity, ApiError> {
         let principal_id = claims
             .get(&self.config.principal_claim)
             .and_then(Value::as_str)
@@ -385,4 +456,99 @@ pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
         ));
     }
     Ok(Some(token.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::IssuerConfig;
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+
+    const SECRET: &[u8] = b"a-test-secret-of-thirty-two-bytes!!";
+
+    fn verifier() -> Verifier {
+        Verifier::new(&IdentityConfig {
+            principal_claim: "sub".into(),
+            tenant_claim: "tenant".into(),
+            roles_claim: "roles".into(),
+            attribute_claims: Vec::new(),
+            leeway_seconds: 5,
+            require_token_for_check: false,
+            issuers: vec![IssuerConfig {
+                issuer: "https://idp.test".into(),
+                audiences: Vec::new(),
+                algorithms: vec![Algorithm::HS256],
+                keys: KeySource::Secret(SECRET.to_vec()),
+            }],
+        })
+        .unwrap()
+    }
+
+    fn token(sub: &str, exp_from_now: i64) -> String {
+        let now = jsonwebtoken::get_current_timestamp() as i64;
+        let claims =
+            serde_json::json!({"iss": "https://idp.test", "sub": sub, "exp": now + exp_from_now});
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap()
+    }
+
+    fn now() -> i64 {
+        jsonwebtoken::get_current_timestamp() as i64
+    }
+
+    #[test]
+    fn a_verified_token_is_remembered_inside_its_window_only() {
+        let verifier = verifier();
+        let valid = token("ann", 600);
+        let first = verifier.verify(&valid).unwrap();
+        let second = verifier.verify(&valid).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &second),
+            "the second use is served from memory"
+        );
+        assert_eq!(second.principal_id, "ann");
+        let entry_until = verifier.verified.read().unwrap()[valid.as_str()].until;
+        assert!(
+            (entry_until - (now() + 600 + 5)).abs() <= 2,
+            "{entry_until}"
+        );
+
+        // An expired token is refused even when an earlier window was remembered for it.
+        let expired = token("bob", -60);
+        verifier.remember(&expired, &first, now() - 120, now() - 1, now());
+        let error = verifier.verify(&expired).unwrap_err();
+        assert!(format!("{error:?}").contains("expired_token"), "{error:?}");
+
+        // Inside a remembered window the signature is not checked again: the entry decides.
+        verifier.remember("not-a-jwt", &first, now() - 1, now() + 60, now());
+        assert!(Arc::ptr_eq(&verifier.verify("not-a-jwt").unwrap(), &first));
+        // A window that has not opened yet (nbf) is not used.
+        verifier.remember("later", &first, now() + 60, now() + 120, now());
+        assert!(verifier.verify("later").is_err());
+    }
+
+    #[test]
+    fn remembered_tokens_are_bounded() {
+        let verifier = verifier();
+        let identity = verifier.verify(&token("ann", 600)).unwrap();
+        let now = now();
+        for index in 0..VERIFIED_CAPACITY + 10 {
+            verifier.remember(&format!("t{index}"), &identity, now - 1, now + 60, now);
+            assert!(verifier.verified.read().unwrap().len() <= VERIFIED_CAPACITY);
+        }
+        // Expired entries go first when room is needed.
+        let verifier = self::verifier();
+        for index in 0..VERIFIED_CAPACITY - 1 {
+            verifier.remember(&format!("old{index}"), &identity, now - 100, now - 50, now);
+        }
+        verifier.remember("fresh", &identity, now - 1, now + 60, now);
+        verifier.remember("newer", &identity, now - 1, now + 60, now);
+        let remembered = verifier.verified.read().unwrap();
+        assert_eq!(remembered.len(), 2);
+        assert!(remembered.contains_key("fresh") && remembered.contains_key("newer"));
+    }
 }
