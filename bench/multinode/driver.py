@@ -283,7 +283,7 @@ def main() -> int:
     raw = Path(args.raw)
 
     # The tenant lives only in the store: upload it through A and wait until B serves it.
-    files = {p.name: p.read_text() for p in sorted(ACME.glob("*.yaml"))}
+    files = {p.name: p.read_text() for p in sorted(ACME.iterdir()) if p.is_file()}
     _, _, acked = write(a, "PUT", "/admin/v1/tenants/acme/bundle", {"files": files})
     wait_on_b(b, acked, lambda answer: answer.get("cause") == "no_grant", 0.01, 10)
 

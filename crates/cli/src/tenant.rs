@@ -921,28 +921,33 @@ async fn upload(client: &Client, id: &str, dir: &Path) -> Result<(), Failure> {
     }
 }
 
-/// The folder's *.yaml and *.yml files (not sub-folders), by name.
+/// The folder's bundle files by name, chosen as `validate` and `serve` choose them: the
+/// `*.yaml` and `*.yml` files and the relationship model (`*.fga`, `*.json`), not sub-folders
+/// or hidden files.
 fn read_bundle_folder(dir: &Path) -> Result<BTreeMap<String, String>, Failure> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", dir.display())))?;
+    let sources =
+        portcullis_policy::read_bundle_dir(dir, &portcullis_policy::LoadOptions::default())
+            .map_err(|error| {
+                let reasons: Vec<String> = error
+                    .diagnostics
+                    .iter()
+                    .map(|diagnostic| diagnostic.message.clone())
+                    .collect();
+                Failure::Usage(format!(
+                    "cannot read {}: {}",
+                    dir.display(),
+                    reasons.join("; ")
+                ))
+            })?;
     let mut files = BTreeMap::new();
-    for entry in entries {
-        let entry = entry
-            .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", dir.display())))?;
-        let path = entry.path();
-        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        if !(name.ends_with(".yaml") || name.ends_with(".yml")) || !path.is_file() {
-            continue;
+    for source in sources {
+        if let Some(name) = source.path.file_name().and_then(|name| name.to_str()) {
+            files.insert(name.to_owned(), source.text);
         }
-        let content = std::fs::read_to_string(&path)
-            .map_err(|error| Failure::Usage(format!("cannot read {}: {error}", path.display())))?;
-        files.insert(name, content);
     }
     if files.is_empty() {
         return Err(Failure::Usage(format!(
-            "{} holds no .yaml or .yml file to upload",
+            "{} holds no bundle file to upload (.yaml, .yml, or a .fga/.json model)",
             dir.display()
         )));
     }

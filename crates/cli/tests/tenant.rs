@@ -218,6 +218,9 @@ tests:
     expect: allow
 "#;
 
+const MODEL_FGA: &str =
+    "model\n  schema 1.1\n\ntype user\n\ntype app\n  relations\n    define viewer: [user]\n";
+
 /// Version 2 adds a role.
 fn policy_v2() -> String {
     format!("{POLICY_V1}  - name: second version\n    request: {{ principal: {{ id: ann }}, action: \"app:logs.read\", resource: {{ type: app, id: web }} }}\n    expect: deny\n")
@@ -248,9 +251,15 @@ fn tenant_lifecycle_through_the_cli() {
         &[("tenant.yaml", TENANT_YAML), ("policy.yaml", POLICY_V1)],
     );
     let v2_policy = policy_v2();
+    // Version 2 also has a relationship model: `upload` sends it with the YAML files.
+    let v2_tenant = format!("{TENANT_YAML}model: model.fga\n");
     let v2 = write_bundle(
         &work.path().join("v2"),
-        &[("tenant.yaml", TENANT_YAML), ("policy.yml", &v2_policy)],
+        &[
+            ("tenant.yaml", &v2_tenant),
+            ("policy.yml", &v2_policy),
+            ("model.fga", MODEL_FGA),
+        ],
     );
     // Not part of the bundle: not YAML, and inside a sub-folder.
     std::fs::write(v1.join("notes.txt"), "not a policy file").unwrap();
@@ -370,7 +379,10 @@ fn tenant_lifecycle_through_the_cli() {
     let run = server.cli(&["upload", "globex", s(&empty)]);
     assert_eq!(run.code, Some(2), "{run:?}");
 
-    server.ok(&["upload", "globex", s(&v2)]);
+    let uploaded = server.ok(&["upload", "globex", s(&v2)]);
+    assert!(uploaded.stdout.contains("uploaded 3 files"), "{uploaded:?}");
+    let printed = server.ok(&["bundle", "globex", "2"]);
+    assert!(printed.stdout.contains("==> model.fga <=="), "{printed:?}");
     let roles = server.ok(&["show", "globex", "--json"]).json()["roles"].clone();
     assert_eq!(roles, json!(["auditor", "editor", "viewer"]));
 
