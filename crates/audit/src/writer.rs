@@ -707,6 +707,11 @@ impl Shared {
     }
 }
 
+/// Encoded bytes a batch buffer keeps between commits (about 4,500 decisions).
+const KEEP_BATCH_BYTES: usize = 2 << 20;
+/// Items a batch list keeps between commits.
+const KEEP_BATCH_ITEMS: usize = 8192;
+
 struct Writer {
     shared: Arc<Shared>,
     opener: Box<dyn LogOpener>,
@@ -822,6 +827,14 @@ impl Writer {
                 }
             }
             bytes.clear();
+            // A burst may have grown the batch buffers far beyond a normal commit's: give the
+            // memory back rather than keep the peak for the life of the process.
+            if bytes.capacity() > KEEP_BATCH_BYTES {
+                bytes.shrink_to(KEEP_BATCH_BYTES);
+            }
+            if batch.capacity() > KEEP_BATCH_ITEMS {
+                batch.shrink_to(KEEP_BATCH_ITEMS);
+            }
             if decisions > 0 {
                 self.shared.permits.add_permits(decisions);
             }
