@@ -1,24 +1,29 @@
 #!/usr/bin/env bash
-# Decision latency does not depend on the store backend: the forward-auth workload of
-# bench/http/run.sh (`GET /v1/authz/nginx`, allow) against `portcullis serve` on the default
-# SQLite store and on PostgreSQL, side by side. Same method as run.sh: the server pinned to
-# SERVER_CPU, wrk (one thread) to LOAD_CPU, a warm-up and RUNS measured runs per backend,
-# medians. Not run in CI (about three minutes).
+# Two `portcullis serve` variants side by side under the same load, measured in alternating runs
+# (A, B, A, B, …) so that a slow spell of the machine does not fall on one variant only.
 #
-#   bench/http/store-compare.sh
-#   DURATION=5 RUNS=1 bench/http/store-compare.sh      # a quick look
+#   bench/http/compare.sh store   # forward-auth `GET /v1/authz/nginx` (allow) on the default
+#                                 # SQLite store and on PostgreSQL: decisions never read the
+#                                 # database, so the figures must match
+#   bench/http/compare.sh audit   # `POST /v1/check` (allow) with the audit trail on (every
+#                                 # decision recorded: masked, chained, group-committed with
+#                                 # fsync) and off
+#   DURATION=5 RUNS=1 bench/http/compare.sh audit      # a quick look
 #
-# Knobs (environment): DURATION (s, 15), RUNS (3), WARMUP (s, 5), CONNECTIONS (64),
+# Same method as run.sh: the servers pinned to SERVER_CPU, wrk (one thread) to LOAD_CPU, a
+# warm-up and RUNS measured runs per variant, medians. Not run in CI (about three minutes).
+#
+# Knobs (environment): WORKLOAD ("nginx": forward-auth, the store default; "check":
+# `POST /v1/check`, the audit default), DURATION (s, 15), RUNS (3; 5 for audit), WARMUP (s, 5), CONNECTIONS (64),
 # SERVER_CPU (0), LOAD_CPU (1), PSQL ("psql -h 127.0.0.1 -U postgres": a superuser on the
-# PostgreSQL server), PG_HOST/PG_PORT (127.0.0.1:5432), SKIP_BUILD=1 to use the existing
-# target/release/portcullis, and as in run.sh OTHER_MAX (0.10 CPUs), MAX_ATTEMPTS (5) and
-# QUIET_WAIT (600 s) for runs disturbed by other work on the machine.
+# PostgreSQL server, store mode only), PG_HOST/PG_PORT (127.0.0.1:5432), SKIP_BUILD=1 to use the
+# existing target/release/portcullis, and as in run.sh OTHER_MAX (0.10 CPUs), MAX_ATTEMPTS (5)
+# and QUIET_WAIT (600 s) for runs disturbed by other work on the machine.
 #
 # Both servers run for the whole comparison (the idle one does nothing but its once-a-second
-# revision poll) and the measured runs alternate between them — SQLite, PostgreSQL, SQLite, … —
-# so a slow spell of the machine does not fall on one backend only. The PostgreSQL server uses
-# a new database (portcullis_bench_http_<random>), dropped at the end; ports 9784-9787 must be
-# free. Raw wrk output, server logs and the table stay in bench/.cache/store-compare/<timestamp>/.
+# revision poll). In store mode the PostgreSQL server uses a new database
+# (portcullis_bench_http_<random>), dropped at the end. Ports 9784-9787 must be free. Raw wrk
+# output, server logs and the table stay in bench/.cache/compare-<mode>/<timestamp>/.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -27,7 +32,6 @@ HERE=bench/http
 CACHE=bench/.cache
 
 DURATION=${DURATION:-15}
-RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-64}
 SERVER_CPU=${SERVER_CPU:-0}
@@ -40,7 +44,13 @@ MAX_ATTEMPTS=${MAX_ATTEMPTS:-5}
 QUIET_WAIT=${QUIET_WAIT:-600}
 OFFICE_IP=172.16.3.4
 
-RAW=$CACHE/store-compare/$(date -u +%Y%m%dT%H%M%SZ)
+MODE=${1:-}
+case "$MODE" in
+  store) A=sqlite B=postgres RUNS=${RUNS:-3} WORKLOAD=${WORKLOAD:-nginx} ;;
+  audit) A=audit-on B=audit-off RUNS=${RUNS:-5} WORKLOAD=${WORKLOAD:-check} ;;
+  *) printf 'usage: %s store|audit\n' "$0" >&2; exit 2 ;;
+esac
+RAW=$CACHE/compare-$MODE/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RAW"
 RAW=$(cd "$RAW" && pwd)
 TSV=$RAW/results.tsv
@@ -53,10 +63,13 @@ meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
 sql() { $PSQL -X -q -At -d "$1" -c "$2"; }
 
 [ "$(nproc)" -ge 2 ] || die "needs at least two CPUs (server and load generator on separate cores)"
-for tool in curl python3 taskset wrk psql; do
+for tool in curl python3 taskset wrk; do
   command -v "$tool" >/dev/null || die "$tool is required (bench/http/run.sh installs wrk)"
 done
-sql postgres "SELECT 1" >/dev/null || die "cannot reach PostgreSQL as a superuser with: $PSQL"
+if [ "$MODE" = store ]; then
+  command -v psql >/dev/null || die "psql is required"
+  sql postgres "SELECT 1" >/dev/null || die "cannot reach PostgreSQL as a superuser with: $PSQL"
+fi
 
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   say "building portcullis (release)"
@@ -83,22 +96,23 @@ cleanup() {
     kill "${PID[$backend]}" 2>/dev/null || true
     wait "${PID[$backend]}" 2>/dev/null || true
   done
-  sql postgres "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  [ "$MODE" = store ] && { sql postgres "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true; }
 }
 trap cleanup EXIT
-sql postgres "CREATE DATABASE $DB" >/dev/null
+[ "$MODE" = store ] && sql postgres "CREATE DATABASE $DB" >/dev/null
 
 meta DATE "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta CPU_MODEL "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 meta NPROC "$(nproc)"
 meta KERNEL "$(uname -r)"
-meta POSTGRES "$(sql postgres 'SHOW server_version' | cut -d' ' -f1)"
+meta MODE "$MODE"
+[ "$MODE" = store ] && meta POSTGRES "$(sql postgres 'SHOW server_version' | cut -d' ' -f1)"
 meta PORTCULLIS_REV "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock || echo ' + uncommitted changes')"
 meta RUSTC "$(rustc --version | cut -d' ' -f1-2)"
 meta WRK_VERSION "$(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2)"
 meta LOAD_AT_START "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta OTHER_MAX "$OTHER_MAX"
-printf 'backend\trun\trequests\trps\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tnon2xx\tsocket_errors\tserver_cpu\tload_cpu\tother_cpu\tattempts\n' >"$TSV"
+printf 'variant\trun\trequests\trps\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tnon2xx\tsocket_errors\tserver_cpu\tload_cpu\tother_cpu\tattempts\n' >"$TSV"
 
 # The configuration of bench/http/portcullis.toml, with its own ports and data folder, and for
 # PostgreSQL a [store] section (the service role; migrations as the owner).
@@ -137,34 +151,60 @@ EOF
   die "the $backend server did not start; see $RAW/$backend.log"
 }
 
-say "starting portcullis serve on CPU $SERVER_CPU: SQLite store (:9784) and PostgreSQL store (:9786, database $DB)"
-start sqlite 127.0.0.1:9784 127.0.0.1:9785
-start postgres 127.0.0.1:9786 127.0.0.1:9787 "[store]
+if [ "$MODE" = store ]; then
+  say "starting portcullis serve on CPU $SERVER_CPU: SQLite store (:9784) and PostgreSQL store (:9786, database $DB)"
+  start sqlite 127.0.0.1:9784 127.0.0.1:9785
+  start postgres 127.0.0.1:9786 127.0.0.1:9787 "[store]
 url = \"postgres://portcullis_service@$PG_HOST:$PG_PORT/$DB\"
 migrate_url = \"postgres://postgres@$PG_HOST:$PG_PORT/$DB\""
+else
+  say "starting portcullis serve on CPU $SERVER_CPU: audit trail on (:9784) and off (:9786)"
+  start audit-on 127.0.0.1:9784 127.0.0.1:9785
+  start audit-off 127.0.0.1:9786 127.0.0.1:9787 "[audit]
+enabled = false"
+fi
 
-say "pre-flight: each server allows the workload's request and runs on the store it should"
-for backend in sqlite postgres; do
-  answer=$(curl -sS -i -H "X-Original-URI: /ops/apps/payments/logs/x" -H "X-Original-Method: GET" \
-    -H "X-Forwarded-Host: ops.acme.example" -H "X-Tenant-ID: acme" -H "Authorization: Bearer $BOB_TOKEN" \
-    -H "X-Forwarded-For: $OFFICE_IP" "${URL[$backend]}/v1/authz/nginx" | tr -d '\r' | tr '\n' ' ')
-  grep -Eq '^HTTP/1.1 200.*x-portcullis-user: bob' <<<"$answer" || die "$backend: expected an allow, got: $answer"
+say "pre-flight: each server allows the workload's request and runs as it should"
+CHECK_BODY='{"tenant":"acme","principal":{"id":"bob"},"action":"app:logs.download","resource":{"type":"app","id":"payments"},"context":{"ip":"172.16.3.4"}}'
+for variant in $A $B; do
+  if [ "$WORKLOAD" = nginx ]; then
+    answer=$(curl -sS -i -H "X-Original-URI: /ops/apps/payments/logs/x" -H "X-Original-Method: GET" \
+      -H "X-Forwarded-Host: ops.acme.example" -H "X-Tenant-ID: acme" -H "Authorization: Bearer $BOB_TOKEN" \
+      -H "X-Forwarded-For: $OFFICE_IP" "${URL[$variant]}/v1/authz/nginx" | tr -d '\r' | tr '\n' ' ')
+    grep -Eq '^HTTP/1.1 200.*x-portcullis-user: bob' <<<"$answer" || die "$variant: expected an allow, got: $answer"
+  else
+    answer=$(curl -sS -i -H 'Content-Type: application/json' -d "$CHECK_BODY" "${URL[$variant]}/v1/check" \
+      | tr -d '\r' | tr '\n' ' ')
+    grep -Eq '^HTTP/1.1 200.*"decision":"allow"' <<<"$answer" || die "$variant: expected an allow, got: $answer"
+  fi
 done
-[ -s "$RAW/data-sqlite/portcullis.db" ] || die "the SQLite server has no store in $RAW/data-sqlite"
-[ ! -e "$RAW/data-postgres/portcullis.db" ] || die "the PostgreSQL server opened an SQLite store"
-sessions=$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DB' AND usename = 'portcullis_service'")
-[ "$sessions" -gt 0 ] || die "the PostgreSQL server holds no session on $DB"
-meta PG_SESSIONS "$sessions"
+if [ "$MODE" = store ]; then
+  [ -s "$RAW/data-sqlite/portcullis.db" ] || die "the SQLite server has no store in $RAW/data-sqlite"
+  [ ! -e "$RAW/data-postgres/portcullis.db" ] || die "the PostgreSQL server opened an SQLite store"
+  sessions=$(sql postgres "SELECT count(*) FROM pg_stat_activity WHERE datname = '$DB' AND usename = 'portcullis_service'")
+  [ "$sessions" -gt 0 ] || die "the PostgreSQL server holds no session on $DB"
+  meta PG_SESSIONS "$sessions"
+else
+  sleep 0.5
+  [ -d "$RAW/data-audit-on/audit/acme" ] || die "the audit-on server keeps no trail for acme"
+  [ ! -e "$RAW/data-audit-off/audit" ] || die "the audit-off server keeps a trail"
+fi
+case "$WORKLOAD" in
+  nginx) SCRIPT=$HERE/nginx.lua WRK_TOKEN=$BOB_TOKEN ;;
+  check) SCRIPT=$HERE/check.lua WRK_TOKEN= ;;
+  *) die "WORKLOAD must be nginx or check" ;;
+esac
+meta WORKLOAD "$WORKLOAD"
 
-# wrk_run BACKEND RUN SECONDS: as in run.sh, wait for a quiet machine, run wrk under
+# wrk_run VARIANT RUN SECONDS: as in run.sh, wait for a quiet machine, run wrk under
 # cpu_guard.py, repeat a run disturbed by other processes (up to MAX_ATTEMPTS).
 wrk_run() {
   local backend=$1 run=$2 seconds=$3
   local log=$RAW/$backend-$run.txt attempt other
   for attempt in $(seq 1 "$MAX_ATTEMPTS"); do
     python3 $HERE/cpu_guard.py quiet "${PID[$backend]}" "$OTHER_MAX" "$QUIET_WAIT" >"$log"
-    BENCH_TOKEN="$BOB_TOKEN" NGINX_CLIENT_IP="$OFFICE_IP" python3 $HERE/cpu_guard.py run "${PID[$backend]}" -- \
-      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency -s $HERE/nginx.lua "${URL[$backend]}" \
+    BENCH_TOKEN="$WRK_TOKEN" NGINX_CLIENT_IP="$OFFICE_IP" python3 $HERE/cpu_guard.py run "${PID[$backend]}" -- \
+      taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency -s "$SCRIPT" "${URL[$backend]}" \
       >>"$log" 2>&1 || die "wrk failed; see $log"
     other=$(sed -n 's/^CPU .*other_cpu=\([0-9.]*\).*/\1/p' "$log")
     if awk -v o="$other" -v m="$OTHER_MAX" 'BEGIN { exit !(o <= m) }'; then
@@ -191,53 +231,74 @@ PY
   tail -1 "$TSV" | awk -F'\t' '{ printf "    %-8s run %s: %9.0f req/s  p50 %6.3f ms  p99 %6.3f ms  p99.9 %6.3f ms  cpu server %.2f wrk %.2f other %.2f\n", $1, $2, $4, $5/1000, $7/1000, $8/1000, $12, $13, $14 }' >&2
 }
 
-say "forward-auth allow, $CONNECTIONS connections: warm-up, then $RUNS × ${DURATION} s per backend, alternating"
-for backend in sqlite postgres; do
+say "$MODE: $CONNECTIONS connections: warm-up, then $RUNS × ${DURATION} s per variant, alternating"
+for backend in $A $B; do
   wrk_run "$backend" warmup "$WARMUP"
 done
 for run in $(seq 1 "$RUNS"); do
-  for backend in sqlite postgres; do
+  for backend in $A $B; do
     wrk_run "$backend" "$run" "$DURATION"
   done
 done
-for backend in sqlite postgres; do
+for backend in $A $B; do
   meta "RSS_${backend}_KB" "$(awk '$1 == "VmRSS:" { print $2 }' "/proc/${PID[$backend]}/status")"
 done
 meta LOAD_AT_END "$(cut -d' ' -f1-3 /proc/loadavg)"
 
-python3 - "$RAW" "$CONNECTIONS" "$DURATION" "$RUNS" "$WARMUP" >"$RAW/store-compare.md" <<'PY'
+python3 - "$RAW" "$CONNECTIONS" "$DURATION" "$RUNS" "$WARMUP" "$MODE" >"$RAW/compare.md" <<'PY'
 import csv, statistics, sys
 from pathlib import Path
-raw, conns, duration, runs, warmup = sys.argv[1:]
+raw, conns, duration, runs, warmup, mode = sys.argv[1:]
 meta = dict(l.split("=", 1) for l in Path(raw, "meta.env").read_text().splitlines() if "=" in l)
 rows = list(csv.DictReader(open(Path(raw, "results.tsv")), delimiter="\t"))
-label = {"sqlite": "SQLite (default: `data_dir/portcullis.db`)", "postgres": "PostgreSQL (`[store] url`, service role)"}
+if mode == "store":
+    variants = ("sqlite", "postgres")
+    label = {"sqlite": "SQLite (default: `data_dir/portcullis.db`)", "postgres": "PostgreSQL (`[store] url`, service role)"}
+    machine_extra = f"; PostgreSQL {meta['POSTGRES']} on the same machine"
+else:
+    variants = ("audit-on", "audit-off")
+    label = {"audit-on": "auditing on (every decision recorded)", "audit-off": "auditing off (`[audit] enabled = false`)"}
+    machine_extra = ""
+workload = {
+    "nginx": "forward-auth `GET /v1/authz/nginx`, allow (office address, JWT; bench/http/nginx.lua)",
+    "check": "`POST /v1/check`, allow (anonymous; bench/http/check.lua)",
+}[meta["WORKLOAD"]]
 med = {}
 print(f"- Run started: {meta['DATE']}; load average {meta['LOAD_AT_START']} at the start, {meta['LOAD_AT_END']} at the end")
-print(f"- Machine: {meta['CPU_MODEL']}, {meta['NPROC']} logical CPUs, Linux {meta['KERNEL']}; PostgreSQL {meta['POSTGRES']} on the same machine")
+print(f"- Machine: {meta['CPU_MODEL']}, {meta['NPROC']} logical CPUs, Linux {meta['KERNEL']}{machine_extra}")
 print(f"- Portcullis: {meta['PORTCULLIS_REV']} (release build, {meta['RUSTC']}); {meta['WRK_VERSION']}")
-print(f"- Method: forward-auth `GET /v1/authz/nginx`, allow (office address, JWT; bench/http/nginx.lua), {conns} connections; "
-      f"server pinned to CPU 0, wrk (one thread) to CPU 1; a {warmup} s warm-up per backend, then {runs} × {duration} s "
-      "per backend, alternating between the backends; medians of the measured runs, metric by metric.")
+print(f"- Method: {workload}, {conns} connections; "
+      f"server pinned to CPU 0, wrk (one thread) to CPU 1; a {warmup} s warm-up per variant, then {runs} × {duration} s "
+      "per variant, alternating between the variants; medians of the measured runs, metric by metric.")
 print()
-print("| store | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | non-2xx / socket errors | CPUs server / wrk / other | req/s of each run |")
+print("| variant | req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | non-2xx / socket errors | CPUs server / wrk / other | req/s of each run |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-for backend in ("sqlite", "postgres"):
-    group = [r for r in rows if r["backend"] == backend]
+for variant in variants:
+    group = [r for r in rows if r["variant"] == variant]
     m = lambda k: statistics.median(float(r[k]) for r in group)
-    med[backend] = {k: m(k) for k in ("rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "server_cpu", "load_cpu", "other_cpu")}
+    med[variant] = {k: m(k) for k in ("rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "server_cpu", "load_cpu", "other_cpu")}
     errors = f"{sum(int(r['non2xx']) for r in group)} / {sum(int(r['socket_errors']) for r in group)}"
     each = ", ".join(f"{float(r['rps']):,.0f}" for r in group)
-    d = med[backend]
+    d = med[variant]
     disturbed = " ⚠" if any(float(r["other_cpu"]) > float(meta["OTHER_MAX"]) for r in group) else ""
-    print(f"| {label[backend]} | {d['rps']:,.0f} | {d['p50_us']/1000:.2f} | {d['p90_us']/1000:.2f} | {d['p99_us']/1000:.2f} "
+    print(f"| {label[variant]} | {d['rps']:,.0f} | {d['p50_us']/1000:.2f} | {d['p90_us']/1000:.2f} | {d['p99_us']/1000:.2f} "
           f"| {d['p999_us']/1000:.2f} | {d['max_us']/1000:.2f} | {errors} | {d['server_cpu']:.2f} / {d['load_cpu']:.2f} / {d['other_cpu']:.2f}{disturbed} | {each} |")
-s, p = med["sqlite"], med["postgres"]
+a, b = med[variants[0]], med[variants[1]]
 print()
-print(f"PostgreSQL against SQLite: throughput {100 * (p['rps'] / s['rps'] - 1):+.1f} %, "
-      f"p50 {100 * (p['p50_us'] / s['p50_us'] - 1):+.1f} %, p99 {100 * (p['p99_us'] / s['p99_us'] - 1):+.1f} %, "
-      f"p99.9 {100 * (p['p999_us'] / s['p999_us'] - 1):+.1f} %. ⚠ marks a backend with a run during which other "
-      f"processes used more than {meta['OTHER_MAX']} CPUs.")
+if mode == "store":
+    print(f"PostgreSQL against SQLite: throughput {100 * (b['rps'] / a['rps'] - 1):+.1f} %, "
+          f"p50 {100 * (b['p50_us'] / a['p50_us'] - 1):+.1f} %, p99 {100 * (b['p99_us'] / a['p99_us'] - 1):+.1f} %, "
+          f"p99.9 {100 * (b['p999_us'] / a['p999_us'] - 1):+.1f} %.", end=" ")
+else:
+    on_runs = [float(r["rps"]) for r in rows if r["variant"] == "audit-on"]
+    off_runs = [float(r["rps"]) for r in rows if r["variant"] == "audit-off"]
+    pairs = [on / off for on, off in zip(on_runs, off_runs)]
+    ratio = a["rps"] / b["rps"]
+    verdict = "met" if ratio >= 0.85 else "not met"
+    print(f"Auditing on against off: throughput {100 * ratio:.1f} % of off (medians); run by run "
+          f"{', '.join(f'{100 * p:.1f} %' for p in pairs)}; p99 {a['p99_us']/1000:.2f} against {b['p99_us']/1000:.2f} ms. "
+          f"Target (within 15 %): {verdict}.", end=" ")
+print(f"⚠ marks a variant with a run during which other processes used more than {meta['OTHER_MAX']} CPUs.")
 PY
-say "table written to $RAW/store-compare.md"
-cat "$RAW/store-compare.md"
+say "table written to $RAW/compare.md"
+cat "$RAW/compare.md"
