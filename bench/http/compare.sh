@@ -57,9 +57,7 @@ TSV=$RAW/results.tsv
 META=$RAW/meta.env
 : >"$META"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+. bench/lib.sh
 sql() { $PSQL -X -q -At -d "$1" -c "$2"; }
 
 [ "$(nproc)" -ge 2 ] || die "needs at least two CPUs (server and load generator on separate cores)"
@@ -71,23 +69,11 @@ if [ "$MODE" = store ]; then
   sql postgres "SELECT 1" >/dev/null || die "cannot reach PostgreSQL as a superuser with: $PSQL"
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building portcullis (release)"
-  cargo build --release -p portcullis
-fi
-BIN=$ROOT/target/release/portcullis
-[ -x "$BIN" ] || die "$BIN is missing"
+build_portcullis
 
-for port in 9784 9785 9786 9787; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is already in use; stop whatever listens there"
-  fi
-done
+ports_free 9784 9785 9786 9787
 
-BENCH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-BENCH_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-export BENCH_JWT_SECRET BENCH_ADMIN_TOKEN
-BOB_TOKEN=$(python3 $HERE/mint_jwt.py bob 14400)
+bench_secrets
 DB=portcullis_bench_http_$(python3 -c 'import secrets; print(secrets.token_hex(6))')
 
 declare -A PID URL

@@ -47,9 +47,7 @@ TSV=$RAW/results.tsv
 META=$RAW/meta.env
 : >"$META"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+. bench/lib.sh
 
 # ------------------------------------------------------------------------------ prerequisites
 
@@ -74,26 +72,14 @@ if [[ " $WORKLOADS " == *" cerbos "* ]] && [ ! -x "$CERBOS_BIN" ]; then
   npm install --no-audit --no-fund --prefix "$CERBOS_DIR" "@cerbos/cerbos-linux-x64@$CERBOS_VERSION"
 fi
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building portcullis (release)"
-  cargo build --release -p portcullis
-fi
-PORTCULLIS_BIN=target/release/portcullis
-[ -x "$PORTCULLIS_BIN" ] || die "$PORTCULLIS_BIN is missing"
+build_portcullis
+PORTCULLIS_BIN=$BIN
 
-for port in 9780 9781 9782 9783; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is already in use; stop whatever listens there"
-  fi
-done
+ports_free 9780 9781 9782 9783
 
 # ------------------------------------------------------------------------------ secrets, tokens
 
-BENCH_JWT_SECRET=$(python3 -c 'import secrets; print(secrets.token_hex(32))')
-BENCH_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
-export BENCH_JWT_SECRET BENCH_ADMIN_TOKEN
-# bob is a viewer in the demo bundle; the token outlives any run of this script.
-BOB_TOKEN=$(python3 $HERE/mint_jwt.py bob 14400)
+bench_secrets
 
 # ------------------------------------------------------------------------------ bookkeeping
 

@@ -45,9 +45,7 @@ RAW=$(cd "$RAW" && pwd)
 META=$RAW/meta.env
 : >"$META"
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
-die() { printf 'error: %s\n' "$*" >&2; exit 1; }
-meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+. bench/lib.sh
 sql() { $PSQL -X -q -At -d "$1" -c "$2"; }
 
 for tool in curl python3 psql; do
@@ -55,18 +53,9 @@ for tool in curl python3 psql; do
 done
 sql postgres "SELECT 1" >/dev/null || die "cannot reach PostgreSQL as a superuser with: $PSQL"
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  say "building portcullis (release)"
-  cargo build --release -p portcullis
-fi
-BIN=$ROOT/target/release/portcullis
-[ -x "$BIN" ] || die "$BIN is missing"
+build_portcullis
 
-for port in 9790 9791 9792 9793; do
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is already in use; stop whatever listens there"
-  fi
-done
+ports_free 9790 9791 9792 9793
 
 DB=portcullis_bench_$(python3 -c 'import secrets; print(secrets.token_hex(6))')
 TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
