@@ -247,29 +247,44 @@ impl FileLog {
         match active {
             Some(active) => {
                 path = active.path.clone();
-                let mut bytes =
-                    std::fs::read(&path).map_err(|source| AuditError::io(&path, source))?;
-                let complete = bytes
-                    .iter()
-                    .rposition(|&b| b == b'\n')
-                    .map_or(0, |index| index + 1);
-                if complete < bytes.len() {
+                // Read line by line: the active segment can be tens of MB.
+                let source = File::open(&path).map_err(|source| AuditError::io(&path, source))?;
+                let mut reader = std::io::BufReader::with_capacity(1 << 16, source);
+                let mut line = Vec::with_capacity(1024);
+                let mut complete = 0u64;
+                let mut total = 0u64;
+                loop {
+                    line.clear();
+                    let read = reader
+                        .read_until(b'\n', &mut line)
+                        .map_err(|source| AuditError::io(&path, source))?;
+                    if read == 0 {
+                        break;
+                    }
+                    total += read as u64;
+                    let Some(content) = line.strip_suffix(b"\n") else {
+                        break;
+                    };
+                    complete = total;
+                    if !content.is_empty() && state.scan_line(content) == Some(LineKind::Record) {
+                        segment_records += 1;
+                    }
+                }
+                if complete < total {
                     torn = true;
-                    bytes.truncate(complete);
                     let handle = OpenOptions::new()
                         .write(true)
                         .open(&path)
                         .map_err(|source| AuditError::io(&path, source))?;
                     handle
-                        .set_len(complete as u64)
+                        .set_len(complete)
                         .map_err(|source| AuditError::io(&path, source))?;
                     handle
                         .sync_all()
                         .map_err(|source| AuditError::io(&path, source))?;
-                    tracing::warn!(tenant, segment = %path.display(), cut = bytes.len(), "audit: cut a torn final line after a crash");
+                    tracing::warn!(tenant, segment = %path.display(), cut = total - complete, "audit: cut a torn final line after a crash");
                 }
-                segment_records = state.scan(&bytes);
-                segment_bytes = bytes.len() as u64;
+                segment_bytes = complete;
                 if state.last.is_none() {
                     load_previous(&mut state, &segments)?;
                 }
