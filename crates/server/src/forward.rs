@@ -9,6 +9,7 @@
 //! 401 (no or invalid identity), 403 (deny), 400 (the proxy sent something unusable) or 429
 //! (the tenant is over its quota). It never redirects.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -53,43 +54,38 @@ pub const ENVOY_PREFIX: &str = "/v1/authz/envoy";
 pub async fn nginx(
     state: State<Arc<AppState>>,
     peer: ConnectInfo<PeerInfo>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Nginx, &method, &uri, &headers)
+    respond(&state, &peer, Flavor::Nginx, &request)
 }
 
 /// `/v1/authz/traefik`.
 pub async fn traefik(
     state: State<Arc<AppState>>,
     peer: ConnectInfo<PeerInfo>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Traefik, &method, &uri, &headers)
+    respond(&state, &peer, Flavor::Traefik, &request)
 }
 
 /// `/v1/authz/envoy/...`.
 pub async fn envoy(
     state: State<Arc<AppState>>,
     peer: ConnectInfo<PeerInfo>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Envoy, &method, &uri, &headers)
+    respond(&state, &peer, Flavor::Envoy, &request)
 }
 
+// The handlers borrow the method, URI and headers from the request rather than extracting
+// them, which would copy the whole header map for every decision.
 fn respond(
     state: &AppState,
     peer: &PeerInfo,
     flavor: Flavor,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
+    request: &axum::extract::Request,
 ) -> Response {
+    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
     match authorize(state, peer, flavor, method, uri, headers) {
         Ok(Outcome::Allowed {
             decision,
@@ -330,18 +326,19 @@ fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
 
 /// Everything a forward-auth edge learned about the original request, already filtered by
 /// trust (forwarded addresses and certificates only from trusted proxies).
+/// Text fields borrow from the proxy's request where they can.
 #[derive(Debug, Clone, Default)]
-pub struct Forwarded {
+pub struct Forwarded<'a> {
     /// Original method.
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// Original path and query.
-    pub uri: String,
+    pub uri: Cow<'a, str>,
     /// The host the request was addressed to.
-    pub host: Option<String>,
+    pub host: Option<Cow<'a, str>>,
     /// The tenant the proxy named, if any.
     pub tenant: Option<TenantId>,
     /// The bearer token, if any.
-    pub token: Option<String>,
+    pub token: Option<Cow<'a, str>>,
     /// The client address.
     pub client_ip: Option<IpAddr>,
     /// The verified client certificate.
@@ -389,20 +386,21 @@ fn authorize(
     let trusted = is_trusted(&state.config.trusted_proxies, peer.addr.ip());
     let (original_method, original_uri) = match flavor {
         Flavor::Nginx => (
-            text(headers, "x-original-method", limit)?
-                .unwrap_or(method.as_str())
-                .to_owned(),
-            required(headers, "x-original-uri", limit)?.to_owned(),
+            Cow::Borrowed(text(headers, "x-original-method", limit)?.unwrap_or(method.as_str())),
+            Cow::Borrowed(required(headers, "x-original-uri", limit)?),
         ),
         Flavor::Traefik => (
-            required(headers, "x-forwarded-method", limit)?.to_owned(),
-            required(headers, "x-forwarded-uri", limit)?.to_owned(),
+            Cow::Borrowed(required(headers, "x-forwarded-method", limit)?),
+            Cow::Borrowed(required(headers, "x-forwarded-uri", limit)?),
         ),
         Flavor::Envoy => {
             let path = uri.path().strip_prefix(ENVOY_PREFIX).unwrap_or("/");
             let path = if path.is_empty() { "/" } else { path };
             let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
-            (method.as_str().to_owned(), format!("{path}{query}"))
+            (
+                Cow::Borrowed(method.as_str()),
+                Cow::Owned(format!("{path}{query}")),
+            )
         }
     };
     let host = if trusted {
@@ -427,9 +425,9 @@ fn authorize(
     let forwarded = Forwarded {
         method: original_method,
         uri: original_uri,
-        host: host.map(str::to_owned),
+        host: host.map(Cow::Borrowed),
         tenant: header_tenant(headers)?,
-        token: bearer(headers)?.map(str::to_owned),
+        token: bearer(headers)?.map(Cow::Borrowed),
         client_ip: Some(client_ip(
             &state.config.trusted_proxies,
             peer.addr.ip(),
@@ -448,7 +446,7 @@ fn authorize(
 /// forward-auth edges and Envoy's gRPC ext_authz.
 pub fn decide_forwarded(
     state: &AppState,
-    forwarded: Forwarded,
+    forwarded: Forwarded<'_>,
     edge: &'static str,
 ) -> Result<Outcome, ApiError> {
     if !forwarded.uri.starts_with('/') {
@@ -460,7 +458,7 @@ pub fn decide_forwarded(
     let path = forwarded
         .uri
         .split_once('?')
-        .map_or(forwarded.uri.as_str(), |(path, _)| path);
+        .map_or(&*forwarded.uri, |(path, _)| path);
     let path = percent_encoding::percent_decode_str(path)
         .decode_utf8()
         .map_err(|_| {
@@ -468,8 +466,7 @@ pub fn decide_forwarded(
                 "invalid_header",
                 "the original path is not UTF-8 once decoded",
             )
-        })?
-        .into_owned();
+        })?;
     if path
         .split('/')
         .any(|segment| segment == ".." || segment == ".")
@@ -532,7 +529,7 @@ pub fn decide_forwarded(
         "method".into(),
         Value::String(forwarded.method.to_ascii_uppercase()),
     );
-    attributes.insert("path".into(), Value::String(path.clone()));
+    attributes.insert("path".into(), Value::String(path.into_owned()));
     if let Some(host) = host {
         attributes.insert("host".into(), Value::String(host.to_owned()));
     }
@@ -558,8 +555,7 @@ pub fn decide_forwarded(
         explain: false,
         trace_id: forwarded.trace_id,
     };
-    let route_strategy = route.strategy.map(str::to_owned);
-    let decision = state.decide_with(&mut request, edge, route_strategy.as_deref());
+    let decision = state.decide_with(&mut request, edge, route.strategy);
     if decision.is_allowed() {
         let roles = snapshot
             .effective_roles(&request.principal, &request.resource)

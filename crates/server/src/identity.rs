@@ -389,8 +389,9 @@ impl Identity {
                 HostBinding::Original(host) => (host, true),
                 HostBinding::Stated(host) => (host, false),
             };
-            let host = host.map(strip_port).map(str::to_ascii_lowercase);
-            let matches = host.as_deref() == Some(domain);
+            // Domains are stored lower case.
+            let host = host.map(strip_port);
+            let matches = host.is_some_and(|host| host.eq_ignore_ascii_case(domain));
             if !matches && (required || host.is_some()) {
                 return Err(ApiError::unauthenticated(
                     "domain_mismatch",

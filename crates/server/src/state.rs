@@ -185,8 +185,10 @@ impl AppState {
 
     /// A new trace id: 32 hex digits, unique within this process and random across processes.
     pub fn new_trace_id(&self) -> String {
-        let count = self.trace_counter.fetch_add(1, Ordering::Relaxed);
-        format!("{}{count:016x}", self.trace_prefix)
+        trace_id(
+            &self.trace_prefix,
+            self.trace_counter.fetch_add(1, Ordering::Relaxed),
+        )
     }
 
     /// Decides a request that arrived at an edge: the server's clock (unless the tenant accepts
@@ -310,4 +312,28 @@ pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Resu
 #[cfg(not(unix))]
 pub(crate) fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     std::fs::write(path, text)
+}
+
+/// `prefix` followed by `count` as 16 lower-case hex digits (one allocation, no formatting
+/// machinery: this runs for every decision).
+fn trace_id(prefix: &str, count: u64) -> String {
+    let mut id = String::with_capacity(prefix.len() + 16);
+    id.push_str(prefix);
+    for shift in (0..16).rev() {
+        let digit = ((count >> (shift * 4)) & 0xf) as u32;
+        id.push(char::from_digit(digit, 16).unwrap_or('0'));
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn trace_ids_are_the_prefix_and_the_count_in_hex(prefix in "[0-9a-f]{16}", count: u64) {
+            prop_assert_eq!(super::trace_id(&prefix, count), format!("{prefix}{count:016x}"));
+        }
+    }
 }

@@ -11,6 +11,7 @@
 //! configured trusted proxy, as for the HTTP edges; the certificate of the gRPC connection
 //! itself is Envoy's, never the client's, so it is not used.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -151,9 +152,9 @@ impl EnvoyAuthorization {
         }
         // Envoy puts the query in `path`; `query` exists for compatibility and is normally empty.
         let uri = if http.query.is_empty() || http.path.contains('?') {
-            http.path.clone()
+            Cow::Borrowed(http.path.as_str())
         } else {
-            format!("{}?{}", http.path, http.query)
+            Cow::Owned(format!("{}?{}", http.path, http.query))
         };
         let headers = read_headers(http, limit)?;
         let source = attributes.and_then(|attributes| attributes.source.as_ref());
@@ -209,11 +210,11 @@ impl EnvoyAuthorization {
             _ => None,
         };
         let forwarded = Forwarded {
-            method: http.method.clone(),
+            method: Cow::Borrowed(http.method.as_str()),
             uri,
-            host: (!http.host.is_empty()).then(|| http.host.clone()),
+            host: (!http.host.is_empty()).then_some(Cow::Borrowed(http.host.as_str())),
             tenant: header_tenant(&headers)?,
-            token: bearer(&headers)?.map(str::to_owned),
+            token: bearer(&headers)?.map(Cow::Borrowed),
             client_ip,
             cert,
             cert_sha1: None,
