@@ -244,6 +244,15 @@ impl Record {
         out.push(b'}');
     }
 
+    /// Stamps the record as new: the current time and a fresh id (reusing the id's
+    /// allocation), no place in a chain yet.
+    pub fn restamp(&mut self) {
+        self.ts = now_micros();
+        new_id_into(self.ts, &mut self.id);
+        self.seq = 0;
+        self.prev = ZERO_HASH;
+    }
+
     /// SHA-256 of the canonical encoding.
     pub fn hash(&self) -> Hash {
         hash_line(&self.canonical())
@@ -521,6 +530,14 @@ thread_local! {
 /// A new ULID-like id: 48-bit Unix milliseconds then 80 bits that start random per thread and
 /// count up, so ids are unique without a system call per record.
 pub fn new_id(ts: jiff::Timestamp) -> String {
+    let mut id = String::with_capacity(26);
+    new_id_into(ts, &mut id);
+    id
+}
+
+/// Replaces the contents of `id` with a new record id for `ts` (see [`new_id`]), reusing its
+/// allocation.
+fn new_id_into(ts: jiff::Timestamp, id: &mut String) {
     let millis = (ts.as_millisecond().max(0) as u128) & ((1 << 48) - 1);
     let random = ID_STATE.with(|state| {
         let mut value = state.get();
@@ -543,7 +560,8 @@ pub fn new_id(ts: jiff::Timestamp) -> String {
         *slot = CROCKFORD[(bits & 31) as usize];
         bits >>= 5;
     }
-    String::from_utf8_lossy(&chars).into_owned()
+    id.clear();
+    id.extend(chars.iter().map(|&c| char::from(c)));
 }
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -823,6 +823,8 @@ fn finish_segment(plain: &Path, compress: bool, index_every: u64) -> Result<(), 
         std::fs::rename(&tmp, &gz).map_err(|source| AuditError::io(&gz, source))?;
         sync_dir(dir)?;
     }
+    // The read buffer is no longer needed: give it back before the index is written.
+    drop(reader);
     let index = builder.finish();
     let stem = plain
         .file_name()
@@ -830,10 +832,22 @@ fn finish_segment(plain: &Path, compress: bool, index_every: u64) -> Result<(), 
         .unwrap_or_default();
     let index_path = dir.join(format!("{stem}.idx"));
     let tmp = dir.join(format!("{stem}.idx.tmp"));
-    let json = serde_json::to_vec(&index).map_err(|error| AuditError::Malformed {
-        reason: error.to_string(),
+    // Written as it is encoded: a segment's index holds megabytes of trace hashes, and a
+    // second copy of them as one JSON string would only raise the peak.
+    let file = File::create(&tmp).map_err(|source| AuditError::io(&tmp, source))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    serde_json::to_writer(&mut out, &index).map_err(|error| {
+        if error.is_io() {
+            AuditError::io(&tmp, error.into())
+        } else {
+            AuditError::Malformed {
+                reason: error.to_string(),
+            }
+        }
     })?;
-    std::fs::write(&tmp, json).map_err(|source| AuditError::io(&tmp, source))?;
+    drop(index);
+    out.flush().map_err(|source| AuditError::io(&tmp, source))?;
+    drop(out);
     std::fs::rename(&tmp, &index_path).map_err(|source| AuditError::io(&index_path, source))?;
     if compress {
         std::fs::remove_file(plain).map_err(|source| AuditError::io(plain, source))?;

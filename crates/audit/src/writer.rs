@@ -415,12 +415,19 @@ impl AuditLog {
     /// once. The record is consumed: what reaches the queue is its masked encoding only. An
     /// allow the tenant's sampling leaves out is neither masked nor encoded.
     pub fn prepare(&self, mut record: Record) -> Result<PreparedDecision, AuditError> {
+        self.prepare_in_place(&mut record)
+    }
+
+    /// Like [`AuditLog::prepare`] for a record the caller keeps: it is masked in place (so its
+    /// fields must all be set again before it is used for another decision). Callers that
+    /// record many decisions reuse one record and its allocations this way.
+    pub fn prepare_in_place(&self, record: &mut Record) -> Result<PreparedDecision, AuditError> {
         let state = self.shared.state(&record.tenant)?;
         self.shared.check_failed()?;
-        let sampled_out = !should_record(state.policy.sample_allows, &record);
+        let sampled_out = !should_record(state.policy.sample_allows, record);
         let mut tail = Vec::new();
         if !sampled_out {
-            state.masker.apply(&mut record);
+            state.masker.apply(record);
             tail = SCRATCH
                 .try_with(|scratch| {
                     scratch
@@ -711,6 +718,10 @@ impl Shared {
 const KEEP_BATCH_BYTES: usize = 2 << 20;
 /// Items a batch list keeps between commits.
 const KEEP_BATCH_ITEMS: usize = 8192;
+/// Decisions the writer appends before it offers its core to other threads: on a busy core
+/// a whole commit's worth (hundreds of records, most of a millisecond) at once would hold
+/// up every request waiting for that core.
+const YIELD_EVERY: usize = 128;
 
 struct Writer {
     shared: Arc<Shared>,
@@ -799,6 +810,9 @@ impl Writer {
                         end,
                     } => {
                         decisions += 1;
+                        if decisions % YIELD_EVERY == 0 {
+                            std::thread::yield_now();
+                        }
                         let tail = bytes.get(start..end).unwrap_or_default();
                         let result = match names.get(slot as usize) {
                             Some(tenant) => self

@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use portcullis_audit::{
-    AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Outcome, Receipt, Record, SigningKey,
-    StreamOpener, TenantPolicy, VerifyingKey,
+    AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Kind, Outcome, Receipt, Record,
+    SigningKey, StreamOpener, TenantPolicy, VerifyingKey,
 };
 use portcullis_core::{Decision, Effect, Request};
 use portcullis_store::StoreConfig;
@@ -290,63 +290,26 @@ impl Auditor {
             (Effect::Deny, true) => Outcome::Deny,
             (Effect::Deny, false) => Outcome::Error,
         };
-        let mut statements: Vec<String> =
-            decision.reasons.iter().map(|r| r.id.to_string()).collect();
-        statements.extend(decision.forbids.iter().map(ToString::to_string));
-        let failed: Vec<String> = decision
-            .strategy
-            .as_ref()
-            .filter(|s| !s.held)
-            .map(|s| {
-                s.failing
-                    .iter()
-                    .chain(&s.unknown)
-                    .map(ToString::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let kind = request.resource.kind.as_str();
-        let id = request.resource.id.as_str();
-        let mut resource = String::with_capacity(kind.len() + 1 + id.len());
-        resource.push_str(kind);
-        resource.push(':');
-        resource.push_str(id);
-        let mut builder = Record::decision(
-            request.tenant.as_str(),
-            request.principal.id.as_str(),
-            request.action.as_str(),
-            resource,
-            outcome,
-        )
-        .edge(edge_of(edge))
-        .trace_id(decision.trace_id.clone())
-        .statements(statements)
-        .failed_factors(failed)
-        .policy_revision(decision.revision.bundle.to_string());
-        if let Some(ip) = request.context.ip {
-            builder = builder.source(address_text(ip));
-        }
-        if let Some(agent) = user_agent {
-            builder = builder.user_agent(agent);
-        }
-        let data = match (decision.revision.data, decision.revision.tuples) {
-            (Some(data), Some(tuples)) => Some(format!("data:{data},tuples:{tuples}")),
-            (Some(data), None) => Some(format!("data:{data}")),
-            (None, Some(tuples)) => Some(format!("tuples:{tuples}")),
-            (None, None) => None,
-        };
-        if let Some(data) = data {
-            builder = builder.data_revision(data);
-        }
-        if !decision.errors.is_empty() {
-            let errors: Vec<Value> = decision
-                .errors
-                .iter()
-                .map(|e| Value::String(format!("{}: {}", e.statement, e.message)))
-                .collect();
-            builder = builder.detail("errors", Value::Array(errors));
-        }
-        let prepared = self.log.prepare(builder.build())?;
+        // Every decision fills the same per-thread record, so its strings keep their
+        // allocations from one decision to the next.
+        let mut record = DECISION_RECORD
+            .try_with(|slot| slot.borrow_mut().take())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| {
+                Record::decision(
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    outcome,
+                )
+                .build()
+            });
+        fill_decision(&mut record, request, decision, outcome, edge, user_agent);
+        let prepared = self.log.prepare_in_place(&mut record);
+        let _ = DECISION_RECORD.try_with(|slot| *slot.borrow_mut() = Some(record));
+        let prepared = prepared?;
         match self.log.try_queue(&prepared) {
             Err(AuditError::BufferFull { .. }) => {}
             other => return other,
@@ -399,13 +362,111 @@ impl Auditor {
     }
 }
 
-/// An address as text; IPv4 without the formatting machinery (every decision that has an
-/// address records it).
-fn address_text(ip: std::net::IpAddr) -> String {
-    let std::net::IpAddr::V4(v4) = ip else {
-        return ip.to_string();
+thread_local! {
+    /// The record [`Auditor::decision`] fills on this thread.
+    static DECISION_RECORD: std::cell::RefCell<Option<Record>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets every field of `record` for one decision (masking changes fields in place, so nothing
+/// of the previous decision may survive), reusing the record's allocations.
+fn fill_decision(
+    record: &mut Record,
+    request: &Request,
+    decision: &Decision,
+    outcome: Outcome,
+    edge: &str,
+    user_agent: Option<&str>,
+) {
+    record.kind = Kind::Decision;
+    record.restamp();
+    set_text(&mut record.tenant, request.tenant.as_str());
+    set_opt(&mut record.trace_id, Some(&decision.trace_id));
+    set_text(&mut record.actor, &request.principal.id);
+    record.edge = edge_of(edge);
+    set_text(&mut record.action, &request.action);
+    let resource = &mut record.resource;
+    resource.clear();
+    resource.push_str(&request.resource.kind);
+    resource.push(':');
+    resource.push_str(&request.resource.id);
+    record.outcome = outcome;
+    set_list(
+        &mut record.statements,
+        decision
+            .reasons
+            .iter()
+            .map(|reason| &*reason.id)
+            .chain(decision.forbids.iter().map(|id| &**id)),
+    );
+    let failing = decision.strategy.as_ref().filter(|strategy| !strategy.held);
+    set_list(
+        &mut record.failed_factors,
+        failing
+            .into_iter()
+            .flat_map(|strategy| strategy.failing.iter().chain(&strategy.unknown))
+            .map(|factor| &**factor),
+    );
+    match request.context.ip {
+        Some(ip) => {
+            let source = record.source.get_or_insert_with(String::new);
+            source.clear();
+            push_address(source, ip);
+        }
+        None => record.source = None,
+    }
+    set_opt(&mut record.user_agent, user_agent);
+    set_opt(&mut record.policy_revision, Some(&decision.revision.bundle));
+    record.data_revision = match (decision.revision.data, decision.revision.tuples) {
+        (Some(data), Some(tuples)) => Some(format!("data:{data},tuples:{tuples}")),
+        (Some(data), None) => Some(format!("data:{data}")),
+        (None, Some(tuples)) => Some(format!("tuples:{tuples}")),
+        (None, None) => None,
     };
-    let mut text = String::with_capacity(15);
+    record.details.clear();
+    if !decision.errors.is_empty() {
+        let errors: Vec<Value> = decision
+            .errors
+            .iter()
+            .map(|e| Value::String(format!("{}: {}", e.statement, e.message)))
+            .collect();
+        record
+            .details
+            .insert("errors".to_owned(), Value::Array(errors));
+    }
+}
+
+fn set_text(field: &mut String, value: &str) {
+    field.clear();
+    field.push_str(value);
+}
+
+fn set_opt(field: &mut Option<String>, value: Option<&str>) {
+    match value {
+        Some(value) => set_text(field.get_or_insert_with(String::new), value),
+        None => *field = None,
+    }
+}
+
+/// Replaces a list's items, reusing the strings already there.
+fn set_list<'a>(field: &mut Vec<String>, values: impl Iterator<Item = &'a str>) {
+    let mut count = 0;
+    for value in values {
+        match field.get_mut(count) {
+            Some(slot) => set_text(slot, value),
+            None => field.push(value.to_owned()),
+        }
+        count += 1;
+    }
+    field.truncate(count);
+}
+
+/// Appends an address as text; IPv4 without the formatting machinery.
+fn push_address(text: &mut String, ip: std::net::IpAddr) {
+    let std::net::IpAddr::V4(v4) = ip else {
+        use std::fmt::Write as _;
+        let _ = write!(text, "{ip}");
+        return;
+    };
     for (index, octet) in v4.octets().into_iter().enumerate() {
         if index > 0 {
             text.push('.');
@@ -418,7 +479,6 @@ fn address_text(ip: std::net::IpAddr) -> String {
         }
         text.push(char::from(b'0' + octet % 10));
     }
-    text
 }
 
 /// The audit edge of a decision edge's name.
@@ -434,8 +494,15 @@ fn edge_of(edge: &str) -> Edge {
 
 #[cfg(test)]
 mod tests {
-    use super::address_text;
+    use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
+
+    fn address_text(ip: std::net::IpAddr) -> String {
+        let mut text = String::new();
+        push_address(&mut text, ip);
+        text
+    }
 
     proptest! {
         #[test]
@@ -445,5 +512,100 @@ mod tests {
             let v6 = std::net::IpAddr::from(std::net::Ipv6Addr::from(v6));
             prop_assert_eq!(address_text(v6), v6.to_string());
         }
+    }
+
+    fn full() -> (Request, Decision) {
+        let request = serde_json::from_value(json!({
+            "tenant": "acme",
+            "principal": {"id": "bob", "roles": ["viewer"]},
+            "action": "app:logs.download",
+            "resource": {"type": "app", "id": "payments"},
+            "context": {"ip": "172.16.3.4"},
+            "trace_id": "t1"
+        }))
+        .unwrap();
+        let decision = serde_json::from_value(json!({
+            "decision": "deny",
+            "cause": "error",
+            "reasons": [{"kind": "role", "id": "viewer"}, {"kind": "rule", "id": "r1"}],
+            "strategy": {"id": "ops-read", "held": false, "failing": ["office"], "unknown": ["mfa"]},
+            "forbids": ["f1"],
+            "errors": [{"kind": "cel", "statement": "r2", "message": "no such key"}],
+            "revision": {"bundle": "sha256:ab", "data": 3, "tuples": 4},
+            "trace_id": "t1"
+        }))
+        .unwrap();
+        (request, decision)
+    }
+
+    fn bare() -> (Request, Decision) {
+        let request = serde_json::from_value(json!({
+            "tenant": "beta",
+            "principal": {"id": "al"},
+            "action": "doc:read",
+            "resource": {"type": "doc", "id": "1"}
+        }))
+        .unwrap();
+        let decision = serde_json::from_value(json!({
+            "decision": "allow",
+            "cause": "granted",
+            "reasons": [],
+            "forbids": [],
+            "errors": [],
+            "revision": {"bundle": "sha256:cd"},
+            "trace_id": "t2"
+        }))
+        .unwrap();
+        (request, decision)
+    }
+
+    fn fresh(request: &Request, decision: &Decision, agent: Option<&str>) -> Record {
+        let mut record = Record::decision(
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            Outcome::Allow,
+        )
+        .build();
+        let outcome = if decision.is_allowed() {
+            Outcome::Allow
+        } else {
+            Outcome::Error
+        };
+        fill_decision(&mut record, request, decision, outcome, "nginx", agent);
+        record
+    }
+
+    #[test]
+    fn a_reused_record_holds_nothing_of_the_previous_decision() {
+        let (full_request, full_decision) = full();
+        let (bare_request, bare_decision) = bare();
+        let mut reused = fresh(&full_request, &full_decision, Some("curl/8"));
+        assert_eq!(reused.statements, ["viewer", "r1", "f1"]);
+        assert_eq!(reused.failed_factors, ["office", "mfa"]);
+        assert_eq!(reused.source.as_deref(), Some("172.16.3.4"));
+        assert_eq!(reused.data_revision.as_deref(), Some("data:3,tuples:4"));
+        assert_eq!(reused.details["errors"], json!(["r2: no such key"]));
+        reused.seq = 9;
+        fill_decision(
+            &mut reused,
+            &bare_request,
+            &bare_decision,
+            Outcome::Allow,
+            "nginx",
+            None,
+        );
+        let mut expected = fresh(&bare_request, &bare_decision, None);
+        assert_ne!(reused.id, expected.id);
+        expected.id.clone_from(&reused.id);
+        expected.ts = reused.ts;
+        assert_eq!(reused, expected);
+        assert_eq!(reused.seq, 0);
+        assert!(reused.statements.is_empty() && reused.failed_factors.is_empty());
+        assert!(reused.source.is_none() && reused.user_agent.is_none());
+        assert!(reused.data_revision.is_none() && reused.details.is_empty());
+        assert_eq!(reused.resource, "doc:1");
+        assert_eq!(reused.id.len(), 26);
     }
 }
