@@ -37,8 +37,19 @@ fn copy_demo(into: &Path) -> PathBuf {
     root
 }
 
-fn start(config: &Path) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+/// Starts the server; `one_cpu` confines it to one CPU with `taskset`, where it runs on the
+/// single-threaded scheduler.
+fn start(config: &Path, one_cpu: bool) -> Server {
+    let mut command = if one_cpu {
+        let mut taskset = Command::new("taskset");
+        taskset
+            .args(["-c", "0"])
+            .arg(env!("CARGO_BIN_EXE_portcullis"));
+        taskset
+    } else {
+        Command::new(env!("CARGO_BIN_EXE_portcullis"))
+    };
+    let mut child = command
         .args(["serve", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
@@ -96,9 +107,26 @@ fn signal(server: &Server, name: &str) {
 
 #[test]
 fn sighup_reloads_and_sigterm_stops() {
+    reload_and_stop(false);
+}
+
+#[test]
+fn on_one_cpu_the_server_decides_reloads_and_stops_alike() {
+    if Command::new("taskset").arg("-V").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "taskset (util-linux) is required under CI=true"
+        );
+        eprintln!("notice: taskset is not installed; skipping the one-CPU run");
+        return;
+    }
+    reload_and_stop(true);
+}
+
+fn reload_and_stop(one_cpu: bool) {
     let dir = tempfile::tempdir().unwrap();
     let bundles = copy_demo(dir.path());
-    let mut server = start(&config(dir.path(), &bundles));
+    let mut server = start(&config(dir.path(), &bundles), one_cpu);
     assert_eq!(check(&server.base)["decision"], "allow");
 
     // File watching is off: the edit takes effect only on SIGHUP.
