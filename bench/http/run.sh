@@ -77,6 +77,10 @@ PORTCULLIS_BIN=$BIN
 
 ports_free 9780 9781 9782 9783
 
+# Every run starts from an empty data folder (store, keys, audit trail), so that one run's
+# records do not become the next run's startup work.
+rm -rf "$CACHE/http-data"
+
 # ------------------------------------------------------------------------------ secrets, tokens
 
 bench_secrets
