@@ -326,6 +326,7 @@ fn split_outside_quotes(value: &str, separator: char) -> Vec<String> {
 
 /// Everything a forward-auth edge learned about the original request, already filtered by
 /// trust (forwarded addresses and certificates only from trusted proxies).
+///
 /// Text fields borrow from the proxy's request where they can.
 #[derive(Debug, Clone, Default)]
 pub struct Forwarded<'a> {
