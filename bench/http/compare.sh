@@ -100,33 +100,21 @@ meta LOAD_AT_START "$(cut -d' ' -f1-3 /proc/loadavg)"
 meta OTHER_MAX "$OTHER_MAX"
 printf 'variant\trun\trequests\trps\tp50_us\tp90_us\tp99_us\tp999_us\tmax_us\tnon2xx\tsocket_errors\tserver_cpu\tload_cpu\tother_cpu\tattempts\n' >"$TSV"
 
-# The configuration of bench/http/portcullis.toml, with its own ports and data folder, and for
-# PostgreSQL a [store] section (the service role; migrations as the owner).
-start() { # BACKEND LISTEN ADMIN [STORE_SECTION]
+# The configuration of bench/http/portcullis.toml with its own data folder and ports (the ports
+# as command-line overrides), and a table of the variant's own appended: [store] for PostgreSQL
+# (the service role; migrations as the owner), [audit] for auditing off.
+start() { # VARIANT LISTEN ADMIN [EXTRA_TABLE]
   local backend=$1
-  cat >"$RAW/$backend.toml" <<EOF
-listen = "$2"
-bundles = ["$ROOT/examples/demo/bundles"]
-data_dir = "data-$backend"
-${4:-}
-[reload]
-watch = false
-[admin]
-listen = "$3"
-[[admin.tokens]]
-name = "bench"
-token_env = "BENCH_ADMIN_TOKEN"
-[proxy]
-trusted = ["127.0.0.1/32"]
-[identity]
-[[identity.issuers]]
-issuer = "https://idp.bench.invalid"
-audiences = ["portcullis"]
-secret_env = "BENCH_JWT_SECRET"
-[log]
-level = "warn"
-EOF
-  taskset -c "$SERVER_CPU" "$BIN" serve --config "$RAW/$backend.toml" >"$RAW/$backend.log" 2>&1 &
+  {
+    sed -e "s|^data_dir = .*|data_dir = \"data-$backend\"|" \
+      -e "s|^bundles = .*|bundles = [\"$ROOT/examples/demo/bundles\"]|" "$HERE/portcullis.toml"
+    printf '\n%s\n' "${4:-}"
+  } >"$RAW/$backend.toml"
+  grep -q "^data_dir = \"data-$backend\"" "$RAW/$backend.toml" &&
+    grep -q "^bundles = \[\"$ROOT/" "$RAW/$backend.toml" ||
+    die "$HERE/portcullis.toml no longer has the data_dir and bundles lines this script replaces"
+  taskset -c "$SERVER_CPU" "$BIN" serve --config "$RAW/$backend.toml" --listen "$2" \
+    --admin-listen "$3" >"$RAW/$backend.log" 2>&1 &
   PID[$backend]=$!
   URL[$backend]=http://$2
   for _ in $(seq 1 100); do
