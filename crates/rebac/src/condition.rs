@@ -16,15 +16,16 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use cel::{Context as CelContext, Env, ExecutionError, Program, Value as CelValue};
+use portcullis_cel::ExecutionError;
+use portcullis_cel::{Budget, Context as CelContext, Expression, Value as CelValue};
 use serde_json::{Map, Value};
 
 /// Longest accepted condition expression, in bytes.
-pub const MAX_EXPRESSION_LENGTH: usize = 8 * 1024;
+pub const MAX_EXPRESSION_LENGTH: usize = portcullis_cel::limits::MAX_LENGTH;
 /// Deepest accepted bracket nesting inside an expression.
-pub const MAX_EXPRESSION_NESTING: usize = 24;
+pub const MAX_EXPRESSION_NESTING: usize = portcullis_cel::limits::MAX_NESTING;
 
 /// The type of a condition parameter, as in OpenFGA.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,7 +319,7 @@ pub fn parse_timestamp(text: &str) -> Result<i64, String> {
 /// A compiled condition.
 pub struct CompiledCondition {
     name: String,
-    program: Program,
+    expression: Expression,
     /// Declared parameters the expression reads, with their types.
     used: Vec<(String, ParamType)>,
 }
@@ -353,11 +354,6 @@ pub enum EvalError {
     Failed(String),
 }
 
-fn environment() -> Arc<Env> {
-    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
-    Arc::clone(ENV.get_or_init(|| Arc::new(Env::stdlib())))
-}
-
 fn string_arg(function: &str, value: &CelValue) -> Result<Arc<String>, ExecutionError> {
     match value {
         CelValue::String(text) => Ok(Arc::clone(text)),
@@ -379,7 +375,7 @@ fn add_functions(context: &mut CelContext<'_, '_>) {
     });
     let _ = context.add_function(
         "in_cidr",
-        |cel::extractors::This(ip): cel::extractors::This<CelValue>, cidr: CelValue| {
+        |portcullis_cel::This(ip): portcullis_cel::This<CelValue>, cidr: CelValue| {
             let ip = string_arg("in_cidr", &ip)?;
             let cidr = string_arg("in_cidr", &cidr)?;
             let address: std::net::IpAddr = ip.parse().map_err(|_| {
@@ -394,36 +390,6 @@ fn add_functions(context: &mut CelContext<'_, '_>) {
             Ok::<bool, ExecutionError>(network.contains(&address))
         },
     );
-}
-
-fn too_deeply_nested(text: &str) -> bool {
-    let mut depth = 0usize;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if let Some(open) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' {
-                escaped = true;
-            } else if c == open {
-                quote = None;
-            }
-            continue;
-        }
-        match c {
-            '"' | '\'' => quote = Some(c),
-            '(' | '[' | '{' => {
-                depth += 1;
-                if depth > MAX_EXPRESSION_NESTING {
-                    return true;
-                }
-            }
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    false
 }
 
 impl CompiledCondition {
@@ -444,42 +410,32 @@ impl CompiledCondition {
         if expression.trim().is_empty() {
             return Err(whole(format!("condition `{name}` has an empty expression")));
         }
-        if expression.len() > MAX_EXPRESSION_LENGTH {
-            return Err(whole(format!(
-                "the expression of `{name}` is {} bytes, more than the limit of {MAX_EXPRESSION_LENGTH}",
-                expression.len()
-            )));
-        }
-        if too_deeply_nested(expression) {
-            return Err(whole(format!(
-                "the expression of `{name}` nests brackets deeper than {MAX_EXPRESSION_NESTING} levels"
-            )));
-        }
-        let program = Program::compile(expression).map_err(|errors| {
+        let compiled = Expression::compile(expression).map_err(|errors| {
             errors
-                .errors
-                .iter()
+                .into_iter()
                 .map(|error| ExpressionError {
-                    line: u32::try_from(error.pos.0.max(1)).unwrap_or(1),
-                    column: u32::try_from(error.pos.1.max(1)).unwrap_or(1),
-                    message: format!(
-                        "invalid CEL in condition `{name}`: {}",
-                        error.msg.split(" expecting ").next().unwrap_or(&error.msg)
-                    ),
+                    line: error.line,
+                    column: error.column,
+                    message: match error.kind {
+                        portcullis_cel::CompileErrorKind::Syntax => {
+                            format!("invalid CEL in condition `{name}`: {}", error.message)
+                        }
+                        _ => format!("condition `{name}`: {}", error.message),
+                    },
                 })
                 .collect::<Vec<_>>()
         })?;
         let mut used = Vec::new();
         let mut unknown = Vec::new();
-        for variable in program.references().variables() {
-            match params.iter().find(|(param, _)| param == variable) {
+        for variable in compiled.variables() {
+            match params.iter().find(|(param, _)| *param == variable.name) {
                 Some(param) => used.push(param.clone()),
-                None if is_bound_by_macro(expression, variable) => {}
                 None => unknown.push(ExpressionError {
-                    line: 1,
-                    column: 1,
+                    line: variable.line,
+                    column: variable.column,
                     message: format!(
-                        "condition `{name}` reads `{variable}`, which is not one of its parameters; declare it as `{variable}: <type>`"
+                        "condition `{name}` reads `{}`, which is not one of its parameters; declare it as `{}: <type>`",
+                        variable.name, variable.name
                     ),
                 }),
             }
@@ -490,45 +446,52 @@ impl CompiledCondition {
         used.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(CompiledCondition {
             name: name.to_owned(),
-            program,
+            expression: compiled,
             used,
         })
     }
 
-    /// Evaluates the condition. Parameters come from the tuple's stored context first and the
-    /// request context second (OpenFGA: a value persisted with the tuple takes precedence).
+    /// Evaluates the condition within a budget of its own. Parameters come from the tuple's
+    /// stored context first and the request context second (OpenFGA: a value persisted with
+    /// the tuple takes precedence).
     pub fn evaluate(
         &self,
         stored: Option<&Map<String, Value>>,
         request: &Map<String, Value>,
     ) -> Result<bool, EvalError> {
-        let mut context = CelContext::with_env(environment());
+        self.evaluate_within(stored, request, &Budget::per_evaluation())
+    }
+
+    /// Evaluates the condition, charging `budget` (one query's conditions share one).
+    pub fn evaluate_within(
+        &self,
+        stored: Option<&Map<String, Value>>,
+        request: &Map<String, Value>,
+        budget: &Budget,
+    ) -> Result<bool, EvalError> {
+        let mut context = portcullis_cel::context();
         add_functions(&mut context);
         for (param, param_type) in &self.used {
             let value = stored
                 .and_then(|stored| stored.get(param))
                 .or_else(|| request.get(param))
                 .ok_or_else(|| EvalError::MissingParameter(param.clone()))?;
+            portcullis_cel::check_json(param, value)
+                .map_err(|error| EvalError::BadParameter(param.clone(), error.to_string()))?;
             let converted = param_type
                 .convert(value)
                 .map_err(|error| EvalError::BadParameter(param.clone(), error))?;
             context.add_variable_from_value(param.clone(), converted);
         }
-        match self.program.execute(&context) {
-            Ok(CelValue::Bool(result)) => Ok(result),
-            Ok(other) => Err(EvalError::Failed(format!(
-                "yielded {:?} instead of a boolean",
-                other.type_of()
-            ))),
-            Err(error) => Err(EvalError::Failed(error.to_string())),
-        }
+        self.expression
+            .evaluate_bool(&context, budget)
+            .map_err(|error| EvalError::Failed(error.to_string()))
     }
-}
 
-/// Whether `name` is bound by a macro such as `list.exists(name, ...)`.
-fn is_bound_by_macro(text: &str, name: &str) -> bool {
-    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.contains(&format!("({name},"))
+    /// The worst-case cost of one evaluation, in cost units.
+    pub fn estimated_cost(&self) -> u64 {
+        self.expression.estimated_cost()
+    }
 }
 
 #[cfg(test)]
@@ -621,5 +584,30 @@ mod tests {
             c.evaluate(stored.as_object(), request.as_object().unwrap())
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn costly_conditions_are_refused_and_inputs_are_bounded() {
+        let p = params(&[("tags", ParamType::List(Box::new(ParamType::String)))]);
+        let errors = CompiledCondition::compile(
+            "c",
+            "tags.exists(a, tags.exists(b, tags.exists(c, a + b + c == 'x')))",
+            &p,
+        )
+        .err()
+        .unwrap();
+        assert!(errors[0].message.contains("estimated cost"), "{errors:?}");
+        let c = CompiledCondition::compile("c", "tags.exists(t, t == 'admin')", &p).unwrap();
+        let many: Vec<String> = (0..2000).map(|i| format!("t{i}")).collect();
+        assert!(matches!(
+            c.evaluate(None, json!({"tags": many}).as_object().unwrap()),
+            Err(EvalError::BadParameter(name, message)) if name == "tags" && message.contains("2000 items")
+        ));
+        let budget = Budget::new(10);
+        let few: Vec<String> = (0..100).map(|i| format!("t{i}")).collect();
+        assert!(matches!(
+            c.evaluate_within(None, json!({"tags": few}).as_object().unwrap(), &budget),
+            Err(EvalError::Failed(message)) if message.contains("budget")
+        ));
     }
 }
