@@ -7,7 +7,7 @@
 //! CEL programs, and turns strategies into factor bit masks. The snapshot never changes after
 //! this; swapping in a new one is the only way to change policy.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use portcullis_core::{Effect, TenantId};
@@ -62,7 +62,8 @@ pub struct Compiled {
     pub(crate) principals: Arc<FxHashMap<String, PrincipalEntry>>,
     pub(crate) actions: FxHashMap<String, ActionEntry>,
     pub(crate) wildcard_grants: Vec<(ActionPattern, Grant)>,
-    pub(crate) wildcard_rules: Vec<RuleId>,
+    pub(crate) wildcard_grant_index: ActionIndex,
+    pub(crate) rule_index: ActionIndex,
     pub(crate) rules: Vec<Rule>,
     pub(crate) conditions: Vec<Condition>,
     pub(crate) calendars: Vec<Calendar>,
@@ -204,14 +205,54 @@ pub(crate) struct Roles {
     pub closure: Vec<BitSet>,
     /// Roles that have each role's permissions (itself included): the inverse of `closure`.
     pub holders: Vec<BitSet>,
-    /// Shortest inheritance path from each role to every role in its closure.
-    pub paths: Vec<FxHashMap<RoleId, Arc<[Arc<str>]>>>,
+    /// The roles each role inherits directly, in id order.
+    pub edges: Vec<Vec<RoleId>>,
 }
 
-#[derive(Debug, Clone)]
+impl Roles {
+    /// The shortest inheritance path from `from` to `to`, both included; `None` when `from`
+    /// does not inherit `to`. Among paths of equal length, the one through roles of smaller
+    /// ids (earlier names) wins. Found when a decision needs it (an allowing role grant),
+    /// searching only roles that inherit `to`, so it costs at most one step per such role;
+    /// storing every path instead grows with the cube of an inheritance chain's length.
+    pub fn path(&self, from: RoleId, to: RoleId) -> Option<Vec<RoleId>> {
+        if !self.closure.get(from)?.contains(to) {
+            return None;
+        }
+        // Breadth-first; `visited` holds each role reached with the index of the entry it was
+        // reached from, so the path is read back from the last entry.
+        let mut visited: Vec<(RoleId, usize)> = vec![(from, usize::MAX)];
+        let mut seen = BitSet::new();
+        seen.insert(from);
+        let mut next = 0;
+        while next < visited.len() {
+            let (role, _) = visited[next];
+            if role == to {
+                let mut path = Vec::new();
+                let mut at = next;
+                while at != usize::MAX {
+                    path.push(visited[at].0);
+                    at = visited[at].1;
+                }
+                path.reverse();
+                return Some(path);
+            }
+            for &parent in &self.edges[role] {
+                if !seen.contains(parent) && self.closure[parent].contains(to) {
+                    seen.insert(parent);
+                    visited.push((parent, next));
+                }
+            }
+            next += 1;
+        }
+        None
+    }
+}
+
+/// A permission of a role: whoever holds the role (`Roles::holders`) may, under the condition.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Grant {
     pub role: RoleId,
-    pub holders: BitSet,
     pub condition: Option<ConditionId>,
 }
 
@@ -267,6 +308,56 @@ impl ActionPattern {
     }
 }
 
+/// Action patterns indexed by what they fix: the whole name, the type only, the verb only, or
+/// neither. Each entry carries the index of what it belongs to (a grant, a rule).
+#[derive(Debug, Default)]
+pub(crate) struct ActionIndex {
+    exact: FxHashMap<(String, String), Vec<usize>>,
+    by_kind: FxHashMap<String, Vec<usize>>,
+    by_verb: FxHashMap<String, Vec<usize>>,
+    any: Vec<usize>,
+}
+
+impl ActionIndex {
+    pub(crate) fn new<'a>(entries: impl Iterator<Item = (usize, &'a ActionPattern)>) -> Self {
+        let mut index = ActionIndex::default();
+        for (owner, pattern) in entries {
+            match (&pattern.kind, &pattern.verb) {
+                (Segment::Is(kind), Segment::Is(verb)) => index
+                    .exact
+                    .entry((kind.clone(), verb.clone()))
+                    .or_default()
+                    .push(owner),
+                (Segment::Is(kind), Segment::Any) => {
+                    index.by_kind.entry(kind.clone()).or_default().push(owner)
+                }
+                (Segment::Any, Segment::Is(verb)) => {
+                    index.by_verb.entry(verb.clone()).or_default().push(owner)
+                }
+                (Segment::Any, Segment::Any) => index.any.push(owner),
+            }
+        }
+        index
+    }
+
+    /// The owners of the patterns that match `kind:verb`, in increasing order, each once.
+    pub(crate) fn matching(&self, kind: &str, verb: &str) -> Vec<usize> {
+        let mut found: Vec<usize> = self
+            .exact
+            .get(&(kind.to_owned(), verb.to_owned()))
+            .into_iter()
+            .chain(self.by_kind.get(kind))
+            .chain(self.by_verb.get(verb))
+            .chain(std::iter::once(&self.any))
+            .flatten()
+            .copied()
+            .collect();
+        found.sort_unstable();
+        found.dedup();
+        found
+    }
+}
+
 /// Splits `type:verb`; an action without ':' has an empty type.
 pub(crate) fn split_action(action: &str) -> (&str, &str) {
     action.split_once(':').unwrap_or(("", action))
@@ -309,17 +400,24 @@ impl Compiler<'_> {
             Err(errors) => {
                 for error in errors {
                     let location = source.locate(error.line, error.column);
-                    self.diagnostics.push(
-                        Diagnostic::new(
-                            location,
-                            Code::Cel,
+                    let (message, help) = match error.kind {
+                        portcullis_cel::CompileErrorKind::Cost => (
+                            format!(
+                                "the condition is too costly (at {}:{} of the expression): {}",
+                                error.line, error.column, error.message
+                            ),
+                            "the README's \"Conditions\" section explains how cost is estimated and limited",
+                        ),
+                        _ => (
                             format!(
                                 "invalid CEL at {}:{} of the expression: {}",
                                 error.line, error.column, error.message
                             ),
-                        )
-                        .with_help("conditions are CEL expressions over principal, resource, action, context, tenant and env"),
-                    );
+                            "conditions are CEL expressions over principal, resource, action, context, tenant and env",
+                        ),
+                    };
+                    self.diagnostics
+                        .push(Diagnostic::new(location, Code::Cel, message).with_help(help));
                 }
                 None
             }
@@ -341,6 +439,12 @@ pub(crate) fn compile(
     model_files: &[&crate::load::SourceFile],
     diagnostics: &mut Diagnostics,
 ) -> Option<Snapshot> {
+    // Nothing is compiled for a bundle over the limits: what follows is sized by them.
+    let before = diagnostics.len();
+    crate::limits::check(&bundle, diagnostics);
+    if diagnostics.len() > before {
+        return None;
+    }
     let model = crate::relations::resolve_model(&mut bundle, model_files, diagnostics);
     let model_tuples = crate::relations::bundle_tuples(model.as_deref(), &bundle, diagnostics);
     for (name, def) in &bundle.actions {
@@ -504,7 +608,6 @@ pub(crate) fn compile(
             };
             let grant = Grant {
                 role: role_id,
-                holders: roles.holders.get(role_id).cloned().unwrap_or_default(),
                 condition,
             };
             let pattern = &permission.pattern.value;
@@ -586,6 +689,21 @@ pub(crate) fn compile(
     for route in &bundle.routes {
         action_names.insert(route.value.action.clone());
     }
+    // Wildcard permissions and rules, indexed by the part of the action they name, so that
+    // resolving an action costs what it finds rather than a scan of every pattern.
+    let grant_index = ActionIndex::new(
+        wildcard_grants
+            .iter()
+            .enumerate()
+            .map(|(index, (pattern, _))| (index, pattern)),
+    );
+    let rule_index = ActionIndex::new(
+        rules
+            .iter()
+            .enumerate()
+            .flat_map(|(index, rule)| rule.actions.iter().map(move |pattern| (index, pattern))),
+    );
+    let mut resolved = 0usize;
     let mut actions = FxHashMap::default();
     for name in action_names {
         let def = bundle.actions.get(&name);
@@ -614,15 +732,29 @@ pub(crate) fn compile(
         let (kind, verb) = split_action(&name);
         let mut grants = exact_grants.remove(&name).unwrap_or_default();
         grants.extend(
-            wildcard_grants
-                .iter()
-                .filter(|(pattern, _)| pattern.matches(kind, verb))
-                .map(|(_, grant)| grant.clone()),
+            grant_index
+                .matching(kind, verb)
+                .into_iter()
+                .map(|index| wildcard_grants[index].1),
         );
-        let rule_ids = (0..rules.len())
-            .filter(|rule| rules[*rule].actions.iter().any(|p| p.matches(kind, verb)))
+        let rule_ids: Vec<(RuleId, bool)> = rule_index
+            .matching(kind, verb)
+            .into_iter()
             .map(|rule| (rule, true))
             .collect();
+        resolved += grants.len() + rule_ids.len();
+        if resolved > crate::limits::MAX_RESOLVED_PAIRS {
+            let location = def
+                .map(|def| def.location.clone())
+                .unwrap_or_else(|| Location::file(&bundle.root));
+            compiler.diagnostics.push(crate::limits::over_limit(
+                &location,
+                "permissions and rules resolved for the bundle's actions (wildcards count once per action they cover)",
+                resolved,
+                crate::limits::MAX_RESOLVED_PAIRS,
+            ));
+            return None;
+        }
         actions.insert(
             name.clone(),
             ActionEntry {
@@ -646,14 +778,6 @@ pub(crate) fn compile(
             &bundle.tenant,
         );
     }
-    let wildcard_rules = (0..rules.len())
-        .filter(|rule| {
-            rules[*rule]
-                .actions
-                .iter()
-                .any(|p| p.kind == Segment::Any || p.verb == Segment::Any)
-        })
-        .collect();
 
     // Routes: most specific first.
     let mut routes: Vec<Route> = Vec::with_capacity(bundle.routes.len());
@@ -699,7 +823,8 @@ pub(crate) fn compile(
         principals,
         actions,
         wildcard_grants,
-        wildcard_rules,
+        wildcard_grant_index: grant_index,
+        rule_index,
         rules,
         conditions,
         calendars,
@@ -754,6 +879,21 @@ fn settle_static_conditions(
     }
     const FIXED: &[&str] = &["action", "tenant"];
     let tenant_value = crate::engine::tenant_variable(tenant, settings);
+    // Only conditions with a conjunct over the fixed variables alone can be settled; the rest
+    // are not evaluated here at all. Those that can share one budget for the whole bundle:
+    // once it is spent, what is left is decided per request, as without this step.
+    let settleable: Vec<bool> = conditions
+        .iter()
+        .map(|condition| condition.settleable(FIXED))
+        .collect();
+    let budget = portcullis_cel::Budget::new(portcullis_cel::limits::EVALUATION_BUDGET * 10);
+    let settle = |condition: ConditionId, fixed: &Fixed| -> Option<bool> {
+        if settleable[condition] {
+            conditions[condition].static_value(fixed, FIXED, &budget)
+        } else {
+            None
+        }
+    };
     for (name, entry) in actions.iter_mut() {
         let fixed = Fixed {
             action: crate::engine::action_variable(name, entry.write),
@@ -763,7 +903,7 @@ fn settle_static_conditions(
             let Some(condition) = grant.condition else {
                 return true;
             };
-            match conditions[condition].static_value(&fixed, FIXED) {
+            match settle(condition, &fixed) {
                 Some(false) => false,
                 Some(true) => {
                     grant.condition = None;
@@ -776,7 +916,7 @@ fn settle_static_conditions(
         for &(rule, _) in &entry.rules {
             match rules[rule]
                 .condition
-                .map(|c| conditions[c].static_value(&fixed, FIXED))
+                .map(|condition| settle(condition, &fixed))
             {
                 Some(Some(false)) => entry.static_false.push(rule),
                 Some(Some(true)) => kept.push((rule, false)),
@@ -835,46 +975,105 @@ fn compile_roles(bundle: &Bundle, compiler: &mut Compiler<'_>) -> Roles {
         }
         edges.push(targets);
     }
-    report_cycles(bundle, &names, &edges, compiler);
-
     let count = names.len();
-    let mut closure = vec![BitSet::new(); count];
-    let mut holders = vec![BitSet::new(); count];
-    let mut paths: Vec<FxHashMap<RoleId, Arc<[Arc<str>]>>> = vec![FxHashMap::default(); count];
-    for start in 0..count {
-        // Breadth-first search: the first time a role is reached is along a shortest path.
-        let mut previous: FxHashMap<RoleId, RoleId> = FxHashMap::default();
-        let mut seen = BitSet::new();
-        let mut queue = VecDeque::from([start]);
-        seen.insert(start);
-        while let Some(role) = queue.pop_front() {
-            closure[start].insert(role);
-            holders[role].insert(start);
-            let mut path = vec![Arc::clone(&names[role])];
-            let mut cursor = role;
-            while let Some(&before) = previous.get(&cursor) {
-                path.push(Arc::clone(&names[before]));
-                cursor = before;
-            }
-            path.reverse();
-            paths[start].insert(role, Arc::from(path));
-            for &next in &edges[role] {
-                if !seen.contains(next) {
-                    seen.insert(next);
-                    previous.insert(next, role);
-                    queue.push_back(next);
-                }
-            }
+    let empty = |edges: Vec<Vec<RoleId>>| Roles {
+        names: names.clone(),
+        index: index.clone(),
+        closure: vec![BitSet::new(); count],
+        holders: vec![BitSet::new(); count],
+        edges,
+    };
+    // Cycles and over-deep chains are refused before any closure is built: a closure over a
+    // cycle is meaningless, and one over a long chain is what a hostile bundle would use.
+    if report_cycles(bundle, &names, &edges, compiler) {
+        return empty(edges);
+    }
+    let order = parents_first(&edges);
+    let mut depth = vec![0usize; count];
+    let mut deepest_reported = 0usize;
+    let locations: Vec<&Location> = bundle.roles.values().map(|def| &def.location).collect();
+    for &role in &order {
+        depth[role] = 1 + edges[role].iter().map(|&p| depth[p]).max().unwrap_or(0);
+        if depth[role] == crate::limits::MAX_INHERITANCE_DEPTH + 1 && deepest_reported < 10 {
+            deepest_reported += 1;
+            compiler.diagnostics.push(crate::limits::over_limit(
+                locations[role],
+                &format!("roles in the inheritance chain of role `{}`", names[role]),
+                depth[role],
+                crate::limits::MAX_INHERITANCE_DEPTH,
+            ));
         }
+    }
+    if deepest_reported > 0 {
+        return empty(edges);
+    }
+
+    // Closures as bit sets, parents before children: a role's closure is itself plus its
+    // parents' closures. Holders are the transpose, children before parents. Both take one
+    // set union per inheritance edge, and memory of one bit per (role, role) pair.
+    let mut closure = vec![BitSet::new(); count];
+    for &role in &order {
+        let mut own = BitSet::new();
+        own.insert(role);
+        for &parent in &edges[role] {
+            own.union_with(&closure[parent]);
+        }
+        closure[role] = own;
+    }
+    let mut children: Vec<Vec<RoleId>> = vec![Vec::new(); count];
+    for (child, parents) in edges.iter().enumerate() {
+        for &parent in parents {
+            children[parent].push(child);
+        }
+    }
+    let mut holders = vec![BitSet::new(); count];
+    for &role in order.iter().rev() {
+        let mut own = BitSet::new();
+        own.insert(role);
+        for &child in &children[role] {
+            own.union_with(&holders[child]);
+        }
+        holders[role] = own;
     }
     Roles {
         names,
         index,
         closure,
         holders,
-        paths,
+        edges,
     }
 }
+
+/// The roles in an order where every role comes after every role it inherits (the graph has
+/// no cycle). Iterative depth-first search: a chain may be as long as the role limit.
+fn parents_first(edges: &[Vec<RoleId>]) -> Vec<RoleId> {
+    let mut order = Vec::with_capacity(edges.len());
+    let mut done = BitSet::new();
+    let mut stack: Vec<(RoleId, usize)> = Vec::new();
+    for root in 0..edges.len() {
+        if done.contains(root) {
+            continue;
+        }
+        done.insert(root);
+        stack.push((root, 0));
+        while let Some(&mut (role, ref mut next)) = stack.last_mut() {
+            if let Some(&parent) = edges[role].get(*next) {
+                *next += 1;
+                if !done.contains(parent) {
+                    done.insert(parent);
+                    stack.push((parent, 0));
+                }
+            } else {
+                order.push(role);
+                stack.pop();
+            }
+        }
+    }
+    order
+}
+
+/// Most inheritance cycles reported for one bundle (each costs a scan of the search stack).
+const MAX_CYCLES_REPORTED: usize = 10;
 
 /// Reports each inheritance cycle once, naming its roles in order, at the definition of its
 /// alphabetically first role.
@@ -883,7 +1082,7 @@ fn report_cycles(
     names: &[Arc<str>],
     edges: &[Vec<RoleId>],
     compiler: &mut Compiler<'_>,
-) {
+) -> bool {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -908,6 +1107,7 @@ fn report_cycles(
                         marks[target] = Mark::Active;
                         stack.push((target, 0));
                     }
+                    Mark::Active if reported.len() >= MAX_CYCLES_REPORTED => {}
                     Mark::Active => {
                         let start = stack.iter().position(|(r, _)| *r == target).unwrap_or(0);
                         let mut cycle: Vec<RoleId> =
@@ -942,4 +1142,5 @@ fn report_cycles(
             }
         }
     }
+    !reported.is_empty()
 }

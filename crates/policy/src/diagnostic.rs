@@ -86,6 +86,8 @@ pub enum Code {
     Unsupported,
     /// A relationship model, or a tuple that does not fit it.
     Model,
+    /// A section or a structure larger than the bundle limits allow.
+    Limit,
 }
 
 impl Code {
@@ -111,6 +113,7 @@ impl Code {
             Code::Value => "value",
             Code::Unsupported => "unsupported",
             Code::Model => "model",
+            Code::Limit => "limit",
         }
     }
 }

@@ -201,21 +201,15 @@ fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
         relation: None,
         strategy: None,
         grants: snapshot
-            .wildcard_grants
-            .iter()
-            .filter(|(pattern, _)| pattern.matches(kind, verb))
-            .map(|(_, grant)| grant.clone())
+            .wildcard_grant_index
+            .matching(kind, verb)
+            .into_iter()
+            .map(|index| snapshot.wildcard_grants[index].1)
             .collect(),
         rules: snapshot
-            .wildcard_rules
-            .iter()
-            .copied()
-            .filter(|rule| {
-                snapshot.rules[*rule]
-                    .actions
-                    .iter()
-                    .any(|p| p.matches(kind, verb))
-            })
+            .rule_index
+            .matching(kind, verb)
+            .into_iter()
             .map(|rule| (rule, true))
             .collect(),
         static_false: Vec::new(),
@@ -391,7 +385,7 @@ impl Evaluation<'_> {
             let Some(holder) = self
                 .view
                 .assigned
-                .iter_intersection(&permission.holders)
+                .iter_intersection(&snapshot.roles.holders[permission.role])
                 .next()
             else {
                 continue;
@@ -407,8 +401,12 @@ impl Evaluation<'_> {
                     Some(entry) => Arc::clone(&entry.id),
                     None => Arc::from(request.principal.id.as_str()),
                 });
-                if let Some(chain) = snapshot.roles.paths[holder].get(&permission.role) {
-                    path.extend(chain.iter().cloned());
+                if let Some(chain) = snapshot.roles.path(holder, permission.role) {
+                    path.extend(
+                        chain
+                            .into_iter()
+                            .map(|role| Arc::clone(&snapshot.roles.names[role])),
+                    );
                 }
                 reasons.push(Reason {
                     kind: ReasonKind::Role,

@@ -39,6 +39,7 @@ mod decode;
 pub mod diagnostic;
 mod engine;
 mod factors;
+pub mod limits;
 mod load;
 pub mod model;
 mod relations;

@@ -590,9 +590,11 @@ routes:
 #[test]
 fn conditions_at_the_depth_limit_evaluate_on_an_ordinary_thread() {
     // 23 nested brackets and a chain of 44 additions stay within the limits; evaluating them
-    // must not exhaust a default 2 MiB test thread stack, even in an unoptimized build.
+    // must not exhaust a default 2 MiB test thread stack, even in an unoptimized build. (The
+    // chain adds numbers: a chain of 44 request values, which may each be a list, is over the
+    // cost limit.)
     let nested = format!("{}context.n > 0{}", "(".repeat(23), ")".repeat(23));
-    let chain = format!("{} > 0", vec!["context.n"; 44].join(" + "));
+    let chain = format!("context.n + {} > 0", vec!["1"; 43].join(" + "));
     let snapshot = bundle(&format!(
         "rules:\n  - {{ id: N, effect: permit, actions: [\"a:b\"], when: \"{nested}\" }}\n  - {{ id: C, effect: permit, actions: [\"a:b\"], when: \"{chain}\" }}\n"
     ));

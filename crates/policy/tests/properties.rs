@@ -391,6 +391,66 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// A role grant allows exactly when the assigned role inherits the granting one, and the
+    /// reason's path is a shortest inheritance path between them.
+    #[test]
+    fn role_grants_follow_shortest_inheritance_paths(
+        edges in proptest::collection::vec((0usize..12, 0usize..12), 0..30),
+        assigned in 0usize..12,
+        wanted in 0usize..12,
+    ) {
+        let count = 12;
+        let edges: BTreeSet<(usize, usize)> = edges
+            .into_iter()
+            .filter(|(a, b)| a != b)
+            .map(|(a, b)| (a.max(b), a.min(b)))
+            .collect();
+        let mut policy = String::from("roles:\n");
+        for role in 0..count {
+            let parents: Vec<String> = edges.iter().filter(|(a, _)| *a == role).map(|(_, b)| format!("r{b}")).collect();
+            policy.push_str(&format!(
+                "  r{role}: {{ inherits: [{}], permissions: [\"x:use{role}\"] }}\n",
+                parents.join(", ")
+            ));
+        }
+        policy.push_str(&format!("principals:\n  p: {{ roles: [r{assigned}] }}\n"));
+        let snapshot = compile(vec![("tenant.yaml".into(), "tenant: acme\n".into()), ("p.yaml".into(), policy)]);
+        // Shortest distances from the assigned role, breadth-first.
+        let mut distance = vec![usize::MAX; count];
+        distance[assigned] = 0;
+        let mut queue = std::collections::VecDeque::from([assigned]);
+        while let Some(role) = queue.pop_front() {
+            for (_, parent) in edges.iter().filter(|(a, _)| *a == role) {
+                if distance[*parent] == usize::MAX {
+                    distance[*parent] = distance[role] + 1;
+                    queue.push_back(*parent);
+                }
+            }
+        }
+        let request: Request = common::request(json!({
+            "principal": {"id": "p"}, "action": format!("x:use{wanted}"),
+            "resource": {"type": "x", "id": "1"},
+        }));
+        let decision = decide(&snapshot, &request);
+        prop_assert_eq!(decision.is_allowed(), distance[wanted] != usize::MAX);
+        if decision.is_allowed() {
+            let path: Vec<String> = decision.reasons[0].path.iter().map(|step| step.to_string()).collect();
+            prop_assert_eq!(path.len(), distance[wanted] + 2, "{:?}", path);
+            prop_assert_eq!(&path[0], "p");
+            prop_assert_eq!(&path[1], &format!("r{assigned}"));
+            prop_assert_eq!(path.last().unwrap(), &format!("r{wanted}"));
+            for step in path[1..].windows(2) {
+                let from: usize = step[0][1..].parse().unwrap();
+                let to: usize = step[1][1..].parse().unwrap();
+                prop_assert!(edges.contains(&(from, to)), "{:?} is not an edge", step);
+            }
+        }
+    }
+}
+
 // ------------------------------------------------------------------ parser robustness
 
 const FRAGMENTS: &[&str] = &[

@@ -800,3 +800,174 @@ fn quotas_and_sensitive_attributes_are_checked() {
     )]);
     assert!(ok.is_empty(), "{ok:?}");
 }
+
+// ------------------------------------------------------------------ limits
+
+/// `r0` with a permission, and `rN` inheriting `rN-1` up to `count` roles (the reproduction of
+/// the inheritance chain that used to compile in cubic memory).
+fn role_chain(count: usize, closed: bool) -> String {
+    let mut policy = String::from("roles:\n");
+    for role in 0..count {
+        if role == 0 {
+            let first = if closed {
+                format!("inherits: [r{}], ", count - 1)
+            } else {
+                String::new()
+            };
+            policy.push_str(&format!("  r0: {{ {first}permissions: [\"app:x\"] }}\n"));
+        } else {
+            policy.push_str(&format!("  r{role}: {{ inherits: [r{}] }}\n", role - 1));
+        }
+    }
+    policy
+}
+
+#[test]
+fn a_thousand_role_inheritance_chain_is_refused_at_the_depth_limit() {
+    let diagnostics = problems(&role_chain(1000, false));
+    assert!(
+        diagnostics.iter().any(|d| d.code == Code::Limit
+            && d.message.contains("inheritance chain")
+            && d.message.contains(&format!(
+                "limit of {}",
+                portcullis_policy::limits::MAX_INHERITANCE_DEPTH
+            ))),
+        "{diagnostics:?}"
+    );
+    // A chain at the limit compiles.
+    let at_limit = role_chain(portcullis_policy::limits::MAX_INHERITANCE_DEPTH, false);
+    assert_eq!(problems(&at_limit), Vec::new());
+}
+
+#[test]
+fn a_thousand_role_inheritance_cycle_is_refused_before_any_closure_is_built() {
+    let diagnostics = problems(&role_chain(1000, true));
+    assert_eq!(
+        diagnostics.iter().filter(|d| d.code == Code::Cycle).count(),
+        1,
+        "{diagnostics:?}"
+    );
+    assert!(
+        diagnostics[0].message.contains("r0 -> r999"),
+        "{}",
+        diagnostics[0].message
+    );
+}
+
+#[test]
+fn sections_over_their_limits_are_refused_where_the_limit_is_passed() {
+    let limit = portcullis_policy::limits::MAX_ROLES;
+    let mut policy = String::from("roles:\n");
+    for role in 0..=limit {
+        policy.push_str(&format!(
+            "  role{role:05}: {{ permissions: [\"app:x\"] }}\n"
+        ));
+    }
+    let diagnostics = problems(&policy);
+    // Roles are kept in name order; the first one past the limit is role10000, on line 10,002.
+    assert_one(
+        &diagnostics,
+        "policy.yaml",
+        (limit + 2) as u32,
+        3,
+        Code::Limit,
+        &format!(
+            "{} roles in the bundle, more than the limit of {limit}",
+            limit + 1
+        ),
+    );
+
+    let mut policy = String::from("factors:\n  wide:\n    ip:\n");
+    for entry in 0..=portcullis_policy::limits::MAX_FACTOR_ENTRIES {
+        policy.push_str(&format!(
+            "      - 10.{}.{}.0/24\n",
+            entry / 256 % 256,
+            entry % 256
+        ));
+    }
+    assert_one(
+        &problems(&policy),
+        "policy.yaml",
+        2,
+        3,
+        Code::Limit,
+        "entries of factor `wide`",
+    );
+}
+
+#[test]
+fn wildcards_resolving_past_the_limit_are_refused() {
+    // 1,001 roles with `*:*` each apply to each of 1,000 declared actions: 1,001,000 pairs.
+    let mut policy = String::from("roles:\n");
+    for role in 0..1001 {
+        policy.push_str(&format!("  r{role}: {{ permissions: [\"*:*\"] }}\n"));
+    }
+    policy.push_str("actions:\n");
+    for action in 0..1000 {
+        policy.push_str(&format!("  \"a:v{action}\": {{}}\n"));
+    }
+    let diagnostics = problems(&policy);
+    assert!(
+        diagnostics
+            .iter()
+            .any(|d| d.code == Code::Limit && d.message.contains("resolved")),
+        "{diagnostics:?}"
+    );
+}
+
+/// The 342-byte condition of the hostile-author reproduction: seven nested loops over ten
+/// numbers, 10^7 steps per decision.
+fn seven_nested_loops() -> String {
+    let mut text = String::from("principal.id == 'nobody'");
+    for depth in 0..7 {
+        text = format!("[0,1,2,3,4,5,6,7,8,9].exists(v{depth}, {text})");
+    }
+    text
+}
+
+#[test]
+fn costly_conditions_are_refused_at_load_with_their_location_and_estimate() {
+    let condition = seven_nested_loops();
+    let policy = format!(
+        "roles:\n  r: {{ permissions: [{{ permission: \"app:x\", when: \"{condition}\" }}] }}\nrules:\n  - {{ id: R, effect: permit, actions: [\"app:y\"], when: \"{condition}\" }}\nfactors:\n  F: {{ cel: \"{condition}\" }}\n"
+    );
+    let diagnostics = problems(&policy);
+    let costly: Vec<&Diagnostic> = diagnostics
+        .iter()
+        .filter(|d| d.code == Code::Cel && d.message.contains("too costly"))
+        .collect();
+    assert_eq!(costly.len(), 3, "{diagnostics:?}");
+    for diagnostic in costly {
+        assert!(
+            diagnostic.message.contains("estimated cost")
+                && diagnostic.message.contains("runs up to 10 times"),
+            "{diagnostic}"
+        );
+        assert!(diagnostic.location.pos.is_some(), "{diagnostic}");
+    }
+    // The condition of a rule is located inside the YAML line that holds it.
+    assert!(
+        diagnostics.iter().any(|d| d
+            .location
+            .pos
+            .is_some_and(|pos| pos.line == 4 && pos.column > 60)),
+        "{diagnostics:?}"
+    );
+}
+
+#[test]
+fn a_bundle_at_every_limit_compiles() {
+    let files = portcullis_policy::limits::bundle_at_limits();
+    let snapshot = match compile_files("limits".as_ref(), &files, &LoadOptions::default()) {
+        Ok(snapshot) => snapshot,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(
+        snapshot.role_names().count(),
+        portcullis_policy::limits::MAX_ROLES
+    );
+    assert_eq!(
+        snapshot.bundle_tuples().len(),
+        portcullis_policy::limits::MAX_BUNDLE_TUPLES
+    );
+}
