@@ -46,8 +46,8 @@ pub trait TenantLog: Send {
     /// Time-driven work (checkpoints by age, rotation).
     fn tick(&mut self) -> Result<(), AuditError>;
 
-    /// Clean shutdown: a final checkpoint if records are unsealed (or the log is empty), then
-    /// sync.
+    /// Clean shutdown: a final checkpoint unless the stored chain already ends with one (an
+    /// empty log that never had one gets one too), then sync.
     fn close(self: Box<Self>) -> Result<(), AuditError>;
 }
 
@@ -62,17 +62,21 @@ pub(crate) struct Chain {
     last_hash: Hash,
     unsealed: u64,
     unsealed_since: Instant,
+    /// The chain ends with a checkpoint for its head (written or buffered): a clean close has
+    /// nothing to seal. Kept apart from `unsealed` so that reopening a sealed log, even an empty
+    /// one, and closing it again adds no checkpoint.
+    sealed: bool,
 }
 
 impl Chain {
-    /// A chain resuming after `last` (`None`: an empty chain).
+    /// A chain resuming where the stored lines `tail` end (nothing stored: an empty chain).
     pub(crate) fn new(
         tenant: &str,
         options: &StoreOptions,
         key: Arc<SigningKey>,
-        last: Option<(u64, Hash)>,
+        tail: &TailState,
     ) -> Chain {
-        let (last_seq, last_hash) = last.unwrap_or((0, ZERO_HASH));
+        let (last_seq, last_hash) = tail.last.unwrap_or((0, ZERO_HASH));
         Chain {
             tenant: tenant.to_owned(),
             key,
@@ -82,6 +86,7 @@ impl Chain {
             last_hash,
             unsealed: 0,
             unsealed_since: Instant::now(),
+            sealed: tail.is_sealed(),
         }
     }
 
@@ -112,6 +117,7 @@ impl Chain {
             self.unsealed_since = Instant::now();
         }
         self.unsealed += 1;
+        self.sealed = false;
         (seq, hash)
     }
 
@@ -128,6 +134,7 @@ impl Chain {
         let checkpoint =
             Checkpoint::sign(&self.key, &self.tenant, self.last_seq, &self.last_hash, ts);
         self.unsealed = 0;
+        self.sealed = true;
         (checkpoint, ts)
     }
 
@@ -141,10 +148,11 @@ impl Chain {
         self.unsealed > 0 && self.unsealed_since.elapsed() >= self.checkpoint_interval
     }
 
-    /// Whether a clean close must write a checkpoint: records are unsealed, or nothing was ever
-    /// written (an empty log still ends with a signed statement that it is empty).
+    /// Whether a clean close must write a checkpoint: the chain does not end with one, i.e.
+    /// records follow the last checkpoint, or nothing was ever written (an empty log still ends
+    /// with a signed statement that it is empty).
     pub(crate) fn needs_final_checkpoint(&self) -> bool {
-        self.unsealed > 0 || self.last_seq == 0
+        !self.sealed
     }
 }
 
@@ -159,6 +167,17 @@ pub(crate) struct TailState {
 }
 
 impl TailState {
+    /// Whether the stored lines end with a checkpoint (which covers the head): nothing to seal.
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.last.is_some() && !self.last_line_is_record
+    }
+
+    /// Whether the stored lines end with records no checkpoint covers: what a crash leaves,
+    /// and what opening the log seals.
+    pub(crate) fn is_unsealed(&self) -> bool {
+        self.last_line_is_record && self.last.is_some_and(|(seq, _)| seq > 0)
+    }
+
     /// Scans complete lines (newline-separated); returns how many record lines there were.
     pub(crate) fn scan(&mut self, bytes: &[u8]) -> u64 {
         let mut records = 0;

@@ -202,7 +202,9 @@ pub struct FileLog {
 
 impl FileLog {
     /// Opens (creating if needed) `<root>/<tenant>`, recovering from a crash: a torn final line
-    /// is cut, the chain resumes from the last complete record, and a checkpoint seals it.
+    /// is cut, the chain resumes from the last complete record, and when records follow the
+    /// last checkpoint (or a line was cut) a checkpoint seals them, fsynced before this returns.
+    /// A log that ends with a checkpoint is opened without writing anything.
     pub fn open(
         root: &Path,
         tenant: &str,
@@ -305,8 +307,7 @@ impl FileLog {
                 sync_dir(&dir)?;
             }
         }
-        let chain = Chain::new(tenant, &options, key, state.last);
-        let last_seq = chain.head().0;
+        let chain = Chain::new(tenant, &options, key, &state);
         let mut log = FileLog {
             dir,
             chain,
@@ -316,13 +317,22 @@ impl FileLog {
             segment_bytes,
             segment_records,
             segment_started: Instant::now(),
-            pending: Vec::with_capacity(1 << 20),
+            // Grown by the first commits and kept (cleared, not freed) from then on: every
+            // stored log is opened at start, and most of them may never be written again.
+            pending: Vec::new(),
             dirty: false,
             compressor: None,
         };
-        if torn || (state.last_line_is_record && last_seq > 0) {
+        // Seal what a crash left: records after the last checkpoint, or a cut torn line. Only
+        // a line is appended; nothing written before is touched.
+        if torn || state.is_unsealed() {
             log.checkpoint()?;
             log.sync()?;
+            tracing::warn!(
+                tenant,
+                seq = log.head().0,
+                "audit: sealed the log a crash left unsealed with a checkpoint"
+            );
         }
         for segment in to_compress {
             log.spawn_compression(segment.path);

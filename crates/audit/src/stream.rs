@@ -98,16 +98,21 @@ impl StreamLog {
             }
             next_position = position + 1;
         }
-        let chain = Chain::new(tenant, &options, key, state.last);
+        let chain = Chain::new(tenant, &options, key, &state);
         let mut log = StreamLog {
             chain,
             sink,
             next_position,
             pending: Vec::new(),
         };
-        if state.last_line_is_record && log.chain.head().0 > 0 {
+        if state.is_unsealed() {
             TenantLog::checkpoint(&mut log)?;
             TenantLog::sync(&mut log)?;
+            tracing::warn!(
+                tenant,
+                seq = log.chain.head().0,
+                "audit: sealed the stream a crash left unsealed with a checkpoint"
+            );
         }
         Ok(log)
     }

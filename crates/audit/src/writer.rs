@@ -2,8 +2,10 @@
 //!
 //! Owns the bounded buffer, the single writer thread (which assigns `seq`/`prev` in write order
 //! for every tenant, so stored order is chain order; the tenant logs are files or line streams,
-//! see [`LogOpener`]), the per-tenant policies (masking, sampling,
-//! full-buffer behaviour) and durability acknowledgements. Records are masked on the caller's
+//! see [`LogOpener`]), the per-tenant policies (masking, sampling, full-buffer behaviour),
+//! durability acknowledgements and the recovery of every stored tenant log when the writer
+//! starts (so a tail a crash left unsealed is sealed at once, not at the tenant's next write,
+//! and the log is closed with the others at shutdown). Records are masked on the caller's
 //! thread before they are queued. It must not drop a record silently: a record that cannot be
 //! queued is refused to the caller, who then fails the decision closed.
 //!
@@ -26,10 +28,13 @@ use crate::chain::TenantLog;
 use crate::keys::SigningKey;
 use crate::mask::{Masker, MaskingConfig, derive_pseudonym_key};
 use crate::record::{Kind, Outcome, Record};
-use crate::store::{FileLog, Receipt, StoreOptions};
+use crate::store::{FileLog, Receipt, StoreOptions, list_segments};
 use crate::stream::{LineSink, StreamLog};
 
-/// Opens a tenant's log, on the writer thread, the first time the tenant is written.
+/// Opens tenants' logs for the writer: every stored log when the writer starts (see
+/// [`stored_tenants`](LogOpener::stored_tenants)), the logs [`AuditLog::recover`] names, and any
+/// other the first time its tenant is written. Opening recovers a log, which seals with a
+/// checkpoint the records a crash left after the last one.
 pub trait LogOpener: Send + 'static {
     /// Opens (and recovers) `tenant`'s log.
     fn open(
@@ -38,6 +43,20 @@ pub trait LogOpener: Send + 'static {
         options: &StoreOptions,
         key: Arc<SigningKey>,
     ) -> Result<Box<dyn TenantLog>, AuditError>;
+
+    /// The tenants whose logs are stored, opened (so recovered and sealed) before the writer
+    /// starts. The default lists none: logs are then recovered when first written or named to
+    /// [`AuditLog::recover`].
+    fn stored_tenants(&mut self) -> Result<Vec<String>, AuditError> {
+        Ok(Vec::new())
+    }
+
+    /// Whether `tenant` has a stored log ([`AuditLog::recover`] opens only those, so that
+    /// recovering never creates a log). The default, for an opener that cannot tell, is no.
+    fn has_log(&mut self, tenant: &str) -> Result<bool, AuditError> {
+        let _ = tenant;
+        Ok(false)
+    }
 }
 
 /// Tenant logs as segment files under a root folder ([`FileLog`]).
@@ -66,6 +85,36 @@ impl LogOpener for FileOpener {
             options.clone(),
             key,
         )?))
+    }
+
+    /// Every folder under the root named like a tenant that holds at least one segment (other
+    /// folders are left alone: opening one would create a log).
+    fn stored_tenants(&mut self) -> Result<Vec<String>, AuditError> {
+        let entries = match std::fs::read_dir(&self.root) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => return Err(AuditError::io(&self.root, source)),
+        };
+        let mut tenants = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| AuditError::io(&self.root, source))?;
+            let Ok(tenant) = entry.file_name().into_string() else {
+                continue;
+            };
+            if crate::validate_tenant(&tenant).is_ok()
+                && entry.file_type().is_ok_and(|kind| kind.is_dir())
+                && self.has_log(&tenant)?
+            {
+                tenants.push(tenant);
+            }
+        }
+        tenants.sort();
+        Ok(tenants)
+    }
+
+    fn has_log(&mut self, tenant: &str) -> Result<bool, AuditError> {
+        crate::validate_tenant(tenant)?;
+        Ok(!list_segments(&self.root.join(tenant))?.is_empty())
     }
 }
 
@@ -98,6 +147,14 @@ where
             key,
             sink,
         )?))
+    }
+
+    /// Whether the tenant's stream holds any line. (The sink function cannot list tenants:
+    /// [`stored_tenants`](LogOpener::stored_tenants) keeps its default; an opener over a store
+    /// that can list them implements it.)
+    fn has_log(&mut self, tenant: &str) -> Result<bool, AuditError> {
+        crate::validate_tenant(tenant)?;
+        Ok((self.0)(tenant)?.last()?.is_some())
     }
 }
 
@@ -208,6 +265,8 @@ enum Item {
     },
     Durable(Box<Record>, oneshot::Sender<Result<Receipt, AuditError>>),
     Flush(oneshot::Sender<Result<(), AuditError>>),
+    /// Open the stored logs of these tenants that are not open yet ([`AuditLog::recover`]).
+    Recover(Vec<String>, oneshot::Sender<Result<(), AuditError>>),
 }
 
 #[derive(Default)]
@@ -276,6 +335,11 @@ impl AuditLog {
 
     /// Starts the writer over the tenant logs `opener` opens (files, line streams...);
     /// `config.root` is not used.
+    ///
+    /// Before it returns, every log the opener lists as stored is opened, which recovers it:
+    /// a log a crash left with records after its last checkpoint is sealed with a checkpoint
+    /// now, whether or not its tenant is ever written again, and [`shutdown`](AuditLog::shutdown)
+    /// closes it cleanly. A log that cannot be recovered is an error (nothing starts).
     pub fn open_with(
         config: AuditConfig,
         key: SigningKey,
@@ -299,6 +363,13 @@ impl AuditLog {
                 });
             }
         }
+        let mut opener = opener;
+        let key = Arc::new(key);
+        let mut logs = HashMap::new();
+        for tenant in opener.stored_tenants()? {
+            let log = opener.open(&tenant, &config.store, Arc::clone(&key))?;
+            logs.insert(tenant, log);
+        }
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
@@ -320,9 +391,9 @@ impl AuditLog {
             shared: Arc::clone(&shared),
             opener: Box::new(opener),
             options: config.store,
-            key: Arc::new(key),
+            key,
             flush_interval: Duration::from_millis(config.flush_interval_ms.max(1)),
-            logs: HashMap::new(),
+            logs,
         };
         let thread = std::thread::Builder::new()
             .name("audit-writer".to_owned())
@@ -490,9 +561,27 @@ impl AuditLog {
         })?
     }
 
-    /// Stops accepting records, writes everything queued, writes a final checkpoint per tenant,
-    /// fsyncs and joins the writer thread. Blocks; from async code call it in `spawn_blocking`
-    /// or after the runtime's work is done.
+    /// Opens the stored logs of `tenants` that are not open yet, as if the writer had listed
+    /// them at start: opening seals with a checkpoint what a crash left after a log's last one,
+    /// and [`shutdown`](AuditLog::shutdown) then closes them with the others. For openers that
+    /// cannot list their logs (a store whose tenants the caller knows better); tenants without
+    /// a stored log are skipped, so no log is created. Returns the first failure to open one.
+    pub async fn recover(
+        &self,
+        tenants: impl IntoIterator<Item = String>,
+    ) -> Result<(), AuditError> {
+        let (sender, receiver) = oneshot::channel();
+        self.shared
+            .push(Item::Recover(tenants.into_iter().collect(), sender))?;
+        receiver.await.map_err(|_| AuditError::Closed {
+            reason: "writer stopped".to_owned(),
+        })?
+    }
+
+    /// Stops accepting records, writes everything queued, writes a final checkpoint for every
+    /// open tenant log that does not end with one (every stored log is open, see
+    /// [`open_with`](AuditLog::open_with)), fsyncs and joins the writer thread. Blocks; from
+    /// async code call it in `spawn_blocking` or after the runtime's work is done.
     pub fn shutdown(&self) -> Result<(), AuditError> {
         if let Ok(mut queue) = self.shared.queue.lock() {
             queue.closed = true;
@@ -838,6 +927,9 @@ impl Writer {
                         durable.push((sender, result));
                     }
                     Item::Flush(sender) => flushes.push(sender),
+                    Item::Recover(tenants, sender) => {
+                        let _ = sender.send(self.recover(&tenants));
+                    }
                 }
             }
             bytes.clear();
@@ -928,6 +1020,35 @@ impl Writer {
 
     fn append(&mut self, record: &mut Record) -> Result<(u64, crate::record::Hash), AuditError> {
         self.log_for(&record.tenant)?.append(record)
+    }
+
+    /// Opens the stored logs of `tenants` not open yet (recovering them); the first failure.
+    fn recover(&mut self, tenants: &[String]) -> Result<(), AuditError> {
+        let mut first_error = None;
+        for tenant in tenants {
+            if self.logs.contains_key(tenant) {
+                continue;
+            }
+            let opened = match self.opener.has_log(tenant) {
+                Ok(true) => self
+                    .opener
+                    .open(tenant, &self.options, Arc::clone(&self.key))
+                    .map(Some),
+                Ok(false) => Ok(None),
+                Err(error) => Err(error),
+            };
+            match opened {
+                Ok(Some(log)) => {
+                    self.logs.insert(tenant.clone(), log);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::error!(%error, tenant, "audit: cannot recover a tenant log");
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
     }
 
     /// The tenant's log, opened (with crash recovery) on first use.

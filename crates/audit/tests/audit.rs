@@ -490,6 +490,184 @@ fn reopen_after_clean_close_adds_no_checkpoint_and_continues() {
     assert_eq!(report.checkpoints, 2);
 }
 
+/// Appends `count` records for `tenant` under `root` and makes them durable, then stops
+/// cleanly (`crash` false) or the way a crash does: no close, so no final checkpoint. Returns
+/// the active segment.
+fn write_tenant(root: &Path, tenant: &str, count: u64, crash: bool) -> PathBuf {
+    let mut log = FileLog::open(root, tenant, options(1000), Arc::new(key())).unwrap();
+    for index in 1..=count {
+        let mut record = record(index);
+        record.tenant = tenant.to_owned();
+        log.append(&mut record).unwrap();
+    }
+    if crash {
+        log.sync().unwrap();
+        drop(log);
+    } else {
+        log.close().unwrap();
+    }
+    root.join(tenant).join("seg-00000000000000000001.jsonl")
+}
+
+fn crash_after(root: &Path, tenant: &str, count: u64) -> PathBuf {
+    write_tenant(root, tenant, count, true)
+}
+
+fn verify_tenant(root: &Path, tenant: &str) -> Report {
+    verify_dir(root, tenant, &key().verifying_key()).unwrap()
+}
+
+fn checkpoint_count(path: &Path) -> usize {
+    lines(path)
+        .iter()
+        .filter(|line| line.contains("\"kind\":\"checkpoint\""))
+        .count()
+}
+
+#[test]
+fn reopen_after_a_crash_writes_a_checkpoint_and_reopen_of_a_sealed_log_writes_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = crash_after(dir.path(), TENANT, 5);
+    let unsealed = verify(dir.path());
+    assert_eq!(
+        unsealed.problem.unwrap().kind,
+        ProblemKind::UnsealedTail,
+        "the crash left records after the last checkpoint"
+    );
+    assert_eq!(checkpoint_count(&path), 0);
+
+    // Opening seals the tail at once, durably, before anything is written.
+    let log = FileLog::open(dir.path(), TENANT, options(1000), Arc::new(key())).unwrap();
+    let after_open = std::fs::read(&path).unwrap();
+    let last = lines(&path).pop().unwrap();
+    assert!(last.contains("\"kind\":\"checkpoint\""), "{last}");
+    assert!(
+        last.contains("\"seq\":5,"),
+        "it covers the last record: {last}"
+    );
+    let report = verify(dir.path());
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.records, report.checkpoints), (5, 1));
+
+    // A sealed log: neither a reopen (after another crash) nor a clean close adds a line.
+    drop(log);
+    let log = FileLog::open(dir.path(), TENANT, options(1000), Arc::new(key())).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), after_open);
+    log.close().unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), after_open);
+    FileLog::open(dir.path(), TENANT, options(1000), Arc::new(key()))
+        .unwrap()
+        .close()
+        .unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), after_open);
+}
+
+#[test]
+fn an_empty_log_is_sealed_once_not_at_every_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir
+        .path()
+        .join(TENANT)
+        .join("seg-00000000000000000001.jsonl");
+    for _ in 0..3 {
+        FileLog::open(dir.path(), TENANT, options(1000), Arc::new(key()))
+            .unwrap()
+            .close()
+            .unwrap();
+        assert_eq!(checkpoint_count(&path), 1);
+    }
+    let report = verify(dir.path());
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.records, report.checkpoints), (0, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_writer_seals_every_stored_log_at_start_and_shutdown_without_new_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // Two tenants a crash left unsealed, one closed cleanly, and folders that hold no log.
+    let acme = crash_after(root, "acme", 7);
+    let beta = crash_after(root, "beta", 3);
+    let gamma = write_tenant(root, "gamma", 4, false);
+    std::fs::create_dir_all(root.join("no-segments")).unwrap();
+    std::fs::create_dir_all(root.join("not a tenant")).unwrap();
+    std::fs::write(
+        root.join("not a tenant")
+            .join("seg-00000000000000000001.jsonl"),
+        "x\n",
+    )
+    .unwrap();
+    let gamma_before = std::fs::read(&gamma).unwrap();
+    for tenant in ["acme", "beta"] {
+        assert_eq!(
+            verify_tenant(root, tenant).problem.unwrap().kind,
+            ProblemKind::UnsealedTail
+        );
+    }
+
+    // Opening the writer recovers every stored log: the crashed ones are sealed before it
+    // returns, though neither tenant writes again.
+    let log = AuditLog::open(AuditConfig::new(root), key(), b"master").unwrap();
+    for (tenant, path, records) in [("acme", &acme, 7), ("beta", &beta, 3)] {
+        let report = verify_tenant(root, tenant);
+        assert!(report.is_ok(), "{tenant} sealed at start: {report:?}");
+        assert_eq!((report.records, report.checkpoints), (records, 1));
+        assert_eq!(checkpoint_count(path), 1);
+    }
+    assert_eq!(std::fs::read(&gamma).unwrap(), gamma_before);
+    let sealed_at_start = (std::fs::read(&acme).unwrap(), std::fs::read(&beta).unwrap());
+
+    // Recovering tenants by name opens only stored logs: none is created.
+    log.recover(["acme".to_owned(), "delta".to_owned()])
+        .await
+        .unwrap();
+    tokio::task::spawn_blocking(move || log.shutdown().unwrap())
+        .await
+        .unwrap();
+    assert!(!root.join("delta").exists());
+    assert!(list_dir(&root.join("no-segments")).is_empty());
+    assert_eq!(list_dir(&root.join("not a tenant")).len(), 1);
+
+    // A clean shutdown of sealed logs, and a second start and stop, add nothing.
+    assert_eq!(
+        (std::fs::read(&acme).unwrap(), std::fs::read(&beta).unwrap()),
+        sealed_at_start
+    );
+    let log = AuditLog::open(AuditConfig::new(root), key(), b"master").unwrap();
+    tokio::task::spawn_blocking(move || log.shutdown().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        (std::fs::read(&acme).unwrap(), std::fs::read(&beta).unwrap()),
+        sealed_at_start
+    );
+    assert_eq!(std::fs::read(&gamma).unwrap(), gamma_before);
+    for tenant in ["acme", "beta", "gamma"] {
+        let report = verify_tenant(root, tenant);
+        assert!(report.is_ok(), "{tenant}: {report:?}");
+    }
+
+    // Now that the tail is sealed, cutting the last record is caught.
+    let mut all = lines(&acme);
+    let at = line_of(&all, 7);
+    all.remove(at - 1);
+    write_lines(&acme, &all);
+    let report = verify_tenant(root, "acme");
+    assert!(!report.is_ok_while_live(), "{report:?}");
+    let problem = report.problem.unwrap();
+    assert_eq!(
+        (problem.kind, problem.seq),
+        (ProblemKind::Truncated, Some(7))
+    );
+}
+
+fn list_dir(path: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(path)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect()
+}
+
 #[test]
 fn key_files_round_trip() {
     let dir = tempfile::tempdir().unwrap();

@@ -8,6 +8,7 @@
     reason = "tests fail loudly"
 )]
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -390,4 +391,155 @@ async fn the_writer_group_commits_to_the_sink_and_fails_closed() {
     );
     assert!(log.shutdown().is_err());
     assert_eq!(sink.stored().len(), stored.len(), "nothing half-written");
+}
+
+/// Several tenants' streams in memory, like the table, behind an opener that can list the
+/// tenants with a stream (as the service's store opener does).
+#[derive(Clone, Default)]
+struct MemoryStore {
+    sinks: Arc<Mutex<HashMap<String, MemorySink>>>,
+}
+
+impl MemoryStore {
+    fn sink(&self, tenant: &str) -> MemorySink {
+        self.sinks
+            .lock()
+            .unwrap()
+            .entry(tenant.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+impl LogOpener for MemoryStore {
+    fn open(
+        &mut self,
+        tenant: &str,
+        options: &StoreOptions,
+        key: Arc<SigningKey>,
+    ) -> Result<Box<dyn TenantLog>, AuditError> {
+        let sink = Box::new(self.sink(tenant));
+        Ok(Box::new(StreamLog::open(
+            tenant,
+            options.clone(),
+            key,
+            sink,
+        )?))
+    }
+
+    fn stored_tenants(&mut self) -> Result<Vec<String>, AuditError> {
+        Ok(self
+            .sinks
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, sink)| !sink.stored().is_empty())
+            .map(|(tenant, _)| tenant.clone())
+            .collect())
+    }
+
+    fn has_log(&mut self, tenant: &str) -> Result<bool, AuditError> {
+        Ok(!self.sink(tenant).stored().is_empty())
+    }
+}
+
+/// Stores `count` records in `sink` and stops the way a crash does (no close).
+fn crash_stream(sink: &MemorySink, count: u64) {
+    let mut stream = StreamLog::open(
+        TENANT,
+        options(1000),
+        Arc::new(key()),
+        Box::new(sink.clone()),
+    )
+    .unwrap();
+    for index in 1..=count {
+        TenantLog::append(&mut stream, &mut record(index)).unwrap();
+    }
+    TenantLog::sync(&mut stream).unwrap();
+    drop(stream);
+    assert_eq!(
+        verify_stream(&sink.stored()).problem.unwrap().kind,
+        ProblemKind::UnsealedTail,
+        "the crash left records after the last checkpoint"
+    );
+}
+
+fn writer_config() -> AuditConfig {
+    AuditConfig {
+        flush_interval_ms: 5,
+        store: options(1000),
+        ..AuditConfig::new("unused")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_stream_is_sealed_when_the_writer_starts_and_never_again() {
+    let store = MemoryStore::default();
+    let sink = store.sink(TENANT);
+    crash_stream(&sink, 6);
+
+    // Sealed before `open_with` returns, though the tenant writes nothing.
+    let log = AuditLog::open_with(writer_config(), key(), b"master", store.clone()).unwrap();
+    let sealed = sink.stored();
+    assert_eq!(sealed.len(), 7);
+    assert_eq!((sealed[6].kind, sealed[6].seq), ("checkpoint", 6));
+    let report = verify_stream(&sealed);
+    assert!(report.is_ok(), "{report:?}");
+
+    // A clean shutdown, and another start and stop, add nothing to a sealed stream.
+    tokio::task::spawn_blocking(move || log.shutdown().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sink.stored(), sealed);
+    let log = AuditLog::open_with(writer_config(), key(), b"master", store.clone()).unwrap();
+    tokio::task::spawn_blocking(move || log.shutdown().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(sink.stored(), sealed);
+
+    // Sealed, the stream reveals a cut of its last record.
+    let mut cut = sealed.clone();
+    cut.remove(5);
+    let problem = verify_stream(&cut).problem.unwrap();
+    assert_eq!(
+        (problem.kind, problem.seq),
+        (ProblemKind::Truncated, Some(6))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_seals_the_named_streams_that_exist_and_creates_none() {
+    let store = MemoryStore::default();
+    let sink = store.sink(TENANT);
+    crash_stream(&sink, 4);
+    let crashed = sink.stored();
+
+    // A sink function cannot list tenants: nothing is recovered at start...
+    let sinks = store.clone();
+    let log = AuditLog::open_with(
+        writer_config(),
+        key(),
+        b"master",
+        StreamOpener(move |tenant: &str| Ok(Box::new(sinks.sink(tenant)) as Box<dyn LineSink>)),
+    )
+    .unwrap();
+    assert_eq!(sink.stored(), crashed);
+
+    // ...until the caller names the tenants it knows; one without a stream gets none.
+    log.recover([TENANT.to_owned(), "beta".to_owned()])
+        .await
+        .unwrap();
+    let sealed = sink.stored();
+    assert_eq!(sealed.len(), crashed.len() + 1);
+    assert_eq!(sealed.last().unwrap().kind, "checkpoint");
+    assert!(verify_stream(&sealed).is_ok());
+    tokio::task::spawn_blocking(move || log.shutdown().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        sink.stored(),
+        sealed,
+        "a sealed stream closes without a line"
+    );
+    assert!(store.sink("beta").stored().is_empty(), "no stream created");
 }

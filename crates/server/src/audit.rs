@@ -24,14 +24,14 @@ use std::time::{Duration, Instant};
 
 use portcullis_audit::{
     AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Kind, Outcome, Receipt, Record,
-    SigningKey, StreamOpener, TenantPolicy, VerifyingKey,
+    SigningKey, TenantPolicy, VerifyingKey,
 };
 use portcullis_core::{Decision, Effect, Request};
 use portcullis_store::StoreConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::audit_store::StoreTrail;
+use crate::audit_store::{StoreOpener, StoreTrail};
 
 /// The `[audit]` section of the configuration file.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -214,8 +214,11 @@ fn read_or_create_secret(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 impl Auditor {
-    /// Opens the log (recovering it after a crash) with its keys; with the store backend, on
-    /// the store `store` describes (through a pool of its own, see [`crate::audit_store`]).
+    /// Opens the log with its keys; with the store backend, on the store `store` describes
+    /// (through a pool of its own, see [`crate::audit_store`]). Every stored tenant log is
+    /// recovered before this returns: records a crash left after a log's last checkpoint are
+    /// sealed with one, whether or not the tenant is written again (for the store backend,
+    /// the tenants of the store's directory; see [`Auditor::recover`] for the others).
     pub async fn open(settings: &AuditSettings, store: &StoreConfig) -> Result<Auditor, String> {
         let key = if settings.signing_key_file.exists() {
             SigningKey::load(&settings.signing_key_file).map_err(|e| e.to_string())?
@@ -246,10 +249,14 @@ impl Auditor {
             ),
             AuditBackend::Store => {
                 let trail = StoreTrail::open(store).await?;
-                let opener = StreamOpener(move |tenant: &str| trail.sink(tenant));
                 (
-                    AuditLog::open_with(settings.config.clone(), key, &secret, opener)
-                        .map_err(|e| e.to_string())?,
+                    AuditLog::open_with(
+                        settings.config.clone(),
+                        key,
+                        &secret,
+                        StoreOpener::new(trail),
+                    )
+                    .map_err(|e| e.to_string())?,
                     None,
                 )
             }
@@ -356,7 +363,15 @@ impl Auditor {
         self.log.flush().await
     }
 
-    /// Flushes and seals every tenant's log with a final checkpoint.
+    /// Recovers the stored logs of `tenants` that are not open yet (a crash's unsealed tail is
+    /// sealed now, and [`shutdown`](Auditor::shutdown) closes them with the others). The
+    /// service names the tenants it serves before it shuts down: with the store backend, a
+    /// tenant that is not in the store's directory is not found at start.
+    pub async fn recover(&self, tenants: Vec<String>) -> Result<(), AuditError> {
+        self.log.recover(tenants).await
+    }
+
+    /// Flushes and seals every open tenant log that does not end with a checkpoint.
     pub fn shutdown(&self) -> Result<(), AuditError> {
         self.log.shutdown()
     }

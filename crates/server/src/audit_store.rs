@@ -11,13 +11,22 @@
 //! [`TenantStore::append_audit`](portcullis_store::TenantStore::append_audit), so the tenant
 //! scoping and row-level security of every store write apply.
 //!
+//! Recovery: [`StoreOpener`] lists the store's tenants that have a stream, so the audit writer
+//! opens them all at start and seals what a crash left after a stream's last checkpoint. A
+//! stream the store's tenant directory does not list (a tenant from bundle folders only, or a
+//! deleted one) cannot be found from here: the service names the tenants it serves at shutdown
+//! ([`AuditLog::recover`](portcullis_audit::AuditLog::recover)).
+//!
 //! Reading never trusts the lookup columns alone: query results are parsed from the stored
 //! lines and filtered again; verification reads only the lines.
 
 use std::sync::mpsc;
 
+use std::sync::Arc;
+
 use portcullis_audit::{
-    AuditError, Filter, LineSink, Page, Record, Report, StreamLine, Verifier, VerifyingKey,
+    AuditError, Filter, LineSink, LogOpener, Page, Record, Report, SigningKey, StoreOptions,
+    StreamLine, StreamLog, TenantLog, Verifier, VerifyingKey,
 };
 use portcullis_store::{AuditFilter, AuditLine, Store, StoreConfig, TenantId};
 
@@ -42,6 +51,8 @@ enum Job {
         tenant: TenantId,
         reply: Reply<Option<(u64, Vec<u8>)>>,
     },
+    /// The tenants of the store's directory.
+    Tenants { reply: Reply<Vec<TenantId>> },
 }
 
 /// The writer side: a thread owning a runtime and a pool, fed batches by the audit writer.
@@ -77,6 +88,56 @@ impl StoreTrail {
             tenant,
             jobs: self.jobs.clone(),
         }))
+    }
+
+    /// The tenants in the store's directory (on every database), with a stream or not.
+    fn directory(&self) -> Result<Vec<TenantId>, AuditError> {
+        ask(&self.jobs, |reply| Job::Tenants { reply })
+    }
+}
+
+/// The audit writer's opener over the table: one [`StreamLog`] per tenant stream.
+#[derive(Debug, Clone)]
+pub struct StoreOpener {
+    trail: StoreTrail,
+}
+
+impl StoreOpener {
+    /// Streams written through `trail`.
+    pub fn new(trail: StoreTrail) -> StoreOpener {
+        StoreOpener { trail }
+    }
+}
+
+impl LogOpener for StoreOpener {
+    fn open(
+        &mut self,
+        tenant: &str,
+        options: &StoreOptions,
+        key: Arc<SigningKey>,
+    ) -> Result<Box<dyn TenantLog>, AuditError> {
+        let sink = self.trail.sink(tenant)?;
+        Ok(Box::new(StreamLog::open(
+            tenant,
+            options.clone(),
+            key,
+            sink,
+        )?))
+    }
+
+    /// The directory's tenants whose stream holds a line.
+    fn stored_tenants(&mut self) -> Result<Vec<String>, AuditError> {
+        let mut tenants = Vec::new();
+        for tenant in self.trail.directory()? {
+            if self.has_log(tenant.as_str())? {
+                tenants.push(tenant.as_str().to_owned());
+            }
+        }
+        Ok(tenants)
+    }
+
+    fn has_log(&mut self, tenant: &str) -> Result<bool, AuditError> {
+        Ok(self.trail.sink(tenant)?.last()?.is_some())
     }
 }
 
@@ -129,6 +190,13 @@ fn serve_jobs(
                     });
                 let _ = reply.send(result);
             }
+            Job::Tenants { reply } => {
+                let result = runtime
+                    .block_on(store.directory())
+                    .map(|entries| entries.into_iter().map(|entry| entry.tenant).collect())
+                    .map_err(|e| e.to_string());
+                let _ = reply.send(result);
+            }
         }
     }
     runtime.block_on(store.close());
@@ -142,16 +210,21 @@ struct StoreSink {
 
 impl StoreSink {
     fn ask<T>(&self, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, AuditError> {
-        let (reply, answer) = mpsc::sync_channel(1);
-        let stopped = || AuditError::Backend {
-            reason: "the audit store thread stopped".to_owned(),
-        };
-        self.jobs.send(job(reply)).map_err(|_| stopped())?;
-        answer
-            .recv()
-            .map_err(|_| stopped())?
-            .map_err(|reason| AuditError::Backend { reason })
+        ask(&self.jobs, job)
     }
+}
+
+/// Hands a job to the store thread and waits for its answer.
+fn ask<T>(jobs: &mpsc::Sender<Job>, job: impl FnOnce(Reply<T>) -> Job) -> Result<T, AuditError> {
+    let (reply, answer) = mpsc::sync_channel(1);
+    let stopped = || AuditError::Backend {
+        reason: "the audit store thread stopped".to_owned(),
+    };
+    jobs.send(job(reply)).map_err(|_| stopped())?;
+    answer
+        .recv()
+        .map_err(|_| stopped())?
+        .map_err(|reason| AuditError::Backend { reason })
 }
 
 fn column(value: u64) -> Result<i64, AuditError> {

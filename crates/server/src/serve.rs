@@ -48,7 +48,19 @@ impl RunningServer {
         for task in self.tasks {
             let _ = task.await;
         }
-        if self.state.audit.is_some() {
+        if let Some(audit) = &self.state.audit {
+            // Every log of a tenant this node serves is sealed at shutdown, written since the
+            // start or not; the files were all recovered at start, but a stream in the store
+            // is found only by its tenant.
+            let tenants = self
+                .state
+                .policies()
+                .iter()
+                .map(|snapshot| snapshot.tenant().as_str().to_owned())
+                .collect();
+            if let Err(error) = audit.recover(tenants).await {
+                tracing::error!(%error, "could not recover every audit log before sealing");
+            }
             let state = Arc::clone(&self.state);
             let sealed = tokio::task::spawn_blocking(move || {
                 state.audit.as_ref().map(crate::audit::Auditor::shutdown)
