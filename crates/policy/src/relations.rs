@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use portcullis_rebac::{Graph, Model, ObjectRef, Tuple, TupleCondition};
+use portcullis_rebac::{Graph, MAX_BUNDLE_TUPLES, Model, ObjectRef, Tuple, TupleCondition};
+use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
 use crate::load::SourceFile;
@@ -125,7 +126,9 @@ pub(crate) fn resolve_model(
     };
     match parsed {
         Ok(model) => {
-            bundle.model_json = Some(model.to_json());
+            // The JSON text, not a `serde_json` tree: a tree costs a few hundred bytes per
+            // rewrite term, the text about fifty.
+            bundle.model_json = Some(Value::String(model.to_json_string()));
             Some(Arc::new(model))
         }
         Err(errors) => {
@@ -158,6 +161,20 @@ pub(crate) fn bundle_tuples(
     bundle: &Bundle,
     diagnostics: &mut Diagnostics,
 ) -> Vec<Tuple> {
+    if let Some(extra) = bundle.tuples.get(MAX_BUNDLE_TUPLES) {
+        diagnostics.push(
+            Diagnostic::new(
+                extra.location.clone(),
+                Code::Model,
+                format!(
+                    "the bundle ships {} tuples, more than the limit of {MAX_BUNDLE_TUPLES} tuples per bundle",
+                    bundle.tuples.len()
+                ),
+            )
+            .with_help("write the rest to the store (`portcullis rebac write`)"),
+        );
+        return Vec::new();
+    }
     let mut tuples = Vec::with_capacity(bundle.tuples.len());
     for At { value, location } in &bundle.tuples {
         let Some(model) = model else {

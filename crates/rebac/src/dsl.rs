@@ -7,11 +7,9 @@
 
 use crate::condition::ParamType;
 use crate::model::{
-    ConditionDef, DirectType, ModelAst, ModelError, Pos, RelationDef, Rewrite, TypeDef,
+    ConditionDef, DirectType, MAX_REWRITE_DEPTH, ModelAst, ModelError, Pos, Problems, RelationDef,
+    Rewrite, TypeDef,
 };
-
-/// Deepest accepted nesting of parentheses in a relation definition.
-pub const MAX_REWRITE_NESTING: usize = 32;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -54,9 +52,13 @@ fn describe(tok: &Tok) -> String {
     }
 }
 
-struct Lexer {
-    chars: Vec<char>,
+/// Reads the text in place (a byte offset into it), without a copy of it as characters.
+struct Lexer<'a> {
+    text: &'a str,
+    /// Byte offset of the next character.
     at: usize,
+    /// The character before `at`, if any.
+    previous: Option<char>,
     line: u32,
     column: u32,
     /// Open `(` and `[`: newlines inside them are not tokens.
@@ -67,14 +69,15 @@ fn word_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '/' | '$' | '|' | '+' | '=' | '%' | '&')
 }
 
-impl Lexer {
+impl Lexer<'_> {
     fn peek_char(&self) -> Option<char> {
-        self.chars.get(self.at).copied()
+        self.text.get(self.at..)?.chars().next()
     }
 
     fn bump(&mut self) -> Option<char> {
-        let c = self.chars.get(self.at).copied()?;
-        self.at += 1;
+        let c = self.peek_char()?;
+        self.at += c.len_utf8();
+        self.previous = Some(c);
         if c == '\n' {
             self.line += 1;
             self.column = 1;
@@ -90,11 +93,7 @@ impl Lexer {
                 return (Tok::Eof, self.pos());
             };
             let pos = self.pos();
-            let after_space = self.at == 0
-                || self
-                    .chars
-                    .get(self.at - 1)
-                    .is_some_and(|p| p.is_whitespace());
+            let after_space = self.previous.is_none_or(char::is_whitespace);
             match c {
                 '\n' => {
                     self.bump();
@@ -160,6 +159,30 @@ impl Lexer {
         }
     }
 
+    /// How deep parentheses nest from here (an `(` was just read), counting that one, without
+    /// consuming anything: for the message of the nesting limit. Linear in the text it looks
+    /// at, and it stops where the opened parenthesis closes.
+    fn paren_depth_ahead(&self) -> usize {
+        let mut depth = 1usize;
+        let mut deepest = 1usize;
+        for byte in self.text.as_bytes().iter().skip(self.at) {
+            match byte {
+                b'(' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                b')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        deepest
+    }
+
     /// The raw text up to the `}` matching an already consumed `{` (quotes respected), and the
     /// position where it starts. Consumes the closing brace.
     fn raw_block(&mut self) -> Option<(String, Pos)> {
@@ -193,10 +216,10 @@ impl Lexer {
     }
 }
 
-struct Parser {
-    lexer: Lexer,
+struct Parser<'a> {
+    lexer: Lexer<'a>,
     peeked: Option<(Tok, Pos)>,
-    errors: Vec<ModelError>,
+    errors: Problems,
 }
 
 type Res<T> = Result<T, ModelError>;
@@ -210,7 +233,7 @@ fn error(pos: Pos, message: impl Into<String>) -> ModelError {
     }
 }
 
-impl Parser {
+impl Parser<'_> {
     fn peek(&mut self) -> &(Tok, Pos) {
         if self.peeked.is_none() {
             self.peeked = Some(self.lexer.next());
@@ -315,6 +338,11 @@ impl Parser {
             self.skip_line();
         }
         loop {
+            if self.errors.full() {
+                // Enough to act on; reading on would only cost time.
+                self.errors.stop();
+                break;
+            }
             self.skip_newlines();
             let (tok, pos) = self.peek().clone();
             match tok {
@@ -498,10 +526,13 @@ impl Parser {
                 Ok(Rewrite::This)
             }
             Tok::LParen => {
-                if depth >= MAX_REWRITE_NESTING {
+                if depth >= MAX_REWRITE_DEPTH {
+                    let deepest = depth + self.lexer.paren_depth_ahead();
                     return Err(error(
                         pos,
-                        format!("parentheses nest deeper than {MAX_REWRITE_NESTING} levels"),
+                        format!(
+                            "parentheses nest {deepest} levels deep, more than the limit of {MAX_REWRITE_DEPTH} rewrite nesting levels"
+                        ),
                     ));
                 }
                 let inner = self.expression(depth + 1, direct)?;
@@ -716,17 +747,22 @@ fn trim_block(raw: &str, start: Pos) -> (String, Pos) {
 }
 
 /// Parses DSL text into a syntax tree; every syntax error is collected.
-pub fn parse(text: &str) -> Result<ModelAst, Vec<ModelError>> {
+///
+/// Memory is linear in the text: the lexer reads it in place, and the tree has one node per
+/// term. Sizes (types, relations, operands, nesting) are judged on the tree afterwards by the
+/// model's limits; only parentheses are limited here, because parsing them recurses.
+pub(crate) fn parse(text: &str) -> Result<ModelAst, Problems> {
     let mut parser = Parser {
         lexer: Lexer {
-            chars: text.chars().collect(),
+            text,
             at: 0,
+            previous: None,
             line: 1,
             column: 1,
             depth: 0,
         },
         peeked: None,
-        errors: Vec::new(),
+        errors: Problems::default(),
     };
     let ast = parser.model();
     if parser.errors.is_empty() {
@@ -737,7 +773,7 @@ pub fn parse(text: &str) -> Result<ModelAst, Vec<ModelError>> {
 }
 
 /// Prints a syntax tree as DSL text (canonical layout: two-space indents, one `define` per line).
-pub fn print(ast: &ModelAst) -> String {
+pub(crate) fn print(ast: &ModelAst) -> String {
     let mut out = String::from("model\n  schema 1.1\n");
     for type_def in &ast.types {
         out.push_str(&format!("\ntype {}\n", type_def.name));
@@ -773,7 +809,7 @@ pub fn print(ast: &ModelAst) -> String {
     out
 }
 
-fn print_direct(direct: &[DirectType]) -> String {
+pub(crate) fn print_direct(direct: &[DirectType]) -> String {
     let items: Vec<String> = direct
         .iter()
         .map(|d| {

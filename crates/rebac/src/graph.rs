@@ -11,7 +11,17 @@
 //! denies; `a but not b` denies when `a` denies or `b` grants. A cycle (reaching the same
 //! `object#relation` again while resolving it) grants nothing on that path. Resolving more than
 //! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
+//!
+//! Bounds: every query is bounded by the resolve depth and by a budget of
+//! [`MAX_QUERY_STEPS`] steps (one per relation resolved, rewrite term evaluated, tuple or index
+//! entry followed, candidate confirmed or user listed), shared by everything the query does,
+//! including the checks that confirm `list_objects` and `list_users` candidates. Spending it
+//! is [`QueryError::TooComplex`], an error rather than a partial answer. The index holds at
+//! most [`MAX_INDEX_TUPLES`] tuples; a write beyond that is refused and leaves the index
+//! incomplete, and an incomplete index answers every query with
+//! [`QueryError::IndexIncomplete`], since a missing tuple could turn a `but not` into a grant.
 
+use std::cell::Cell;
 use std::sync::Arc;
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -19,7 +29,7 @@ use serde_json::{Map, Value, json};
 use smallvec::SmallVec;
 
 use crate::condition::EvalError;
-use crate::model::{CRelation, CRewrite, Dependent, Model, TupleError};
+use crate::model::{CRelation, CRewrite, Dependent, Leaf, Model, TupleError};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 
 /// OpenFGA's default resolution depth: the most relations resolved inside one another.
@@ -30,6 +40,16 @@ pub const MAX_TUPLES_PER_WRITE: usize = 100;
 pub const MAX_CONTEXTUAL_TUPLES: usize = 100;
 /// Most checks in one batch check.
 pub const MAX_BATCH_CHECK_ITEMS: usize = 50;
+/// Most tuples a bundle may ship in its `tuples:` section (checked by the bundle loader; the
+/// store holds the rest).
+pub const MAX_BUNDLE_TUPLES: usize = 100_000;
+/// Most steps one query may take (see the module documentation for what a step is).
+pub const MAX_QUERY_STEPS: u64 = 1_000_000;
+/// Most tuples one index holds (about 100 bytes each).
+pub const MAX_INDEX_TUPLES: usize = 2_000_000;
+/// Most objects one index interns (twice its tuple limit). Objects are interned by writes and
+/// not reclaimed by deletes until the index is rebuilt, so this bounds churn as well as size.
+pub const MAX_INDEX_OBJECTS: usize = 2 * MAX_INDEX_TUPLES;
 
 /// Why a query could not be answered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,6 +77,16 @@ pub enum QueryError {
     /// Resolution nested deeper than [`MAX_RESOLVE_DEPTH`].
     #[error("resolution exceeded the depth limit of {MAX_RESOLVE_DEPTH} nested relations")]
     DepthExceeded,
+    /// The query needed more than [`MAX_QUERY_STEPS`] steps.
+    #[error(
+        "the query needed more than {MAX_QUERY_STEPS} steps (relations resolved, tuples followed), the limit per query; ask about fewer objects or simplify the model"
+    )]
+    TooComplex,
+    /// The index refused tuples beyond its limits, so its answers could be wrong.
+    #[error(
+        "the relation index is incomplete: it refused {0} tuples beyond its limits (at most {MAX_INDEX_TUPLES} tuples and {MAX_INDEX_OBJECTS} objects), so it answers no query until it is rebuilt with fewer"
+    )]
+    IndexIncomplete(usize),
     /// A condition reads a parameter that neither the tuple nor the request supplies.
     #[error(
         "condition `{condition}`: missing required parameter `{parameter}`; supply it in the request context"
@@ -295,6 +325,17 @@ impl Index {
         true
     }
 
+    fn contains(&self, object: u32, relation: u32, user: u64) -> bool {
+        let Some(adj) = self.forward.get(&pair(object, relation)) else {
+            return false;
+        };
+        if tag(user) == TAG_OBJECT {
+            adj.direct.binary_search_by_key(&low(user), |e| e.0).is_ok()
+        } else {
+            adj.sets.iter().any(|e| e.0 == user)
+        }
+    }
+
     fn remove(&mut self, object: u32, relation: u32, user: u64) -> bool {
         let key = pair(object, relation);
         let Some(adj) = self.forward.get_mut(&key) else {
@@ -362,6 +403,11 @@ pub struct Graph {
     model: Arc<Model>,
     objects: Objects,
     index: Index,
+    /// Writes refused because the index was full; when not zero the index is incomplete and
+    /// answers no query.
+    refused: usize,
+    /// Most tuples this index holds ([`MAX_INDEX_TUPLES`] unless lowered).
+    max_tuples: usize,
 }
 
 /// A tuple resolved to numbers.
@@ -379,7 +425,21 @@ impl Graph {
             model,
             objects: Objects::default(),
             index: Index::new(),
+            refused: 0,
+            max_tuples: MAX_INDEX_TUPLES,
         }
+    }
+
+    /// The same graph with a lower tuple limit (at most [`MAX_INDEX_TUPLES`]; objects are
+    /// limited to twice as many). For tenants given less room than the default.
+    pub fn with_max_tuples(mut self, max_tuples: usize) -> Graph {
+        self.max_tuples = max_tuples.min(MAX_INDEX_TUPLES);
+        self
+    }
+
+    /// The most tuples this index holds.
+    pub fn max_tuples(&self) -> usize {
+        self.max_tuples
     }
 
     /// A graph holding `tuples` (each validated; duplicates are ignored).
@@ -445,8 +505,28 @@ impl Graph {
     /// Adds a tuple after validating it against the model. `Ok(true)` if it is new,
     /// `Ok(false)` if a tuple with the same object, relation and user exists (its condition is
     /// kept; delete it first to change the condition).
+    ///
+    /// A write beyond [`MAX_INDEX_TUPLES`] tuples or [`MAX_INDEX_OBJECTS`] interned objects is
+    /// refused with an error and leaves the index incomplete ([`Graph::is_complete`]).
     pub fn write(&mut self, tuple: Tuple) -> Result<bool, TupleError> {
         self.model.validate_tuple(&tuple)?;
+        // A write interns at most two objects.
+        let max_objects = 2 * self.max_tuples;
+        if self.index.len >= self.max_tuples || self.objects.names.len() + 2 > max_objects {
+            if self.contains(&tuple) {
+                return Ok(false);
+            }
+            self.refused += 1;
+            return Err(TupleError {
+                tuple: tuple.to_string(),
+                message: format!(
+                    "the relation index is full ({} tuples, {} objects; the limits are {} tuples and {max_objects} objects), so the tuple is refused and the index answers no query until it is rebuilt with fewer",
+                    self.index.len,
+                    self.objects.names.len(),
+                    self.max_tuples
+                ),
+            });
+        }
         let r = Self::resolve(&mut self.objects, &self.model, &tuple, 0);
         let condition = r.condition.zip(tuple.condition.as_ref());
         Ok(self.index.insert(r.object, r.relation, r.user, condition))
@@ -465,6 +545,24 @@ impl Graph {
             return false;
         };
         self.index.remove(object, relation, user)
+    }
+
+    /// Whether the index holds a tuple with the same object, relation and user.
+    fn contains(&self, tuple: &Tuple) -> bool {
+        let (Some(object), Some(relation), Some(user)) = (
+            self.lookup_object(&tuple.object),
+            self.model.relation_id(&tuple.relation),
+            self.lookup_user(&tuple.user),
+        ) else {
+            return false;
+        };
+        self.index.contains(object, relation, user)
+    }
+
+    /// Whether every write was accepted; an incomplete index answers every query with
+    /// [`QueryError::IndexIncomplete`].
+    pub fn is_complete(&self) -> bool {
+        self.refused == 0
     }
 
     fn lookup_object(&self, object: &ObjectRef) -> Option<u32> {
@@ -513,7 +611,10 @@ impl Graph {
                 return Vec::new();
             };
             let mut out = Vec::new();
-            for relation in 0..self.model.relation_names.len() as u32 {
+            let object_type = self.objects.names[object as usize].0;
+            let mut relations: Vec<u32> = self.model.relations_of(object_type).collect();
+            relations.sort_unstable();
+            for relation in relations {
                 if let Some(adj) = self.index.forward.get(&pair(object, relation)) {
                     for (user, condition) in adj
                         .direct
@@ -566,6 +667,9 @@ impl Graph {
 
     /// A query view: the graph plus contextual tuples and any objects only the query names.
     fn view<'g>(&'g self, contextual: &[Tuple]) -> Result<View<'g>, QueryError> {
+        if self.refused > 0 {
+            return Err(QueryError::IndexIncomplete(self.refused));
+        }
         if contextual.len() > MAX_CONTEXTUAL_TUPLES {
             return Err(QueryError::TooManyContextualTuples(contextual.len()));
         }
@@ -676,13 +780,15 @@ impl Graph {
         })
     }
 
-    /// Whether `request.user` has `request.relation` on `request.object`.
+    /// Whether `request.user` has `request.relation` on `request.object`. Bounded by
+    /// [`MAX_RESOLVE_DEPTH`] and [`MAX_QUERY_STEPS`].
     pub fn check(&self, request: &CheckRequest) -> Result<CheckResult, QueryError> {
         let (t, r) = self.check_type_relation(&request.object.object_type, &request.relation)?;
         let mut view = self.view(&request.contextual_tuples)?;
         let user = self.user_key(&mut view, &request.user)?;
         let object = view.intern(t, &request.object.id);
-        let mut eval = Eval::new(&view, &request.context, user);
+        let budget = Budget::new();
+        let mut eval = Eval::new(&view, &request.context, user, &budget);
         let allowed = eval.check(object, t, r, How::Start, 0)?;
         let path = if allowed {
             eval.render_path()
@@ -705,8 +811,14 @@ impl Graph {
     }
 
     /// Every object of `object_type` on which `user` has `relation`, sorted. Complete (no
-    /// truncation). Found by expanding from the user over the reverse index; relations with
-    /// `and` or `but not` are confirmed with a check per candidate.
+    /// truncation). Found by expanding from the user over the reverse index, breadth first,
+    /// so that each `object#relation` is reached first by its shortest derivation; relations
+    /// with `and` or `but not` are confirmed with a check per candidate.
+    ///
+    /// Bounds: as for [`Graph::check`], one derivation may nest at most [`MAX_RESOLVE_DEPTH`]
+    /// relations: when a relevant `object#relation` can only be derived deeper, the answer is
+    /// [`QueryError::DepthExceeded`] (never a list that `check` would contradict). The whole
+    /// query, confirmations included, shares one budget of [`MAX_QUERY_STEPS`].
     pub fn list_objects(
         &self,
         user: &User,
@@ -719,6 +831,7 @@ impl Graph {
         let mut view = self.view(contextual_tuples)?;
         let user_key = self.user_key(&mut view, user)?;
         let model = &*self.model;
+        let budget = Budget::new();
         // Relations that can feed the target.
         let mut relevant: FxHashSet<(u32, u32)> = FxHashSet::default();
         let mut stack = vec![(target_type, target_relation)];
@@ -726,12 +839,15 @@ impl Graph {
             if relevant.insert(node)
                 && let Some(inputs) = model.inputs.get(&node)
             {
+                budget.spend(inputs.len() as u64)?;
                 stack.extend(inputs.iter().copied());
             }
         }
-        let mut eval = Eval::new(&view, context, user_key);
+        let mut eval = Eval::new(&view, context, user_key, &budget);
         let mut facts: FxHashSet<u64> = FxHashSet::default();
-        let mut work: Vec<u64> = Vec::new();
+        // Facts in the order found, with the number of relations nested between each and the
+        // user (its height); breadth first, so heights never decrease along the queue.
+        let mut work: std::collections::VecDeque<(u64, u32)> = std::collections::VecDeque::new();
         let mut found: Vec<u32> = Vec::new();
         // Seeds: tuples naming the user directly, wildcard tuples of its type, and (for a
         // userset user) the userset itself.
@@ -750,6 +866,7 @@ impl Graph {
             }
             _ => view.for_reverse(user_key, |p| seeds.push((p, user_key))),
         }
+        budget.spend(seeds.len() as u64)?;
         let mut candidates: Vec<u64> = Vec::new();
         for (p, edge_user) in seeds {
             let (o, r) = pair_parts(p);
@@ -761,7 +878,10 @@ impl Graph {
             }
             candidates.push(p);
         }
+        let mut height = 0u32;
+        let mut next: Vec<u64> = Vec::new();
         loop {
+            budget.spend(candidates.len() as u64)?;
             for p in candidates.drain(..) {
                 if facts.contains(&p) {
                     continue;
@@ -775,24 +895,31 @@ impl Graph {
                     || tag(user_key) == TAG_USERSET
                         && p == pair(low(user_key), key_relation(user_key)))
                 {
-                    let mut confirm = Eval::new(&view, context, user_key);
+                    let mut confirm = Eval::new(&view, context, user_key, &budget);
                     if !confirm.check(o, t, r, How::Start, 0)? {
                         continue;
                     }
                 }
+                if height >= MAX_RESOLVE_DEPTH {
+                    // Derivable, but only through more nested relations than a check resolves.
+                    return Err(QueryError::DepthExceeded);
+                }
                 facts.insert(p);
-                work.push(p);
+                work.push_back((p, height));
                 if t == target_type && r == target_relation {
                     found.push(o);
                 }
             }
-            let Some(p) = work.pop() else { break };
+            let Some((p, fact_height)) = work.pop_front() else {
+                break;
+            };
+            height = fact_height + 1;
             let (o, r) = pair_parts(p);
             let t = view.object_type(o);
             // Userset tuples naming `o#r`.
             let userset = key_userset(o, r);
-            let mut next: Vec<u64> = Vec::new();
             view.for_reverse(userset, |q| next.push(q));
+            budget.spend(next.len() as u64)?;
             for q in next.drain(..) {
                 let (qo, qr) = pair_parts(q);
                 if relevant.contains(&(view.object_type(qo), qr)) && eval.edge_holds(q, userset)? {
@@ -800,6 +927,7 @@ impl Graph {
                 }
             }
             if let Some(dependents) = model.dependents.get(&(t, r)) {
+                budget.spend(dependents.len() as u64)?;
                 for dependent in dependents {
                     match *dependent {
                         Dependent::Computed(r2) => {
@@ -816,6 +944,7 @@ impl Graph {
                                 continue;
                             }
                             view.for_reverse(key_object(o), |q| next.push(q));
+                            budget.spend(next.len() as u64)?;
                             for q in next.drain(..) {
                                 let (qo, qr) = pair_parts(q);
                                 if qr == tupleset
@@ -838,6 +967,10 @@ impl Graph {
 
     /// The users that have `relation` on `object` and match one of `filters`: objects and
     /// wildcards (`user:*`) for a `type` filter, usersets for a `type#relation` filter. Sorted.
+    /// Candidates are found by following every positive edge from the object (each
+    /// `object#relation` once, so cycles end), then each is confirmed by a check; the whole
+    /// query shares one budget of [`MAX_QUERY_STEPS`], and each confirmation is bounded by
+    /// [`MAX_RESOLVE_DEPTH`].
     pub fn list_users(
         &self,
         object: &ObjectRef,
@@ -850,6 +983,7 @@ impl Graph {
         let mut view = self.view(contextual_tuples)?;
         let start = view.intern(t, &object.id);
         let model = &*self.model;
+        let budget = Budget::new();
         let mut wanted_types: Vec<(u32, Option<u32>)> = Vec::new();
         for filter in filters {
             let ft = model
@@ -865,6 +999,7 @@ impl Graph {
         let mut seen: FxHashSet<u64> = FxHashSet::default();
         let mut stack = vec![pair(start, r)];
         let mut candidates: FxHashSet<u64> = FxHashSet::default();
+        let mut steps = 0u64;
         while let Some(p) = stack.pop() {
             if !seen.insert(p) {
                 continue;
@@ -875,27 +1010,28 @@ impl Graph {
             let Some(def) = model.relation(ot, rel) else {
                 continue;
             };
-            let mut leaves = Vec::new();
-            collect_leaves(&def.rewrite, &mut leaves);
-            for leaf in leaves {
-                match leaf {
-                    CRewrite::This => view.for_forward(p, |user, _| {
+            budget.spend(1 + def.positive_leaves.len() as u64)?;
+            for leaf in &def.positive_leaves {
+                match *leaf {
+                    Leaf::This => view.for_forward(p, |user, _| {
+                        steps += 1;
                         candidates.insert(user);
                         if tag(user) == TAG_USERSET {
                             stack.push(pair(low(user), key_relation(user)));
                         }
                     }),
-                    CRewrite::Computed(r2) => stack.push(pair(o, *r2)),
-                    CRewrite::Ttu { tupleset, computed } => {
-                        view.for_forward(pair(o, *tupleset), |user, _| {
+                    Leaf::Computed(r2) => stack.push(pair(o, r2)),
+                    Leaf::Ttu { tupleset, computed } => {
+                        view.for_forward(pair(o, tupleset), |user, _| {
+                            steps += 1;
                             if tag(user) == TAG_OBJECT {
-                                stack.push(pair(low(user), *computed));
+                                stack.push(pair(low(user), computed));
                             }
                         })
                     }
-                    _ => {}
                 }
             }
+            budget.spend(std::mem::take(&mut steps))?;
         }
         let mut out = Vec::new();
         for candidate in candidates {
@@ -919,7 +1055,7 @@ impl Graph {
             if !keep {
                 continue;
             }
-            let mut eval = Eval::new(&view, context, candidate);
+            let mut eval = Eval::new(&view, context, candidate, &budget);
             if eval.check(start, t, r, How::Start, 0)? {
                 out.push(view.user_of(candidate));
             }
@@ -932,7 +1068,8 @@ impl Graph {
     /// shape: `{"tree": {"root": node}}` where a node is `{"name", "leaf": {"users": {"users":
     /// [...]}} | {"computed": {"userset"}} | {"tupleToUserset": {"tupleset", "computed":
     /// [{"userset"}]}}}` or `{"name", "union" | "intersection": {"nodes": [...]}}` or
-    /// `{"name", "difference": {"base", "subtract"}}`.
+    /// `{"name", "difference": {"base", "subtract"}}`. Bounded by [`MAX_QUERY_STEPS`] (one per
+    /// rewrite term and per user or userset listed).
     pub fn expand(
         &self,
         object: &ObjectRef,
@@ -949,7 +1086,8 @@ impl Graph {
             });
         };
         let name = format!("{object}#{relation}");
-        let root = self.expand_node(&view, o, r, &name, &def.rewrite);
+        let budget = Budget::new();
+        let root = self.expand_node(&view, o, r, &name, &def.rewrite, &budget)?;
         Ok(json!({"tree": {"root": root}}))
     }
 
@@ -960,31 +1098,49 @@ impl Graph {
         r: u32,
         name: &str,
         rewrite: &CRewrite,
-    ) -> Value {
+        budget: &Budget,
+    ) -> Result<Value, QueryError> {
+        budget.spend(1)?;
         let object = view.object_ref(o);
-        match rewrite {
-            CRewrite::This => {
-                let mut users: Vec<String> = Vec::new();
-                view.for_forward(pair(o, r), |user, _| {
-                    users.push(view.user_of(user).to_string())
-                });
+        let nodes = |children: &[CRewrite]| -> Result<Vec<Value>, QueryError> {
+            children
+                .iter()
+                .map(|c| self.expand_node(view, o, r, name, c, budget))
+                .collect()
+        };
+        Ok(match rewrite {
+            CRewrite::Leaf(Leaf::This) => {
+                let mut keys: Vec<u64> = Vec::new();
+                view.for_forward(pair(o, r), |user, _| keys.push(user));
+                budget.spend(keys.len() as u64)?;
+                let mut users: Vec<String> = keys
+                    .into_iter()
+                    .map(|user| view.user_of(user).to_string())
+                    .collect();
                 users.sort();
                 json!({"name": name, "leaf": {"users": {"users": users}}})
             }
-            CRewrite::Computed(r2) => {
+            CRewrite::Leaf(Leaf::Computed(r2)) => {
                 json!({"name": name, "leaf": {"computed": {"userset": format!("{object}#{}", self.model.relation_names[*r2 as usize])}}})
             }
-            CRewrite::Ttu { tupleset, computed } => {
-                let mut computed_sets: Vec<String> = Vec::new();
+            CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                let mut parents: Vec<u32> = Vec::new();
                 view.for_forward(pair(o, *tupleset), |user, _| {
                     if tag(user) == TAG_OBJECT {
-                        computed_sets.push(format!(
-                            "{}#{}",
-                            view.object_ref(low(user)),
-                            self.model.relation_names[*computed as usize]
-                        ));
+                        parents.push(low(user));
                     }
                 });
+                budget.spend(parents.len() as u64)?;
+                let mut computed_sets: Vec<String> = parents
+                    .into_iter()
+                    .map(|parent| {
+                        format!(
+                            "{}#{}",
+                            view.object_ref(parent),
+                            self.model.relation_names[*computed as usize]
+                        )
+                    })
+                    .collect();
                 computed_sets.sort();
                 let computed: Vec<Value> = computed_sets
                     .into_iter()
@@ -996,16 +1152,16 @@ impl Graph {
                 }}})
             }
             CRewrite::Union(children) => {
-                json!({"name": name, "union": {"nodes": children.iter().map(|c| self.expand_node(view, o, r, name, c)).collect::<Vec<_>>()}})
+                json!({"name": name, "union": {"nodes": nodes(children)?}})
             }
             CRewrite::Intersection(children) => {
-                json!({"name": name, "intersection": {"nodes": children.iter().map(|c| self.expand_node(view, o, r, name, c)).collect::<Vec<_>>()}})
+                json!({"name": name, "intersection": {"nodes": nodes(children)?}})
             }
-            CRewrite::Difference(a, b) => json!({"name": name, "difference": {
-                "base": self.expand_node(view, o, r, name, a),
-                "subtract": self.expand_node(view, o, r, name, b),
+            CRewrite::Difference(both) => json!({"name": name, "difference": {
+                "base": self.expand_node(view, o, r, name, &both.0, budget)?,
+                "subtract": self.expand_node(view, o, r, name, &both.1, budget)?,
             }}),
-        }
+        })
     }
 
     /// Heap-independent size figures: (objects interned, forward keys, reverse keys).
@@ -1015,18 +1171,6 @@ impl Graph {
             self.index.forward.len(),
             self.index.reverse.len(),
         )
-    }
-}
-
-fn collect_leaves<'a>(rewrite: &'a CRewrite, out: &mut Vec<&'a CRewrite>) {
-    match rewrite {
-        CRewrite::Union(children) | CRewrite::Intersection(children) => {
-            for child in children {
-                collect_leaves(child, out);
-            }
-        }
-        CRewrite::Difference(a, _) => collect_leaves(a, out),
-        leaf => out.push(leaf),
     }
 }
 
@@ -1145,9 +1289,33 @@ enum Step {
     },
 }
 
+/// What is left of one query's step budget ([`MAX_QUERY_STEPS`]).
+struct Budget(Cell<u64>);
+
+impl Budget {
+    fn new() -> Self {
+        Budget(Cell::new(MAX_QUERY_STEPS))
+    }
+
+    #[inline]
+    fn spend(&self, steps: u64) -> Result<(), QueryError> {
+        match self.0.get().checked_sub(steps) {
+            Some(left) => {
+                self.0.set(left);
+                Ok(())
+            }
+            None => {
+                self.0.set(0);
+                Err(QueryError::TooComplex)
+            }
+        }
+    }
+}
+
 struct Eval<'v, 'g> {
     view: &'v View<'g>,
     context: &'v Map<String, Value>,
+    budget: &'v Budget,
     user: u64,
     user_type: u32,
     stack: SmallVec<[u64; 16]>,
@@ -1157,7 +1325,12 @@ struct Eval<'v, 'g> {
 }
 
 impl<'v, 'g> Eval<'v, 'g> {
-    fn new(view: &'v View<'g>, context: &'v Map<String, Value>, user: u64) -> Self {
+    fn new(
+        view: &'v View<'g>,
+        context: &'v Map<String, Value>,
+        user: u64,
+        budget: &'v Budget,
+    ) -> Self {
         let user_type = if tag(user) == TAG_WILDCARD {
             low(user)
         } else {
@@ -1166,6 +1339,7 @@ impl<'v, 'g> Eval<'v, 'g> {
         Eval {
             view,
             context,
+            budget,
             user,
             user_type,
             stack: SmallVec::new(),
@@ -1250,6 +1424,7 @@ impl<'v, 'g> Eval<'v, 'g> {
         how: How,
         depth: u32,
     ) -> Result<bool, QueryError> {
+        self.budget.spend(1)?;
         let key = pair(object, relation);
         if tag(self.user) == TAG_USERSET && self.user == key_userset(object, relation) {
             self.path.push(Step::User {
@@ -1315,12 +1490,13 @@ impl<'v, 'g> Eval<'v, 'g> {
         rewrite: &CRewrite,
         depth: u32,
     ) -> Result<bool, QueryError> {
+        self.budget.spend(1)?;
         match rewrite {
-            CRewrite::This => self.direct(object, relation, depth),
-            CRewrite::Computed(r2) => {
+            CRewrite::Leaf(Leaf::This) => self.direct(object, relation, depth),
+            CRewrite::Leaf(Leaf::Computed(r2)) => {
                 self.check(object, object_type, *r2, How::Computed, depth + 1)
             }
-            CRewrite::Ttu { tupleset, computed } => {
+            CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
                 let mut error = None;
                 let view = self.view;
                 for index in view.indexes() {
@@ -1328,6 +1504,7 @@ impl<'v, 'g> Eval<'v, 'g> {
                         continue;
                     };
                     for &(parent, slot) in &adj.direct {
+                        self.budget.spend(1)?;
                         match self.condition_holds(index, slot) {
                             Ok(true) => {}
                             Ok(false) => continue,
@@ -1392,7 +1569,8 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
                 Ok(true)
             }
-            CRewrite::Difference(base, subtract) => {
+            CRewrite::Difference(both) => {
+                let (base, subtract) = &**both;
                 let mark = self.path.len();
                 if !self.rewrite(object, object_type, relation, def, base, depth)? {
                     return Ok(false);
@@ -1448,6 +1626,7 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
             }
             for &(set, slot) in &adj.sets {
+                self.budget.spend(1)?;
                 match tag(set) {
                     TAG_WILDCARD => {
                         if tag(user) != TAG_OBJECT || low(set) != self.user_type {

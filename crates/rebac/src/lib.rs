@@ -21,12 +21,15 @@ mod tuple;
 
 pub use condition::ParamType;
 pub use graph::{
-    CheckRequest, CheckResult, Graph, MAX_BATCH_CHECK_ITEMS, MAX_CONTEXTUAL_TUPLES,
-    MAX_RESOLVE_DEPTH, MAX_TUPLES_PER_WRITE, QueryError, TupleFilter, UserFilter,
+    CheckRequest, CheckResult, Graph, MAX_BATCH_CHECK_ITEMS, MAX_BUNDLE_TUPLES,
+    MAX_CONTEXTUAL_TUPLES, MAX_INDEX_OBJECTS, MAX_INDEX_TUPLES, MAX_QUERY_STEPS, MAX_RESOLVE_DEPTH,
+    MAX_TUPLES_PER_WRITE, QueryError, TupleFilter, UserFilter,
 };
 pub use model::{
-    ConditionDef, DirectType, MAX_MODEL_BYTES, Model, ModelAst, ModelError, ModelErrors, Pos,
-    RelationDef, Rewrite, TupleError, TypeDef,
+    ConditionDef, DirectType, MAX_CONDITION_PARAMETERS, MAX_CONDITIONS, MAX_DIRECT_TYPES,
+    MAX_MODEL_BYTES, MAX_MODEL_ERRORS, MAX_RELATIONS_PER_TYPE, MAX_REWRITE_DEPTH,
+    MAX_REWRITE_OPERANDS, MAX_REWRITE_TERMS, MAX_TYPES, Model, ModelAst, ModelError, ModelErrors,
+    Pos, RelationDef, Rewrite, TupleError, TypeDef,
 };
 pub use tuple::{ObjectRef, ParseError, Tuple, TupleCondition, User};
 

@@ -7,16 +7,36 @@
 
 use std::fmt;
 
-use rustc_hash::FxHashMap;
-use serde_json::{Value, json};
+use rustc_hash::{FxHashMap, FxHashSet};
+use serde_json::Value;
 
 use crate::condition::{CompiledCondition, ParamType};
 use crate::tuple::{Tuple, User};
 
 /// Largest accepted model text (DSL or JSON), in bytes.
 pub const MAX_MODEL_BYTES: usize = 1024 * 1024;
-/// Deepest accepted nesting of a relation's rewrite (JSON form and DSL parentheses).
+/// Most type definitions in one model.
+pub const MAX_TYPES: usize = 512;
+/// Most relations one type defines.
+pub const MAX_RELATIONS_PER_TYPE: usize = 256;
+/// Most operands of one `or` or `and` (a `but not` always has two).
+pub const MAX_REWRITE_OPERANDS: usize = 128;
+/// Deepest nesting of set operators in one rewrite: a relation name, `[...]` or
+/// `x from y` is depth 0, `a or b` depth 1, `(a or b) and c` depth 2. In the DSL, parentheses
+/// may not nest deeper than this either.
 pub const MAX_REWRITE_DEPTH: usize = 32;
+/// Most terms (relation names, `[...]`, `x from y` and operators) in all rewrites of a model.
+pub const MAX_REWRITE_TERMS: usize = 20_000;
+/// Most entries in one relation's directly related types (`[user, group#member, user:*]`).
+pub const MAX_DIRECT_TYPES: usize = 64;
+/// Most condition definitions in one model.
+pub const MAX_CONDITIONS: usize = 128;
+/// Most parameters of one condition.
+pub const MAX_CONDITION_PARAMETERS: usize = 32;
+/// Most problems reported for one model; further ones are counted in a last note.
+pub const MAX_MODEL_ERRORS: usize = 100;
+/// Most names listed in one error message (the rest are counted).
+const MAX_LISTED_NAMES: usize = 12;
 
 /// A 1-based position in the model text. Positions never take part in equality, so two models
 /// that differ only in layout compare equal.
@@ -160,22 +180,54 @@ pub struct ConditionDef {
     pub expression_pos: Pos,
 }
 
+/// A leaf of a compiled rewrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Leaf {
+    /// Direct tuples.
+    This,
+    /// Another relation of the same object.
+    Computed(u32),
+    /// `computed from tupleset`.
+    Ttu { tupleset: u32, computed: u32 },
+}
+
+/// A compiled rewrite: interned ids, one allocation per set operator (none per leaf).
 #[derive(Debug)]
 pub(crate) enum CRewrite {
-    This,
-    Computed(u32),
-    Ttu { tupleset: u32, computed: u32 },
-    Union(Vec<CRewrite>),
-    Intersection(Vec<CRewrite>),
-    Difference(Box<CRewrite>, Box<CRewrite>),
+    Leaf(Leaf),
+    Union(Box<[CRewrite]>),
+    Intersection(Box<[CRewrite]>),
+    Difference(Box<(CRewrite, CRewrite)>),
 }
 
 impl CRewrite {
     fn monotone(&self) -> bool {
         match self {
-            CRewrite::This | CRewrite::Computed(_) | CRewrite::Ttu { .. } => true,
+            CRewrite::Leaf(_) => true,
             CRewrite::Union(children) => children.iter().all(CRewrite::monotone),
             CRewrite::Intersection(_) | CRewrite::Difference(..) => false,
+        }
+    }
+
+    /// Distinct leaves, in order; `positive` leaves out the subtracted side of `but not`.
+    fn leaves(&self, positive: bool, out: &mut Vec<Leaf>) {
+        match self {
+            CRewrite::Leaf(leaf) => {
+                if !out.contains(leaf) {
+                    out.push(*leaf);
+                }
+            }
+            CRewrite::Union(children) | CRewrite::Intersection(children) => {
+                for child in children {
+                    child.leaves(positive, out);
+                }
+            }
+            CRewrite::Difference(pair) => {
+                pair.0.leaves(positive, out);
+                if !positive {
+                    pair.1.leaves(positive, out);
+                }
+            }
         }
     }
 }
@@ -200,6 +252,11 @@ pub(crate) struct CRelation {
     pub direct: Vec<CDirect>,
     /// The rewrite is a union of leaves (no `and`, no `but not`).
     pub monotone: bool,
+    /// The distinct leaves outside the subtracted side of every `but not` (the edges that
+    /// can grant), computed once here instead of per query.
+    pub positive_leaves: Box<[Leaf]>,
+    /// Where the relation is in the syntax tree: (type index, relation index).
+    ast_index: (u32, u32),
 }
 
 #[derive(Debug)]
@@ -210,6 +267,10 @@ pub(crate) struct CCondition {
 }
 
 /// A validated, compiled OpenFGA authorization model (schema 1.1).
+///
+/// Sizes are bounded by the `MAX_*` constants of this module, and every structure here is
+/// linear in the model's size: relations are stored per type (not in a types × relation names
+/// table), and the dependency lists are deduplicated.
 #[derive(Debug)]
 pub struct Model {
     ast: ModelAst,
@@ -217,20 +278,21 @@ pub struct Model {
     type_ids: FxHashMap<String, u32>,
     pub(crate) relation_names: Vec<String>,
     relation_ids: FxHashMap<String, u32>,
-    /// `[type][relation]`.
-    pub(crate) relations: Vec<Vec<Option<CRelation>>>,
+    /// Per type: relation id → relation.
+    relations: Vec<FxHashMap<u32, CRelation>>,
     pub(crate) conditions: Vec<CCondition>,
     condition_ids: FxHashMap<String, u32>,
     /// For `(type, relation)`: the relations whose value may grow when it grows, other than
     /// through userset tuples (found in the index): computed relations of the same type and
-    /// tuple-to-userset relations of other types.
+    /// tuple-to-userset relations of other types. Each listed once.
     pub(crate) dependents: FxHashMap<(u32, u32), Vec<Dependent>>,
-    /// For `(type, relation)`: the `(type, relation)` pairs its value is computed from.
+    /// For `(type, relation)`: the `(type, relation)` pairs its value is computed from, each
+    /// listed once.
     pub(crate) inputs: FxHashMap<(u32, u32), Vec<(u32, u32)>>,
 }
 
 /// A relation that reads another one (see [`Model::dependents`]).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Dependent {
     /// `relation` of the same object.
     Computed(u32),
@@ -256,8 +318,8 @@ impl Model {
     /// Parses and validates a model in the OpenFGA modeling language.
     pub fn from_dsl(text: &str) -> Result<Model, ModelErrors> {
         check_size(text)?;
-        let ast = crate::dsl::parse(text).map_err(ModelErrors)?;
-        Model::from_ast(ast, None)
+        let ast = crate::dsl::parse(text).map_err(Problems::into_errors)?;
+        Model::compile_checked(ast, false)
     }
 
     /// Parses and validates a model in OpenFGA's JSON `AuthorizationModel` form.
@@ -271,20 +333,29 @@ impl Model {
                 message: format!("invalid JSON: {error}"),
             }])
         })?;
-        let ast = crate::json::parse(&value, text).map_err(ModelErrors)?;
-        Model::from_ast(ast, Some(text))
+        let ast = crate::json::parse(&value, text).map_err(Problems::into_errors)?;
+        Model::compile_checked(ast, true)
     }
 
-    /// Validates and compiles a syntax tree. `json_text` is the JSON source, when there is one,
-    /// for locating errors.
+    /// Validates and compiles a syntax tree. `json_text` is the JSON source, when there is one;
+    /// errors then carry JSON paths.
     pub fn from_ast(ast: ModelAst, json_text: Option<&str>) -> Result<Model, ModelErrors> {
-        let mut errors = Vec::new();
-        let model = compile(ast, &mut errors, json_text.is_some());
-        if errors.is_empty() {
+        Model::compile_checked(ast, json_text.is_some())
+    }
+
+    fn compile_checked(ast: ModelAst, json: bool) -> Result<Model, ModelErrors> {
+        let mut problems = Problems::default();
+        // The limits first: everything after them is linear in sizes they bound, and the
+        // recursive walks below rely on the depth limit.
+        check_limits(&ast, json, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems.into_errors());
+        }
+        let model = compile(ast, &mut problems, json);
+        if problems.is_empty() {
             Ok(model)
         } else {
-            errors.sort_by_key(|e| (e.line, e.column));
-            Err(ModelErrors(errors))
+            Err(problems.into_errors())
         }
     }
 
@@ -294,9 +365,17 @@ impl Model {
     }
 
     /// The model as OpenFGA's JSON `AuthorizationModel` (`schema_version`, `type_definitions`,
-    /// `conditions`).
+    /// `conditions`), as a `serde_json` tree. A tree costs a few hundred bytes per rewrite
+    /// term; to hash, store or send the model, prefer [`Model::to_json_string`].
     pub fn to_json(&self) -> Value {
-        crate::json::print(&self.ast)
+        serde_json::to_value(crate::json::JsonForm(&self.ast)).unwrap_or(Value::Null)
+    }
+
+    /// The model as OpenFGA's JSON `AuthorizationModel` text, written directly from the syntax
+    /// tree (no intermediate tree; about 50 bytes per rewrite term). Object keys are sorted,
+    /// so this equals `to_json().to_string()`.
+    pub fn to_json_string(&self) -> String {
+        serde_json::to_string(&crate::json::JsonForm(&self.ast)).unwrap_or_default()
     }
 
     /// The model in the modeling language (canonical layout).
@@ -312,11 +391,17 @@ impl Model {
         self.relation_ids.get(name).copied()
     }
 
+    #[inline]
     pub(crate) fn relation(&self, type_id: u32, relation: u32) -> Option<&CRelation> {
+        self.relations.get(type_id as usize)?.get(&relation)
+    }
+
+    /// Every relation id type `type_id` defines.
+    pub(crate) fn relations_of(&self, type_id: u32) -> impl Iterator<Item = u32> + '_ {
         self.relations
-            .get(type_id as usize)?
-            .get(relation as usize)?
-            .as_ref()
+            .get(type_id as usize)
+            .into_iter()
+            .flat_map(|relations| relations.keys().copied())
     }
 
     pub(crate) fn condition_id(&self, name: &str) -> Option<u32> {
@@ -344,7 +429,7 @@ impl Model {
             fail(format!(
                 "the model has no type `{}`; types are {}",
                 tuple.object.object_type,
-                self.type_names.join(", ")
+                name_list(self.type_names.iter().map(String::as_str))
             ))
         })?;
         let relation = self
@@ -367,31 +452,27 @@ impl Model {
             }
         };
         let user_type_id = self.type_id(user_type);
-        let allowed = self.allowed_direct(type_id, &tuple.relation);
-        let matching: Vec<&CDirect> = relation
-            .direct
-            .iter()
-            .filter(|d| Some(d.type_id) == user_type_id && d.kind == kind)
-            .collect();
-        if matching.is_empty() {
+        let matches = |d: &&CDirect| Some(d.type_id) == user_type_id && d.kind == kind;
+        if !relation.direct.iter().any(|d| matches(&d)) {
             return Err(fail(format!(
                 "`{}` may not be related directly to `{}#{}`; the model allows {}",
                 tuple.user,
                 tuple.object.object_type,
                 tuple.relation,
-                if allowed.is_empty() {
-                    "no direct tuples".to_owned()
-                } else {
-                    allowed
-                }
+                self.allowed_direct(relation)
             )));
         }
         match &tuple.condition {
             None => {
-                if !matching.iter().any(|d| d.condition.is_none()) {
+                if !relation
+                    .direct
+                    .iter()
+                    .filter(matches)
+                    .any(|d| d.condition.is_none())
+                {
                     return Err(fail(format!(
                         "the model only allows this user with a condition ({}); add `condition`",
-                        self.allowed_direct(type_id, &tuple.relation)
+                        self.allowed_direct(relation)
                     )));
                 }
             }
@@ -402,10 +483,16 @@ impl Model {
                         condition.name
                     )));
                 };
-                if !matching.iter().any(|d| d.condition == Some(id)) {
+                if !relation
+                    .direct
+                    .iter()
+                    .filter(matches)
+                    .any(|d| d.condition == Some(id))
+                {
                     return Err(fail(format!(
                         "condition `{}` is not allowed here; the model allows {}",
-                        condition.name, allowed
+                        condition.name,
+                        self.allowed_direct(relation)
                     )));
                 }
                 let declared = &self.conditions[id as usize];
@@ -435,39 +522,92 @@ impl Model {
         Ok(())
     }
 
-    fn allowed_direct(&self, type_id: u32, relation: &str) -> String {
-        let Some(type_def) = self
+    /// The relation's directly related types as the DSL writes them (only built for errors).
+    fn allowed_direct(&self, relation: &CRelation) -> String {
+        let (type_index, relation_index) = relation.ast_index;
+        let direct = self
             .ast
             .types
-            .iter()
-            .find(|t| t.name == self.type_names[type_id as usize])
-        else {
-            return String::new();
-        };
-        let Some(relation) = type_def.relations.iter().find(|r| r.name == relation) else {
-            return String::new();
-        };
-        if relation.directly_related.is_empty() {
-            return String::new();
+            .get(type_index as usize)
+            .and_then(|t| t.relations.get(relation_index as usize))
+            .map(|r| r.directly_related.as_slice())
+            .unwrap_or_default();
+        if direct.is_empty() {
+            "no direct tuples".to_owned()
+        } else {
+            crate::dsl::print_direct(direct)
         }
-        let printed = crate::dsl::print(&ModelAst {
-            types: vec![TypeDef {
-                name: String::new(),
-                pos: Pos::default(),
-                relations: vec![RelationDef {
-                    name: String::new(),
-                    pos: Pos::default(),
-                    rewrite: Rewrite::This,
-                    directly_related: relation.directly_related.clone(),
-                }],
-            }],
-            conditions: Vec::new(),
-        });
-        printed
-            .lines()
-            .find_map(|line| line.trim().strip_prefix("define : "))
-            .unwrap_or_default()
-            .to_owned()
+    }
+}
+
+/// `a`, `b`, `c` and 9 more: at most [`MAX_LISTED_NAMES`] names, so that a message stays
+/// short however large the model.
+pub(crate) fn name_list<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> String {
+    let total = names.len();
+    let mut shown: Vec<String> = names
+        .take(MAX_LISTED_NAMES)
+        .map(|n| format!("`{n}`"))
+        .collect();
+    if shown.is_empty() {
+        return "(none)".to_owned();
+    }
+    if total > shown.len() {
+        shown.push(format!("and {} more", total - shown.len()));
+    }
+    shown.join(", ")
+}
+
+/// A model's problems, up to [`MAX_MODEL_ERRORS`]; further ones are only counted, so that a
+/// hostile model cannot make the error list itself large.
+#[derive(Debug, Default)]
+pub(crate) struct Problems {
+    list: Vec<ModelError>,
+    dropped: usize,
+    stopped: bool,
+}
+
+impl Problems {
+    pub(crate) fn push(&mut self, error: ModelError) {
+        if self.list.len() < MAX_MODEL_ERRORS {
+            self.list.push(error);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether no more problems will be listed (work that only finds problems may stop).
+    pub(crate) fn full(&self) -> bool {
+        self.list.len() >= MAX_MODEL_ERRORS
+    }
+
+    /// Records that reading stopped early because the list is full.
+    pub(crate) fn stop(&mut self) {
+        self.stopped = true;
+    }
+
+    pub(crate) fn into_errors(mut self) -> ModelErrors {
+        self.list.sort_by_key(|e| (e.line, e.column));
+        if self.dropped > 0 || self.stopped {
+            let last = self.list.last().map_or((1, 1), |e| (e.line, e.column));
+            let more = if self.dropped > 0 {
+                format!("{} more problems are not listed", self.dropped)
+            } else {
+                "reading stopped here, so more problems may follow".to_owned()
+            };
+            self.list.push(ModelError {
+                line: last.0,
+                column: last.1,
+                path: None,
+                message: format!(
+                    "{more}: at most {MAX_MODEL_ERRORS} are reported (the limit of problems per model); fix these first"
+                ),
+            });
+        }
+        ModelErrors(self.list)
     }
 }
 
@@ -478,7 +618,7 @@ fn check_size(text: &str) -> Result<(), ModelErrors> {
             column: 1,
             path: None,
             message: format!(
-                "the model is {} bytes, more than the limit of {MAX_MODEL_BYTES}",
+                "the model is {} bytes, more than the limit of {MAX_MODEL_BYTES} bytes of model text",
                 text.len()
             ),
         }]));
@@ -486,8 +626,8 @@ fn check_size(text: &str) -> Result<(), ModelErrors> {
     Ok(())
 }
 
-fn err(errors: &mut Vec<ModelError>, pos: Pos, path: Option<String>, message: String) {
-    errors.push(ModelError {
+fn err(problems: &mut Problems, pos: Pos, path: Option<String>, message: String) {
+    problems.push(ModelError {
         line: pos.line.max(1),
         column: pos.column.max(1),
         path,
@@ -495,7 +635,197 @@ fn err(errors: &mut Vec<ModelError>, pos: Pos, path: Option<String>, message: St
     });
 }
 
-fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
+/// The position of a rewrite: its own for a named leaf, otherwise that of its first named leaf,
+/// otherwise `fallback`.
+fn rewrite_pos(mut rewrite: &Rewrite, fallback: Pos) -> Pos {
+    loop {
+        match rewrite {
+            Rewrite::Computed { pos, .. } | Rewrite::TupleToUserset { pos, .. } => return *pos,
+            Rewrite::This => return fallback,
+            Rewrite::Union(children) | Rewrite::Intersection(children) => match children.first() {
+                Some(first) => rewrite = first,
+                None => return fallback,
+            },
+            Rewrite::Difference(base, _) => rewrite = base,
+        }
+    }
+}
+
+/// One step of a JSON path inside a rewrite.
+#[derive(Clone, Copy)]
+enum Step {
+    Root,
+    Child(&'static str, usize),
+    Base,
+    Subtract,
+}
+
+fn step_path(arena: &[(usize, Step)], mut at: usize, relation_path: &str) -> String {
+    let mut steps = Vec::new();
+    while let Some(&(parent, step)) = arena.get(at) {
+        if matches!(step, Step::Root) {
+            break;
+        }
+        steps.push(step);
+        at = parent;
+    }
+    let mut path = relation_path.to_owned();
+    for step in steps.iter().rev() {
+        match step {
+            Step::Root => {}
+            Step::Child(key, index) => path.push_str(&format!(".{key}.child[{index}]")),
+            Step::Base => path.push_str(".difference.base"),
+            Step::Subtract => path.push_str(".difference.subtract"),
+        }
+    }
+    path
+}
+
+/// Checks the size limits on a syntax tree, without recursion (a tree handed to
+/// [`Model::from_ast`] may be arbitrarily deep). Every later step relies on these bounds.
+fn check_limits(ast: &ModelAst, json: bool, problems: &mut Problems) {
+    if let Some(extra) = ast.types.get(MAX_TYPES) {
+        err(
+            problems,
+            extra.pos,
+            json.then(|| format!("type_definitions[{MAX_TYPES}]")),
+            format!(
+                "the model defines {} types, more than the limit of {MAX_TYPES} types per model",
+                ast.types.len()
+            ),
+        );
+    }
+    let mut terms = 0usize;
+    let mut terms_crossed: Option<(Pos, Option<String>)> = None;
+    let mut arena: Vec<(usize, Step)> = Vec::new();
+    let mut stack: Vec<(&Rewrite, usize, usize)> = Vec::new();
+    for (type_index, type_def) in ast.types.iter().enumerate() {
+        let relation_path = |name: &str| format!("type_definitions[{type_index}].relations.{name}");
+        if let Some(extra) = type_def.relations.get(MAX_RELATIONS_PER_TYPE) {
+            err(
+                problems,
+                extra.pos,
+                json.then(|| relation_path(&extra.name)),
+                format!(
+                    "type `{}` defines {} relations, more than the limit of {MAX_RELATIONS_PER_TYPE} relations per type",
+                    type_def.name,
+                    type_def.relations.len()
+                ),
+            );
+        }
+        for relation in &type_def.relations {
+            let name = format!("{}#{}", type_def.name, relation.name);
+            if let Some(extra) = relation.directly_related.get(MAX_DIRECT_TYPES) {
+                err(
+                    problems,
+                    extra.pos,
+                    json.then(|| {
+                        format!(
+                            "type_definitions[{type_index}].metadata.relations.{}.directly_related_user_types[{MAX_DIRECT_TYPES}]",
+                            relation.name
+                        )
+                    }),
+                    format!(
+                        "`{name}` lists {} directly related types, more than the limit of {MAX_DIRECT_TYPES} per relation",
+                        relation.directly_related.len()
+                    ),
+                );
+            }
+            let rpath = relation_path(&relation.name);
+            arena.clear();
+            arena.push((0, Step::Root));
+            stack.clear();
+            stack.push((&relation.rewrite, 0, 0));
+            let mut deepest = 0usize;
+            let mut too_deep: Option<(Pos, usize)> = None;
+            while let Some((rewrite, depth, at)) = stack.pop() {
+                terms += 1;
+                if terms > MAX_REWRITE_TERMS && terms_crossed.is_none() {
+                    terms_crossed = Some((relation.pos, json.then(|| rpath.clone())));
+                }
+                deepest = deepest.max(depth);
+                // Deeper levels only raise the count; the walk goes on to report it.
+                if depth > MAX_REWRITE_DEPTH && too_deep.is_none() {
+                    too_deep = Some((rewrite_pos(rewrite, relation.pos), at));
+                }
+                let (key, word, children) = match rewrite {
+                    Rewrite::Union(children) => ("union", "or", children),
+                    Rewrite::Intersection(children) => ("intersection", "and", children),
+                    Rewrite::Difference(base, subtract) => {
+                        arena.push((at, Step::Base));
+                        stack.push((base, depth + 1, arena.len() - 1));
+                        arena.push((at, Step::Subtract));
+                        stack.push((subtract, depth + 1, arena.len() - 1));
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if let Some(extra) = children.get(MAX_REWRITE_OPERANDS) {
+                    err(
+                        problems,
+                        rewrite_pos(extra, relation.pos),
+                        json.then(|| step_path(&arena, at, &rpath) + &format!(".{key}.child")),
+                        format!(
+                            "an `{word}` in `{name}` has {} operands, more than the limit of {MAX_REWRITE_OPERANDS} operands per `or`/`and`",
+                            children.len()
+                        ),
+                    );
+                }
+                for (index, child) in children.iter().enumerate().rev() {
+                    arena.push((at, Step::Child(key, index)));
+                    stack.push((child, depth + 1, arena.len() - 1));
+                }
+            }
+            if let Some((pos, at)) = too_deep {
+                err(
+                    problems,
+                    pos,
+                    json.then(|| step_path(&arena, at, &rpath)),
+                    format!(
+                        "the rewrite of `{name}` nests {deepest} levels deep, more than the limit of {MAX_REWRITE_DEPTH} levels"
+                    ),
+                );
+            }
+        }
+    }
+    if let Some((pos, path)) = terms_crossed {
+        err(
+            problems,
+            pos,
+            path,
+            format!(
+                "the model's rewrites have {terms} terms (relation names, `[...]`, `x from y`, operators), more than the limit of {MAX_REWRITE_TERMS} terms per model; the limit is crossed here"
+            ),
+        );
+    }
+    if let Some(extra) = ast.conditions.get(MAX_CONDITIONS) {
+        err(
+            problems,
+            extra.pos,
+            json.then(|| format!("conditions.{}", extra.name)),
+            format!(
+                "the model defines {} conditions, more than the limit of {MAX_CONDITIONS} conditions per model",
+                ast.conditions.len()
+            ),
+        );
+    }
+    for condition in &ast.conditions {
+        if condition.params.len() > MAX_CONDITION_PARAMETERS {
+            err(
+                problems,
+                condition.pos,
+                json.then(|| format!("conditions.{}.parameters", condition.name)),
+                format!(
+                    "condition `{}` declares {} parameters, more than the limit of {MAX_CONDITION_PARAMETERS} parameters per condition",
+                    condition.name,
+                    condition.params.len()
+                ),
+            );
+        }
+    }
+}
+
+fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
     let path = |type_index: usize, relation: Option<&str>| -> Option<String> {
         json.then(|| match relation {
             Some(relation) => format!("type_definitions[{type_index}].relations.{relation}"),
@@ -533,9 +863,8 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
     // Conditions.
     let mut condition_ids = FxHashMap::default();
     let mut conditions = Vec::new();
-    for (index, condition) in ast.conditions.iter().enumerate() {
+    for condition in &ast.conditions {
         let cpath = json.then(|| format!("conditions.{}", condition.name));
-        let _ = index;
         if condition_ids.contains_key(&condition.name) {
             err(
                 errors,
@@ -576,25 +905,28 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
             }
         }
     }
-    // Relations: first pass collects which relations each type has.
+    // Relations: first pass collects which relations each type has (per type, so the cost is
+    // the number of definitions, not types × relation names).
     let type_count = type_names.len();
-    let relation_count = relation_names.len();
-    let mut defined = vec![vec![false; relation_count]; type_count];
+    let mut defined: Vec<FxHashSet<u32>> = vec![FxHashSet::default(); type_count];
     for type_def in &ast.types {
         let Some(&t) = type_ids.get(&type_def.name) else {
             continue;
         };
         for relation in &type_def.relations {
-            let r = relation_ids[&relation.name] as usize;
-            if defined[t as usize][r] {
-                continue;
+            if let Some(&r) = relation_ids.get(&relation.name) {
+                defined[t as usize].insert(r);
             }
-            defined[t as usize][r] = true;
         }
     }
-    let mut relations: Vec<Vec<Option<CRelation>>> = (0..type_count)
-        .map(|_| (0..relation_count).map(|_| None).collect())
-        .collect();
+    let tables = Tables {
+        type_ids: &type_ids,
+        relation_ids: &relation_ids,
+        defined: &defined,
+        valid_ttu: std::cell::RefCell::new(FxHashSet::default()),
+    };
+    let mut relations: Vec<FxHashMap<u32, CRelation>> =
+        (0..type_count).map(|_| FxHashMap::default()).collect();
     let mut seen_types = vec![false; type_count];
     for (type_index, type_def) in ast.types.iter().enumerate() {
         let Some(&t) = type_ids.get(&type_def.name) else {
@@ -603,11 +935,12 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
         if std::mem::replace(&mut seen_types[t as usize], true) {
             continue;
         }
-        let mut seen = vec![false; relation_count];
-        for relation in &type_def.relations {
+        for (relation_index, relation) in type_def.relations.iter().enumerate() {
             let rpath = path(type_index, Some(&relation.name));
-            let r = relation_ids[&relation.name];
-            if std::mem::replace(&mut seen[r as usize], true) {
+            let Some(&r) = relation_ids.get(&relation.name) else {
+                continue;
+            };
+            if relations[t as usize].contains_key(&r) {
                 err(
                     errors,
                     relation.pos,
@@ -632,7 +965,7 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
                             type_def.name,
                             relation.name,
                             d.type_name,
-                            type_names.join(", ")
+                            name_list(type_names.iter().map(String::as_str))
                         ),
                     );
                     continue;
@@ -640,7 +973,7 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
                 let kind = match &d.relation {
                     Some(dr) => match relation_ids
                         .get(dr)
-                        .filter(|&&id| defined[dt as usize][id as usize])
+                        .filter(|&&id| defined[dt as usize].contains(&id))
                     {
                         Some(&id) => DirectKind::Userset(id),
                         None => {
@@ -705,25 +1038,26 @@ fn compile(ast: ModelAst, errors: &mut Vec<ModelError>, json: bool) -> Model {
                     ),
                 );
             }
-            let rewrite = compile_rewrite(
-                &relation.rewrite,
+            let place = Place {
                 t,
                 type_def,
-                &relation.name,
-                &ast,
-                &type_ids,
-                &relation_ids,
-                &defined,
-                errors,
-                &rpath,
-                0,
-            );
+                relation_name: &relation.name,
+                rpath: &rpath,
+            };
+            let rewrite = compile_rewrite(&relation.rewrite, &place, &tables, errors);
             let monotone = rewrite.monotone();
-            relations[t as usize][r as usize] = Some(CRelation {
-                rewrite,
-                direct,
-                monotone,
-            });
+            let mut positive_leaves = Vec::new();
+            rewrite.leaves(true, &mut positive_leaves);
+            relations[t as usize].insert(
+                r,
+                CRelation {
+                    rewrite,
+                    direct,
+                    monotone,
+                    positive_leaves: positive_leaves.into_boxed_slice(),
+                    ast_index: (type_index as u32, relation_index as u32),
+                },
+            );
         }
     }
     let mut model = Model {
@@ -756,61 +1090,50 @@ fn contains_this(rewrite: &Rewrite) -> bool {
     }
 }
 
-#[allow(
-    clippy::too_many_arguments,
-    clippy::only_used_in_recursion,
-    reason = "one recursive walk with its lookup tables"
-)]
+/// The name tables a rewrite is compiled against.
+struct Tables<'a> {
+    type_ids: &'a FxHashMap<String, u32>,
+    relation_ids: &'a FxHashMap<String, u32>,
+    /// Per type: the relation ids it defines.
+    defined: &'a [FxHashSet<u32>],
+    /// `computed from tupleset` leaves already found valid, per `(type, tupleset, computed)`:
+    /// a model may repeat one many times, and validating it walks the tupleset's types.
+    valid_ttu: std::cell::RefCell<FxHashSet<(u32, u32, u32)>>,
+}
+
+/// The relation whose rewrite is being compiled.
+struct Place<'a> {
+    t: u32,
+    type_def: &'a TypeDef,
+    relation_name: &'a str,
+    rpath: &'a Option<String>,
+}
+
+/// Compiles one rewrite. Recursion is bounded by [`MAX_REWRITE_DEPTH`], checked before.
 fn compile_rewrite(
     rewrite: &Rewrite,
-    t: u32,
-    type_def: &TypeDef,
-    relation_name: &str,
-    ast: &ModelAst,
-    type_ids: &FxHashMap<String, u32>,
-    relation_ids: &FxHashMap<String, u32>,
-    defined: &[Vec<bool>],
-    errors: &mut Vec<ModelError>,
-    rpath: &Option<String>,
-    depth: usize,
+    place: &Place<'_>,
+    tables: &Tables<'_>,
+    errors: &mut Problems,
 ) -> CRewrite {
+    let Place {
+        t,
+        type_def,
+        relation_name,
+        rpath,
+    } = *place;
     let here = |r: &str| {
-        relation_ids
+        tables
+            .relation_ids
             .get(r)
             .copied()
-            .filter(|&id| defined[t as usize][id as usize])
+            .filter(|id| tables.defined[t as usize].contains(id))
     };
-    if depth > MAX_REWRITE_DEPTH {
-        err(
-            errors,
-            type_def.pos,
-            rpath.clone(),
-            format!(
-                "the rewrite of `{}#{relation_name}` nests deeper than {MAX_REWRITE_DEPTH} levels",
-                type_def.name
-            ),
-        );
-        return CRewrite::This;
-    }
-    let recurse = |child: &Rewrite, errors: &mut Vec<ModelError>| {
-        compile_rewrite(
-            child,
-            t,
-            type_def,
-            relation_name,
-            ast,
-            type_ids,
-            relation_ids,
-            defined,
-            errors,
-            rpath,
-            depth + 1,
-        )
-    };
+    let this = CRewrite::Leaf(Leaf::This);
     match rewrite {
-        Rewrite::This => CRewrite::This,
+        Rewrite::This => this,
         Rewrite::Computed { relation, pos } => match here(relation) {
-            Some(id) => CRewrite::Computed(id),
+            Some(id) => CRewrite::Leaf(Leaf::Computed(id)),
             None => {
                 err(
                     errors,
@@ -820,10 +1143,10 @@ fn compile_rewrite(
                         "`{}#{relation_name}` refers to `{relation}`, which is not a relation of type `{}`; define it or use one of {}",
                         type_def.name,
                         type_def.name,
-                        relation_list(type_def)
+                        name_list(type_def.relations.iter().map(|r| r.name.as_str()))
                     ),
                 );
-                CRewrite::This
+                this
             }
         },
         Rewrite::TupleToUserset {
@@ -831,6 +1154,15 @@ fn compile_rewrite(
             computed,
             pos,
         } => {
+            let known = here(tupleset).zip(tables.relation_ids.get(computed).copied());
+            if let Some((ts, id)) = known
+                && tables.valid_ttu.borrow().contains(&(t, ts, id))
+            {
+                return CRewrite::Leaf(Leaf::Ttu {
+                    tupleset: ts,
+                    computed: id,
+                });
+            }
             let Some(ts) = here(tupleset) else {
                 err(
                     errors,
@@ -841,10 +1173,10 @@ fn compile_rewrite(
                         type_def.name, type_def.name
                     ),
                 );
-                return CRewrite::This;
+                return this;
             };
             let Some(ts_def) = type_def.relations.iter().find(|r| r.name == *tupleset) else {
-                return CRewrite::This;
+                return this;
             };
             let direct_only = matches!(ts_def.rewrite, Rewrite::This)
                 && ts_def
@@ -861,16 +1193,17 @@ fn compile_rewrite(
                         type_def.name
                     ),
                 );
-                return CRewrite::This;
+                return this;
             }
             let mut ok = true;
             for d in &ts_def.directly_related {
-                let Some(&target) = type_ids.get(&d.type_name) else {
+                let Some(&target) = tables.type_ids.get(&d.type_name) else {
                     continue;
                 };
-                let has = relation_ids
+                let has = tables
+                    .relation_ids
                     .get(computed)
-                    .is_some_and(|&id| defined[target as usize][id as usize]);
+                    .is_some_and(|id| tables.defined[target as usize].contains(id));
                 if !has {
                     ok = false;
                     err(
@@ -884,205 +1217,252 @@ fn compile_rewrite(
                     );
                 }
             }
-            match (ok, relation_ids.get(computed)) {
-                (true, Some(&id)) => CRewrite::Ttu {
-                    tupleset: ts,
-                    computed: id,
-                },
-                _ => CRewrite::This,
+            match (ok, tables.relation_ids.get(computed)) {
+                (true, Some(&id)) => {
+                    tables.valid_ttu.borrow_mut().insert((t, ts, id));
+                    CRewrite::Leaf(Leaf::Ttu {
+                        tupleset: ts,
+                        computed: id,
+                    })
+                }
+                _ => this,
             }
         }
-        Rewrite::Union(children) => {
-            CRewrite::Union(children.iter().map(|c| recurse(c, errors)).collect())
-        }
-        Rewrite::Intersection(children) => {
-            CRewrite::Intersection(children.iter().map(|c| recurse(c, errors)).collect())
-        }
+        Rewrite::Union(children) => CRewrite::Union(
+            children
+                .iter()
+                .map(|c| compile_rewrite(c, place, tables, errors))
+                .collect(),
+        ),
+        Rewrite::Intersection(children) => CRewrite::Intersection(
+            children
+                .iter()
+                .map(|c| compile_rewrite(c, place, tables, errors))
+                .collect(),
+        ),
         Rewrite::Difference(a, b) => {
-            let a = recurse(a, errors);
-            let b = recurse(b, errors);
-            CRewrite::Difference(Box::new(a), Box::new(b))
+            let a = compile_rewrite(a, place, tables, errors);
+            let b = compile_rewrite(b, place, tables, errors);
+            CRewrite::Difference(Box::new((a, b)))
         }
     }
-}
-
-fn relation_list(type_def: &TypeDef) -> String {
-    if type_def.relations.is_empty() {
-        return "(none)".to_owned();
-    }
-    type_def
-        .relations
-        .iter()
-        .map(|r| format!("`{}`", r.name))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Reports relations that can never hold for any tuples (e.g. `a: b`, `b: a`).
-fn check_resolvable(model: &Model, errors: &mut Vec<ModelError>, json: bool) {
-    let types = model.type_names.len();
-    let rels = model.relation_names.len();
-    let mut ok = vec![vec![false; rels]; types];
-    loop {
-        let mut changed = false;
-        for t in 0..types {
-            for r in 0..rels {
-                if ok[t][r] {
-                    continue;
-                }
-                if let Some(relation) = model.relations[t][r].as_ref()
-                    && resolvable(model, t as u32, relation, &relation.rewrite, &ok)
-                {
-                    ok[t][r] = true;
-                    changed = true;
-                }
-            }
-        }
-        if !changed {
-            break;
+///
+/// A least fixpoint computed in one pass over a graph of the rewrite terms: each term counts
+/// how many of its operands have become satisfiable (`or` and `x from y` need one, `and` all,
+/// `but not` its base), and a relation that becomes satisfiable notifies the terms that read
+/// it. Linear in the number of terms and `x from y` targets, where repeated sweeps over every
+/// relation would be quadratic.
+fn check_resolvable(model: &Model, errors: &mut Problems, json: bool) {
+    const ROOT: u32 = u32::MAX;
+    /// Marks a watcher that is a shared `x from y` term rather than a rewrite term.
+    const SHARED: u32 = 1 << 31;
+    struct Term {
+        /// The enclosing term, or `ROOT` for a relation's whole rewrite.
+        parent: u32,
+        /// The relation (slot) the term belongs to.
+        slot: u32,
+        needed: u32,
+        have: u32,
+    }
+    // Slots: one per defined relation.
+    let mut slots: Vec<(u32, u32)> = Vec::new();
+    let mut slot_of: FxHashMap<(u32, u32), u32> = FxHashMap::default();
+    for (t, relations) in model.relations.iter().enumerate() {
+        let mut ids: Vec<u32> = relations.keys().copied().collect();
+        ids.sort_unstable();
+        for r in ids {
+            slot_of.insert((t as u32, r), slots.len() as u32);
+            slots.push((t as u32, r));
         }
     }
-    for (type_index, type_def) in model.ast.types.iter().enumerate() {
-        let Some(t) = model.type_id(&type_def.name) else {
+    let mut terms: Vec<Term> = Vec::new();
+    let mut watchers: Vec<Vec<u32>> = vec![Vec::new(); slots.len()];
+    let mut ready: Vec<u32> = Vec::new();
+    // One shared term per distinct `(type, tupleset, computed)`, satisfied when the computed
+    // relation can hold on any type the tupleset points at; each `x from y` term waits on it,
+    // so a repeated one costs one edge, not one per target type. Shared terms are watchers
+    // of the target relations (they are never a relation's root).
+    let mut ttu_terms: FxHashMap<(u32, u32, u32), u32> = FxHashMap::default();
+    let mut ttu_watchers: Vec<Vec<u32>> = Vec::new();
+    let mut stack: Vec<(&CRewrite, u32)> = Vec::new();
+    for (slot, &(t, r)) in slots.iter().enumerate() {
+        let Some(relation) = model.relation(t, r) else {
             continue;
         };
-        for relation in &type_def.relations {
-            let Some(r) = model.relation_id(&relation.name) else {
-                continue;
+        stack.push((&relation.rewrite, ROOT));
+        while let Some((rewrite, parent)) = stack.pop() {
+            let id = terms.len() as u32;
+            let needed = match rewrite {
+                CRewrite::Intersection(children) => children.len() as u32,
+                _ => 1,
             };
-            if !ok[t as usize][r as usize] {
-                err(
-                    errors,
-                    relation.pos,
-                    json.then(|| {
-                        format!("type_definitions[{type_index}].relations.{}", relation.name)
-                    }),
-                    format!(
-                        "relation `{}#{}` can never be satisfied: every path through it loops back to itself or needs a relation that can never hold; give it (or an operand) direct types, e.g. `[user]`",
-                        type_def.name, relation.name
-                    ),
-                );
+            terms.push(Term {
+                parent,
+                slot: slot as u32,
+                needed,
+                have: 0,
+            });
+            match rewrite {
+                CRewrite::Leaf(Leaf::This) => {
+                    if !relation.direct.is_empty() {
+                        ready.push(id);
+                    }
+                }
+                CRewrite::Leaf(Leaf::Computed(source)) => {
+                    if let Some(&s) = slot_of.get(&(t, *source)) {
+                        watchers[s as usize].push(id);
+                    }
+                }
+                CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                    let shared = match ttu_terms.get(&(t, *tupleset, *computed)) {
+                        Some(&shared) => shared,
+                        None => {
+                            let shared = ttu_watchers.len() as u32;
+                            ttu_watchers.push(Vec::new());
+                            ttu_terms.insert((t, *tupleset, *computed), shared);
+                            let mut targets: Vec<u32> = model
+                                .relation(t, *tupleset)
+                                .map(|ts| ts.direct.iter().map(|d| d.type_id).collect())
+                                .unwrap_or_default();
+                            targets.sort_unstable();
+                            targets.dedup();
+                            for target in targets {
+                                if let Some(&s) = slot_of.get(&(target, *computed)) {
+                                    watchers[s as usize].push(SHARED | shared);
+                                }
+                            }
+                            shared
+                        }
+                    };
+                    ttu_watchers[shared as usize].push(id);
+                }
+                CRewrite::Union(children) | CRewrite::Intersection(children) => {
+                    stack.extend(children.iter().map(|c| (c, id)));
+                }
+                // Only the base decides whether `a but not b` can ever hold.
+                CRewrite::Difference(pair) => stack.push((&pair.0, id)),
             }
         }
     }
-}
-
-fn resolvable(
-    model: &Model,
-    t: u32,
-    relation: &CRelation,
-    rewrite: &CRewrite,
-    ok: &[Vec<bool>],
-) -> bool {
-    match rewrite {
-        CRewrite::This => !relation.direct.is_empty(),
-        CRewrite::Computed(r) => ok[t as usize][*r as usize],
-        CRewrite::Ttu { tupleset, computed } => model.relation(t, *tupleset).is_some_and(|ts| {
-            ts.direct
-                .iter()
-                .any(|d| ok[d.type_id as usize][*computed as usize])
-        }),
-        CRewrite::Union(children) => children
-            .iter()
-            .any(|c| resolvable(model, t, relation, c, ok)),
-        CRewrite::Intersection(children) => children
-            .iter()
-            .all(|c| resolvable(model, t, relation, c, ok)),
-        CRewrite::Difference(a, _) => resolvable(model, t, relation, a, ok),
-    }
-}
-
-/// A `json!` helper kept here so the JSON module can share the rewrite printer.
-pub(crate) fn rewrite_json(rewrite: &Rewrite) -> Value {
-    match rewrite {
-        Rewrite::This => json!({"this": {}}),
-        Rewrite::Computed { relation, .. } => {
-            json!({"computedUserset": {"object": "", "relation": relation}})
-        }
-        Rewrite::TupleToUserset {
-            tupleset, computed, ..
-        } => json!({
-            "tupleToUserset": {
-                "tupleset": {"object": "", "relation": tupleset},
-                "computedUserset": {"object": "", "relation": computed}
+    let mut ok = vec![false; slots.len()];
+    while let Some(id) = ready.pop() {
+        let Some(term) = terms.get(id as usize) else {
+            continue;
+        };
+        let (parent, slot) = (term.parent, term.slot);
+        if parent == ROOT {
+            if !std::mem::replace(&mut ok[slot as usize], true) {
+                for &watcher in &watchers[slot as usize] {
+                    if watcher & SHARED != 0 {
+                        // A shared term needs one target: on its first, release its leaves
+                        // (each needs one operand) and forget them.
+                        let list = ttu_watchers
+                            .get_mut((watcher & !SHARED) as usize)
+                            .map(std::mem::take)
+                            .unwrap_or_default();
+                        ready.extend(list);
+                        continue;
+                    }
+                    let w = &mut terms[watcher as usize];
+                    w.have += 1;
+                    if w.have == w.needed {
+                        ready.push(watcher);
+                    }
+                }
             }
-        }),
-        Rewrite::Union(children) => {
-            json!({"union": {"child": children.iter().map(rewrite_json).collect::<Vec<_>>()}})
+        } else {
+            let p = &mut terms[parent as usize];
+            p.have += 1;
+            if p.have == p.needed {
+                ready.push(parent);
+            }
         }
-        Rewrite::Intersection(children) => {
-            json!({"intersection": {"child": children.iter().map(rewrite_json).collect::<Vec<_>>()}})
+    }
+    for (slot, &(t, r)) in slots.iter().enumerate() {
+        if ok[slot] {
+            continue;
         }
-        Rewrite::Difference(a, b) => {
-            json!({"difference": {"base": rewrite_json(a), "subtract": rewrite_json(b)}})
-        }
+        let Some(relation) = model.relation(t, r) else {
+            continue;
+        };
+        let (type_index, relation_index) = relation.ast_index;
+        let Some(type_def) = model.ast.types.get(type_index as usize) else {
+            continue;
+        };
+        let Some(def) = type_def.relations.get(relation_index as usize) else {
+            continue;
+        };
+        err(
+            errors,
+            def.pos,
+            json.then(|| format!("type_definitions[{type_index}].relations.{}", def.name)),
+            format!(
+                "relation `{}#{}` can never be satisfied: every path through it loops back to itself or needs a relation that can never hold; give it (or an operand) direct types, e.g. `[user]`",
+                type_def.name, def.name
+            ),
+        );
     }
 }
 
 fn link(model: &mut Model) {
     let mut dependents: FxHashMap<(u32, u32), Vec<Dependent>> = FxHashMap::default();
     let mut inputs: FxHashMap<(u32, u32), Vec<(u32, u32)>> = FxHashMap::default();
+    let mut leaves = Vec::new();
     for (t, relations) in model.relations.iter().enumerate() {
         let t = t as u32;
-        for (r, relation) in relations.iter().enumerate() {
-            let Some(relation) = relation else { continue };
-            let r = r as u32;
-            let mut leaves = Vec::new();
-            collect_leaves(&relation.rewrite, &mut leaves);
+        for (&r, relation) in relations {
+            leaves.clear();
+            relation.rewrite.leaves(false, &mut leaves);
             let entry = inputs.entry((t, r)).or_default();
-            for leaf in leaves {
-                match leaf {
-                    CRewrite::This => {
+            for leaf in &leaves {
+                match *leaf {
+                    Leaf::This => {
                         for d in &relation.direct {
                             if let DirectKind::Userset(ur) = d.kind {
                                 entry.push((d.type_id, ur));
                             }
                         }
                     }
-                    CRewrite::Computed(source) => {
-                        entry.push((t, *source));
+                    Leaf::Computed(source) => {
+                        entry.push((t, source));
                         dependents
-                            .entry((t, *source))
+                            .entry((t, source))
                             .or_default()
                             .push(Dependent::Computed(r));
                     }
-                    CRewrite::Ttu { tupleset, computed } => {
-                        let targets: Vec<u32> = model.relations[t as usize][*tupleset as usize]
-                            .as_ref()
-                            .map(|ts| ts.direct.iter().map(|d| d.type_id).collect())
+                    Leaf::Ttu { tupleset, computed } => {
+                        let targets = model.relations[t as usize]
+                            .get(&tupleset)
+                            .map(|ts| ts.direct.as_slice())
                             .unwrap_or_default();
-                        for target in targets {
-                            entry.push((target, *computed));
-                            dependents.entry((target, *computed)).or_default().push(
+                        for target in targets.iter().map(|d| d.type_id) {
+                            entry.push((target, computed));
+                            dependents.entry((target, computed)).or_default().push(
                                 Dependent::Ttu {
                                     type_id: t,
                                     relation: r,
-                                    tupleset: *tupleset,
+                                    tupleset,
                                 },
                             );
                         }
                     }
-                    _ => {}
                 }
             }
         }
     }
+    // Each listed once: a relation that names another many times (`a or a or ...`, or a
+    // tupleset listing a type twice) must not make every query step repeat per mention.
+    for list in inputs.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    for list in dependents.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
     model.dependents = dependents;
     model.inputs = inputs;
-}
-
-/// Every leaf of a rewrite, including those under `and` and both sides of `but not`.
-fn collect_leaves<'a>(rewrite: &'a CRewrite, out: &mut Vec<&'a CRewrite>) {
-    match rewrite {
-        CRewrite::Union(children) | CRewrite::Intersection(children) => {
-            for child in children {
-                collect_leaves(child, out);
-            }
-        }
-        CRewrite::Difference(a, b) => {
-            collect_leaves(a, out);
-            collect_leaves(b, out);
-        }
-        leaf => out.push(leaf),
-    }
 }

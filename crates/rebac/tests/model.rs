@@ -154,7 +154,7 @@ fn hostile_input_is_bounded() {
     assert!(
         errors(&deep)
             .iter()
-            .any(|(_, _, m)| m.contains("nest deeper"))
+            .any(|(_, _, m)| m.contains("nest 5000 levels deep") && m.contains("limit of 32"))
     );
     let huge = "#".repeat(2 * 1024 * 1024);
     assert!(errors(&huge)[0].2.contains("limit"));

@@ -184,7 +184,9 @@ pub fn query_error(error: &QueryError) -> ApiError {
         QueryError::MissingParameter { .. }
         | QueryError::BadParameter { .. }
         | QueryError::ConditionFailed { .. }
-        | QueryError::DepthExceeded => StatusCode::UNPROCESSABLE_ENTITY,
+        | QueryError::DepthExceeded
+        | QueryError::TooComplex => StatusCode::UNPROCESSABLE_ENTITY,
+        QueryError::IndexIncomplete(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     ApiError::new(status, code, error.to_string())
@@ -197,6 +199,8 @@ pub fn query_error_code(error: &QueryError) -> &'static str {
         QueryError::BadParameter { .. } => "invalid_condition_parameter",
         QueryError::ConditionFailed { .. } => "condition_failed",
         QueryError::DepthExceeded => "depth_exceeded",
+        QueryError::TooComplex => "too_complex",
+        QueryError::IndexIncomplete(_) => "index_incomplete",
         QueryError::UnknownType(_) | QueryError::UnknownRelation { .. } => "unknown_relation",
         QueryError::InvalidContextualTuple(_) => "invalid_tuple",
         QueryError::TooManyContextualTuples(_) | QueryError::TooManyChecks(_) => "too_many",

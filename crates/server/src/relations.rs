@@ -73,7 +73,7 @@ pub async fn attach(
     };
     let current = indexes
         .get(&tenant)
-        .filter(|index| index.model.to_json() == model.to_json())
+        .filter(|index| index.model.ast() == model.ast())
         .cloned();
     let index = match current {
         Some(index) => {
