@@ -50,8 +50,8 @@ pub const MAX_ROUTES: usize = 10_000;
 pub const MAX_TESTS: usize = 10_000;
 /// Most CEL expressions (permission conditions, rule conditions and CEL factors together).
 pub const MAX_CONDITIONS: usize = 5_000;
-/// Most relationship tuples a bundle ships.
-pub const MAX_BUNDLE_TUPLES: usize = 100_000;
+/// Most relationship tuples a bundle ships (more belong in the store).
+pub const MAX_BUNDLE_TUPLES: usize = portcullis_rebac::MAX_BUNDLE_TUPLES;
 /// Most (action, grant or rule) pairs compilation may resolve: every wildcard permission and
 /// rule is resolved for every action it covers.
 pub const MAX_RESOLVED_PAIRS: usize = 1_000_000;

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use portcullis_rebac::{Graph, MAX_BUNDLE_TUPLES, Model, ObjectRef, Tuple, TupleCondition};
+use portcullis_rebac::{Graph, Model, ObjectRef, Tuple, TupleCondition};
 use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
@@ -161,20 +161,7 @@ pub(crate) fn bundle_tuples(
     bundle: &Bundle,
     diagnostics: &mut Diagnostics,
 ) -> Vec<Tuple> {
-    if let Some(extra) = bundle.tuples.get(MAX_BUNDLE_TUPLES) {
-        diagnostics.push(
-            Diagnostic::new(
-                extra.location.clone(),
-                Code::Model,
-                format!(
-                    "the bundle ships {} tuples, more than the limit of {MAX_BUNDLE_TUPLES} tuples per bundle",
-                    bundle.tuples.len()
-                ),
-            )
-            .with_help("write the rest to the store (`portcullis rebac write`)"),
-        );
-        return Vec::new();
-    }
+    // The count is checked with the other bundle limits (`limits::MAX_BUNDLE_TUPLES`).
     let mut tuples = Vec::with_capacity(bundle.tuples.len());
     for At { value, location } in &bundle.tuples {
         let Some(model) = model else {
