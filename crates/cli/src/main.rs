@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod client;
 mod commands;
 mod model;
 mod rebac;
