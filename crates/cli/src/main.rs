@@ -9,6 +9,7 @@ mod client;
 mod commands;
 mod model;
 mod rebac;
+mod render;
 mod tenant;
 
 use std::path::PathBuf;

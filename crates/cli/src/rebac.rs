@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::client::{
     self, AdminOptions, ApiOptions, Client, Failure, Listener, OK, REFUSED, Reply, USAGE,
 };
+use crate::render::{items, print_table, text, time};
 
 /// Most tuples (writes and deletes together) the server takes in one write.
 const WRITE_BATCH: usize = 100;
@@ -846,19 +847,6 @@ fn read_document(path: &Path) -> Result<(String, Value), Failure> {
 
 // ------------------------------------------------------------------ rendering
 
-/// A JSON value as a table cell or line: strings bare, null as `-`.
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn items(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
 fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
@@ -874,15 +862,6 @@ fn condition(tuple: &Value) -> String {
         },
         None => "-".to_owned(),
     }
-}
-
-/// Microseconds since the epoch as an RFC 3339 time (UTC, whole seconds).
-fn time(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(|us| jiff::Timestamp::from_second(us.div_euclid(1_000_000)).ok())
-        .map(|at| at.to_string())
-        .unwrap_or_else(|| text(value))
 }
 
 /// One node of an expand tree, indented by `depth`.
@@ -946,31 +925,6 @@ fn render_node(node: &Value, depth: usize, out: &mut String) {
         return;
     }
     line(out, format!("{name}: {node}"));
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 #[cfg(test)]

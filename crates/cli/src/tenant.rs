@@ -13,6 +13,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use crate::client::{self, AdminOptions, Client, Failure, Listener, OK, REFUSED};
+use crate::render::{items, print_table, text, time};
 
 /// Where the admin API is and how to authenticate; valid before or after the subcommand.
 #[derive(Debug, Args)]
@@ -771,19 +772,6 @@ fn assignment(principal: &str, role: &str, on: Option<String>) -> Result<Value, 
 
 // ------------------------------------------------------------------ rendering
 
-/// A JSON value as a table cell or field: strings bare, null as `-`.
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn items(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
 fn list(value: &Value) -> String {
     let names: Vec<String> = items(value).iter().map(text).collect();
     if names.is_empty() {
@@ -809,40 +797,6 @@ fn attributes(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => "-".to_owned(),
-    }
-}
-
-/// Microseconds since the epoch as an RFC 3339 time (UTC, whole seconds).
-fn time(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(|us| jiff::Timestamp::from_second(us.div_euclid(1_000_000)).ok())
-        .map(|at| at.to_string())
-        .unwrap_or_else(|| text(value))
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
     }
 }
 
