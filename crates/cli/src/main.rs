@@ -5,9 +5,11 @@
 #![forbid(unsafe_code)]
 
 mod audit;
+mod client;
 mod commands;
 mod model;
 mod rebac;
+mod render;
 mod tenant;
 
 use std::path::PathBuf;

@@ -10,27 +10,19 @@
 //! message are printed), 2 a usage error, an unusable local file or an unreachable server (like
 //! `portcullis tenant`).
 
-use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use portcullis_policy::rebac::Tuple;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::Method;
 use serde_json::{Value, json};
 
-/// Exit code for success (and for an allowed check).
-const OK: u8 = 0;
-/// Exit code for a refusal by the server (and for a check that is not allowed).
-const REFUSED: u8 = 1;
-/// Exit code for a usage error or an unreachable server.
-const USAGE: u8 = 2;
+use crate::client::{
+    self, AdminOptions, ApiOptions, Client, Failure, Listener, OK, REFUSED, Reply, USAGE,
+};
+use crate::render::{items, print_table, text, time};
 
-/// How long one call may take, connection included.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most tuples (writes and deletes together) the server takes in one write.
 const WRITE_BATCH: usize = 100;
 /// Page size asked for when reading tuples and changes (the server's maximum).
@@ -39,60 +31,33 @@ const ADMIN_PAGE: u32 = 1000;
 const MAX_PAGES: usize = 1_000_000;
 
 /// Where the server is and how to authenticate; valid before or after the subcommand.
-#[derive(Args)]
+///
+/// The listener flags are the ones every client subcommand takes; their help here says which
+/// subcommands use which listener.
+#[derive(Debug, Args)]
+#[command(
+    mut_arg("api_url", |arg| arg.help(
+        "Base URL of the public listener (queries: check, list-objects, list-users, expand)",
+    )),
+    mut_arg("api_token", |arg| arg.help(
+        "Bearer token for queries, when the server requires one (never printed)",
+    )),
+    mut_arg("admin_url", |arg| arg.help(
+        "Base URL of the admin listener (write, read, changes, model)",
+    )),
+    mut_arg("token", |arg| arg.help(
+        "Admin token for write, read, changes and model (sent as a bearer token; never printed)",
+    )),
+)]
 pub struct Options {
-    /// Base URL of the public listener (queries: check, list-objects, list-users, expand).
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_API_URL",
-        default_value = "http://127.0.0.1:9700",
-        value_name = "URL"
-    )]
-    api_url: String,
-    /// Bearer token for queries, when the server requires one (never printed).
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_API_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    api_token: Option<String>,
-    /// Base URL of the admin listener (write, read, changes, model).
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_ADMIN_URL",
-        default_value = "http://127.0.0.1:9701",
-        value_name = "URL"
-    )]
-    admin_url: String,
-    /// Admin token for write, read, changes and model (sent as a bearer token; never printed).
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    api: ApiOptions,
+    #[command(flatten)]
+    admin: AdminOptions,
     /// Print JSON instead of a summary: the server's answer as it came, or for paginated
     /// subcommands every page joined into one answer.
     #[arg(long, global = true)]
     json: bool,
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
-            .field("api_url", &self.api_url)
-            .field("api_token", &self.api_token.as_ref().map(|_| "<hidden>"))
-            .field("admin_url", &self.admin_url)
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("json", &self.json)
-            .finish()
-    }
 }
 
 /// The relationship subcommands.
@@ -253,287 +218,61 @@ pub enum RebacCommand {
 
 /// Runs one rebac subcommand and returns the exit code.
 pub fn run(options: Options, command: RebacCommand) -> u8 {
-    let is_check = matches!(command, RebacCommand::Check { .. });
-    let result = Client::new(options).and_then(|client| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| Failure::Usage(format!("cannot start the runtime: {error}")))?;
-        runtime.block_on(execute(&client, command))
-    });
-    match result {
-        Ok(code) => code,
-        Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
-            USAGE
-        }
-        Err(Failure::Refused(refusal)) => {
-            refusal.report();
-            // For a check, 1 means "not allowed"; a refusal is an error like any other.
-            if is_check { USAGE } else { REFUSED }
-        }
-    }
+    // For a check, 1 means "not allowed"; a refusal is an error like any other.
+    let refused = if matches!(command, RebacCommand::Check { .. }) {
+        USAGE
+    } else {
+        REFUSED
+    };
+    let server = Server {
+        api: options.api.listener(),
+        admin: options.admin.listener(),
+    };
+    let outcome = Client::new(options.json)
+        .and_then(|client| client::block_on(execute(&client, &server, command)));
+    client::exit_code(outcome, refused)
 }
 
-// ------------------------------------------------------------------ client
-
-/// Why a subcommand did not succeed.
-enum Failure {
-    /// Bad arguments, unusable local files or an unreachable server (exit 2).
-    Usage(String),
-    /// The server answered with an error (exit 1, or 2 for `check`).
-    Refused(Box<Refusal>),
+/// The two listeners: queries go to the public one, tuples and the model to the admin one.
+/// Only the listener a subcommand calls must be valid.
+struct Server {
+    api: Listener,
+    admin: Listener,
 }
 
-/// An error answer of the server.
-struct Refusal {
-    status: StatusCode,
-    /// The body as answered.
-    text: String,
-    /// The body as JSON (`Null` when it is not JSON).
-    body: Value,
-    /// Print the body verbatim on standard output.
-    json: bool,
-    /// What had already been done when this answer came (for batched writes).
-    note: Option<String>,
-}
-
-impl Refusal {
-    fn report(&self) {
-        if self.json {
-            println!("{}", self.text.trim_end());
-        }
-        let error = &self.body["error"];
-        match (error["code"].as_str(), error["message"].as_str()) {
-            (Some(code), Some(message)) => {
-                eprintln!("error[{code}]: {message} (HTTP {})", self.status.as_u16());
-            }
-            _ => {
-                let text = self.text.trim();
-                let shown: String = text.chars().take(300).collect();
-                eprintln!(
-                    "error: the server answered HTTP {}{}{shown}",
-                    self.status,
-                    if shown.is_empty() { "" } else { ": " }
-                );
-            }
-        }
-        if let Some(note) = &self.note {
-            eprintln!("note: {note}");
-        }
-    }
-}
-
-/// A successful answer.
-struct Reply {
-    text: String,
-    body: Value,
-}
-
-/// Which listener a call goes to.
-#[derive(Clone, Copy)]
-enum Listener {
-    Api,
-    Admin,
-}
-
-struct Client {
-    http: reqwest::Client,
-    api_url: String,
-    api_token: Option<String>,
-    admin_url: String,
-    token: Option<String>,
-    json: bool,
-}
-
-impl Client {
-    fn new(options: Options) -> Result<Client, Failure> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|error| Failure::Usage(format!("cannot build the HTTP client: {error}")))?;
-        Ok(Client {
-            http,
-            api_url: options.api_url,
-            api_token: options.api_token.filter(|token| !token.is_empty()),
-            admin_url: options.admin_url,
-            token: options.token.filter(|token| !token.is_empty()),
-            json: options.json,
-        })
-    }
-
-    /// The base URL of a listener, checked (only the listener a subcommand uses must be valid).
-    fn base(&self, listener: Listener) -> Result<Url, Failure> {
-        let (flag, text) = match listener {
-            Listener::Api => ("--api-url", &self.api_url),
-            Listener::Admin => ("--admin-url", &self.admin_url),
-        };
-        let base = Url::parse(text)
-            .map_err(|error| Failure::Usage(format!("{flag} `{text}` is not a URL: {error}")))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Failure::Usage(format!(
-                "{flag} `{text}` must be an http:// or https:// URL"
-            )));
-        }
-        Ok(base)
-    }
-
-    /// The listener's base followed by the percent-encoded `segments`.
-    fn url(
-        &self,
-        listener: Listener,
-        segments: &[&str],
-        query: &[(&str, String)],
-    ) -> Result<Url, Failure> {
-        // URLs resolve `.` and `..` segments (also percent-encoded), so such ids cannot be sent.
-        if let Some(bad) = segments
-            .iter()
-            .find(|segment| matches!(**segment, "" | "." | ".."))
-        {
-            return Err(Failure::Usage(if bad.is_empty() {
-                "an id cannot be empty".to_owned()
-            } else {
-                format!("`{bad}` cannot be used as an id (it cannot be part of a URL path)")
-            }));
-        }
-        let base = self.base(listener)?;
-        let mut url = base.clone();
-        {
-            let mut path = url.path_segments_mut().map_err(|()| {
-                Failure::Usage(format!("the base URL `{base}` cannot take a path"))
-            })?;
-            path.pop_if_empty();
-            path.extend(segments);
-        }
-        if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (key, value) in query {
-                pairs.append_pair(key, value);
-            }
-        }
-        Ok(url)
-    }
-
+impl Server {
     /// `POST /v1/relations/{what}` on the public listener.
-    async fn query(&self, what: &[&str], body: &Value) -> Result<Reply, Failure> {
-        let mut segments = vec!["v1", "relations"];
-        segments.extend_from_slice(what);
-        let url = self.url(Listener::Api, &segments, &[])?;
-        let mut request = self.http.post(url).json(body);
-        if let Some(token) = &self.api_token {
-            request = request.bearer_auth(token);
-        }
-        self.send(request, Listener::Api).await
+    async fn query(&self, client: &Client, what: &str, body: &Value) -> Result<Reply, Failure> {
+        client
+            .call(
+                &self.api,
+                Method::POST,
+                &["relations", what],
+                &[],
+                Some(body),
+            )
+            .await
     }
 
     /// An admin call about one tenant: `/admin/v1/tenants/{tenant}/{segments…}`.
     async fn admin(
         &self,
+        client: &Client,
         method: Method,
         tenant: &str,
         segments: &[&str],
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Reply, Failure> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            Failure::Usage(
-                "no admin token: give --token or set PORTCULLIS_ADMIN_TOKEN (`portcullis serve` prints a generated one when none is configured)".to_owned(),
-            )
-        })?;
-        let mut path = vec!["admin", "v1", "tenants", tenant];
+        let mut path = vec!["tenants", tenant];
         path.extend_from_slice(segments);
-        let url = self.url(Listener::Admin, &path, query)?;
-        let mut request = self.http.request(method, url).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        self.send(request, Listener::Admin).await
-    }
-
-    /// Sends a request; an error answer becomes a [`Failure::Refused`].
-    async fn send(
-        &self,
-        request: reqwest::RequestBuilder,
-        listener: Listener,
-    ) -> Result<Reply, Failure> {
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unreachable(&error, listener))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| self.unreachable(&error, listener))?;
-        let parsed = serde_json::from_str::<Value>(&text);
-        match parsed {
-            Ok(body) if status.is_success() => Ok(Reply { text, body }),
-            parsed => Err(Failure::Refused(Box::new(Refusal {
-                status,
-                text,
-                body: if status.is_success() {
-                    Value::Null
-                } else {
-                    parsed.unwrap_or(Value::Null)
-                },
-                json: self.json,
-                note: None,
-            }))),
-        }
-    }
-
-    fn unreachable(&self, error: &reqwest::Error, listener: Listener) -> Failure {
-        // The innermost cause says what happened ("Connection refused"); the outer ones only
-        // repeat that a request failed.
-        let mut innermost: &dyn std::error::Error = error;
-        while let Some(cause) = innermost.source() {
-            innermost = cause;
-        }
-        let (what, base, flag, env) = match listener {
-            Listener::Api => ("the API", &self.api_url, "--api-url", "PORTCULLIS_API_URL"),
-            Listener::Admin => (
-                "the admin API",
-                &self.admin_url,
-                "--admin-url",
-                "PORTCULLIS_ADMIN_URL",
-            ),
-        };
-        let base = base.trim_end_matches('/');
-        if error.is_timeout() {
-            Failure::Usage(format!(
-                "{what} at {base} did not answer within {} s",
-                TIMEOUT.as_secs()
-            ))
-        } else {
-            Failure::Usage(format!(
-                "cannot reach {what} at {base}: {innermost}; is `portcullis serve` running there? (set {flag} or {env})"
-            ))
-        }
-    }
-
-    /// Prints the answer verbatim with `--json`, else the summary `human` makes of it.
-    fn output(&self, reply: &Reply, human: impl FnOnce(&Value)) {
-        if self.json {
-            println!("{}", reply.text.trim_end());
-        } else {
-            human(&reply.body);
-        }
-    }
-
-    /// Prints `joined` (several pages made into one answer) with `--json`, else `human`.
-    fn output_joined(&self, joined: &Value, human: impl FnOnce()) {
-        if self.json {
-            println!("{joined}");
-        } else {
-            human();
-        }
+        client.call(&self.admin, method, &path, query, body).await
     }
 }
 
 // ------------------------------------------------------------------ subcommands
 
-async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> {
+async fn execute(client: &Client, server: &Server, command: RebacCommand) -> Result<u8, Failure> {
     match command {
         RebacCommand::Check {
             tenant,
@@ -548,14 +287,14 @@ async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> 
                 "tenant": tenant, "user": user, "relation": relation, "object": object,
             });
             add_query_options(&mut body, context, contextual_tuples, at_least)?;
-            let reply = client.query(&["check"], &body).await?;
+            let reply = server.query(client, "check", &body).await?;
             let Some(allowed) = reply.body["allowed"].as_bool() else {
                 return Err(Failure::Usage(format!(
                     "the server's answer has no `allowed`: {}",
                     reply.text.trim()
                 )));
             };
-            if client.json {
+            if client.json() {
                 println!("{}", reply.text.trim_end());
             } else {
                 println!("{}", pretty(&reply.body));
@@ -579,7 +318,7 @@ async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> 
             if let Some(size) = page_size {
                 body["page_size"] = json!(size);
             }
-            list_objects(client, body).await?;
+            list_objects(client, server, body).await?;
         }
         RebacCommand::ListUsers {
             tenant,
@@ -594,7 +333,7 @@ async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> 
                 "tenant": tenant, "object": object, "relation": relation, "user_filters": filters,
             });
             add_query_options(&mut body, context, contextual_tuples, at_least)?;
-            let reply = client.query(&["list-users"], &body).await?;
+            let reply = server.query(client, "list-users", &body).await?;
             client.output(&reply, |answer| {
                 for user in items(&answer["users"]) {
                     println!("{}", text(user));
@@ -609,7 +348,7 @@ async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> 
         } => {
             let mut body = json!({ "tenant": tenant, "object": object, "relation": relation });
             add_query_options(&mut body, None, None, at_least)?;
-            let reply = client.query(&["expand"], &body).await?;
+            let reply = server.query(client, "expand", &body).await?;
             client.output(&reply, |answer| {
                 let mut out = String::new();
                 render_node(&answer["tree"]["root"], 0, &mut out);
@@ -639,18 +378,26 @@ async fn execute(client: &Client, command: RebacCommand) -> Result<u8, Failure> 
                     "nothing to write: give --file FILE, --add USER RELATION OBJECT or --remove USER RELATION OBJECT".to_owned(),
                 ));
             }
-            write(client, &tenant, &change, ignore_duplicates, ignore_missing).await?;
+            write(
+                client,
+                server,
+                &tenant,
+                &change,
+                ignore_duplicates,
+                ignore_missing,
+            )
+            .await?;
         }
         RebacCommand::Read {
             tenant,
             object,
             relation,
             user,
-        } => read(client, &tenant, object, relation, user).await?,
-        RebacCommand::Changes { tenant, since } => changes(client, &tenant, since).await?,
+        } => read(client, server, &tenant, object, relation, user).await?,
+        RebacCommand::Changes { tenant, since } => changes(client, server, &tenant, since).await?,
         RebacCommand::Model { tenant } => {
-            let reply = client
-                .admin(Method::GET, &tenant, &["model"], &[], None)
+            let reply = server
+                .admin(client, Method::GET, &tenant, &["model"], &[], None)
                 .await?;
             client.output(&reply, |answer| {
                 let dsl = answer["dsl"].as_str().unwrap_or("");
@@ -711,11 +458,11 @@ fn add_query_options(
     Ok(())
 }
 
-async fn list_objects(client: &Client, mut body: Value) -> Result<(), Failure> {
+async fn list_objects(client: &Client, server: &Server, mut body: Value) -> Result<(), Failure> {
     let mut objects: Vec<Value> = Vec::new();
     let mut revision = Value::Null;
     for _ in 0..MAX_PAGES {
-        let reply = client.query(&["list-objects"], &body).await?;
+        let reply = server.query(client, "list-objects", &body).await?;
         objects.extend(items(&reply.body["objects"]).iter().cloned());
         revision = reply.body["revision"].clone();
         let next = match &reply.body["continuation"] {
@@ -843,6 +590,7 @@ fn quick_tuple(flag: &str, index: usize, parts: &[String]) -> Result<Value, Fail
 
 async fn write(
     client: &Client,
+    server: &Server,
     tenant: &str,
     change: &Change,
     ignore_duplicates: bool,
@@ -869,8 +617,8 @@ async fn write(
         if ignore_missing {
             body["ignore_missing"] = Value::Bool(true);
         }
-        match client
-            .admin(Method::POST, tenant, &["tuples"], &[], Some(&body))
+        match server
+            .admin(client, Method::POST, tenant, &["tuples"], &[], Some(&body))
             .await
         {
             Ok(reply) => {
@@ -878,7 +626,7 @@ async fn write(
                 answers.push(reply.body);
             }
             Err(Failure::Refused(mut refusal)) if batches > 1 => {
-                refusal.note = Some(if batch == 0 {
+                refusal.set_note(if batch == 0 {
                     format!("batch 1 of {batches} was refused; nothing was written")
                 } else {
                     format!(
@@ -923,6 +671,7 @@ fn slice(list: &[Value], start: usize, end: usize) -> &[Value] {
 
 async fn read(
     client: &Client,
+    server: &Server,
     tenant: &str,
     object: Option<String>,
     relation: Option<String>,
@@ -942,8 +691,8 @@ async fn read(
         if let Some(next) = &continuation {
             query.push(("continuation", next.clone()));
         }
-        let reply = client
-            .admin(Method::GET, tenant, &["tuples"], &query, None)
+        let reply = server
+            .admin(client, Method::GET, tenant, &["tuples"], &query, None)
             .await?;
         tuples.extend(items(&reply.body["tuples"]).iter().cloned());
         match reply.body["continuation"].as_str() {
@@ -984,7 +733,12 @@ async fn read(
     )))
 }
 
-async fn changes(client: &Client, tenant: &str, since: Option<i64>) -> Result<(), Failure> {
+async fn changes(
+    client: &Client,
+    server: &Server,
+    tenant: &str,
+    since: Option<i64>,
+) -> Result<(), Failure> {
     let mut since = since.unwrap_or(0);
     let mut all: Vec<Value> = Vec::new();
     for _ in 0..MAX_PAGES {
@@ -992,8 +746,15 @@ async fn changes(client: &Client, tenant: &str, since: Option<i64>) -> Result<()
             ("since", since.to_string()),
             ("page_size", ADMIN_PAGE.to_string()),
         ];
-        let reply = client
-            .admin(Method::GET, tenant, &["tuples", "changes"], &query, None)
+        let reply = server
+            .admin(
+                client,
+                Method::GET,
+                tenant,
+                &["tuples", "changes"],
+                &query,
+                None,
+            )
             .await?;
         let page = items(&reply.body["changes"]);
         let next = reply.body["next_since"].as_i64().unwrap_or(since);
@@ -1086,19 +847,6 @@ fn read_document(path: &Path) -> Result<(String, Value), Failure> {
 
 // ------------------------------------------------------------------ rendering
 
-/// A JSON value as a table cell or line: strings bare, null as `-`.
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn items(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
 fn pretty(value: &Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
 }
@@ -1114,15 +862,6 @@ fn condition(tuple: &Value) -> String {
         },
         None => "-".to_owned(),
     }
-}
-
-/// Microseconds since the epoch as an RFC 3339 time (UTC, whole seconds).
-fn time(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(|us| jiff::Timestamp::from_second(us.div_euclid(1_000_000)).ok())
-        .map(|at| at.to_string())
-        .unwrap_or_else(|| text(value))
 }
 
 /// One node of an expand tree, indented by `depth`.
@@ -1186,31 +925,6 @@ fn render_node(node: &Value, depth: usize, out: &mut String) {
         return;
     }
     line(out, format!("{name}: {node}"));
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
 }
 
 #[cfg(test)]

@@ -6,60 +6,23 @@
 //! or a server that could not be reached.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 
-/// Exit code for success.
-const OK: u8 = 0;
-/// Exit code for a refusal by the server.
-const REFUSED: u8 = 1;
-/// Exit code for a usage error or an unreachable server.
-const USAGE: u8 = 2;
-
-/// How long one admin call may take, connection included.
-const TIMEOUT: Duration = Duration::from_secs(30);
-/// How long connecting may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::client::{self, AdminOptions, Client, Failure, Listener, OK, REFUSED};
+use crate::render::{items, print_table, text, time};
 
 /// Where the admin API is and how to authenticate; valid before or after the subcommand.
-#[derive(Args)]
+#[derive(Debug, Args)]
 pub struct Options {
-    /// Base URL of the admin listener.
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_ADMIN_URL",
-        default_value = "http://127.0.0.1:9701",
-        value_name = "URL"
-    )]
-    admin_url: String,
-    /// Admin token (sent as a bearer token; never printed).
-    #[arg(
-        long,
-        global = true,
-        env = "PORTCULLIS_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
-    token: Option<String>,
+    #[command(flatten)]
+    admin: AdminOptions,
     /// Print the server's JSON answer as it came instead of a summary.
     #[arg(long, global = true)]
     json: bool,
-}
-
-impl fmt::Debug for Options {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Options")
-            .field("admin_url", &self.admin_url)
-            .field("token", &self.token.as_ref().map(|_| "<hidden>"))
-            .field("json", &self.json)
-            .finish()
-    }
 }
 
 /// The tenant subcommands.
@@ -207,260 +170,22 @@ pub enum TenantCommand {
 
 /// Runs one tenant subcommand and returns the exit code.
 pub fn run(options: Options, command: TenantCommand) -> u8 {
-    let result = Client::new(options).and_then(|client| {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|error| Failure::Usage(format!("cannot start the runtime: {error}")))?;
-        runtime.block_on(execute(&client, command))
+    // Every subcommand calls the admin listener: its URL and token are checked before anything.
+    let outcome = options.admin.listener().checked().and_then(|admin| {
+        let client = Client::new(options.json)?;
+        client::block_on(execute(&client, &admin, command))
     });
-    match result {
-        Ok(()) => OK,
-        Err(Failure::Usage(message)) => {
-            eprintln!("error: {message}");
-            USAGE
-        }
-        Err(Failure::Refused(refusal)) => {
-            refusal.report();
-            REFUSED
-        }
-    }
-}
-
-// ------------------------------------------------------------------ client
-
-/// Why a subcommand did not succeed.
-enum Failure {
-    /// Bad arguments, unreadable local files or an unreachable server (exit 2).
-    Usage(String),
-    /// The server answered with an error (exit 1).
-    Refused(Refusal),
-}
-
-/// An error answer of the server.
-struct Refusal {
-    status: StatusCode,
-    /// The body as answered.
-    text: String,
-    /// The body as JSON (`Null` when it is not JSON).
-    body: Value,
-    /// Print the body verbatim on standard output.
-    json: bool,
-}
-
-impl Refusal {
-    fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-
-    fn report(&self) {
-        if self.json {
-            println!("{}", self.text.trim_end());
-        }
-        let error = &self.body["error"];
-        match (error["code"].as_str(), error["message"].as_str()) {
-            (Some(code), Some(message)) => {
-                eprintln!("error[{code}]: {message} (HTTP {})", self.status.as_u16());
-            }
-            _ => {
-                let text = self.text.trim();
-                let shown: String = text.chars().take(300).collect();
-                eprintln!(
-                    "error: the server answered HTTP {}{}{shown}",
-                    self.status,
-                    if shown.is_empty() { "" } else { ": " }
-                );
-            }
-        }
-        if let Some(problems) = error["problems"].as_array() {
-            for problem in problems {
-                eprintln!("{}", problem_line(problem));
-            }
-        }
-    }
-}
-
-/// One bundle problem the way `portcullis validate` prints it.
-fn problem_line(problem: &Value) -> String {
-    let file = problem["file"].as_str().unwrap_or("?");
-    let place = match (problem["line"].as_u64(), problem["column"].as_u64()) {
-        (Some(line), Some(column)) => format!("{file}:{line}:{column}"),
-        (Some(line), None) => format!("{file}:{line}"),
-        _ => file.to_owned(),
-    };
-    let mut text = format!(
-        "{place}: error[{}]: {}",
-        problem["code"].as_str().unwrap_or("?"),
-        problem["message"].as_str().unwrap_or("")
-    );
-    if let Some(help) = problem["help"].as_str() {
-        text.push_str("\n  help: ");
-        text.push_str(help);
-    }
-    text
-}
-
-/// A successful answer.
-struct Reply {
-    text: String,
-    body: Value,
-}
-
-struct Client {
-    http: reqwest::Client,
-    base: Url,
-    token: String,
-    json: bool,
-}
-
-impl Client {
-    fn new(options: Options) -> Result<Client, Failure> {
-        let base = Url::parse(&options.admin_url).map_err(|error| {
-            Failure::Usage(format!(
-                "--admin-url `{}` is not a URL: {error}",
-                options.admin_url
-            ))
-        })?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Failure::Usage(format!(
-                "--admin-url `{}` must be an http:// or https:// URL",
-                options.admin_url
-            )));
-        }
-        let token = options
-            .token
-            .filter(|token| !token.is_empty())
-            .ok_or_else(|| {
-                Failure::Usage(
-                    "no admin token: give --token or set PORTCULLIS_ADMIN_TOKEN (`portcullis serve` prints a generated one when none is configured)".to_owned(),
-                )
-            })?;
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .build()
-            .map_err(|error| Failure::Usage(format!("cannot build the HTTP client: {error}")))?;
-        Ok(Client {
-            http,
-            base,
-            token,
-            json: options.json,
-        })
-    }
-
-    /// `base` followed by the percent-encoded `segments`.
-    fn url(&self, segments: &[&str], query: &[(&str, String)]) -> Result<Url, Failure> {
-        // URLs resolve `.` and `..` segments (also percent-encoded), so such ids cannot be sent.
-        if let Some(bad) = segments
-            .iter()
-            .find(|segment| matches!(**segment, "" | "." | ".."))
-        {
-            return Err(Failure::Usage(if bad.is_empty() {
-                "an id cannot be empty".to_owned()
-            } else {
-                format!("`{bad}` cannot be used as an id (it cannot be part of a URL path)")
-            }));
-        }
-        let mut url = self.base.clone();
-        {
-            let mut path = url.path_segments_mut().map_err(|()| {
-                Failure::Usage(format!("--admin-url `{}` cannot take a path", self.base))
-            })?;
-            path.pop_if_empty();
-            path.extend(["admin", "v1"]);
-            path.extend(segments);
-        }
-        if !query.is_empty() {
-            let mut pairs = url.query_pairs_mut();
-            for (key, value) in query {
-                pairs.append_pair(key, value);
-            }
-        }
-        Ok(url)
-    }
-
-    /// One admin call; an error answer becomes a [`Failure::Refused`].
-    async fn call(
-        &self,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-    ) -> Result<Reply, Failure> {
-        let url = self.url(segments, query)?;
-        let mut request = self
-            .http
-            .request(method, url.clone())
-            .bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|error| self.unreachable(&error))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|error| self.unreachable(&error))?;
-        let parsed = serde_json::from_str::<Value>(&text);
-        if status.is_success() {
-            match parsed {
-                Ok(body) => Ok(Reply { text, body }),
-                Err(_) => Err(Failure::Refused(Refusal {
-                    status,
-                    text,
-                    body: Value::Null,
-                    json: self.json,
-                })),
-            }
-        } else {
-            Err(Failure::Refused(Refusal {
-                status,
-                text,
-                body: parsed.unwrap_or(Value::Null),
-                json: self.json,
-            }))
-        }
-    }
-
-    fn unreachable(&self, error: &reqwest::Error) -> Failure {
-        // The innermost cause says what happened ("Connection refused"); the outer ones only
-        // repeat that a request failed.
-        let mut innermost: &dyn std::error::Error = error;
-        while let Some(cause) = innermost.source() {
-            innermost = cause;
-        }
-        let base = self.base.as_str().trim_end_matches('/');
-        if error.is_timeout() {
-            Failure::Usage(format!(
-                "the admin API at {base} did not answer within {} s",
-                TIMEOUT.as_secs()
-            ))
-        } else {
-            Failure::Usage(format!(
-                "cannot reach the admin API at {base}: {innermost}; is `portcullis serve` running there? (set --admin-url or PORTCULLIS_ADMIN_URL)"
-            ))
-        }
-    }
-
-    /// Prints the answer verbatim with `--json`, else the summary `human` makes of it.
-    fn output(&self, reply: &Reply, human: impl FnOnce(&Value)) {
-        if self.json {
-            println!("{}", reply.text.trim_end());
-        } else {
-            human(&reply.body);
-        }
-    }
+    client::exit_code(outcome.map(|()| OK), REFUSED)
 }
 
 // ------------------------------------------------------------------ subcommands
 
-async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure> {
+async fn execute(client: &Client, admin: &Listener, command: TenantCommand) -> Result<(), Failure> {
     match command {
         TenantCommand::List => {
-            let reply = client.call(Method::GET, &["tenants"], &[], None).await?;
+            let reply = client
+                .call(admin, Method::GET, &["tenants"], &[], None)
+                .await?;
             client.output(&reply, |body| {
                 let rows: Vec<Vec<String>> = items(&body["tenants"])
                     .iter()
@@ -487,7 +212,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
         }
         TenantCommand::Show { id } => {
             let reply = client
-                .call(Method::GET, &["tenants", &id], &[], None)
+                .call(admin, Method::GET, &["tenants", &id], &[], None)
                 .await?;
             client.output(&reply, |t| {
                 let mut lines = vec![
@@ -516,7 +241,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
                 body["domain"] = Value::String(domain);
             }
             let reply = client
-                .call(Method::POST, &["tenants"], &[], Some(&body))
+                .call(admin, Method::POST, &["tenants"], &[], Some(&body))
                 .await?;
             client.output(&reply, |t| {
                 let domain = t["domain"]
@@ -531,8 +256,8 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
                 );
             });
         }
-        TenantCommand::Suspend { id } => status(client, &id, "suspend").await?,
-        TenantCommand::Resume { id } => status(client, &id, "resume").await?,
+        TenantCommand::Suspend { id } => status(client, admin, &id, "suspend").await?,
+        TenantCommand::Resume { id } => status(client, admin, &id, "resume").await?,
         TenantCommand::Delete { id, confirm } => {
             match confirm.as_deref() {
                 Some(repeated) if repeated == id => {}
@@ -549,6 +274,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             }
             let reply = client
                 .call(
+                    admin,
                     Method::DELETE,
                     &["tenants", &id],
                     &[("confirm", id.clone())],
@@ -559,10 +285,10 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
                 println!("deleted tenant {}", text(&t["tenant"]));
             });
         }
-        TenantCommand::Upload { id, dir } => upload(client, &id, &dir).await?,
+        TenantCommand::Upload { id, dir } => upload(client, admin, &id, &dir).await?,
         TenantCommand::Bundles { id } => {
             let reply = client
-                .call(Method::GET, &["tenants", &id, "bundles"], &[], None)
+                .call(admin, Method::GET, &["tenants", &id, "bundles"], &[], None)
                 .await?;
             client.output(&reply, |body| {
                 let rows: Vec<Vec<String>> = items(&body["versions"])
@@ -601,6 +327,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             let number = version.to_string();
             let reply = client
                 .call(
+                    admin,
                     Method::GET,
                     &["tenants", &id, "bundles", &number],
                     &[],
@@ -645,6 +372,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             let number = version.to_string();
             let reply = client
                 .call(
+                    admin,
                     Method::POST,
                     &["tenants", &id, "bundles", &number, "activate"],
                     &[],
@@ -669,7 +397,13 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
                 query.push(("limit", limit.to_string()));
             }
             let reply = client
-                .call(Method::GET, &["tenants", &id, "principals"], &query, None)
+                .call(
+                    admin,
+                    Method::GET,
+                    &["tenants", &id, "principals"],
+                    &query,
+                    None,
+                )
                 .await?;
             client.output(&reply, |body| {
                 let rows: Vec<Vec<String>> = items(&body["principals"])
@@ -695,6 +429,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
         TenantCommand::Principal { id, principal } => {
             let reply = client
                 .call(
+                    admin,
                     Method::GET,
                     &["tenants", &id, "principals", &principal],
                     &[],
@@ -740,6 +475,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             }
             let reply = client
                 .call(
+                    admin,
                     Method::PUT,
                     &["tenants", &id, "principals", &principal],
                     &[],
@@ -758,6 +494,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
         TenantCommand::PrincipalDelete { id, principal } => {
             let reply = client
                 .call(
+                    admin,
                     Method::DELETE,
                     &["tenants", &id, "principals", &principal],
                     &[],
@@ -777,7 +514,13 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             let query: Vec<(&str, String)> =
                 principal.map(|p| ("principal", p)).into_iter().collect();
             let reply = client
-                .call(Method::GET, &["tenants", &id, "assignments"], &query, None)
+                .call(
+                    admin,
+                    Method::GET,
+                    &["tenants", &id, "assignments"],
+                    &query,
+                    None,
+                )
                 .await?;
             client.output(&reply, |body| {
                 let rows: Vec<Vec<String>> = items(&body["assignments"])
@@ -806,6 +549,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             let body = assignment(&principal, &role, on)?;
             let reply = client
                 .call(
+                    admin,
                     Method::POST,
                     &["tenants", &id, "assignments"],
                     &[],
@@ -833,6 +577,7 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
             let resource = text(&body["resource"]);
             let reply = client
                 .call(
+                    admin,
                     Method::DELETE,
                     &["tenants", &id, "assignments"],
                     &[],
@@ -849,7 +594,13 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
         }
         TenantCommand::RotateKey { id } => {
             let reply = client
-                .call(Method::POST, &["tenants", &id, "rotate-key"], &[], None)
+                .call(
+                    admin,
+                    Method::POST,
+                    &["tenants", &id, "rotate-key"],
+                    &[],
+                    None,
+                )
                 .await?;
             client.output(&reply, |r| {
                 println!(
@@ -865,9 +616,14 @@ async fn execute(client: &Client, command: TenantCommand) -> Result<(), Failure>
     Ok(())
 }
 
-async fn status(client: &Client, id: &str, operation: &str) -> Result<(), Failure> {
+async fn status(
+    client: &Client,
+    admin: &Listener,
+    id: &str,
+    operation: &str,
+) -> Result<(), Failure> {
     let reply = client
-        .call(Method::POST, &["tenants", id, operation], &[], None)
+        .call(admin, Method::POST, &["tenants", id, operation], &[], None)
         .await?;
     client.output(&reply, |r| {
         println!(
@@ -880,12 +636,18 @@ async fn status(client: &Client, id: &str, operation: &str) -> Result<(), Failur
     Ok(())
 }
 
-async fn upload(client: &Client, id: &str, dir: &Path) -> Result<(), Failure> {
+async fn upload(client: &Client, admin: &Listener, id: &str, dir: &Path) -> Result<(), Failure> {
     let files = read_bundle_folder(dir)?;
     let count = files.len();
     let body = json!({ "files": files });
     match client
-        .call(Method::PUT, &["tenants", id, "bundle"], &[], Some(&body))
+        .call(
+            admin,
+            Method::PUT,
+            &["tenants", id, "bundle"],
+            &[],
+            Some(&body),
+        )
         .await
     {
         Ok(reply) => {
@@ -904,7 +666,7 @@ async fn upload(client: &Client, id: &str, dir: &Path) -> Result<(), Failure> {
             if refusal.code() == "invalid_bundle" {
                 // The server names files `<tenant>/<name>`; show the local path instead.
                 let prefix = format!("{id}/");
-                if let Some(problems) = refusal.body["error"]["problems"].as_array_mut() {
+                if let Some(problems) = refusal.problems_mut() {
                     for problem in problems {
                         if let Some(name) = problem["file"]
                             .as_str()
@@ -1010,19 +772,6 @@ fn assignment(principal: &str, role: &str, on: Option<String>) -> Result<Value, 
 
 // ------------------------------------------------------------------ rendering
 
-/// A JSON value as a table cell or field: strings bare, null as `-`.
-fn text(value: &Value) -> String {
-    match value {
-        Value::Null => "-".to_owned(),
-        Value::String(text) => text.clone(),
-        other => other.to_string(),
-    }
-}
-
-fn items(value: &Value) -> &[Value] {
-    value.as_array().map(Vec::as_slice).unwrap_or(&[])
-}
-
 fn list(value: &Value) -> String {
     let names: Vec<String> = items(value).iter().map(text).collect();
     if names.is_empty() {
@@ -1048,40 +797,6 @@ fn attributes(value: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => "-".to_owned(),
-    }
-}
-
-/// Microseconds since the epoch as an RFC 3339 time (UTC, whole seconds).
-fn time(value: &Value) -> String {
-    value
-        .as_i64()
-        .and_then(|us| jiff::Timestamp::from_second(us.div_euclid(1_000_000)).ok())
-        .map(|at| at.to_string())
-        .unwrap_or_else(|| text(value))
-}
-
-fn print_table(headers: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, (cell, width)) in cells.iter().zip(&widths).enumerate() {
-            if i == last {
-                out.push_str(cell);
-            } else {
-                out.push_str(&format!("{cell:<width$}  "));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(headers.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
     }
 }
 
