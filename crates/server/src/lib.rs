@@ -20,6 +20,7 @@ pub mod error;
 pub mod forward;
 pub mod grpc;
 pub mod identity;
+pub mod json;
 pub mod metrics;
 pub mod rebac;
 pub mod relations;
