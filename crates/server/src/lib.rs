@@ -15,6 +15,7 @@ pub mod audit;
 pub mod audit_api;
 pub mod audit_store;
 pub mod config;
+pub mod connection;
 pub mod demo;
 pub mod error;
 pub mod forward;
