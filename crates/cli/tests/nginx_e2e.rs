@@ -295,6 +295,8 @@ enum Token {
     Expired,
     OtherTenant,
     WrongAudience,
+    /// Without the claim named: each is required (`aud` because the issuer lists audiences).
+    Lacking(&'static str),
 }
 
 fn token(kind: Token, user: &str) -> Option<String> {
@@ -310,6 +312,9 @@ fn token(kind: Token, user: &str) -> Option<String> {
         Token::Expired => claims["exp"] = json!(now - 3600),
         Token::OtherTenant => claims["tenant"] = json!("globex"),
         Token::WrongAudience => claims["aud"] = json!("someone-else"),
+        Token::Lacking(claim) => {
+            claims.as_object_mut().unwrap().remove(claim);
+        }
     }
     Some(
         jsonwebtoken::encode(
@@ -796,6 +801,10 @@ fn cases(pki_listed_cert_pem: &str) -> Vec<Case> {
         (Token::Expired, "an expired token"),
         (Token::OtherTenant, "a token issued for another tenant"),
         (Token::WrongAudience, "a token for another audience"),
+        (Token::Lacking("aud"), "a token without an audience"),
+        (Token::Lacking("exp"), "a token without an expiry"),
+        (Token::Lacking("iss"), "a token without an issuer"),
+        (Token::Lacking("tenant"), "a token without a tenant"),
     ] {
         cases.push(Case {
             token,

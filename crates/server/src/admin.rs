@@ -339,7 +339,7 @@ async fn list_tenants(
 #[serde(deny_unknown_fields)]
 struct NewTenant {
     tenant: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     domain: Option<String>,
 }
 
@@ -831,7 +831,7 @@ async fn read_principal(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PrincipalBody {
-    #[serde(rename = "type", default)]
+    #[serde(rename = "type", default, deserialize_with = "crate::json::nullable")]
     kind: Option<String>,
     #[serde(default)]
     attributes: Map<String, Value>,
@@ -901,7 +901,7 @@ async fn delete_principal(
 struct AssignmentBody {
     principal: String,
     role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     resource: Option<String>,
 }
 

@@ -331,8 +331,14 @@ fn to_request(tenant: &TenantId, evaluation: Evaluation) -> Result<Request, ApiE
             Value::Object(evaluation.action.properties),
         );
     }
-    let context: Context = serde_json::from_value(Value::Object(context_map))
-        .map_err(|error| ApiError::bad_request("invalid_request", format!("context: {error}")))?;
+    let context: Context =
+        crate::json::from_value(Value::Object(context_map)).map_err(|error| {
+            let at = match error.path().to_string() {
+                root if root == "." => "context".to_owned(),
+                path => format!("context.{path}"),
+            };
+            ApiError::bad_request("invalid_request", format!("{at}: {}", error.inner()))
+        })?;
     Ok(Request {
         tenant: tenant.clone(),
         principal: Principal {

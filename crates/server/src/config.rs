@@ -112,6 +112,8 @@ struct RawLimits {
     max_body_bytes: Option<usize>,
     max_batch: Option<usize>,
     max_header_bytes: Option<usize>,
+    max_header_section_bytes: Option<usize>,
+    max_uri_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -256,9 +258,16 @@ pub struct Limits {
     pub max_body_bytes: usize,
     /// Most checks in one batch.
     pub max_batch: usize,
-    /// Largest accepted forwarded header value (certificates included).
+    /// Largest header value of any request (forwarded certificates included): 431 beyond.
     pub max_header_bytes: usize,
+    /// Largest header section (every name and value together): 431 beyond.
+    pub max_header_section_bytes: usize,
+    /// Longest request URI (the request target as sent): 414 beyond.
+    pub max_uri_bytes: usize,
 }
+
+/// The longest URI hyper's HTTP/1 parser accepts at all; `limits.max_uri_bytes` cannot exceed it.
+pub const HTTP1_MAX_URI_BYTES: usize = 65_534;
 
 /// The admin listener.
 #[derive(Debug, Clone)]
@@ -559,10 +568,17 @@ impl Config {
             debounce: Duration::from_millis(debounce_ms),
         };
 
+        let max_header_bytes = raw.limits.max_header_bytes.unwrap_or(16 * 1024);
         let limits = Limits {
             max_body_bytes: raw.limits.max_body_bytes.unwrap_or(1024 * 1024),
             max_batch: raw.limits.max_batch.unwrap_or(100),
-            max_header_bytes: raw.limits.max_header_bytes.unwrap_or(16 * 1024),
+            max_header_bytes,
+            // One header may be as large as allowed and still leave room for the others.
+            max_header_section_bytes: raw
+                .limits
+                .max_header_section_bytes
+                .unwrap_or_else(|| (64 * 1024).max(2 * max_header_bytes)),
+            max_uri_bytes: raw.limits.max_uri_bytes.unwrap_or(16 * 1024),
         };
         if !(1024..=64 * 1024 * 1024).contains(&limits.max_body_bytes) {
             return Err(error(
@@ -577,6 +593,21 @@ impl Config {
             return Err(error(
                 "limits.max_header_bytes",
                 "must be between 1024 and 1048576",
+            ));
+        }
+        if !(limits.max_header_bytes..=4 * 1024 * 1024).contains(&limits.max_header_section_bytes) {
+            return Err(error(
+                "limits.max_header_section_bytes",
+                format!(
+                    "must be between limits.max_header_bytes ({}) and 4194304",
+                    limits.max_header_bytes
+                ),
+            ));
+        }
+        if !(1024..=HTTP1_MAX_URI_BYTES).contains(&limits.max_uri_bytes) {
+            return Err(error(
+                "limits.max_uri_bytes",
+                format!("must be between 1024 and {HTTP1_MAX_URI_BYTES}"),
             ));
         }
 

@@ -3,8 +3,6 @@
 //! messages describe what the caller sent, not how the server is built.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
@@ -80,48 +78,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        match rejection {
-            JsonRejection::MissingJsonContentType(_) => ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON with Content-Type: application/json",
-            ),
-            JsonRejection::JsonSyntaxError(error) => ApiError::bad_request(
-                "malformed_json",
-                format!("the body is not valid JSON: {}", inner(&error)),
-            ),
-            JsonRejection::JsonDataError(error) => {
-                let detail = inner(&error);
-                let code = if detail.contains("unknown field") {
-                    "unknown_field"
-                } else if detail.contains("invalid tenant id") {
-                    "invalid_tenant"
-                } else if detail.contains("missing field") {
-                    "missing_field"
-                } else {
-                    "invalid_request"
-                };
-                ApiError::bad_request(code, detail)
-            }
-            JsonRejection::BytesRejection(error) => {
-                let status = error.status();
-                if status == StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(
-                        status,
-                        "body_too_large",
-                        "the body is larger than the configured limit",
-                    )
-                } else {
-                    ApiError::new(status, "unreadable_body", "the body could not be read")
-                }
-            }
-            other => ApiError::bad_request("invalid_request", other.body_text()),
-        }
-    }
-}
-
 /// The innermost message of an error chain (serde's own words, with line and column).
 fn inner(error: &dyn std::error::Error) -> String {
     let mut current: &dyn std::error::Error = error;
@@ -131,22 +87,7 @@ fn inner(error: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-/// A JSON body whose rejections are [`ApiError`]s.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct JsonBody<T>(pub T);
-
-impl<S, T> FromRequest<S> for JsonBody<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = ApiError;
-
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let Json(value) = Json::<T>::from_request(request, state).await?;
-        Ok(JsonBody(value))
-    }
-}
+pub use crate::json::JsonBody;
 
 /// Query parameters whose rejections are [`ApiError`]s (`invalid_query`).
 #[derive(Debug, Clone, Copy, Default)]

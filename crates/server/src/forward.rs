@@ -140,10 +140,9 @@ fn text<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<Option<&
         return Ok(None);
     };
     if value.len() > limit {
-        return Err(ApiError::bad_request(
-            "header_too_large",
-            format!("{name} is longer than {limit} bytes"),
-        ));
+        return Err(crate::connection::header_too_large(format!(
+            "{name} is longer than {limit} bytes"
+        )));
     }
     value
         .to_str()

@@ -4,7 +4,9 @@
 //! A token is accepted only when its issuer is configured, its algorithm is one the issuer
 //! allows (`none` never is), its signature verifies, `exp` has not passed and `nbf` has
 //! (within the configured leeway, at most five minutes), and, where audiences are configured,
-//! `aud` names one of them. Binding the identity to the requested tenant and host is done by
+//! `aud` is present and names one of them. `exp` and `iss` are always required, and so is the
+//! configured principal claim; the tenant claim is required when the identity is bound to a
+//! tenant ([`Identity::bind`]). Binding the identity to the requested tenant and host is done by
 //! [`Identity::bind`].
 //!
 //! A token that verified is remembered by its exact text, with the validity window of its
@@ -161,15 +163,19 @@ impl Verifier {
             let mut validation = Validation::new(issuer.algorithms[0]);
             validation.algorithms = issuer.algorithms.clone();
             validation.set_issuer(&[&issuer.issuer]);
-            if issuer.audiences.is_empty() {
-                validation.validate_aud = false;
-            } else {
-                validation.set_audience(&issuer.audiences);
-            }
             validation.leeway = config.leeway_seconds;
             validation.validate_exp = true;
             validation.validate_nbf = true;
-            validation.set_required_spec_claims(&["exp", "iss"]);
+            if issuer.audiences.is_empty() {
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp", "iss"]);
+            } else {
+                // The library compares `aud` only when the token carries one: a token without
+                // it (or with one that is not a string or a list of strings) would pass, so the
+                // claim is required wherever audiences are configured.
+                validation.set_audience(&issuer.audiences);
+                validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            }
             issuers.insert(issuer.issuer.clone(), IssuerKeys { validation, keys });
         }
         Ok(Verifier {
@@ -303,9 +309,10 @@ impl Verifier {
             ErrorKind::InvalidIssuer => {
                 invalid("unknown_issuer", "the token's issuer is not trusted")
             }
+            // A claim that is present but of the wrong type counts as missing.
             ErrorKind::MissingRequiredClaim(claim) => ApiError::unauthenticated(
                 "invalid_token",
-                format!("the token has no `{claim}` claim"),
+                format!("the token has no valid `{claim}` claim"),
             ),
             ErrorKind::InvalidAlgorithm => invalid(
                 "unsupported_algorithm",
@@ -468,6 +475,10 @@ mod tests {
     const SECRET: &[u8] = b"a-test-secret-of-thirty-two-bytes!!";
 
     fn verifier() -> Verifier {
+        verifier_for(Vec::new())
+    }
+
+    fn verifier_for(audiences: Vec<String>) -> Verifier {
         Verifier::new(&IdentityConfig {
             principal_claim: "sub".into(),
             tenant_claim: "tenant".into(),
@@ -477,7 +488,7 @@ mod tests {
             require_token_for_check: false,
             issuers: vec![IssuerConfig {
                 issuer: "https://idp.test".into(),
-                audiences: Vec::new(),
+                audiences,
                 algorithms: vec![Algorithm::HS256],
                 keys: KeySource::Secret(SECRET.to_vec()),
             }],
@@ -487,8 +498,12 @@ mod tests {
 
     fn token(sub: &str, exp_from_now: i64) -> String {
         let now = jsonwebtoken::get_current_timestamp() as i64;
-        let claims =
-            serde_json::json!({"iss": "https://idp.test", "sub": sub, "exp": now + exp_from_now});
+        signed(
+            serde_json::json!({"iss": "https://idp.test", "sub": sub, "exp": now + exp_from_now}),
+        )
+    }
+
+    fn signed(claims: Value) -> String {
         jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
             &claims,
@@ -551,5 +566,74 @@ mod tests {
         let remembered = verifier.verified.read().unwrap();
         assert_eq!(remembered.len(), 2);
         assert!(remembered.contains_key("fresh") && remembered.contains_key("newer"));
+    }
+
+    #[test]
+    fn aud_is_required_exactly_where_audiences_are_configured() {
+        let exp = now() + 600;
+        let code_and_message = |verifier: &Verifier, claims: Value| {
+            let error = verifier.verify(&signed(claims)).unwrap_err();
+            (error.code, error.message)
+        };
+        let strict = verifier_for(vec!["portcullis".into()]);
+        for (claims, code, message) in [
+            (
+                serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp}),
+                "invalid_token",
+                "the token has no valid `aud` claim",
+            ),
+            // An `aud` of the wrong type is no audience at all.
+            (
+                serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp, "aud": 7}),
+                "invalid_token",
+                "the token has no valid `aud` claim",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp, "aud": []}),
+                "wrong_audience",
+                "the token is not meant for this service (aud)",
+            ),
+            (
+                serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp, "aud": "other"}),
+                "wrong_audience",
+                "the token is not meant for this service (aud)",
+            ),
+        ] {
+            assert_eq!(
+                code_and_message(&strict, claims.clone()),
+                (code, message.to_owned()),
+                "{claims}"
+            );
+        }
+        for aud in [
+            serde_json::json!("portcullis"),
+            serde_json::json!(["other", "portcullis"]),
+        ] {
+            let claims = serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp, "aud": aud});
+            assert_eq!(strict.verify(&signed(claims)).unwrap().principal_id, "ann");
+        }
+        // Without configured audiences the claim is neither required nor compared.
+        let open = verifier();
+        for claims in [
+            serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp}),
+            serde_json::json!({"iss": "https://idp.test", "sub": "ann", "exp": exp, "aud": "other"}),
+        ] {
+            assert!(open.verify(&signed(claims.clone())).is_ok(), "{claims}");
+        }
+        // `exp` and `iss` are required everywhere.
+        assert_eq!(
+            code_and_message(
+                &open,
+                serde_json::json!({"iss": "https://idp.test", "sub": "ann"})
+            ),
+            (
+                "invalid_token",
+                "the token has no valid `exp` claim".to_owned()
+            )
+        );
+        assert_eq!(
+            code_and_message(&open, serde_json::json!({"sub": "ann", "exp": exp})),
+            ("invalid_token", "the token has no `iss` claim".to_owned())
+        );
     }
 }

@@ -128,8 +128,8 @@ pub struct ListObjectsBody {
     /// Most objects in the answer (default and maximum 10,000).
     #[serde(default)]
     pub page_size: Option<usize>,
-    /// From a previous answer, to read the next page.
-    #[serde(default)]
+    /// From a previous answer, to read the next page (`null`: the first page).
+    #[serde(default, deserialize_with = "crate::json::nullable")]
     pub continuation: Option<String>,
     /// Freshness demand.
     #[serde(default)]

@@ -12,10 +12,11 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{AdminToken, Config};
+use crate::connection::HeadLimits;
 use crate::identity::Verifier;
 use crate::reload::{install_embedded, poll, refresh_tenant, reload_all};
 use crate::state::{AppState, Clock};
-use crate::tls::{PeerInfo, PlainListener, TlsListener, server_config};
+use crate::tls::{PlainListener, TlsListener, server_config};
 
 /// A server started in this process.
 pub struct RunningServer {
@@ -122,6 +123,8 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
 
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
+    // Every listener enforces the same limits on request heads.
+    let limits = HeadLimits::new(&state.config.limits);
 
     // Public listener.
     let public = TcpListener::bind(state.config.listen)
@@ -133,11 +136,17 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         Some(tls) => {
             let rustls_config = server_config(tls)?;
             let listener = TlsListener::new(public, rustls_config).map_err(|e| e.to_string())?;
-            tasks.push(spawn_serve(listener, router, stop.clone()));
+            tasks.push(crate::connection::spawn(
+                listener,
+                router,
+                limits,
+                stop.clone(),
+            ));
         }
-        None => tasks.push(spawn_serve(
+        None => tasks.push(crate::connection::spawn(
             PlainListener::new(public),
             router,
+            limits,
             stop.clone(),
         )),
     }
@@ -147,9 +156,10 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         let listener = TcpListener::bind(grpc)
             .await
             .map_err(|e| format!("cannot listen on {grpc} (grpc_listen): {e}"))?;
-        tasks.push(spawn_serve(
+        tasks.push(crate::connection::spawn(
             PlainListener::new(listener),
             public_router(Arc::clone(&state)),
+            limits,
             stop.clone(),
         ));
     }
@@ -164,9 +174,10 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
             )
         })?;
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
-    tasks.push(spawn_serve(
+    tasks.push(crate::connection::spawn(
         PlainListener::new(admin),
         crate::admin::router(Arc::clone(&state)),
+        limits,
         stop.clone(),
     ));
 
@@ -263,24 +274,6 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         shutdown,
         tasks,
         _watcher: watcher,
-    })
-}
-
-fn spawn_serve<L>(listener: L, router: Router, mut stop: watch::Receiver<bool>) -> JoinHandle<()>
-where
-    L: axum::serve::Listener<Addr = PeerInfo>,
-    PeerInfo: for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
-{
-    tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<PeerInfo>();
-        let result = axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stop.wait_for(|stopped| *stopped).await;
-            })
-            .await;
-        if let Err(error) = result {
-            tracing::error!(%error, "listener failed");
-        }
     })
 }
 

@@ -44,6 +44,9 @@ fn defaults_are_loopback() {
     assert_eq!(config.listen.to_string(), "127.0.0.1:9700");
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:9701");
     assert_eq!(config.limits.max_batch, 100);
+    assert_eq!(config.limits.max_header_bytes, 16 * 1024);
+    assert_eq!(config.limits.max_header_section_bytes, 64 * 1024);
+    assert_eq!(config.limits.max_uri_bytes, 16 * 1024);
     assert_eq!(config.trusted_proxies.len(), 2);
     assert!(config.reload.watch);
 }
@@ -106,6 +109,16 @@ fn invalid_values_name_their_key() {
         "[limits]\nmax_batch = 0",
         "limits.max_batch",
         "between 1 and 10000",
+    );
+    refused(
+        "[limits]\nmax_header_bytes = 8192\nmax_header_section_bytes = 4096",
+        "limits.max_header_section_bytes",
+        "between limits.max_header_bytes (8192) and 4194304",
+    );
+    refused(
+        "[limits]\nmax_uri_bytes = 65535",
+        "limits.max_uri_bytes",
+        "between 1024 and 65534",
     );
     refused(
         "[reload]\ndebounce_ms = 1",
@@ -197,4 +210,15 @@ fn the_audit_backend_is_files_or_store() {
         "audit.dir",
         "files\" only",
     );
+}
+
+#[test]
+fn the_header_section_limit_follows_a_large_header_limit() {
+    let config = parse("[limits]\nmax_header_bytes = 100000").unwrap();
+    assert_eq!(config.limits.max_header_section_bytes, 200_000);
+    let config = parse("[limits]\nmax_header_bytes = 2048").unwrap();
+    assert_eq!(config.limits.max_header_section_bytes, 64 * 1024);
+    let config =
+        parse("[limits]\nmax_header_bytes = 2048\nmax_header_section_bytes = 2048").unwrap();
+    assert_eq!(config.limits.max_header_section_bytes, 2048);
 }

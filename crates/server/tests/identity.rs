@@ -351,3 +351,113 @@ jwks_file = "{jwks}"
     }
     server.stop().await;
 }
+
+/// A forward-auth call from nginx (a trusted proxy on loopback) for alice releasing payments
+/// from the office, with `token`.
+async fn nginx(base: &str, token: &str) -> reqwest::Response {
+    client()
+        .get(format!("{base}/v1/authz/nginx"))
+        .header("x-original-method", "POST")
+        .header("x-original-uri", "/ops/apps/payments/release")
+        .header("x-forwarded-for", "172.16.3.4")
+        .header("x-forwarded-host", HOST)
+        .header("x-tenant-id", "acme")
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_required_claim_is_required_on_the_check_api_and_forward_auth() {
+    // The test issuer is configured with `audiences = ["portcullis"]`.
+    let server = server_on(&demo_bundles(), "", trading_day_after_close()).await;
+    let base = format!("http://{}", server.addr);
+
+    // The complete token passes both edges: the cases below differ from it by one claim.
+    let complete = token(json!({}));
+    let (status, answer) = check(&base, &body("alice"), Some(&complete), HOST).await;
+    assert_eq!((status, answer["decision"].as_str()), (200, Some("allow")));
+    let response = nginx(&base, &complete).await;
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(response.headers()["x-portcullis-user"], "alice");
+
+    // (claim left out, code, words the message must hold)
+    let cases = [
+        ("aud", "invalid_token", "`aud`"),
+        ("exp", "invalid_token", "`exp`"),
+        ("iss", "invalid_token", "`iss`"),
+        ("sub", "invalid_token", "`sub`"),
+        ("tenant", "tenant_mismatch", "names no tenant"),
+    ];
+    for (claim, code, words) in cases {
+        let token = token(json!({ claim: null }));
+        let (status, answer) = check(&base, &body("alice"), Some(&token), HOST).await;
+        assert_eq!(status, 401, "check without {claim}: {answer}");
+        assert_eq!(answer["error"]["code"], code, "check without {claim}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "check without {claim}: {message}");
+
+        let response = nginx(&base, &token).await;
+        assert_eq!(
+            response.status().as_u16(),
+            401,
+            "forward-auth without {claim}"
+        );
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert!(
+            !response.headers().contains_key("x-portcullis-user"),
+            "forward-auth without {claim} names no user"
+        );
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["error"]["code"], code,
+            "forward-auth without {claim}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains(words),
+            "forward-auth without {claim}: {message}"
+        );
+    }
+    // An `aud` that is not a string or a list of strings is no audience.
+    let numeric = token(json!({"aud": 42}));
+    let (status, answer) = check(&base, &body("alice"), Some(&numeric), HOST).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (401, Some("invalid_token")),
+        "{answer}"
+    );
+    assert_eq!(nginx(&base, &numeric).await.status().as_u16(), 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn without_configured_audiences_aud_is_not_required() {
+    let text = support::config_text(&demo_bundles(), "")
+        .replace("audiences = [\"portcullis\"]\n", "audiences = []\n");
+    assert!(text.contains("audiences = []"));
+    let now = trading_day_after_close();
+    let server = portcullis_server::start(
+        support::config(&text),
+        Some(std::sync::Arc::new(move || now)),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    for token in [token(json!({"aud": null})), token(json!({"aud": "anyone"}))] {
+        let (status, answer) = check(&base, &body("alice"), Some(&token), HOST).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(nginx(&base, &token).await.status().as_u16(), 200);
+    }
+    // The other claims are still required.
+    let (status, _) = check(
+        &base,
+        &body("alice"),
+        Some(&token(json!({"aud": null, "exp": null}))),
+        HOST,
+    )
+    .await;
+    assert_eq!(status, 401);
+    server.stop().await;
+}

@@ -545,10 +545,11 @@ fn the_document_is_openapi_3_1_with_every_endpoint() {
         }
         if op.path.starts_with("/v1/authz/") {
             assert_eq!(op.security(), [vec!["identityToken".to_owned()]], "{name}");
-            // 429: the tenant is over its quota (`state.admit`).
+            // 429: the tenant is over its quota (`state.admit`); 414 and 431: the request head
+            // is over the limits every listener checks before routing.
             assert_eq!(
                 op.statuses(),
-                BTreeSet::from([200, 400, 401, 403, 429]),
+                BTreeSet::from([200, 400, 401, 403, 414, 429, 431]),
                 "{name}"
             );
         }

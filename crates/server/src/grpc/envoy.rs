@@ -246,10 +246,9 @@ fn read_headers(http: &HttpRequest, limit: usize) -> Result<HeaderMap, ApiError>
         });
         let Some(value) = value else { continue };
         if value.len() > limit {
-            return Err(ApiError::bad_request(
-                "header_too_large",
-                format!("{name} is longer than {limit} bytes"),
-            ));
+            return Err(crate::connection::header_too_large(format!(
+                "{name} is longer than {limit} bytes"
+            )));
         }
         let value = HeaderValue::from_bytes(value).map_err(|_| {
             ApiError::bad_request(
