@@ -92,16 +92,20 @@ struct Bound {
     accumulator: bool,
 }
 
-struct Walker {
+struct Walker<'a> {
     next_id: u64,
     costliest: Option<LoopAt>,
+    /// Whether a free variable is known to hold a number or a boolean.
+    scalar: &'a dyn Fn(&str) -> bool,
 }
 
-/// Estimates `root` and instruments its loops in place.
-pub(crate) fn instrument(root: &mut IdedExpr) -> Costs {
+/// Estimates `root` and instruments its loops in place; `scalar` says which free variables
+/// are known to hold numbers or booleans (everything else may be a list at the input limit).
+pub(crate) fn instrument(root: &mut IdedExpr, scalar: &dyn Fn(&str) -> bool) -> Costs {
     let mut walker = Walker {
         next_id: FIRST_ADDED_ID,
         costliest: None,
+        scalar,
     };
     let mut names = Vec::new();
     let estimate = walker.node(root, &mut names);
@@ -116,7 +120,7 @@ fn sum(values: impl IntoIterator<Item = u64>) -> u64 {
     values.into_iter().fold(0, u64::saturating_add)
 }
 
-impl Walker {
+impl Walker<'_> {
     fn node(&mut self, node: &mut IdedExpr, names: &mut Vec<Bound>) -> Estimate {
         let id = node.id;
         match &mut node.expr {
@@ -126,6 +130,7 @@ impl Walker {
             Expr::Literal(_) | Expr::Unspecified => Estimate::scalar(1),
             Expr::Ident(name) => match names.iter().rev().find(|bound| bound.name == *name) {
                 Some(bound) => Estimate::sized(1, 1, bound.size, bound.item),
+                None if (self.scalar)(name) => Estimate::scalar(1),
                 None => Estimate::sized(1, 1, INPUT, INPUT),
             },
             Expr::Select(select) => {

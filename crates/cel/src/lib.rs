@@ -181,6 +181,16 @@ impl Expression {
     /// above [`limits::MAX_STATIC_COST`]) and instruments its loops. Which variables it may read
     /// is the caller's to check, with [`Expression::variables`].
     pub fn compile(text: &str) -> Result<Expression, Vec<CompileError>> {
+        Expression::compile_typed(text, &|_| false)
+    }
+
+    /// Like [`Expression::compile`], for variables whose types are declared: `scalar` says
+    /// which hold a number or a boolean, so that `+` on them is an addition in the estimate
+    /// rather than a possible copy of two lists.
+    pub fn compile_typed(
+        text: &str,
+        scalar: &dyn Fn(&str) -> bool,
+    ) -> Result<Expression, Vec<CompileError>> {
         syntax::check_size(text)?;
         let program = Program::compile(text).map_err(|errors| {
             errors
@@ -208,7 +218,7 @@ impl Expression {
         let locate = |id: u64| syntax::position(text, program.source_info().offset_for(id));
         let variables = syntax::free_variables(program.expression(), &locate);
         let mut root = program.expression().clone();
-        let costs = cost::instrument(&mut root);
+        let costs = cost::instrument(&mut root, scalar);
         if costs.total > limits::MAX_STATIC_COST {
             let (line, column) = costs.costliest_loop.map_or((1, 1), |at| locate(at.id));
             let loop_note = match costs.costliest_loop {

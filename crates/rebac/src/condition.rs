@@ -410,7 +410,21 @@ impl CompiledCondition {
         if expression.trim().is_empty() {
             return Err(whole(format!("condition `{name}` has an empty expression")));
         }
-        let compiled = Expression::compile(expression).map_err(|errors| {
+        let scalar = |name: &str| {
+            params.iter().any(|(param, kind)| {
+                param == name
+                    && matches!(
+                        kind,
+                        ParamType::Bool
+                            | ParamType::Int
+                            | ParamType::Uint
+                            | ParamType::Double
+                            | ParamType::Duration
+                            | ParamType::Timestamp
+                    )
+            })
+        };
+        let compiled = Expression::compile_typed(expression, &scalar).map_err(|errors| {
             errors
                 .into_iter()
                 .map(|error| ExpressionError {
