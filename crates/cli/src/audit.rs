@@ -87,7 +87,7 @@ impl Trail {
                 runtime,
                 store,
                 tenant,
-            } => runtime.block_on(portcullis_server::audit_store::verify(store, tenant, key)),
+            } => runtime.block_on(portcullis_server::audit::store::verify(store, tenant, key)),
         }
     }
 
@@ -98,7 +98,7 @@ impl Trail {
                 runtime,
                 store,
                 tenant,
-            } => runtime.block_on(portcullis_server::audit_store::tail(store, tenant, count)),
+            } => runtime.block_on(portcullis_server::audit::store::tail(store, tenant, count)),
         }
     }
 
@@ -115,7 +115,7 @@ impl Trail {
                 runtime,
                 store,
                 tenant,
-            } => runtime.block_on(portcullis_server::audit_store::query(
+            } => runtime.block_on(portcullis_server::audit::store::query(
                 store, tenant, filter, cursor, limit,
             )),
         }
@@ -135,7 +135,7 @@ impl Trail {
                 tenant,
             } => {
                 let mut bytes = Vec::new();
-                let count = runtime.block_on(portcullis_server::audit_store::export(
+                let count = runtime.block_on(portcullis_server::audit::store::export(
                     store, tenant, filter, &mut bytes,
                 ))?;
                 out.write_all(&bytes).map_err(|source| AuditError::Io {

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use portcullis_store::StoreError;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
@@ -135,6 +136,33 @@ where
                 "invalid_path",
                 format!("the path is not valid: {}", inner(&rejection)),
             )),
+        }
+    }
+}
+
+/// A store failure as an answer: not found, conflict and invalid input say so; an unavailable or
+/// failing store says that nothing was changed, and its own words stay in the log.
+pub fn store_error(error: StoreError) -> ApiError {
+    match error {
+        StoreError::NotFound(message) => ApiError::not_found("not_found", message),
+        StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
+        StoreError::Invalid(message) => ApiError::bad_request("invalid_request", message),
+        StoreError::Unavailable(message) => {
+            tracing::warn!(%message, "the store is unavailable");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the store is unavailable; nothing was changed, try again",
+            )
+        }
+        other => {
+            // The database's own words stay in the log.
+            tracing::error!(error = %other, "the store failed");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                "the store failed; nothing was changed (the server log has the details)",
+            )
         }
     }
 }

@@ -10,23 +10,17 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
-pub mod api;
 pub mod audit;
-pub mod audit_api;
-pub mod audit_store;
 pub mod config;
 pub mod connection;
 pub mod demo;
+pub mod edges;
 pub mod error;
-pub mod forward;
-pub mod grpc;
 pub mod identity;
 pub mod json;
 pub mod metrics;
-pub mod rebac;
-pub mod relations;
-pub mod reload;
 pub mod serve;
+pub mod snapshots;
 pub mod state;
 pub mod tls;
 
@@ -48,24 +42,33 @@ pub use state::AppState;
 pub fn app(state: Arc<AppState>) -> Router {
     let limit = state.config.limits.max_body_bytes;
     Router::new()
-        .route("/v1/check", post(api::check))
-        .route("/v1/check/batch", post(api::check_batch))
-        .route("/v1/explain", post(api::explain))
-        .route("/v1/relations/check", post(rebac::check))
-        .route("/v1/relations/check/batch", post(rebac::check_batch))
-        .route("/v1/relations/list-objects", post(rebac::list_objects))
-        .route("/v1/relations/list-users", post(rebac::list_users))
-        .route("/v1/relations/expand", post(rebac::expand))
-        .route("/access/v1/evaluation", post(api::evaluation))
-        .route("/access/v1/evaluations", post(api::evaluations))
+        .route("/v1/check", post(edges::api::check))
+        .route("/v1/check/batch", post(edges::api::check_batch))
+        .route("/v1/explain", post(edges::api::explain))
+        .route("/v1/relations/check", post(edges::relations::check))
+        .route(
+            "/v1/relations/check/batch",
+            post(edges::relations::check_batch),
+        )
+        .route(
+            "/v1/relations/list-objects",
+            post(edges::relations::list_objects),
+        )
+        .route(
+            "/v1/relations/list-users",
+            post(edges::relations::list_users),
+        )
+        .route("/v1/relations/expand", post(edges::relations::expand))
+        .route("/access/v1/evaluation", post(edges::authzen::evaluation))
+        .route("/access/v1/evaluations", post(edges::authzen::evaluations))
         .route(
             "/.well-known/authzen-configuration",
-            get(api::authzen_configuration),
+            get(edges::authzen::authzen_configuration),
         )
-        .route("/v1/authz/nginx", any(forward::nginx))
-        .route("/v1/authz/traefik", any(forward::traefik))
-        .route(forward::ENVOY_PREFIX, any(forward::envoy))
-        .route("/v1/authz/envoy/{*path}", any(forward::envoy))
+        .route("/v1/authz/nginx", any(edges::forward::nginx))
+        .route("/v1/authz/traefik", any(edges::forward::traefik))
+        .route(edges::forward::ENVOY_PREFIX, any(edges::forward::envoy))
+        .route("/v1/authz/envoy/{*path}", any(edges::forward::envoy))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

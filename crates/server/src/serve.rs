@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use crate::config::{AdminToken, Config};
 use crate::connection::HeadLimits;
 use crate::identity::Verifier;
-use crate::reload::{install_embedded, poll, refresh_tenant, reload_all};
+use crate::snapshots::reload::{install_embedded, poll, refresh_tenant, reload_all};
 use crate::state::{AppState, Clock};
 use crate::tls::{PlainListener, TlsListener, server_config};
 
@@ -78,7 +78,7 @@ impl RunningServer {
 /// The public router plus whatever other edges share its listener: the gRPC services (Envoy
 /// ext_authz and `portcullis.v1.Decisions`), told apart from HTTP by their paths.
 pub fn public_router(state: Arc<AppState>) -> Router {
-    crate::grpc::add_services(crate::app(Arc::clone(&state)), &state)
+    crate::edges::grpc::add_services(crate::app(Arc::clone(&state)), &state)
 }
 
 fn random_token() -> String {

@@ -18,7 +18,7 @@ use crate::config::{Config, EncryptionSource};
 use crate::error::ApiError;
 use crate::identity::Verifier;
 use crate::metrics::Metrics;
-use crate::reload::Loaded;
+use crate::snapshots::loaded::Loaded;
 
 /// Where "now" comes from. Tests inject a fixed clock; the server uses the system clock.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;

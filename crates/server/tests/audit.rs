@@ -517,14 +517,14 @@ async fn the_trail_kept_in_postgresql_verifies_and_a_tampered_row_is_named() {
     let acme = portcullis_store::TenantId::new("acme").unwrap();
     for tenant in ["acme", "globex", "system"] {
         let tenant = portcullis_store::TenantId::new(tenant).unwrap();
-        let report = portcullis_server::audit_store::verify(&reader, &tenant, &key)
+        let report = portcullis_server::audit::store::verify(&reader, &tenant, &key)
             .await
             .unwrap();
         assert!(report.is_ok(), "{tenant}: {report:?}");
     }
     // Another tenant's key does not verify the trail.
     let other = portcullis_audit::SigningKey::from_seed([3; 32]).verifying_key();
-    let report = portcullis_server::audit_store::verify(&reader, &acme, &other)
+    let report = portcullis_server::audit::store::verify(&reader, &acme, &other)
         .await
         .unwrap();
     assert!(!report.is_ok());
@@ -539,7 +539,7 @@ async fn the_trail_kept_in_postgresql_verifies_and_a_tampered_row_is_named() {
     .fetch_one(&owner)
     .await
     .unwrap();
-    let report = portcullis_server::audit_store::verify(&reader, &acme, &key)
+    let report = portcullis_server::audit::store::verify(&reader, &acme, &key)
         .await
         .unwrap();
     let problem = report.problem.expect("the edit is caught");
@@ -634,7 +634,7 @@ async fn the_trail_kept_in_sqlite_verifies() {
         .await
         .unwrap();
     let acme = portcullis_store::TenantId::new("acme").unwrap();
-    let report = portcullis_server::audit_store::verify(&store, &acme, &key)
+    let report = portcullis_server::audit::store::verify(&store, &acme, &key)
         .await
         .unwrap();
     assert!(report.is_ok(), "sealed at stop: {report:?}");

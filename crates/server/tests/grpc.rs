@@ -24,8 +24,8 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{
     HttpRequest, Peer, Request as AttributeRequest,
 };
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
-use portcullis_server::grpc::pb;
-use portcullis_server::grpc::pb::decisions_client::DecisionsClient;
+use portcullis_server::edges::grpc::pb;
+use portcullis_server::edges::grpc::pb::decisions_client::DecisionsClient;
 use portcullis_server::{Config, Overrides, RunningServer, start};
 use serde_json::{Value, json};
 use tonic::Code;
@@ -534,9 +534,11 @@ async fn decisions_check_batch_and_explain() {
         .into_inner();
     assert_eq!(explained.decision, pb::Effect::Deny as i32);
     assert_eq!(explained.cause, "strategy_failed");
-    let explanation =
-        portcullis_server::grpc::struct_to_json(&explained.explanation.unwrap(), "explanation")
-            .unwrap();
+    let explanation = portcullis_server::edges::grpc::struct_to_json(
+        &explained.explanation.unwrap(),
+        "explanation",
+    )
+    .unwrap();
     assert_eq!(explanation["factors"]["P1"], false);
     assert_eq!(explanation["factors"]["P2"], true);
     assert_eq!(explanation["write"], true);
@@ -559,7 +561,7 @@ async fn decisions_check_batch_and_explain() {
     own_doc.resource = Some(pb::Resource {
         r#type: "doc".into(),
         id: "runbook".into(),
-        attributes: Some(portcullis_server::grpc::json_to_struct(
+        attributes: Some(portcullis_server::edges::grpc::json_to_struct(
             json!({ "owner": "alice" }).as_object().unwrap(),
         )),
     });

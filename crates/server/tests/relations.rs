@@ -507,7 +507,7 @@ async fn check_decisions_are_granted_by_relations_written_at_run_time() {
 async fn the_grpc_api_writes_and_queries_relations() {
     use pb::relation_tuples_client::RelationTuplesClient;
     use pb::relations_client::RelationsClient;
-    use portcullis_server::grpc::pb;
+    use portcullis_server::edges::grpc::pb;
     use tonic::transport::Endpoint;
 
     let dir = tempfile::tempdir().unwrap();

@@ -20,8 +20,9 @@ use portcullis_policy::{
 };
 use portcullis_store::{StoreError, TenantStatus};
 use serde::Serialize;
-use serde_json::Value;
 
+use crate::snapshots::crypto::decrypt_attribute;
+use crate::snapshots::loaded::{Base, Loaded, Source};
 use crate::state::AppState;
 
 /// What one reload did.
@@ -62,37 +63,6 @@ impl FailedBundle {
             errors: error.diagnostics.iter().map(ToString::to_string).collect(),
         }
     }
-}
-
-/// Where a tenant's bundle comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Source {
-    /// A bundle folder.
-    Folder(PathBuf),
-    /// A bundle version in the store.
-    Store(i64),
-    /// The demo built into the binary.
-    Embedded,
-}
-
-/// A compiled bundle and its origin.
-#[derive(Debug, Clone)]
-pub struct Base {
-    /// The compiled bundle, without run-time data.
-    pub snapshot: Arc<Snapshot>,
-    /// Where it came from.
-    pub source: Source,
-}
-
-/// The loader's memory, behind the reload lock.
-#[derive(Debug, Default)]
-pub struct Loaded {
-    /// Bases by tenant.
-    pub bases: BTreeMap<TenantId, Base>,
-    /// The data revision each published snapshot was built on.
-    pub data_revisions: BTreeMap<TenantId, i64>,
-    /// The relation index of each tenant whose bundle has a model.
-    pub relations: BTreeMap<TenantId, crate::relations::TenantIndex>,
 }
 
 /// Every bundle folder under the configured folders: each configured folder is a bundle or a
@@ -364,7 +334,7 @@ async fn load_from_store(
 /// relation index.
 async fn overlay(
     state: &AppState,
-    indexes: &mut BTreeMap<TenantId, crate::relations::TenantIndex>,
+    indexes: &mut BTreeMap<TenantId, crate::snapshots::loaded::TenantIndex>,
     base: &Base,
 ) -> (Arc<Snapshot>, Option<i64>) {
     let (snapshot, revision) = overlay_runtime(state, base).await;
@@ -372,7 +342,7 @@ async fn overlay(
         indexes.remove(snapshot.tenant());
         return (snapshot, revision);
     }
-    let snapshot = crate::relations::attach(state, indexes, snapshot, revision).await;
+    let snapshot = crate::snapshots::relations::attach(state, indexes, snapshot, revision).await;
     (snapshot, revision)
 }
 
@@ -399,7 +369,7 @@ async fn overlay_runtime(state: &AppState, base: &Base) -> (Arc<Snapshot>, Optio
                     if !sensitive.contains(&key) {
                         return Some((key, value));
                     }
-                    match decrypt_attribute(state, tenant, &key, &value) {
+                    match decrypt_attribute(&state.keyring, tenant, &key, &value) {
                         Ok(plain) => Some((key, plain)),
                         Err(message) => {
                             // Fail closed: an attribute that cannot be read is absent.
@@ -432,37 +402,6 @@ async fn overlay_runtime(state: &AppState, base: &Base) -> (Arc<Snapshot>, Optio
         tracing::warn!(tenant = %tenant, "{note}");
     }
     (Arc::new(snapshot), Some(runtime.tenant.data_revision))
-}
-
-/// Encrypts a sensitive attribute value for storage.
-pub fn encrypt_attribute(
-    state: &AppState,
-    tenant: &TenantId,
-    key: &str,
-    value: &Value,
-) -> Result<Value, String> {
-    let plain = serde_json::to_vec(value).map_err(|e| e.to_string())?;
-    state
-        .keyring
-        .encrypt(tenant, key, &plain)
-        .map(Value::String)
-        .map_err(|e| e.to_string())
-}
-
-fn decrypt_attribute(
-    state: &AppState,
-    tenant: &TenantId,
-    key: &str,
-    value: &Value,
-) -> Result<Value, String> {
-    let Value::String(ciphertext) = value else {
-        return Err("the stored value is not a ciphertext".to_owned());
-    };
-    let plain = state
-        .keyring
-        .decrypt(tenant, key, ciphertext)
-        .map_err(|e| e.to_string())?;
-    serde_json::from_slice(&plain).map_err(|e| e.to_string())
 }
 
 async fn publish_all(state: &AppState, loaded: &mut Loaded) {

@@ -20,7 +20,7 @@ use ipnet::IpNet;
 use portcullis_core::{ClientCert, Context, Decision, Request, TenantId};
 use serde_json::{Value, json};
 
-use crate::api::header_tenant;
+use crate::edges::api::header_tenant;
 use crate::error::ApiError;
 use crate::identity::{HostBinding, bearer, strip_port};
 use crate::state::AppState;

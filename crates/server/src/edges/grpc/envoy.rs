@@ -28,9 +28,11 @@ use serde_json::{Value, json};
 use tonic::{Code, Response, Status};
 
 use super::status_code;
-use crate::api::header_tenant;
+use crate::edges::api::header_tenant;
+use crate::edges::forward::{
+    Forwarded, Outcome, decide_forwarded, denied_body, is_trusted, traceparent,
+};
 use crate::error::ApiError;
-use crate::forward::{Forwarded, Outcome, decide_forwarded, denied_body, is_trusted, traceparent};
 use crate::identity::bearer;
 use crate::state::AppState;
 use crate::tls::{PeerInfo, client_cert_from_pem};

@@ -14,7 +14,7 @@ use tonic::{Response, Status};
 use super::convert::{to_message, to_request};
 use super::pb;
 use super::to_status;
-use crate::api::authenticate;
+use crate::edges::api::authenticate;
 use crate::state::AppState;
 use portcullis_tenant::quota::QuotaPermit;
 

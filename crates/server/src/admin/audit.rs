@@ -127,7 +127,7 @@ pub(crate) async fn query(
         .await
         .map_err(|_| reader_stopped())?,
         None => {
-            crate::audit_store::query(&state.store, &tenant, &filter, cursor.as_deref(), limit)
+            crate::audit::store::query(&state.store, &tenant, &filter, cursor.as_deref(), limit)
                 .await
         }
     }
@@ -159,7 +159,7 @@ pub(crate) async fn export(
         .map_err(|_| reader_stopped())?,
         None => {
             let mut out = Vec::new();
-            crate::audit_store::export(&state.store, &tenant, &filter, &mut out)
+            crate::audit::store::export(&state.store, &tenant, &filter, &mut out)
                 .await
                 .map(|_| out)
         }
@@ -186,7 +186,7 @@ pub(crate) async fn verify(
         })
         .await
         .map_err(|_| reader_stopped())?,
-        None => crate::audit_store::verify(&state.store, &tenant, &key).await,
+        None => crate::audit::store::verify(&state.store, &tenant, &key).await,
     }
     .map_err(|e| failed(&e))?;
     Ok(Json(json!({

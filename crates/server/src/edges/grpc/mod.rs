@@ -4,7 +4,7 @@
 //!
 //! Both share the main listener with the HTTP API (gRPC is HTTP/2 with
 //! `content-type: application/grpc`, served by the same axum router), and both only translate:
-//! Envoy's check goes through [`crate::forward::decide_forwarded`] like the HTTP forward-auth
+//! Envoy's check goes through [`crate::edges::forward::decide_forwarded`] like the HTTP forward-auth
 //! edges, and the decision API through [`crate::state::AppState::decide`] like `POST /v1/check`.
 //! Nothing here decides anything, and bad input is answered, never a reason to fail the call in
 //! an unexpected way: Envoy always gets a `CheckResponse`, the decision API a status that names

@@ -8,6 +8,8 @@
 //! Writes go to the store and are applied on this node at once; other nodes learn of them by
 //! notification (PostgreSQL) or by comparing revisions.
 
+pub mod audit;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,9 +27,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::error::store_error;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::identity::bearer;
-use crate::reload::{Source, UploadError, encrypt_attribute, refresh_tenant, reload_all};
+use crate::snapshots::crypto::encrypt_attribute;
+use crate::snapshots::loaded::Source;
+use crate::snapshots::reload::{UploadError, refresh_tenant, reload_all};
 use crate::state::AppState;
 
 /// The tenant whose bundle authorizes admin calls.
@@ -84,15 +89,15 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/admin/v1/reload", post(reload))
         .route(
             "/admin/v1/tenants/{tenant}/audit",
-            get(crate::audit_api::query),
+            get(crate::admin::audit::query),
         )
         .route(
             "/admin/v1/tenants/{tenant}/audit/export",
-            get(crate::audit_api::export),
+            get(crate::admin::audit::export),
         )
         .route(
             "/admin/v1/tenants/{tenant}/audit/verify",
-            get(crate::audit_api::verify),
+            get(crate::admin::audit::verify),
         )
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&state),
@@ -106,7 +111,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
         .with_state(state);
-    crate::grpc::add_admin_services(router, &grpc_state)
+    crate::edges::grpc::add_admin_services(router, &grpc_state)
 }
 
 /// The name of an authenticated admin token.
@@ -256,31 +261,6 @@ pub(crate) fn authorize(
                 admin.0
             ),
         ))
-    }
-}
-
-pub(crate) fn store_error(error: StoreError) -> ApiError {
-    match error {
-        StoreError::NotFound(message) => ApiError::not_found("not_found", message),
-        StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
-        StoreError::Invalid(message) => ApiError::bad_request("invalid_request", message),
-        StoreError::Unavailable(message) => {
-            tracing::warn!(%message, "admin call: the store is unavailable");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                "the store is unavailable; nothing was changed, try again",
-            )
-        }
-        other => {
-            // The database's own words stay in the log.
-            tracing::error!(error = %other, "admin call: the store failed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "store_error",
-                "the store failed; nothing was changed (the server log has the details)",
-            )
-        }
     }
 }
 
@@ -639,7 +619,7 @@ async fn upload_bundle(
         })
         .collect();
     Ok(
-        match crate::reload::install_upload(&state, &tenant, files, &admin.0).await {
+        match crate::snapshots::reload::install_upload(&state, &tenant, files, &admin.0).await {
             Ok(snapshot) => {
                 Json(json!({ "tenant": tenant, "revision": snapshot.revision() })).into_response()
             }
@@ -699,7 +679,7 @@ async fn activate_bundle(
     authorize(&state, &admin, "admin:bundles.rollback", tenant.as_str())?;
     existing_tenant(&state, &tenant).await?;
     Ok(
-        match crate::reload::rollback(&state, &tenant, version, &admin.0).await {
+        match crate::snapshots::reload::rollback(&state, &tenant, version, &admin.0).await {
             Ok(snapshot) => Json(
                 json!({ "tenant": tenant, "version": version, "revision": snapshot.revision() }),
             )
@@ -850,7 +830,7 @@ async fn write_principal(
     let mut attributes = Map::new();
     for (key, value) in body.attributes {
         let stored = if sensitive.contains(&key) {
-            encrypt_attribute(&state, &tenant, &key, &value).map_err(|e| {
+            encrypt_attribute(&state.keyring, &tenant, &key, &value).map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "encryption_failed", e)
             })?
         } else {
@@ -1106,12 +1086,12 @@ async fn write_tuples(
     State(state): State<Arc<AppState>>,
     PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
-    JsonBody(body): JsonBody<crate::rebac::WriteBody>,
+    JsonBody(body): JsonBody<crate::snapshots::tuples::WriteBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tuples.write", tenant.as_str())?;
     existing_tenant(&state, &tenant).await?;
-    let revision = crate::rebac::write_tuples(&state, &tenant, &body).await?;
+    let revision = crate::snapshots::tuples::write_tuples(&state, &tenant, &body).await?;
     Ok(Json(json!({
         "tenant": tenant,
         "written": body.writes.len(),
@@ -1124,7 +1104,7 @@ async fn read_tuples(
     State(state): State<Arc<AppState>>,
     PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
-    QueryParams(query): QueryParams<crate::rebac::ReadQuery>,
+    QueryParams(query): QueryParams<crate::snapshots::tuples::ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
@@ -1151,7 +1131,7 @@ async fn tuple_changes(
     State(state): State<Arc<AppState>>,
     PathParams(tenant): PathParams<String>,
     Extension(admin): Extension<Admin>,
-    QueryParams(query): QueryParams<crate::rebac::ChangesQuery>,
+    QueryParams(query): QueryParams<crate::snapshots::tuples::ChangesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;

@@ -180,7 +180,7 @@ impl pb::relations_server::Relations for RelationService {
         let mut value = check_body(&message, "")?;
         value["tenant"] = json!(message.tenant);
         value["consistency"] = consistency(message.consistency.as_ref());
-        let answer = crate::rebac::run_check(&self.state, &headers, body(value)?)
+        let answer = crate::edges::relations::run_check(&self.state, &headers, body(value)?)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::RelationCheckResponse {
@@ -213,7 +213,7 @@ impl pb::relations_server::Relations for RelationService {
             "checks": checks,
             "consistency": consistency(message.consistency.as_ref()),
         });
-        let answer = crate::rebac::run_check_batch(&self.state, &headers, body(value)?)
+        let answer = crate::edges::relations::run_check_batch(&self.state, &headers, body(value)?)
             .await
             .map_err(status)?;
         let results = answer["results"]
@@ -243,7 +243,7 @@ impl pb::relations_server::Relations for RelationService {
     ) -> Result<Response<pb::ListObjectsResponse>, Status> {
         let headers = headers(&request);
         let value = list_objects_body(request.get_ref())?;
-        let answer = crate::rebac::run_list_objects(&self.state, &headers, body(value)?)
+        let answer = crate::edges::relations::run_list_objects(&self.state, &headers, body(value)?)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ListObjectsResponse {
@@ -262,13 +262,14 @@ impl pb::relations_server::Relations for RelationService {
         let headers = headers(&request);
         let mut message = request.into_inner();
         // Every page, in order: the stream is the whole answer.
-        message.page_size = u32::try_from(crate::rebac::MAX_PAGE).unwrap_or(u32::MAX);
+        message.page_size = u32::try_from(crate::edges::relations::MAX_PAGE).unwrap_or(u32::MAX);
         let mut objects = Vec::new();
         loop {
             let value = list_objects_body(&message)?;
-            let answer = crate::rebac::run_list_objects(&self.state, &headers, body(value)?)
-                .await
-                .map_err(status)?;
+            let answer =
+                crate::edges::relations::run_list_objects(&self.state, &headers, body(value)?)
+                    .await
+                    .map_err(status)?;
             objects.extend(strings(&answer["objects"]));
             match answer["continuation"].as_str() {
                 Some(next) => message.continuation = next.to_owned(),
@@ -298,7 +299,7 @@ impl pb::relations_server::Relations for RelationService {
             "contextual_tuples": tuples_json(&message.contextual_tuples, "contextual_tuples")?,
             "consistency": consistency(message.consistency.as_ref()),
         });
-        let answer = crate::rebac::run_list_users(&self.state, &headers, body(value)?)
+        let answer = crate::edges::relations::run_list_users(&self.state, &headers, body(value)?)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::ListUsersResponse {
@@ -320,7 +321,7 @@ impl pb::relations_server::Relations for RelationService {
             "contextual_tuples": tuples_json(&message.contextual_tuples, "contextual_tuples")?,
             "consistency": consistency(message.consistency.as_ref()),
         });
-        let answer = crate::rebac::run_expand(&self.state, &headers, body(value)?)
+        let answer = crate::edges::relations::run_expand(&self.state, &headers, body(value)?)
             .await
             .map_err(status)?;
         let empty = Map::new();
@@ -360,7 +361,7 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
             "ignore_duplicates": message.ignore_duplicates,
             "ignore_missing": message.ignore_missing,
         });
-        let revision = crate::rebac::write_tuples(&self.state, &tenant, &body(value)?)
+        let revision = crate::snapshots::tuples::write_tuples(&self.state, &tenant, &body(value)?)
             .await
             .map_err(status)?;
         Ok(Response::new(pb::WriteTuplesResponse {
@@ -375,7 +376,7 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
         let headers = headers(&request);
         let message = request.into_inner();
         let tenant = self.admin(&headers, &message.tenant, "admin:tuples.read")?;
-        let query = crate::rebac::ReadQuery {
+        let query = crate::snapshots::tuples::ReadQuery {
             object: (!message.object.is_empty()).then_some(message.object),
             relation: (!message.relation.is_empty()).then_some(message.relation),
             user: (!message.user.is_empty()).then_some(message.user),
@@ -396,7 +397,7 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
             .tenant(&tenant)
             .read_tuples(&query.filter(), query.continuation.as_deref(), page_size)
             .await
-            .map_err(|e| status(crate::admin::store_error(e)))?;
+            .map_err(|e| status(crate::error::store_error(e)))?;
         Ok(Response::new(pb::ReadTuplesResponse {
             tuples: page
                 .tuples
@@ -428,7 +429,7 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
             .tenant(&tenant)
             .tuple_changes(message.since, page_size)
             .await
-            .map_err(|e| status(crate::admin::store_error(e)))?;
+            .map_err(|e| status(crate::error::store_error(e)))?;
         let next_since = changes.last().map_or(message.since, |c| c.revision);
         Ok(Response::new(pb::ReadChangesResponse {
             changes: changes

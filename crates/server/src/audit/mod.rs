@@ -18,6 +18,8 @@
 //!
 //! [`AppState::decide_with`]: crate::state::AppState::decide_with
 
+pub mod store;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ use portcullis_store::StoreConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::audit_store::{StoreOpener, StoreTrail};
+use crate::audit::store::{StoreOpener, StoreTrail};
 
 /// The `[audit]` section of the configuration file.
 #[derive(Debug, Default, Clone, Deserialize)]

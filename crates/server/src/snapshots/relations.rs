@@ -17,18 +17,11 @@ use portcullis_policy::rebac::{Graph, Model, Tuple, TupleCondition};
 use portcullis_policy::{Relations, Snapshot};
 use portcullis_store::{StoreError, StoredTuple, TupleOperation};
 
+use crate::snapshots::loaded::TenantIndex;
 use crate::state::AppState;
 
 /// Changes read per round trip while catching up.
 const CHANGES_PER_READ: u32 = 5_000;
-
-/// One tenant's index and the model it was built for.
-#[derive(Debug, Clone)]
-pub struct TenantIndex {
-    model: Arc<Model>,
-    /// The live index.
-    pub relations: Arc<Relations>,
-}
 
 /// A stored tuple in the library's form.
 pub fn from_stored(stored: &StoredTuple) -> Result<Tuple, String> {

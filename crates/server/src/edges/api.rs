@@ -1,0 +1,186 @@
+//! The JSON decision API: `POST /v1/check`, `/v1/check/batch` and `/v1/explain`.
+//!
+//! Handlers only translate: they validate the request shape (400 before any lookup), bind an
+//! optional bearer identity to the tenant, and call [`AppState::decide`].
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use portcullis_core::{Decision, Principal, Request, TenantId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, JsonBody};
+use crate::identity::{HostBinding, bearer};
+use crate::state::AppState;
+
+/// The tenant named by `X-Tenant-ID`, validated.
+pub fn header_tenant(headers: &HeaderMap) -> Result<Option<TenantId>, ApiError> {
+    let Some(value) = headers.get("x-tenant-id") else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("invalid_tenant", "X-Tenant-ID is not text"))?;
+    TenantId::new(text)
+        .map(Some)
+        .map_err(|error| ApiError::bad_request("invalid_tenant", error.to_string()))
+}
+
+/// The caller's `User-Agent`, for the audit trail.
+pub fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// The host a request was addressed to.
+pub fn request_host(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::HOST)
+        .and_then(|value| value.to_str().ok())
+}
+
+/// Applies the bearer identity (when present or required) to a request's principal.
+pub(crate) fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    request: &mut Request,
+) -> Result<(), ApiError> {
+    let token = bearer(headers)?;
+    let Some(token) = token else {
+        if state.verifier.required_for_check() {
+            return Err(ApiError::unauthenticated(
+                "missing_token",
+                "a bearer token is required",
+            ));
+        }
+        return Ok(());
+    };
+    let identity = state.verifier.verify(token)?;
+    let policies = state.policies();
+    // The host of a decision request is the one the checked request was addressed to, which
+    // only the caller knows (`context.host`); the Host of the call to us says nothing about it.
+    let stated_host = request
+        .context
+        .attributes
+        .get("host")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let principal = identity.bind(
+        &request.tenant,
+        policies.get(&request.tenant).map(|s| &**s),
+        HostBinding::Stated(stated_host.as_deref()),
+    )?;
+    if request.principal.id != principal.id {
+        return Err(ApiError::bad_request(
+            "principal_mismatch",
+            "the body names another principal than the bearer token",
+        ));
+    }
+    let mut attributes = request.principal.attributes.clone();
+    attributes.extend(principal.attributes);
+    request.principal = Principal {
+        attributes,
+        ..principal
+    };
+    Ok(())
+}
+
+fn reconcile_tenant(headers: &HeaderMap, request: &Request) -> Result<(), ApiError> {
+    if let Some(tenant) = header_tenant(headers)?
+        && tenant != request.tenant
+    {
+        return Err(ApiError::bad_request(
+            "tenant_mismatch",
+            "X-Tenant-ID and the body name different tenants",
+        ));
+    }
+    Ok(())
+}
+
+/// `POST /v1/check`.
+pub async fn check(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(mut request): JsonBody<Request>,
+) -> Result<Json<Decision>, ApiError> {
+    reconcile_tenant(&headers, &request)?;
+    authenticate(&state, &headers, &mut request)?;
+    let _admitted = state.admit(&request.tenant)?;
+    let agent = user_agent(&headers);
+    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
+}
+
+/// `POST /v1/explain`: a check whose decision always carries the explanation.
+pub async fn explain(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(mut request): JsonBody<Request>,
+) -> Result<Json<Decision>, ApiError> {
+    reconcile_tenant(&headers, &request)?;
+    authenticate(&state, &headers, &mut request)?;
+    let _admitted = state.admit(&request.tenant)?;
+    request.explain = true;
+    let agent = user_agent(&headers);
+    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
+}
+
+/// Body of `POST /v1/check/batch`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The checks, decided independently.
+    pub requests: Vec<Request>,
+}
+
+/// Answer of `POST /v1/check/batch`.
+#[derive(Debug, Serialize)]
+pub struct BatchResponse {
+    /// One decision per request, in order.
+    pub decisions: Vec<Decision>,
+}
+
+/// `POST /v1/check/batch`.
+pub async fn check_batch(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    JsonBody(batch): JsonBody<BatchRequest>,
+) -> Result<Json<BatchResponse>, ApiError> {
+    let limit = state.config.limits.max_batch;
+    if batch.requests.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "the batch holds no request",
+        ));
+    }
+    if batch.requests.len() > limit {
+        return Err(ApiError::bad_request(
+            "batch_too_large",
+            format!(
+                "the batch holds {} requests; the limit is {limit}",
+                batch.requests.len()
+            ),
+        ));
+    }
+    let mut decisions = Vec::with_capacity(batch.requests.len());
+    let mut requests = batch.requests;
+    for request in &mut requests {
+        reconcile_tenant(&headers, request)?;
+        authenticate(&state, &headers, request)?;
+    }
+    // One admission per tenant named in the batch.
+    let mut admitted = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for request in &requests {
+        if seen.insert(request.tenant.clone()) {
+            admitted.push(state.admit(&request.tenant)?);
+        }
+    }
+    for mut request in requests {
+        decisions.push(state.decide_from(&mut request, "http", None, user_agent(&headers)));
+    }
+    Ok(Json(BatchResponse { decisions }))
+}
