@@ -1454,7 +1454,7 @@ impl Decoder<'_> {
             let request_node = self.required(&fields, item, "request", "a test");
             let request = request_node.and_then(|request_node| {
                 let value = self.json(request_node);
-                match serde_json::from_value::<crate::testing::TestRequest>(value) {
+                match serde_json::from_value::<TestRequest>(value) {
                     Ok(request) => Some(request),
                     Err(error) => {
                         self.report_help(
