@@ -436,7 +436,7 @@ fn plural(kind: &str) -> String {
 /// there were none (including those found before compilation).
 pub(crate) fn compile(
     mut bundle: Bundle,
-    model_files: &[&crate::load::SourceFile],
+    model_files: &[&SourceFile],
     diagnostics: &mut Diagnostics,
 ) -> Option<Snapshot> {
     // Nothing is compiled for a bundle over the limits: what follows is sized by them.

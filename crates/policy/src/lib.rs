@@ -53,9 +53,9 @@ pub use decode::{parse_action_pattern, parse_ip_pattern, parse_window};
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
 pub use engine::{PolicySet, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy};
 pub use load::{
-    LoadOptions, SourceFile, compile_files, is_bundle_dir, load_bundle, load_bundles,
-    read_bundle_dir,
+    LoadOptions, compile_files, is_bundle_dir, load_bundle, load_bundles, read_bundle_dir,
 };
+pub use model::SourceFile;
 pub use portcullis_rebac as rebac;
 pub use relations::Relations;
 pub use routes::RouteMatch;

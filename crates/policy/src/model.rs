@@ -1,5 +1,5 @@
-//! The bundle as written: every section of the YAML files, parsed into typed values that still
-//! carry their source locations.
+//! The bundle as written: its files as read ([`SourceFile`]), and every section of the YAML
+//! files, parsed into typed values that still carry their source locations.
 //!
 //! Values here are shape-checked and individually valid (addresses parse, dates exist, windows
 //! are not empty); cross references (a strategy naming a factor, a role inheriting a role) are
@@ -15,6 +15,15 @@ use serde_json::Value;
 
 use crate::diagnostic::Location;
 use crate::yaml::Pos;
+
+/// One policy file held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Its path (shown in messages; its file name decides whether it is `tenant.yaml`).
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
 
 /// A value with the place it was written.
 #[derive(Debug, Clone, PartialEq)]

@@ -15,8 +15,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use portcullis_rebac::{Graph, Model, ObjectRef, Tuple, TupleCondition};
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
-use crate::load::SourceFile;
-use crate::model::{At, Bundle};
+use crate::model::{At, Bundle, SourceFile};
 use crate::yaml::Pos;
 
 /// Whether a file of a bundle is a model file (read as text, not parsed as YAML).
