@@ -18,6 +18,7 @@ use crate::bits::BitSet;
 use crate::condition::Condition;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location, did_you_mean};
 use crate::model::*;
+use crate::variables::{action_variable, tenant_variable};
 
 pub(crate) type FactorId = usize;
 pub(crate) type RoleId = usize;
@@ -878,7 +879,7 @@ fn settle_static_conditions(
         }
     }
     const FIXED: &[&str] = &["action", "tenant"];
-    let tenant_value = crate::engine::tenant_variable(tenant, settings);
+    let tenant_value = tenant_variable(tenant, settings);
     // Only conditions with a conjunct over the fixed variables alone can be settled; the rest
     // are not evaluated here at all. Those that can share one budget for the whole bundle:
     // once it is spent, what is left is decided per request, as without this step.
@@ -896,7 +897,7 @@ fn settle_static_conditions(
     };
     for (name, entry) in actions.iter_mut() {
         let fixed = Fixed {
-            action: crate::engine::action_variable(name, entry.write),
+            action: action_variable(name, entry.write),
             tenant: tenant_value.clone(),
         };
         entry.grants.retain_mut(|grant| {

@@ -46,6 +46,7 @@ mod relations;
 mod routes;
 mod runtime;
 pub mod testing;
+mod variables;
 pub mod yaml;
 
 pub use compile::{Compiled, Snapshot};
