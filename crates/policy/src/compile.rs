@@ -364,6 +364,22 @@ pub(crate) fn split_action(action: &str) -> (&str, &str) {
     action.split_once(':').unwrap_or(("", action))
 }
 
+/// Orders routes: a larger key is more specific.
+fn route_specificity(segments: &[PathSegment]) -> Vec<u8> {
+    let mut key: Vec<u8> = segments
+        .iter()
+        .map(|segment| match segment {
+            PathSegment::Literal(_) => 3,
+            PathSegment::Param(_) => 2,
+            PathSegment::Rest => 1,
+        })
+        .collect();
+    if !matches!(segments.last(), Some(PathSegment::Rest)) {
+        key.push(4);
+    }
+    key
+}
+
 struct Compiler<'a> {
     diagnostics: &'a mut Diagnostics,
     conditions: Vec<Condition>,
@@ -801,8 +817,8 @@ pub(crate) fn compile(
         });
     }
     routes.sort_by(|a, b| {
-        crate::routes::specificity(&b.segments)
-            .cmp(&crate::routes::specificity(&a.segments))
+        route_specificity(&b.segments)
+            .cmp(&route_specificity(&a.segments))
             .then_with(|| a.path.cmp(&b.path))
             .then_with(|| a.methods.cmp(&b.methods))
     });
