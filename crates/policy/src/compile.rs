@@ -725,7 +725,7 @@ pub(crate) fn compile(
     for name in action_names {
         let def = bundle.actions.get(&name);
         if let Some(def) = def
-            && let Err(problem) = crate::decode::parse_action_pattern(&name).and_then(|pattern| {
+            && let Err(problem) = crate::values::parse_action_pattern(&name).and_then(|pattern| {
                 if pattern.kind == Segment::Any || pattern.verb == Segment::Any {
                     Err("an action name has no wildcard".to_owned())
                 } else {

@@ -46,11 +46,11 @@ mod relations;
 mod routes;
 mod runtime;
 pub mod testing;
+mod values;
 mod variables;
 pub mod yaml;
 
 pub use compile::{Compiled, Snapshot};
-pub use decode::{parse_action_pattern, parse_ip_pattern, parse_window};
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
 pub use engine::{PolicySet, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy};
 pub use load::{
@@ -62,3 +62,4 @@ pub use relations::Relations;
 pub use routes::RouteMatch;
 pub use runtime::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
 pub use testing::{TestOutcome, TestRequest, all_passed, run_tests};
+pub use values::{parse_action_pattern, parse_ip_pattern, parse_window};
