@@ -4,21 +4,25 @@
 //! same section of two files, or twice in a list) is reported at the second place with a pointer
 //! to the first. Nothing here resolves references between sections; `compile` does that.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
 use portcullis_core::Effect;
 use serde_json::Value;
 
-use crate::diagnostic::{Code, Diagnostic, Diagnostics};
+use crate::diagnostic::{Code, Diagnostics};
 use crate::model::*;
 use crate::values::{check_resource_template, parse_action_pattern, parse_route_path};
 use crate::yaml::{Node, NodeKind};
 
+mod actions;
 mod calendars;
 mod factors;
 mod nodes;
+mod principals;
+mod roles;
+mod rules;
 mod strategies;
 mod tenant;
 
@@ -123,147 +127,6 @@ impl Decoder<'_> {
         }
     }
 
-    // ---------------------------------------------------------------- roles and principals
-
-    fn role(&mut self, node: &Node, label: &str) -> Option<RoleDef> {
-        let fields = self.fields(node, label, &["inherits", "permissions", "description"])?;
-        self.description(&fields);
-        let mut inherits = BTreeSet::new();
-        if let Some(list) = fields.get("inherits") {
-            for item in self.list(list, &format!("inherits of {label}")) {
-                if let Some(name) = self.name(item, "a role name") {
-                    inherits.insert(name);
-                }
-            }
-        }
-        let mut permissions = Vec::new();
-        if let Some(list) = fields.get("permissions") {
-            for item in self.list(list, &format!("permissions of {label}")) {
-                let (pattern_node, when) = match &item.kind {
-                    NodeKind::Map(_) => {
-                        let Some(entry) =
-                            self.fields(item, "a permission", &["permission", "when"])
-                        else {
-                            continue;
-                        };
-                        let Some(pattern) =
-                            self.required(&entry, item, "permission", "a conditional permission")
-                        else {
-                            continue;
-                        };
-                        let when = match entry.get("when") {
-                            Some(cel) => match self.cel(cel, "a permission condition") {
-                                Some(cel) => Some(cel),
-                                None => continue,
-                            },
-                            None => None,
-                        };
-                        (pattern, when)
-                    }
-                    _ => (item, None),
-                };
-                let Some(pattern) = self.action_pattern(pattern_node) else {
-                    continue;
-                };
-                permissions.push(PermissionDef { pattern, when });
-            }
-        }
-        permissions.sort_by(|a, b| {
-            (&a.pattern.value, a.when.as_ref().map(|c| &c.text))
-                .cmp(&(&b.pattern.value, b.when.as_ref().map(|c| &c.text)))
-        });
-        Some(RoleDef {
-            inherits,
-            permissions,
-        })
-    }
-
-    fn principal(&mut self, node: &Node, label: &str) -> Option<PrincipalDef> {
-        let fields = self.fields(node, label, &["type", "roles", "attributes", "description"])?;
-        self.description(&fields);
-        let kind = fields
-            .get("type")
-            .and_then(|n| self.name(n, "principal type"))
-            .map(|n| n.value);
-        let mut roles = Vec::new();
-        if let Some(list) = fields.get("roles") {
-            for item in self.list(list, &format!("roles of {label}")) {
-                match &item.kind {
-                    NodeKind::Map(_) => {
-                        let Some(entry) = self.fields(item, "a role assignment", &["role", "on"])
-                        else {
-                            continue;
-                        };
-                        let Some(role_node) =
-                            self.required(&entry, item, "role", "a role assignment")
-                        else {
-                            continue;
-                        };
-                        let Some(role) = self.name(role_node, "a role name") else {
-                            continue;
-                        };
-                        let on = match entry.get("on") {
-                            Some(on) => match self.resource_pattern(on) {
-                                Some(pattern) => Some(pattern),
-                                None => continue,
-                            },
-                            None => None,
-                        };
-                        roles.push(AssignmentDef { role, on });
-                    }
-                    _ => {
-                        if let Some(role) = self.name(item, "a role name") {
-                            roles.push(AssignmentDef { role, on: None });
-                        }
-                    }
-                }
-            }
-        }
-        roles.sort_by(|a, b| (&a.role, &a.on).cmp(&(&b.role, &b.on)));
-        roles.dedup_by(|a, b| a.role == b.role && a.on == b.on);
-        let mut attributes = BTreeMap::new();
-        if let Some(map) = fields.get("attributes") {
-            match self.json(map) {
-                Value::Object(object) => attributes.extend(object),
-                Value::Null => {}
-                _ => self.wrong_type(map, &format!("attributes of {label}"), "a mapping"),
-            }
-        }
-        Some(PrincipalDef {
-            kind,
-            roles,
-            attributes,
-        })
-    }
-
-    // ---------------------------------------------------------------- actions
-
-    fn action(&mut self, node: &Node, label: &str) -> Option<ActionDef> {
-        let fields = self.fields(
-            node,
-            label,
-            &["strategy", "write", "relation", "description"],
-        )?;
-        self.description(&fields);
-        let strategy = fields
-            .get("strategy")
-            .and_then(|n| self.name(n, "a strategy name"));
-        let write = match fields.get("write") {
-            Some(flag) => self
-                .bool(flag, &format!("write of {label}"))
-                .unwrap_or(false),
-            None => false,
-        };
-        let relation = fields
-            .get("relation")
-            .and_then(|n| self.name(n, "a relation name"));
-        Some(ActionDef {
-            strategy,
-            write,
-            relation,
-        })
-    }
-
     // ---------------------------------------------------------------- tuples
 
     /// Relationship tuples shipped with the bundle, in OpenFGA's wire shape; they are checked
@@ -324,121 +187,6 @@ impl Decoder<'_> {
                     location: self.location(item),
                 });
             }
-        }
-    }
-
-    // ---------------------------------------------------------------- rules
-
-    fn rules(&mut self, node: &Node, target: &mut BTreeMap<String, At<RuleDef>>) {
-        let allowed = [
-            "id",
-            "effect",
-            "actions",
-            "resources",
-            "principals",
-            "roles",
-            "when",
-            "description",
-        ];
-        for item in self.list(node, "the rules section") {
-            let Some(fields) = self.fields(item, "a rule", &allowed) else {
-                continue;
-            };
-            self.description(&fields);
-            let Some(id) = self
-                .required(&fields, item, "id", "a rule")
-                .and_then(|n| self.name(n, "rule id"))
-            else {
-                continue;
-            };
-            let label = format!("rule `{}`", id.value);
-            let effect = match self
-                .required(&fields, item, "effect", &label)
-                .map(|n| (n, self.string(n, "effect")))
-            {
-                Some((_, Some(text))) if text == "permit" => Some(Effect::Allow),
-                Some((_, Some(text))) if text == "forbid" => Some(Effect::Deny),
-                Some((effect_node, Some(text))) => {
-                    self.report_help(
-                        effect_node,
-                        Code::Value,
-                        format!("unknown effect `{text}` in {label}"),
-                        "effect is `permit` or `forbid`",
-                    );
-                    None
-                }
-                _ => None,
-            };
-            let mut actions = BTreeSet::new();
-            if let Some(list) = self.required(&fields, item, "actions", &label) {
-                let items = self.list(list, &format!("actions of {label}"));
-                if items.is_empty() {
-                    self.report_help(
-                        list,
-                        Code::Value,
-                        format!("{label} lists no action"),
-                        "use [\"*\"] for every action",
-                    );
-                }
-                for action in items {
-                    if let Some(pattern) = self.action_pattern(action) {
-                        actions.insert(pattern.value);
-                    }
-                }
-            }
-            let mut resources = BTreeSet::new();
-            if let Some(list) = fields.get("resources") {
-                for resource in self.list(list, &format!("resources of {label}")) {
-                    if let Some(pattern) = self.resource_pattern(resource) {
-                        resources.insert(pattern);
-                    }
-                }
-            }
-            let mut principals = BTreeSet::new();
-            if let Some(list) = fields.get("principals") {
-                for principal in self.list(list, &format!("principals of {label}")) {
-                    if let Some(name) = self.name(principal, "a principal id") {
-                        principals.insert(name.value);
-                    }
-                }
-            }
-            let mut roles = BTreeSet::new();
-            if let Some(list) = fields.get("roles") {
-                for role in self.list(list, &format!("roles of {label}")) {
-                    if let Some(name) = self.name(role, "a role name") {
-                        roles.insert(name);
-                    }
-                }
-            }
-            let when = fields
-                .get("when")
-                .and_then(|n| self.cel(n, &format!("the condition of {label}")));
-            let Some(effect) = effect else {
-                continue;
-            };
-            if let Some(previous) = target.get(&id.value) {
-                let message = format!("{label} is defined twice; first at {}", previous.location);
-                let location = id.location.clone();
-                self.diagnostics.push(
-                    Diagnostic::new(location, Code::Duplicate, message)
-                        .with_help("give each rule a unique id"),
-                );
-                continue;
-            }
-            target.insert(
-                id.value,
-                At {
-                    value: RuleDef {
-                        effect,
-                        actions,
-                        resources,
-                        principals,
-                        roles,
-                        when,
-                    },
-                    location: id.location,
-                },
-            );
         }
     }
 
