@@ -304,3 +304,132 @@ pub fn normalize_serial(text: &str) -> Option<String> {
         trimmed
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn clock(minute: u16) -> String {
+        format!("{:02}:{:02}", minute / 60, minute % 60)
+    }
+
+    /// `None` stands for a `*` part.
+    fn part() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![Just(None), "[a-z][a-z0-9_.-]{0,8}".prop_map(Some)]
+    }
+
+    fn written(part: &Option<String>) -> &str {
+        part.as_deref().unwrap_or("*")
+    }
+
+    fn expected(part: &Option<String>) -> Segment {
+        part.clone().map_or(Segment::Any, Segment::Is)
+    }
+
+    proptest! {
+        #[test]
+        fn windows_read_back_the_minutes_they_were_written_with(
+            start in 0u16..1440,
+            end in 1u16..=1440,
+        ) {
+            prop_assume!(start != end);
+            let text = format!("{}-{}", clock(start), clock(end));
+            prop_assert_eq!(parse_window(&text), Ok(Window { start, end }));
+        }
+
+        #[test]
+        fn dates_read_back_the_day_they_were_written_with(
+            year in 1000i16..=9999,
+            month in 1i8..=12,
+            day in 1i8..=28,
+        ) {
+            let date = jiff::civil::date(year, month, day);
+            prop_assert_eq!(parse_date(&date.to_string()), Ok(date));
+        }
+
+        #[test]
+        fn ipv4_blocks_keep_the_network_bits_of_their_prefix(address: u32, prefix in 0u32..=32) {
+            let mask = u32::MAX.checked_shl(32 - prefix).unwrap_or(0);
+            let text = format!("{}/{prefix}", Ipv4Addr::from(address));
+            prop_assert_eq!(
+                parse_ip_pattern(&text),
+                Ok(IpPattern::V4 { value: address & mask, mask })
+            );
+        }
+
+        #[test]
+        fn ipv4_wildcards_fix_exactly_the_octets_written(
+            octets in proptest::array::uniform4(proptest::option::of(any::<u8>())),
+        ) {
+            let text = octets
+                .iter()
+                .map(|octet| octet.map_or("*".to_owned(), |value| value.to_string()))
+                .collect::<Vec<_>>()
+                .join(".");
+            let (mut value, mut mask) = (0u32, 0u32);
+            for octet in octets {
+                value = (value << 8) | u32::from(octet.unwrap_or(0));
+                mask = (mask << 8) | if octet.is_some() { 0xff } else { 0 };
+            }
+            prop_assert_eq!(parse_ip_pattern(&text), Ok(IpPattern::V4 { value, mask }));
+        }
+
+        #[test]
+        fn action_and_resource_patterns_keep_their_parts(first in part(), second in part()) {
+            let text = format!("{}:{}", written(&first), written(&second));
+            prop_assert_eq!(
+                parse_action_pattern(&text),
+                Ok(ActionPattern { kind: expected(&first), verb: expected(&second), text: text.clone() })
+            );
+            prop_assert_eq!(
+                parse_resource_pattern(&text),
+                Ok(ResourcePattern { kind: expected(&first), id: expected(&second) })
+            );
+        }
+
+        #[test]
+        fn fingerprints_and_serials_normalize_to_bare_lowercase_hex(
+            bytes in proptest::array::uniform32(any::<u8>()),
+            leading_zeros in 0usize..4,
+        ) {
+            let bare: String = bytes.iter().map(|byte| format!("{byte:02x}")).collect();
+            let written = format!(
+                "sha256:{}",
+                bytes.iter().map(|byte| format!("{byte:02X}")).collect::<Vec<_>>().join(":")
+            );
+            prop_assert_eq!(normalize_fingerprint(&written), Some(bare.clone()));
+            let serial = format!("{}{}", "0".repeat(leading_zeros), bare.to_ascii_uppercase());
+            let expected_serial = bare.trim_start_matches('0');
+            let expected_serial = if expected_serial.is_empty() { "0" } else { expected_serial };
+            prop_assert_eq!(normalize_serial(&serial), Some(expected_serial.to_owned()));
+        }
+    }
+
+    #[test]
+    fn weekdays_are_read_by_short_or_full_name_in_any_case() {
+        for (day, (short, full)) in Weekdays::NAMES
+            .iter()
+            .zip([
+                "Monday",
+                "TUESDAY",
+                "wednesday",
+                "Thursday",
+                "friday",
+                "Saturday",
+                "SUNDAY",
+            ])
+            .enumerate()
+        {
+            let day = u8::try_from(day).unwrap();
+            assert_eq!(parse_weekday(short), Some(day));
+            assert_eq!(parse_weekday(&short.to_ascii_uppercase()), Some(day));
+            assert_eq!(parse_weekday(full), Some(day));
+        }
+        assert_eq!(parse_weekday("mo"), None);
+        assert_eq!(parse_weekday("weekday"), None);
+    }
+}
