@@ -18,6 +18,7 @@ use crate::bits::BitSet;
 use crate::condition::Condition;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location, did_you_mean};
 use crate::model::*;
+use crate::variables::{action_variable, tenant_variable};
 
 pub(crate) type FactorId = usize;
 pub(crate) type RoleId = usize;
@@ -363,6 +364,22 @@ pub(crate) fn split_action(action: &str) -> (&str, &str) {
     action.split_once(':').unwrap_or(("", action))
 }
 
+/// Orders routes: a larger key is more specific.
+fn route_specificity(segments: &[PathSegment]) -> Vec<u8> {
+    let mut key: Vec<u8> = segments
+        .iter()
+        .map(|segment| match segment {
+            PathSegment::Literal(_) => 3,
+            PathSegment::Param(_) => 2,
+            PathSegment::Rest => 1,
+        })
+        .collect();
+    if !matches!(segments.last(), Some(PathSegment::Rest)) {
+        key.push(4);
+    }
+    key
+}
+
 struct Compiler<'a> {
     diagnostics: &'a mut Diagnostics,
     conditions: Vec<Condition>,
@@ -436,7 +453,7 @@ fn plural(kind: &str) -> String {
 /// there were none (including those found before compilation).
 pub(crate) fn compile(
     mut bundle: Bundle,
-    model_files: &[&crate::load::SourceFile],
+    model_files: &[&SourceFile],
     diagnostics: &mut Diagnostics,
 ) -> Option<Snapshot> {
     // Nothing is compiled for a bundle over the limits: what follows is sized by them.
@@ -708,7 +725,7 @@ pub(crate) fn compile(
     for name in action_names {
         let def = bundle.actions.get(&name);
         if let Some(def) = def
-            && let Err(problem) = crate::decode::parse_action_pattern(&name).and_then(|pattern| {
+            && let Err(problem) = crate::values::parse_action_pattern(&name).and_then(|pattern| {
                 if pattern.kind == Segment::Any || pattern.verb == Segment::Any {
                     Err("an action name has no wildcard".to_owned())
                 } else {
@@ -800,8 +817,8 @@ pub(crate) fn compile(
         });
     }
     routes.sort_by(|a, b| {
-        crate::routes::specificity(&b.segments)
-            .cmp(&crate::routes::specificity(&a.segments))
+        route_specificity(&b.segments)
+            .cmp(&route_specificity(&a.segments))
             .then_with(|| a.path.cmp(&b.path))
             .then_with(|| a.methods.cmp(&b.methods))
     });
@@ -878,7 +895,7 @@ fn settle_static_conditions(
         }
     }
     const FIXED: &[&str] = &["action", "tenant"];
-    let tenant_value = crate::engine::tenant_variable(tenant, settings);
+    let tenant_value = tenant_variable(tenant, settings);
     // Only conditions with a conjunct over the fixed variables alone can be settled; the rest
     // are not evaluated here at all. Those that can share one budget for the whole bundle:
     // once it is spent, what is left is decided per request, as without this step.
@@ -896,7 +913,7 @@ fn settle_static_conditions(
     };
     for (name, entry) in actions.iter_mut() {
         let fixed = Fixed {
-            action: crate::engine::action_variable(name, entry.write),
+            action: action_variable(name, entry.write),
             tenant: tenant_value.clone(),
         };
         entry.grants.retain_mut(|grant| {

@@ -36,6 +36,7 @@ use crate::condition::{Activation, VariableSource};
 use crate::factors::{
     LocalTime, cert_matches, ip_matches, market_closed, require_ip, window_matches,
 };
+use crate::variables::{action_variable, tenant_variable};
 
 /// The id under which the built-in supply-chain forbid is reported.
 pub const SUPPLY_CHAIN_FORBID: &str = "builtin:supply-chain";
@@ -214,20 +215,6 @@ fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
             .collect(),
         static_false: Vec::new(),
     }
-}
-
-/// The `action` variable of conditions.
-pub(crate) fn action_variable(name: &str, write: bool) -> Value {
-    json!({ "name": name, "write": write })
-}
-
-/// The `tenant` variable of conditions.
-pub(crate) fn tenant_variable(tenant: &TenantId, settings: &crate::model::TenantSettings) -> Value {
-    json!({
-        "id": tenant.as_str(),
-        "timezone": settings.timezone,
-        "domain": settings.domain,
-    })
 }
 
 /// What conditions can see of one request.

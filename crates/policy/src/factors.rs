@@ -9,8 +9,8 @@ use std::net::IpAddr;
 use portcullis_core::{ClientCert, Request};
 
 use crate::compile::Calendar;
-use crate::decode::{normalize_fingerprint, normalize_serial};
 use crate::model::{CertField, CertMatcher, Weekdays, Window};
+use crate::values::{normalize_fingerprint, normalize_serial};
 
 /// The request's time in the tenant's zone, computed once per decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +137,8 @@ pub fn require_ip(request: &Request) -> Result<IpAddr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::{parse_ip_pattern, parse_window};
     use crate::model::IpPattern;
+    use crate::values::{parse_ip_pattern, parse_window};
 
     type Networks = (Vec<(u32, u32)>, Vec<(u128, u128)>);
 

@@ -30,6 +30,28 @@
 //! };
 //! assert!(decide(&snapshot, &request).is_allowed());
 //! ```
+//!
+//! # Layers
+//!
+//! The crate flows one way: a module imports only from its own layer and the layers listed
+//! before it (`tests/layering.rs` checks this).
+//!
+//! 1. `yaml`, `bits`: YAML parsed with positions and limits; small bit sets.
+//! 2. `diagnostic`: problems pinned to a file, line and column.
+//! 3. `model`: the bundle as written: its files, its sections, the requests of its tests.
+//! 4. `values`: the text of single values (addresses, windows, dates, weekdays, action,
+//!    resource and route patterns, certificate fingerprints) parsed into model types.
+//! 5. `decode`: YAML trees to the model, one file per section, with shared node readers.
+//! 6. `compile`, `limits`, `relations`, `condition`, `variables`: the model checked against
+//!    its limits and compiled into a [`Snapshot`], with its CEL conditions, the variables
+//!    conditions read, and its relationship model and tuples.
+//! 7. `engine`, `factors`, `runtime`, `routes`: decisions over a snapshot, factor evaluation,
+//!    run-time data laid over a snapshot, and route matching.
+//! 8. `load`, `testing`: the entry points: reading and compiling bundles, running their tests.
+//!
+//! What two layers need lives in the lower one: `SourceFile` and `TestRequest` in `model`,
+//! the `action` and `tenant` condition variables in `variables`, the order of routes in
+//! `compile`.
 #![forbid(unsafe_code)]
 
 mod bits;
@@ -46,18 +68,20 @@ mod relations;
 mod routes;
 mod runtime;
 pub mod testing;
+mod values;
+mod variables;
 pub mod yaml;
 
 pub use compile::{Compiled, Snapshot};
-pub use decode::{parse_action_pattern, parse_ip_pattern, parse_window};
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
 pub use engine::{PolicySet, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy};
 pub use load::{
-    LoadOptions, SourceFile, compile_files, is_bundle_dir, load_bundle, load_bundles,
-    read_bundle_dir,
+    LoadOptions, compile_files, is_bundle_dir, load_bundle, load_bundles, read_bundle_dir,
 };
+pub use model::SourceFile;
 pub use portcullis_rebac as rebac;
 pub use relations::Relations;
 pub use routes::RouteMatch;
 pub use runtime::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
 pub use testing::{TestOutcome, TestRequest, all_passed, run_tests};
+pub use values::{parse_action_pattern, parse_ip_pattern, parse_window};

@@ -10,7 +10,7 @@
 //! CEL expressions have limits of their own (`portcullis_cel::limits`): size, depth and cost.
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
-use crate::model::{Bundle, FactorKind};
+use crate::model::{Bundle, FactorKind, SourceFile};
 
 /// Most roles in a bundle.
 pub const MAX_ROLES: usize = 10_000;
@@ -253,11 +253,11 @@ pub(crate) fn over_limit(
 /// compiles and the benchmark that measures how long that takes and how much memory it needs.
 /// Inheritance is as deep and as wide as allowed, a tenth of the permissions are wildcards,
 /// and every condition is as costly as the CEL limits let an expression be.
-pub fn bundle_at_limits() -> Vec<crate::SourceFile> {
+pub fn bundle_at_limits() -> Vec<SourceFile> {
     use std::fmt::Write as _;
     let mut files = Vec::new();
     let mut file = |name: &str, text: String| {
-        files.push(crate::SourceFile {
+        files.push(SourceFile {
             path: format!("limits/{name}").into(),
             text,
         });

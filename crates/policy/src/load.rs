@@ -12,7 +12,7 @@ use crate::compile::{Snapshot, compile};
 use crate::decode::decode_file;
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, LoadError, Location};
 use crate::engine::PolicySet;
-use crate::model::Bundle;
+use crate::model::{Bundle, SourceFile};
 use crate::yaml::{YamlLimits, parse};
 
 /// Limits applied while loading.
@@ -37,15 +37,6 @@ impl Default for LoadOptions {
             max_bundles: 10_000,
         }
     }
-}
-
-/// One policy file held in memory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceFile {
-    /// Its path (shown in messages; its file name decides whether it is `tenant.yaml`).
-    pub path: PathBuf,
-    /// Its text.
-    pub text: String,
 }
 
 fn is_policy_file(path: &Path) -> bool {

@@ -1,5 +1,5 @@
-//! The bundle as written: every section of the YAML files, parsed into typed values that still
-//! carry their source locations.
+//! The bundle as written: its files as read ([`SourceFile`]), and every section of the YAML
+//! files, parsed into typed values that still carry their source locations.
 //!
 //! Values here are shape-checked and individually valid (addresses parse, dates exist, windows
 //! are not empty); cross references (a strategy naming a factor, a role inheriting a role) are
@@ -9,12 +9,21 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use portcullis_core::{Effect, TenantId};
-use serde::Serialize;
+use portcullis_core::{Context, Effect, Environment, Principal, Request, Resource, TenantId};
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::diagnostic::Location;
 use crate::yaml::Pos;
+
+/// One policy file held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceFile {
+    /// Its path (shown in messages; its file name decides whether it is `tenant.yaml`).
+    pub path: PathBuf,
+    /// Its text.
+    pub text: String,
+}
 
 /// A value with the place it was written.
 #[derive(Debug, Clone, PartialEq)]
@@ -439,13 +448,50 @@ pub struct RouteDef {
     pub strategy: Option<At<String>>,
 }
 
+/// The request of a bundle test.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestRequest {
+    /// Defaults to the bundle's tenant.
+    #[serde(default)]
+    pub tenant: Option<TenantId>,
+    /// Who.
+    pub principal: Principal,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub resource: Resource,
+    /// Circumstances.
+    #[serde(default)]
+    pub context: Context,
+    /// Environment signals (tests may set them).
+    #[serde(default)]
+    pub env: Environment,
+}
+
+impl TestRequest {
+    /// The full request for `tenant` (unless the test names another), with explanation on.
+    pub fn to_request(&self, tenant: &TenantId) -> Request {
+        Request {
+            tenant: self.tenant.clone().unwrap_or_else(|| tenant.clone()),
+            principal: self.principal.clone(),
+            action: self.action.clone(),
+            resource: self.resource.clone(),
+            context: self.context.clone(),
+            env: self.env,
+            explain: true,
+            trace_id: None,
+        }
+    }
+}
+
 /// A test case carried by the bundle.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TestDef {
     /// Its name.
     pub name: String,
     /// The request.
-    pub request: crate::testing::TestRequest,
+    pub request: TestRequest,
     /// The expected decision.
     pub expect: Effect,
     /// Granting statement ids the decision must name, when given.

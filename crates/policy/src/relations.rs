@@ -16,8 +16,7 @@ use portcullis_rebac::{Graph, Model, ObjectRef, Tuple, TupleCondition};
 use serde_json::Value;
 
 use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
-use crate::load::SourceFile;
-use crate::model::{At, Bundle};
+use crate::model::{At, Bundle, SourceFile};
 use crate::yaml::Pos;
 
 /// Whether a file of a bundle is a model file (read as text, not parsed as YAML).

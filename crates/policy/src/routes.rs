@@ -1,6 +1,7 @@
 //! The route table: method + path pattern to action and resource, for forward-auth edges and the
 //! gateway. Routes are tried most specific first (literal segments before captures before `**`,
-//! exact length before a trailing `**`), so their order in the files never matters.
+//! exact length before a trailing `**`), so their order in the files never matters; the compiler
+//! puts them in that order (`compile::route_specificity`), and matching takes the first that fits.
 
 use std::borrow::Cow;
 
@@ -20,22 +21,6 @@ pub struct RouteMatch<'s> {
     pub resource: Resource,
     /// The route's own strategy, if any.
     pub strategy: Option<&'s str>,
-}
-
-/// Orders routes: a larger key is more specific.
-pub(crate) fn specificity(segments: &[PathSegment]) -> Vec<u8> {
-    let mut key: Vec<u8> = segments
-        .iter()
-        .map(|segment| match segment {
-            PathSegment::Literal(_) => 3,
-            PathSegment::Param(_) => 2,
-            PathSegment::Rest => 1,
-        })
-        .collect();
-    if !matches!(segments.last(), Some(PathSegment::Rest)) {
-        key.push(4);
-    }
-    key
 }
 
 fn capture<'p>(segments: &[PathSegment], path: &'p str) -> Option<Vec<(&'p str, usize)>> {

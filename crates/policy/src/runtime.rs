@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::compile::{PrincipalEntry, Snapshot};
-use crate::decode::parse_resource_pattern;
 use crate::model::TenantStatus;
+use crate::values::parse_resource_pattern;
 
 /// A principal managed at run time.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,48 +6,13 @@
 
 use std::collections::BTreeSet;
 
-use portcullis_core::{Context, Decision, Environment, Principal, Request, Resource, TenantId};
-use serde::Deserialize;
+use portcullis_core::{Decision, TenantId};
 
 use crate::diagnostic::Location;
 use crate::engine::PolicySet;
-
-/// The request of a bundle test.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestRequest {
-    /// Defaults to the bundle's tenant.
-    #[serde(default)]
-    pub tenant: Option<TenantId>,
-    /// Who.
-    pub principal: Principal,
-    /// What.
-    pub action: String,
-    /// On what.
-    pub resource: Resource,
-    /// Circumstances.
-    #[serde(default)]
-    pub context: Context,
-    /// Environment signals (tests may set them).
-    #[serde(default)]
-    pub env: Environment,
-}
-
-impl TestRequest {
-    /// The full request for `tenant` (unless the test names another), with explanation on.
-    pub fn to_request(&self, tenant: &TenantId) -> Request {
-        Request {
-            tenant: self.tenant.clone().unwrap_or_else(|| tenant.clone()),
-            principal: self.principal.clone(),
-            action: self.action.clone(),
-            resource: self.resource.clone(),
-            context: self.context.clone(),
-            env: self.env,
-            explain: true,
-            trace_id: None,
-        }
-    }
-}
+// The model owns the request type because decoding fills it in; callers find it here, next to
+// the runner that uses it.
+pub use crate::model::TestRequest;
 
 /// The result of one test.
 #[derive(Debug, Clone)]
