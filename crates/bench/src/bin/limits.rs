@@ -207,7 +207,11 @@ fn main() -> Result<()> {
         cheap_time.as_secs_f64() * 1e6,
         portcullis_cel::limits::MAX_INPUT_ITEMS,
         portcullis_cel::limits::EVALUATION_BUDGET,
-        if stopped { "spent: evaluation stopped" } else { "not spent" },
+        if stopped {
+            "spent: evaluation stopped"
+        } else {
+            "not spent"
+        },
         worst_time.as_secs_f64() * 1e3,
         worst_time.as_secs_f64() / cheap_time.as_secs_f64(),
     );
