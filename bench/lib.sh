@@ -5,14 +5,38 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
 
+# Sets TARGET_DIR to cargo's target directory (CARGO_TARGET_DIR or the build configuration
+# may move it away from target/).
+target_dir() {
+  [ -n "${TARGET_DIR:-}" ] && return 0
+  TARGET_DIR=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])') ||
+    die "cannot ask cargo for its target directory"
+}
+
 # Builds the release binary unless SKIP_BUILD=1, and sets BIN to its absolute path.
 build_portcullis() {
+  target_dir
   if [ "${SKIP_BUILD:-0}" != 1 ]; then
     say "building portcullis (release)"
     cargo build --release -p portcullis
   fi
-  BIN=$ROOT/target/release/portcullis
+  BIN=$TARGET_DIR/release/portcullis
   [ -x "$BIN" ] || die "$BIN is missing"
+}
+
+# Builds the floor server of the load benchmarks (crates/bench/src/bin/floor.rs) unless
+# SKIP_BUILD=1, and sets FLOOR_BIN to its absolute path. A cargo invocation of its own: built
+# together, the two packages would unify their dependencies' features and `portcullis` would
+# no longer be the binary that ships (see bench/README.md, "Build note").
+build_floor() {
+  target_dir
+  if [ "${SKIP_BUILD:-0}" != 1 ]; then
+    say "building the floor server (release)"
+    cargo build --release -p portcullis-bench --bin floor
+  fi
+  FLOOR_BIN=$TARGET_DIR/release/floor
+  [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN is missing"
 }
 
 # Fails unless every given port on 127.0.0.1 is free.
