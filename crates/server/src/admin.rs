@@ -102,6 +102,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             authenticate,
         ))
+        // After the layers: the document is served without a token.
+        .route("/openapi.json", get(crate::admin_openapi))
         .fallback(crate::not_found)
         .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
