@@ -201,8 +201,17 @@ impl Operation<'_> {
             .iter()
             .filter(|p| p["in"] == "header")
             .filter_map(|p| {
-                let example = p.get("example")?.as_str()?;
-                Some((p["name"].as_str()?.to_owned(), example.to_owned()))
+                // A list (`style: simple`) is sent comma-separated.
+                let example = match p.get("example")? {
+                    Value::String(text) => text.clone(),
+                    Value::Array(items) => items
+                        .iter()
+                        .map(|item| item.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()?
+                        .join(", "),
+                    _ => return None,
+                };
+                Some((p["name"].as_str()?.to_owned(), example))
             })
             .collect()
     }
@@ -336,8 +345,10 @@ fn examples_of<'d>(doc: &'d Value, media: &'d Value) -> Vec<(String, &'d Value)>
 // ------------------------------------------------------------------------ a small validator
 
 /// Validates `value` against a JSON Schema (2020-12) using the keywords this document uses.
-/// `pattern` and `format` are not checked; any other keyword the validator does not know is a
-/// failure, so the document cannot silently outgrow it.
+/// `format` is not checked; any other keyword the validator does not know is a failure, so the
+/// document cannot silently outgrow it. Patterns are read as the regex crate reads them, which
+/// agrees with ECMAScript for the constructs the documents use (classes with `\uXXXX`, groups,
+/// bounded repetition).
 fn validate(doc: &Value, schema: &Value, value: &Value) -> Vec<String> {
     validate_at(doc, schema, value, "$")
 }
@@ -462,6 +473,20 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<Str
                     out.push(format!("{at}: {number} is below {rule}"));
                 }
             }
+            "maximum" => {
+                if let Some(number) = value.as_f64()
+                    && number > rule.as_f64().unwrap()
+                {
+                    out.push(format!("{at}: {number} is above {rule}"));
+                }
+            }
+            "pattern" => {
+                if let Some(text) = value.as_str()
+                    && !pattern(rule.as_str().unwrap()).is_match(text)
+                {
+                    out.push(format!("{at}: {text:?} does not match {rule}"));
+                }
+            }
             "oneOf" | "anyOf" | "allOf" => {
                 let alternatives = rule.as_array().unwrap();
                 let results: Vec<Vec<String>> = alternatives
@@ -483,13 +508,21 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<Str
                 }
             }
             "const" | "enum" => {}
-            "description" | "examples" | "default" | "title" | "format" | "pattern" => {}
+            "description" | "examples" | "default" | "title" | "format" => {}
             other if other.starts_with("x-") => {}
             other => out.push(format!(
                 "{at}: the test's validator does not know `{other}`"
             )),
         }
     }
+}
+
+/// A document's pattern, compiled (with room for bounded repetitions of Unicode classes).
+fn pattern(text: &str) -> regex::Regex {
+    regex::RegexBuilder::new(text)
+        .size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|e| panic!("pattern {text:?} does not compile: {e}"))
 }
 
 fn validate_at(doc: &Value, schema: &Value, value: &Value, at: &str) -> Vec<String> {
@@ -514,6 +547,64 @@ fn the_validator_catches_what_it_should() {
             !validate(&doc, &error, &bad).is_empty(),
             "{bad} should fail"
         );
+    }
+}
+
+/// The pattern of a named schema of the public document (compiled once per test run).
+fn schema_pattern(name: &str) -> &'static regex::Regex {
+    static PATTERNS: std::sync::LazyLock<BTreeMap<String, regex::Regex>> =
+        std::sync::LazyLock::new(|| {
+            let doc = Listener::Public.document();
+            doc["components"]["schemas"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .filter_map(|(name, schema)| {
+                    Some((name.clone(), pattern(schema.get("pattern")?.as_str()?)))
+                })
+                .collect()
+        });
+    PATTERNS
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} has no pattern"))
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+
+    /// The documented patterns accept exactly what the server's parsers accept, on strings
+    /// built from the characters the rules are about (separators, wildcards, whitespace that
+    /// `\s` spells differently in ECMAScript, Python and Rust, signs, digits).
+    #[test]
+    fn documented_patterns_agree_with_the_parsers(
+        text in "[a-c0-2:#@* \\t.+\u{85}\u{a0}\u{feff}\u{2028}é-]{0,12}",
+    ) {
+        use portcullis_policy::rebac::{ObjectRef, Tuple, User};
+        let cases: [(&str, bool); 5] = [
+            ("RelationUser", text.parse::<User>().is_ok()),
+            ("RelationObject", text.parse::<ObjectRef>().is_ok()),
+            ("RelationName", Tuple::parse("user:x", &text, "doc:y").is_ok()),
+            ("TenantId", portcullis_core::TenantId::new(&text).is_ok()),
+            ("RevisionToken", text.parse::<u64>().is_ok()),
+        ];
+        for (name, parsed) in cases {
+            proptest::prop_assert_eq!(
+                schema_pattern(name).is_match(&text),
+                parsed,
+                "{} and the parser disagree on {:?}",
+                name,
+                text
+            );
+        }
+    }
+
+    /// Revision tokens: every u64, and nothing above.
+    #[test]
+    fn the_revision_token_pattern_is_every_u64(number in proptest::prelude::any::<u64>(), zeros in 0usize..3) {
+        let text = format!("{}{number}", "0".repeat(zeros));
+        proptest::prop_assert!(schema_pattern("RevisionToken").is_match(&text));
+        let above = (u128::from(number) + u128::from(u64::MAX) + 1).to_string();
+        proptest::prop_assert!(!schema_pattern("RevisionToken").is_match(&above));
     }
 }
 
@@ -748,7 +839,12 @@ fn examples_match_their_schemas(doc: &Value) {
         }
         if let Some(body) = op.op.get("requestBody") {
             for (media, spec) in resolve(doc, body)["content"].as_object().unwrap() {
-                for (example, value) in examples_of(doc, spec) {
+                // An example named `invalid...` shows a request the server refuses: where the
+                // schema states the rule, it is one the schema refuses too.
+                for (example, value) in examples_of(doc, spec)
+                    .into_iter()
+                    .filter(|(example, _)| !example.starts_with("invalid"))
+                {
                     expect(
                         format!("{name} request {media} `{example}`"),
                         &spec["schema"],
