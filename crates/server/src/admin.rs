@@ -1183,9 +1183,16 @@ async fn read_model(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    // A tenant of the directory without a bundle exists: its model is not missing, it has no
+    // bundle yet (as for principals and assignments), and only an unknown tenant is a 404.
+    existing_tenant(&state, &tenant).await?;
     let policies = state.policies();
     let snapshot = policies.get(&tenant).ok_or_else(|| {
-        ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` is not loaded"))
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_bundle",
+            format!("tenant `{tenant}` has no bundle yet; upload one first"),
+        )
     })?;
     let model = snapshot.model().ok_or_else(|| {
         ApiError::not_found(

@@ -689,10 +689,31 @@ fn each_document_is_openapi_3_1_with_its_listeners_endpoints() {
                 "{name} has no declared tag"
             );
             for (status, response) in op.op["responses"].as_object().unwrap() {
+                let response = resolve(&doc, response);
                 assert!(
-                    resolve(&doc, response)["description"].is_string(),
+                    response["description"].is_string(),
                     "{name} {status} has no description"
                 );
+                // Links (the stateful phase of schemathesis follows them) name an operation of
+                // the same document and only parameters it has.
+                for (link, spec) in response["links"].as_object().into_iter().flatten() {
+                    let target = operations(&doc)
+                        .into_iter()
+                        .find(|other| other.op["operationId"] == spec["operationId"])
+                        .unwrap_or_else(|| {
+                            panic!("{name} {status} link {link}: no such operation")
+                        });
+                    for parameter in spec["parameters"].as_object().unwrap().keys() {
+                        assert!(
+                            target
+                                .params
+                                .iter()
+                                .any(|p| p["name"] == parameter.as_str()),
+                            "{name} {status} link {link}: {} has no parameter {parameter}",
+                            target.name()
+                        );
+                    }
+                }
             }
             assert_eq!(
                 path_is_admin(&op.path),
