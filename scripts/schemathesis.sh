@@ -44,7 +44,7 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "version $version\
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version" \
     || { rm -rf "$venv"; unavailable "pip install failed"; }
 fi
-schemathesis=("$venv/bin/schemathesis" --config-file "$root/scripts/schemathesis/schemathesis.toml")
+schemathesis=$venv/bin/schemathesis
 
 # ------------------------------------------------------------------ a real server
 cargo build --locked --quiet -p portcullis
@@ -140,7 +140,8 @@ run() {
   local listener=$1 port=$2 max_time=$3
   shift 3
   echo "schemathesis: the $listener listener (seed $seed, at most $max_examples examples per operation, ${max_time}s)"
-  "${schemathesis[@]}" run "http://127.0.0.1:$port/openapi.json" \
+  "$schemathesis" --config-file "$root/scripts/schemathesis/$listener.toml" \
+    run "http://127.0.0.1:$port/openapi.json" \
     --url "http://127.0.0.1:$port" \
     --checks all \
     --max-examples "$max_examples" \
