@@ -6,7 +6,7 @@
 //! * OpenID AuthZEN: `POST /access/v1/evaluation`, `/access/v1/evaluations`;
 //! * forward-auth: `/v1/authz/nginx`, `/v1/authz/traefik`, `/v1/authz/envoy/...`;
 //! * operations: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
-//! * admin (own listener): tenants, bundle upload, reload.
+//! * admin (own listener, with its own `/openapi.json`): tenants, bundle upload, reload.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -126,11 +126,20 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-/// The OpenAPI document of the public API.
+/// The OpenAPI document of the public API (the public listener's `/openapi.json`).
 pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The OpenAPI document of the admin API (the admin listener's `/openapi.json`).
+pub const ADMIN_OPENAPI: &str = include_str!("openapi_admin.json");
 
 async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The admin listener's document: served without a token, like the public one (it says what
+/// the API is, nothing about any tenant).
+pub(crate) async fn admin_openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], ADMIN_OPENAPI).into_response()
 }
 
 async fn docs() -> Html<&'static str> {

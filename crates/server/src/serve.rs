@@ -366,9 +366,9 @@ pub fn banner(server: &RunningServer) -> String {
             .join(", ")
     };
     let mut text = format!(
-        "Portcullis is serving {source}\n  tenants: {}\n  API:     {base}   (OpenAPI {base}/openapi.json, docs {base}/docs)\n  admin:   http://{}\n",
+        "Portcullis is serving {source}\n  tenants: {}\n  API:     {base}   (OpenAPI {base}/openapi.json, docs {base}/docs)\n  admin:   http://{admin}   (OpenAPI http://{admin}/openapi.json)\n",
         tenants.join(", "),
-        server.admin_addr
+        admin = server.admin_addr
     );
     if let Some(token) = &server.generated_admin_token {
         text.push_str(&format!(

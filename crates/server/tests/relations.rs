@@ -443,6 +443,16 @@ async fn tuples_tokens_pages_and_bad_input() {
         assert_eq!(status, 200);
         assert!(model["dsl"].as_str().unwrap().contains("define viewer"));
         assert_eq!(model["authorization_model"]["schema_version"], "1.1");
+        // A tenant of the directory without a bundle has no model yet (409, as for principals);
+        // only a tenant that does not exist is a 404.
+        let (status, _) = api
+            .admin(reqwest::Method::POST, "/admin/v1/tenants", Some(json!({ "tenant": "docs-empty" })))
+            .await;
+        assert_eq!(status, 201);
+        let (status, answer) = api.admin(reqwest::Method::GET, "/admin/v1/tenants/docs-empty/model", None).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (409, Some("no_bundle")), "{answer}");
+        let (status, answer) = api.admin(reqwest::Method::GET, "/admin/v1/tenants/no-such-tenant/model", None).await;
+        assert_eq!((status, answer["error"]["code"].as_str()), (404, Some("unknown_tenant")), "{answer}");
 
         // Deleting takes access away at once; a suspended tenant answers nothing.
         let (status, _) = api

@@ -107,6 +107,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             Arc::clone(&state),
             authenticate,
         ))
+        // After the layers: the document is served without a token.
+        .route("/openapi.json", get(crate::admin_openapi))
         .fallback(crate::not_found)
         .method_not_allowed_fallback(crate::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
@@ -1161,9 +1163,16 @@ async fn read_model(
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
     authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    // A tenant of the directory without a bundle exists: its model is not missing, it has no
+    // bundle yet (as for principals and assignments), and only an unknown tenant is a 404.
+    existing_tenant(&state, &tenant).await?;
     let policies = state.policies();
     let snapshot = policies.get(&tenant).ok_or_else(|| {
-        ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` is not loaded"))
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "no_bundle",
+            format!("tenant `{tenant}` has no bundle yet; upload one first"),
+        )
     })?;
     let model = snapshot.model().ok_or_else(|| {
         ApiError::not_found(
