@@ -311,32 +311,43 @@ fn watch_folders(
 /// Runs until SIGINT or SIGTERM, printing where to reach the service.
 pub async fn run(config: Config) -> Result<(), String> {
     let server = start(config, None).await?;
+    // The handlers are in place before the banner says the service is up: a signal sent as
+    // soon as it is read must stop the service cleanly (sealing the audit logs), not kill it.
+    let termination = termination_signals();
     println!("{}", banner(&server));
-    wait_for_termination().await;
+    termination.await;
     tracing::info!("shutting down");
     server.stop().await;
     Ok(())
 }
 
-async fn wait_for_termination() {
+/// Installs the SIGINT and SIGTERM handlers now; the future completes on the first signal.
+fn termination_signals() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let terminate = async {
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(mut signal) => {
-                    signal.recv().await;
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = terminate.recv() => {}
+                        _ = interrupt.recv() => {}
+                    }
                 }
-                Err(_) => std::future::pending::<()>().await,
+                (Ok(mut only), Err(_)) | (Err(_), Ok(mut only)) => {
+                    only.recv().await;
+                }
+                (Err(_), Err(_)) => std::future::pending::<()>().await,
             }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
