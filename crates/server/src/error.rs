@@ -166,3 +166,9 @@ pub fn store_error(error: StoreError) -> ApiError {
         }
     }
 }
+
+impl From<crate::identity::IdentityError> for ApiError {
+    fn from(error: crate::identity::IdentityError) -> Self {
+        ApiError::unauthenticated(error.code(), error.message)
+    }
+}

@@ -24,7 +24,75 @@ use portcullis_policy::Snapshot;
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, IdentityConfig, KeySource};
-use crate::error::ApiError;
+
+/// Why a caller's identity could not be established or bound. Each edge answers it in its own
+/// protocol: a JSON 401, a gRPC `UNAUTHENTICATED`, a forward-auth 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IdentityError {
+    /// What kind of problem.
+    pub kind: IdentityErrorKind,
+    /// What was wrong, in words for the caller.
+    pub message: String,
+}
+
+impl IdentityError {
+    /// An error of `kind`.
+    pub fn new(kind: IdentityErrorKind, message: impl Into<String>) -> Self {
+        IdentityError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The stable code of the error.
+    pub fn code(&self) -> &'static str {
+        self.kind.code()
+    }
+}
+
+/// The kinds of [`IdentityError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdentityErrorKind {
+    /// A token is required and none was sent.
+    MissingToken,
+    /// The token or the header carrying it is malformed, or a required claim is missing.
+    InvalidToken,
+    /// The token's issuer is not configured.
+    UnknownIssuer,
+    /// The token's algorithm is not one its issuer allows.
+    UnsupportedAlgorithm,
+    /// `exp` has passed.
+    ExpiredToken,
+    /// `nbf` has not come yet.
+    TokenNotYetValid,
+    /// `aud` names none of the issuer's audiences.
+    WrongAudience,
+    /// The signature does not verify.
+    InvalidSignature,
+    /// The token was issued for another tenant, or names none.
+    TenantMismatch,
+    /// The request is not for the tenant's domain.
+    DomainMismatch,
+}
+
+impl IdentityErrorKind {
+    /// The stable code answered to callers.
+    pub fn code(self) -> &'static str {
+        match self {
+            IdentityErrorKind::MissingToken => "missing_token",
+            IdentityErrorKind::InvalidToken => "invalid_token",
+            IdentityErrorKind::UnknownIssuer => "unknown_issuer",
+            IdentityErrorKind::UnsupportedAlgorithm => "unsupported_algorithm",
+            IdentityErrorKind::ExpiredToken => "expired_token",
+            IdentityErrorKind::TokenNotYetValid => "token_not_yet_valid",
+            IdentityErrorKind::WrongAudience => "wrong_audience",
+            IdentityErrorKind::InvalidSignature => "invalid_signature",
+            IdentityErrorKind::TenantMismatch => "tenant_mismatch",
+            IdentityErrorKind::DomainMismatch => "domain_mismatch",
+        }
+    }
+}
 
 /// Verifies tokens against the configured issuers.
 pub struct Verifier {
@@ -196,7 +264,7 @@ impl Verifier {
     }
 
     /// Verifies a compact JWS and maps its claims.
-    pub fn verify(&self, token: &str) -> Result<Arc<Identity>, ApiError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Identity>, IdentityError> {
         let now = i64::try_from(jsonwebtoken::get_current_timestamp()).unwrap_or(i64::MAX);
         if let Some(identity) = self.remembered(token, now) {
             return Ok(identity);
@@ -245,12 +313,12 @@ impl Verifier {
     }
 
     /// The full check of a token: header, issuer, algorithm, signature and claims.
-    fn verify_signed(&self, token: &str) -> Result<(Identity, Map<String, Value>), ApiError> {
+    fn verify_signed(&self, token: &str) -> Result<(Identity, Map<String, Value>), IdentityError> {
         let invalid =
-            |code: &'static str, message: &str| ApiError::unauthenticated(code, message.to_owned());
+            |kind: IdentityErrorKind, message: &str| IdentityError::new(kind, message.to_owned());
         let header = jsonwebtoken::decode_header(token).map_err(|_| {
             invalid(
-                "invalid_token",
+                IdentityErrorKind::InvalidToken,
                 "the bearer token is not a well-formed JWT with a supported algorithm",
             )
         })?;
@@ -258,21 +326,28 @@ impl Verifier {
         let unverified: Map<String, Value> = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| {
                 invalid(
-                    "invalid_token",
+                    IdentityErrorKind::InvalidToken,
                     "the bearer token's claims are not a JSON object",
                 )
             })?;
         let issuer = unverified
             .get("iss")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid("invalid_token", "the token has no `iss` claim"))?;
-        let keys = self
-            .issuers
-            .get(issuer)
-            .ok_or_else(|| invalid("unknown_issuer", "the token's issuer is not trusted"))?;
+            .ok_or_else(|| {
+                invalid(
+                    IdentityErrorKind::InvalidToken,
+                    "the token has no `iss` claim",
+                )
+            })?;
+        let keys = self.issuers.get(issuer).ok_or_else(|| {
+            invalid(
+                IdentityErrorKind::UnknownIssuer,
+                "the token's issuer is not trusted",
+            )
+        })?;
         if !keys.validation.algorithms.contains(&header.alg) {
             return Err(invalid(
-                "unsupported_algorithm",
+                IdentityErrorKind::UnsupportedAlgorithm,
                 "the token's algorithm is not accepted for its issuer",
             ));
         }
@@ -298,38 +373,49 @@ impl Verifier {
             }
         }
         Err(match last {
-            ErrorKind::ExpiredSignature => invalid("expired_token", "the token has expired"),
-            ErrorKind::ImmatureSignature => {
-                invalid("token_not_yet_valid", "the token is not valid yet (nbf)")
+            ErrorKind::ExpiredSignature => {
+                invalid(IdentityErrorKind::ExpiredToken, "the token has expired")
             }
+            ErrorKind::ImmatureSignature => invalid(
+                IdentityErrorKind::TokenNotYetValid,
+                "the token is not valid yet (nbf)",
+            ),
             ErrorKind::InvalidAudience => invalid(
-                "wrong_audience",
+                IdentityErrorKind::WrongAudience,
                 "the token is not meant for this service (aud)",
             ),
-            ErrorKind::InvalidIssuer => {
-                invalid("unknown_issuer", "the token's issuer is not trusted")
-            }
+            ErrorKind::InvalidIssuer => invalid(
+                IdentityErrorKind::UnknownIssuer,
+                "the token's issuer is not trusted",
+            ),
             // A claim that is present but of the wrong type counts as missing.
-            ErrorKind::MissingRequiredClaim(claim) => ApiError::unauthenticated(
-                "invalid_token",
+            ErrorKind::MissingRequiredClaim(claim) => IdentityError::new(
+                IdentityErrorKind::InvalidToken,
                 format!("the token has no valid `{claim}` claim"),
             ),
             ErrorKind::InvalidAlgorithm => invalid(
-                "unsupported_algorithm",
+                IdentityErrorKind::UnsupportedAlgorithm,
                 "the token's algorithm is not accepted for its issuer",
             ),
-            _ => invalid("invalid_signature", "the token's signature does not verify"),
+            _ => invalid(
+                IdentityErrorKind::InvalidSignature,
+                "the token's signature does not verify",
+            ),
         })
     }
 
-    fn map_claims(&self, issuer: &str, claims: &Map<String, Value>) -> Result<Identity, ApiError> {
+    fn map_claims(
+        &self,
+        issuer: &str,
+        claims: &Map<String, Value>,
+    ) -> Result<Identity, IdentityError> {
         let principal_id = claims
             .get(&self.config.principal_claim)
             .and_then(Value::as_str)
             .filter(|id| !id.is_empty())
             .ok_or_else(|| {
-                ApiError::unauthenticated(
-                    "invalid_token",
+                IdentityError::new(
+                    IdentityErrorKind::InvalidToken,
                     format!(
                         "the token has no `{}` claim naming the principal",
                         self.config.principal_claim
@@ -375,18 +461,18 @@ impl Identity {
         tenant: &TenantId,
         snapshot: Option<&Snapshot>,
         host: HostBinding<'_>,
-    ) -> Result<Principal, ApiError> {
+    ) -> Result<Principal, IdentityError> {
         match &self.tenant {
             Some(claimed) if claimed == tenant.as_str() => {}
             Some(_) => {
-                return Err(ApiError::unauthenticated(
-                    "tenant_mismatch",
+                return Err(IdentityError::new(
+                    IdentityErrorKind::TenantMismatch,
                     "the token was issued for another tenant",
                 ));
             }
             None => {
-                return Err(ApiError::unauthenticated(
-                    "tenant_mismatch",
+                return Err(IdentityError::new(
+                    IdentityErrorKind::TenantMismatch,
                     "the token names no tenant",
                 ));
             }
@@ -400,8 +486,8 @@ impl Identity {
             let host = host.map(strip_port);
             let matches = host.is_some_and(|host| host.eq_ignore_ascii_case(domain));
             if !matches && (required || host.is_some()) {
-                return Err(ApiError::unauthenticated(
-                    "domain_mismatch",
+                return Err(IdentityError::new(
+                    IdentityErrorKind::DomainMismatch,
                     format!("tenant `{tenant}` only accepts requests for host {domain}"),
                 ));
             }
@@ -444,22 +530,25 @@ pub fn strip_port(host: &str) -> &str {
 }
 
 /// The token of an `Authorization: Bearer` header.
-pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, ApiError> {
+pub fn bearer(headers: &http::HeaderMap) -> Result<Option<&str>, IdentityError> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value.to_str().map_err(|_| {
-        ApiError::unauthenticated("invalid_token", "the Authorization header is not text")
+        IdentityError::new(
+            IdentityErrorKind::InvalidToken,
+            "the Authorization header is not text",
+        )
     })?;
     let (scheme, token) = value.split_once(' ').ok_or_else(|| {
-        ApiError::unauthenticated(
-            "invalid_token",
+        IdentityError::new(
+            IdentityErrorKind::InvalidToken,
             "the Authorization header is not `Bearer <token>`",
         )
     })?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthenticated(
-            "invalid_token",
+        return Err(IdentityError::new(
+            IdentityErrorKind::InvalidToken,
             "the Authorization header is not `Bearer <token>`",
         ));
     }
@@ -537,7 +626,7 @@ mod tests {
         let expired = token("bob", -60);
         verifier.remember(&expired, &first, now() - 120, now() - 1, now());
         let error = verifier.verify(&expired).unwrap_err();
-        assert!(format!("{error:?}").contains("expired_token"), "{error:?}");
+        assert_eq!(error.code(), "expired_token", "{error:?}");
 
         // Inside a remembered window the signature is not checked again: the entry decides.
         verifier.remember("not-a-jwt", &first, now() - 1, now() + 60, now());
@@ -573,7 +662,7 @@ mod tests {
         let exp = now() + 600;
         let code_and_message = |verifier: &Verifier, claims: Value| {
             let error = verifier.verify(&signed(claims)).unwrap_err();
-            (error.code, error.message)
+            (error.code(), error.message)
         };
         let strict = verifier_for(vec!["portcullis".into()]);
         for (claims, code, message) in [
