@@ -75,6 +75,9 @@ pub enum Cause {
     TenantSuspended,
     /// The tenant is not known.
     TenantUnknown,
+    /// The tenant's route table maps no route to the request (forward-auth and the gateway:
+    /// an unregistered method and path is refused).
+    NoRoute,
 }
 
 /// One statement that granted.

@@ -190,6 +190,8 @@ pub(crate) struct Calendar {
 pub(crate) struct Strategy {
     pub name: Arc<str>,
     pub branches: Vec<Branch>,
+    /// The estimated cost of evaluating every CEL factor the strategy names.
+    pub cost: u64,
 }
 
 #[derive(Debug)]
@@ -279,6 +281,9 @@ pub(crate) struct ActionEntry {
     /// Rules covering the action whose condition is false for it whatever the request (shown
     /// in explanations only).
     pub static_false: Vec<RuleId>,
+    /// The most CEL cost units a decision on the action can spend on its grants', rules' and
+    /// strategy's conditions (estimates, not capped by the decision budget).
+    pub cost: u64,
 }
 
 #[derive(Debug)]
@@ -307,6 +312,46 @@ impl ActionPattern {
     pub fn matches(&self, kind: &str, verb: &str) -> bool {
         self.kind.matches(kind) && self.verb.matches(verb)
     }
+}
+
+/// The estimated cost of the CEL factors a strategy names (each is evaluated at most once).
+fn strategy_cost(strategy: &Strategy, factors: &[Factor], conditions: &[Condition]) -> u64 {
+    let mut named = BitSet::new();
+    for branch in &strategy.branches {
+        named.union_with(&branch.mask);
+    }
+    named
+        .iter()
+        .filter_map(|factor| match factors.get(factor).map(|f| &f.kind) {
+            Some(FactorTest::Cel(condition)) => Some(conditions[*condition].estimated_cost()),
+            _ => None,
+        })
+        .fold(0, u64::saturating_add)
+}
+
+/// The estimated cost of every condition a decision on the action may evaluate.
+pub(crate) fn action_cost(
+    entry: &ActionEntry,
+    rules: &[Rule],
+    strategies: &[Strategy],
+    conditions: &[Condition],
+) -> u64 {
+    let grants = entry
+        .grants
+        .iter()
+        .filter_map(|grant| grant.condition)
+        .map(|condition| conditions[condition].estimated_cost());
+    let rules = entry
+        .rules
+        .iter()
+        .filter(|(_, evaluated)| *evaluated)
+        .filter_map(|(rule, _)| rules[*rule].condition)
+        .map(|condition| conditions[condition].estimated_cost());
+    let strategy = entry.strategy.map(|strategy| strategies[strategy].cost);
+    grants
+        .chain(rules)
+        .chain(strategy)
+        .fold(0, u64::saturating_add)
 }
 
 /// Action patterns indexed by what they fix: the whole name, the type only, the verb only, or
@@ -585,6 +630,7 @@ pub(crate) fn compile(
         strategies.push(Strategy {
             name: Arc::from(name.as_str()),
             branches,
+            cost: 0,
         });
     }
     let lookup_strategy =
@@ -783,6 +829,7 @@ pub(crate) fn compile(
                 grants,
                 rules: rule_ids,
                 static_false: Vec::new(),
+                cost: 0,
             },
         );
     }
@@ -794,6 +841,12 @@ pub(crate) fn compile(
             tenant,
             &bundle.tenant,
         );
+    }
+    for strategy in &mut strategies {
+        strategy.cost = strategy_cost(strategy, &factors, &compiler.conditions);
+    }
+    for entry in actions.values_mut() {
+        entry.cost = action_cost(entry, &rules, &strategies, &compiler.conditions);
     }
 
     // Routes: most specific first.

@@ -112,6 +112,40 @@ pub fn decide_with_strategy(
 }
 
 impl Snapshot {
+    /// The most CEL cost units a decision on `action` can spend, with `extra_strategy` (a
+    /// route's) if any: the estimates of every condition the decision may evaluate, capped at
+    /// the decision budget. A caller that must not be delayed by an expensive tenant uses this
+    /// to decide where to evaluate.
+    pub fn evaluation_cost_bound(&self, action: &str, extra_strategy: Option<&str>) -> u64 {
+        let action_cost = match self.actions.get(action) {
+            Some(entry) => entry.cost,
+            None => {
+                let entry = unlisted_action(self, action);
+                crate::compile::action_cost(&entry, &self.rules, &self.strategies, &self.conditions)
+            }
+        };
+        let extra = extra_strategy
+            .and_then(|name| {
+                self.strategies
+                    .binary_search_by(|s| (*s.name).cmp(name))
+                    .ok()
+            })
+            .map_or(0, |id| self.strategies[id].cost);
+        action_cost
+            .saturating_add(extra)
+            .min(portcullis_cel::limits::EVALUATION_BUDGET)
+    }
+
+    /// Whether a decision on `action` may consult the relation index (the action maps to a
+    /// relation), whose queries have a step budget of their own.
+    pub fn consults_relations(&self, action: &str) -> bool {
+        self.relations.is_some()
+            && self
+                .actions
+                .get(action)
+                .is_some_and(|entry| entry.relation.is_some())
+    }
+
     /// The roles a principal holds for a resource: assigned (globally or on the resource),
     /// asserted in the principal, and every role those inherit; sorted.
     pub fn effective_roles(
@@ -144,7 +178,9 @@ impl Snapshot {
 }
 
 /// A decision that denies before any policy is read.
-pub(crate) fn refuse(request: &Request, revision: &Arc<str>, cause: Cause) -> Decision {
+/// A denial decided before any policy is evaluated (unknown or suspended tenant, no route):
+/// no reasons, the bundle revision it was refused on, the request's trace id.
+pub fn refuse(request: &Request, revision: &Arc<str>, cause: Cause) -> Decision {
     Decision {
         decision: Effect::Deny,
         cause,
@@ -214,6 +250,7 @@ fn unlisted_action(snapshot: &Snapshot, action: &str) -> ActionEntry {
             .map(|rule| (rule, true))
             .collect(),
         static_false: Vec::new(),
+        cost: 0,
     }
 }
 

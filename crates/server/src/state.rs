@@ -1,21 +1,21 @@
 //! The state every edge shares: the current policy set (swapped atomically), configuration,
-//! identity verification, metrics, the clock and environment signals. `AppState::decide` is
-//! the one path from a request to a decision for every edge.
+//! identity verification, quotas, the audit trail, the evaluation pool, metrics, the clock and
+//! environment signals. It holds; it does not decide: every decision goes through
+//! [`crate::decision::DecisionPath`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use portcullis_core::{Decision, Environment, Request, SupplyChain};
+use portcullis_core::{Environment, SupplyChain};
 use portcullis_policy::PolicySet;
 
 use portcullis_store::Store;
 use portcullis_tenant::crypto::KeyRing;
-use portcullis_tenant::quota::{QuotaConfig, QuotaPermit, Quotas};
+use portcullis_tenant::quota::{QuotaConfig, Quotas};
 
 use crate::config::{Config, EncryptionSource};
-use crate::error::ApiError;
+
 use crate::identity::Verifier;
 use crate::metrics::Metrics;
 use crate::snapshots::loaded::Loaded;
@@ -40,6 +40,8 @@ pub struct AppState {
     pub quotas: Quotas,
     /// The audit trail, unless switched off.
     pub audit: Option<crate::audit::Auditor>,
+    /// Where decisions that may be expensive are evaluated.
+    pub evaluation: crate::evaluation::EvaluationPool,
     /// Bases, sources and data revisions; the lock serializes reloads and refreshes.
     pub loaded: tokio::sync::Mutex<Loaded>,
     clock: Clock,
@@ -87,6 +89,11 @@ impl AppState {
                 .map_err(|e| format!("audit: {e}"))?,
             None => None,
         };
+        // One evaluation thread per CPU the process may use: with one, expensive decisions
+        // take turns on it below the runtime's priority.
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let evaluation = crate::evaluation::EvaluationPool::start(threads)
+            .map_err(|e| format!("cannot start the evaluation threads: {e}"))?;
         let mut seed = [0u8; 8];
         // Without randomness the ids are still unique within this process.
         let _ = getrandom::fill(&mut seed);
@@ -99,44 +106,13 @@ impl AppState {
             keyring,
             quotas,
             audit,
+            evaluation,
             loaded: tokio::sync::Mutex::new(Loaded::default()),
             clock: clock.unwrap_or_else(|| Arc::new(jiff::Timestamp::now)),
             high_risk: AtomicBool::new(false),
             trace_prefix: hex::encode(seed),
             trace_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
-        })
-    }
-
-    /// Admits one request of `tenant` under its quota; the permit is held until the request
-    /// is answered. Call it after the caller's identity is established, so that anonymous
-    /// callers cannot use up a tenant's quota.
-    ///
-    /// Only loaded tenants are counted: a request for any other tenant is denied anyway, and
-    /// keeping quota state for every id a caller can invent would grow without bound.
-    pub fn admit(
-        &self,
-        tenant: &portcullis_core::TenantId,
-    ) -> Result<Option<QuotaPermit>, ApiError> {
-        if self.policies.load().get(tenant).is_none() {
-            return Ok(None);
-        }
-        self.quotas.acquire(tenant).map(Some).map_err(|refusal| {
-            let limit = match refusal.limit() {
-                portcullis_tenant::quota::QuotaLimit::Rate => "requests per second",
-                portcullis_tenant::quota::QuotaLimit::Concurrency => "concurrent requests",
-            };
-            ApiError {
-                retry_after: Some(refusal.retry_after_secs()),
-                ..ApiError::new(
-                    http::StatusCode::TOO_MANY_REQUESTS,
-                    refusal.limit().code(),
-                    format!(
-                        "tenant `{tenant}` is over its quota of {limit}; retry after {} s",
-                        refusal.retry_after_secs()
-                    ),
-                )
-            }
         })
     }
 
@@ -189,81 +165,6 @@ impl AppState {
             &self.trace_prefix,
             self.trace_counter.fetch_add(1, Ordering::Relaxed),
         )
-    }
-
-    /// Decides a request that arrived at an edge: the server's clock (unless the tenant accepts
-    /// caller time), the server's environment signals and a trace id are applied first.
-    pub fn decide(&self, mut request: Request, edge: &'static str) -> Decision {
-        self.decide_with(&mut request, edge, None)
-    }
-
-    /// Like [`AppState::decide`], with an extra strategy (a route's) and access to the final
-    /// request.
-    pub fn decide_with(
-        &self,
-        request: &mut Request,
-        edge: &'static str,
-        strategy: Option<&str>,
-    ) -> Decision {
-        self.decide_from(request, edge, strategy, None)
-    }
-
-    /// Like [`AppState::decide_with`], naming the caller's user agent for the audit trail. The
-    /// decision is recorded before it is returned; a decision whose record the audit log cannot
-    /// accept is denied.
-    pub fn decide_from(
-        &self,
-        request: &mut Request,
-        edge: &'static str,
-        strategy: Option<&str>,
-        user_agent: Option<&str>,
-    ) -> Decision {
-        let policies = self.policies();
-        self.prepare(&policies, request);
-        let started = Instant::now();
-        let decision = match (policies.get(&request.tenant), strategy) {
-            (Some(snapshot), Some(strategy)) => {
-                portcullis_policy::decide_with_strategy(snapshot, request, Some(strategy))
-            }
-            _ => policies.decide(request),
-        };
-        // Only loaded tenants get their own series: callers must not be able to mint labels.
-        let label = if policies.get(&request.tenant).is_some() {
-            request.tenant.as_str()
-        } else {
-            "unknown"
-        };
-        let mut decision = decision;
-        if let Some(audit) = &self.audit
-            && let Err(error) = audit.decision(request, &decision, edge, user_agent)
-        {
-            tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
-            decision.decision = portcullis_core::Effect::Deny;
-            decision.cause = portcullis_core::Cause::Error;
-            decision.reasons.clear();
-            decision.errors.push(portcullis_core::DecisionError {
-                kind: portcullis_core::ErrorKind::Audit,
-                statement: std::sync::Arc::from("audit"),
-                message: format!("the decision could not be recorded: {error}"),
-            });
-        }
-        self.metrics
-            .decision(label, decision.is_allowed(), edge, started.elapsed());
-        decision
-    }
-
-    /// Applies the server's clock, environment and trace id to a request.
-    pub fn prepare(&self, policies: &PolicySet, request: &mut Request) {
-        let caller_time = policies
-            .get(&request.tenant)
-            .is_some_and(|snapshot| snapshot.settings().accept_request_time);
-        if !caller_time || request.context.time.is_none() {
-            request.context.time = Some(self.now());
-        }
-        request.env = self.environment();
-        if request.trace_id.as_deref().is_none_or(str::is_empty) {
-            request.trace_id = Some(self.new_trace_id());
-        }
     }
 }
 

@@ -63,6 +63,23 @@ secret_env = "TEST_SECRET"
     start(config, Some(Arc::new(move || now))).await.unwrap()
 }
 
+/// The one audit record of `trace_id` in `tenant`'s trail, once everything queued is written.
+async fn recorded(
+    server: &RunningServer,
+    tenant: &str,
+    trace_id: &str,
+) -> portcullis_audit::Record {
+    let audit = server.state.audit.as_ref().unwrap();
+    audit.flush().await.unwrap();
+    let filter = portcullis_audit::Filter {
+        trace_id: Some(trace_id.to_owned()),
+        ..Default::default()
+    };
+    let page = portcullis_audit::query(audit.root().unwrap(), tenant, &filter, None, 10).unwrap();
+    assert_eq!(page.records.len(), 1, "{:?}", page.records);
+    page.records[0].clone()
+}
+
 /// An HS256 token for `subject` in `tenant`, valid for an hour of real time (the token library
 /// checks expiry against the system clock; decisions use the server's clock).
 fn token(subject: &str, tenant: &str) -> String {
@@ -395,7 +412,27 @@ async fn envoy_denies_an_unknown_route() {
     let (status, headers, body) = denied(&response);
     assert_eq!(status, 403);
     assert_eq!(body["cause"], "no_route");
-    assert!(!headers.contains_key("x-portcullis-decision-id"));
+    // An unmatched route is a decision like the others: it has a trace id, an audit record
+    // naming its cause, and a decision metric.
+    let trace = headers
+        .get("x-portcullis-decision-id")
+        .expect("the denial carries its decision id");
+    assert_eq!(body["trace_id"], trace.as_str());
+    let record = recorded(&server, "acme", trace).await;
+    assert_eq!(record.outcome, portcullis_audit::Outcome::Deny);
+    assert_eq!(record.details["cause"], "no_route");
+    assert_eq!(record.action, "DELETE");
+    assert!(
+        server
+            .state
+            .metrics
+            .encode()
+            .lines()
+            .any(|line| line.starts_with("portcullis_decisions_total{")
+                && line.contains("edge=\"envoy-grpc\"")
+                && line.contains("outcome=\"deny\"")),
+        "counted"
+    );
     server.stop().await;
 }
 

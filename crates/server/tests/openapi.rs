@@ -1260,6 +1260,19 @@ fn error_codes_in_source() -> BTreeSet<String> {
         let tokens = lex_file(&file);
         let mut variables = BTreeSet::new();
         for i in 0..tokens.len() {
+            // `IdentityErrorKind::MissingToken => "missing_token"`: identity errors carry their
+            // codes in their kind, and every edge answers them.
+            if ident(tokens.get(i), "IdentityErrorKind")
+                && punct(tokens.get(i + 1), ':')
+                && punct(tokens.get(i + 2), ':')
+                && matches!(tokens.get(i + 3), Some(Token::Ident(_)))
+                && punct(tokens.get(i + 4), '=')
+                && punct(tokens.get(i + 5), '>')
+                && let Some(Token::Str(text)) = tokens.get(i + 6)
+                && code_like(text)
+            {
+                codes.insert(text.clone());
+            }
             let is_call = ident(tokens.get(i), "ApiError")
                 && punct(tokens.get(i + 1), ':')
                 && punct(tokens.get(i + 2), ':')

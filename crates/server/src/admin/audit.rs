@@ -108,7 +108,7 @@ pub(crate) async fn query(
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -146,7 +146,7 @@ pub(crate) async fn export(
     QueryParams(query): QueryParams<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
     let filter = query.filter();
@@ -176,7 +176,7 @@ pub(crate) async fn verify(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
     let key = audit.verifying_key().clone();

@@ -27,6 +27,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::decision::DecisionPath;
 use crate::error::store_error;
 use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
 use crate::identity::bearer;
@@ -205,7 +206,7 @@ async fn record_changes(
 /// The admin whose token the request carries.
 pub(crate) fn admin_for(state: &AppState, headers: &http::HeaderMap) -> Result<Admin, ApiError> {
     let found = match bearer(headers) {
-        Err(error) => Err(error),
+        Err(error) => Err(ApiError::from(error)),
         Ok(None) => Err(ApiError::unauthenticated(
             "missing_token",
             "an admin token is required",
@@ -230,7 +231,7 @@ pub(crate) fn admin_for(state: &AppState, headers: &http::HeaderMap) -> Result<A
 
 /// Authorizes `action` on `tenant:<resource>` for an authenticated admin through the `system`
 /// tenant.
-pub(crate) fn authorize(
+pub(crate) async fn authorize(
     state: &AppState,
     admin: &Admin,
     action: &str,
@@ -248,7 +249,9 @@ pub(crate) fn authorize(
         explain: false,
         trace_id: None,
     };
-    let decision = state.decide(request, "admin");
+    let (_, decision) = DecisionPath::new(state, "admin")
+        .decide(request, None, None)
+        .await;
     if decision.is_allowed() {
         Ok(())
     } else {
@@ -308,7 +311,7 @@ async fn list_tenants(
     State(state): State<Arc<AppState>>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &admin, "admin:tenants.list", "*")?;
+    authorize(&state, &admin, "admin:tenants.list", "*").await?;
     let directory = state.store.directory().await.map_err(store_error)?;
     let tenants: Vec<Value> = directory
         .iter()
@@ -331,7 +334,7 @@ async fn create_tenant(
     JsonBody(body): JsonBody<NewTenant>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&body.tenant)?;
-    authorize(&state, &admin, "admin:tenants.create", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tenants.create", tenant.as_str()).await?;
     let record = state
         .store
         .tenant(&tenant)
@@ -353,7 +356,7 @@ async fn read_tenant(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tenants.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tenants.read", tenant.as_str()).await?;
     let record = existing_tenant(&state, &tenant).await?;
     let mut answer = summary(
         &state,
@@ -398,7 +401,7 @@ async fn delete_tenant(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tenants.delete", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tenants.delete", tenant.as_str()).await?;
     if query.confirm.as_deref() != Some(tenant.as_str()) {
         return Err(ApiError::bad_request(
             "confirmation_required",
@@ -465,7 +468,7 @@ async fn set_status(
     } else {
         "admin:tenants.resume"
     };
-    authorize(state, admin, action, tenant.as_str())?;
+    authorize(state, admin, action, tenant.as_str()).await?;
     let record = existing_tenant(state, &tenant).await?;
     if record.status == status {
         return Err(ApiError::new(
@@ -584,7 +587,7 @@ async fn upload_bundle(
     JsonBody(upload): JsonBody<Upload>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:bundle.upload", tenant.as_str())?;
+    authorize(&state, &admin, "admin:bundle.upload", tenant.as_str()).await?;
     // Uploading for a tenant that does not exist yet creates it, which needs that right too.
     if state
         .store
@@ -594,7 +597,7 @@ async fn upload_bundle(
         .map_err(store_error)?
         .is_none()
     {
-        authorize(&state, &admin, "admin:tenants.create", tenant.as_str())?;
+        authorize(&state, &admin, "admin:tenants.create", tenant.as_str()).await?;
     }
     if upload.files.is_empty() {
         return Err(ApiError::bad_request(
@@ -636,7 +639,7 @@ async fn bundle_history(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:bundles.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:bundles.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let versions = state
         .store
@@ -653,7 +656,7 @@ async fn read_bundle(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:bundles.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:bundles.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let bundle = state
         .store
@@ -678,7 +681,7 @@ async fn activate_bundle(
     Extension(admin): Extension<Admin>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:bundles.rollback", tenant.as_str())?;
+    authorize(&state, &admin, "admin:bundles.rollback", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     Ok(
         match crate::snapshots::reload::rollback(&state, &tenant, version, &admin.0).await {
@@ -747,7 +750,7 @@ async fn list_principals(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:principals.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:principals.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let limit = page.limit.unwrap_or(100).clamp(1, 1000);
     let sensitive = state
@@ -777,7 +780,7 @@ async fn read_principal(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:principals.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:principals.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let sensitive = state
         .policies()
@@ -826,7 +829,7 @@ async fn write_principal(
     JsonBody(body): JsonBody<PrincipalBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:principals.write", tenant.as_str())?;
+    authorize(&state, &admin, "admin:principals.write", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let sensitive = sensitive_attributes(&state, &tenant)?;
     let mut attributes = Map::new();
@@ -859,7 +862,7 @@ async fn delete_principal(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:principals.write", tenant.as_str())?;
+    authorize(&state, &admin, "admin:principals.write", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let revision = state
         .store
@@ -900,7 +903,7 @@ async fn list_assignments(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:assignments.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:assignments.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let assignments = state
         .store
@@ -961,7 +964,7 @@ async fn assign_role(
     JsonBody(body): JsonBody<AssignmentBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:assignments.write", tenant.as_str())?;
+    authorize(&state, &admin, "admin:assignments.write", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     check_assignment(&state, &tenant, &body).await?;
     let resource = body.resource.as_deref().unwrap_or("*");
@@ -984,7 +987,7 @@ async fn revoke_role(
     JsonBody(body): JsonBody<AssignmentBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:assignments.write", tenant.as_str())?;
+    authorize(&state, &admin, "admin:assignments.write", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let resource = body.resource.as_deref().unwrap_or("*");
     let revision = state
@@ -1010,7 +1013,7 @@ async fn rotate_key(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:keys.rotate", tenant.as_str())?;
+    authorize(&state, &admin, "admin:keys.rotate", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     // Without the bundle, which attributes are encrypted is unknown: refuse rather than
     // report nothing rotated.
@@ -1077,7 +1080,7 @@ async fn reload(
     State(state): State<Arc<AppState>>,
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
-    authorize(&state, &admin, "admin:reload", "*")?;
+    authorize(&state, &admin, "admin:reload", "*").await?;
     let report = reload_all(&state, "admin").await;
     Ok(Json(serde_json::to_value(report).unwrap_or(Value::Null)))
 }
@@ -1091,7 +1094,7 @@ async fn write_tuples(
     JsonBody(body): JsonBody<crate::snapshots::tuples::WriteBody>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tuples.write", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tuples.write", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let revision = crate::snapshots::tuples::write_tuples(&state, &tenant, &body).await?;
     Ok(Json(json!({
@@ -1109,7 +1112,7 @@ async fn read_tuples(
     QueryParams(query): QueryParams<crate::snapshots::tuples::ReadQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let page_size = query.page_size.unwrap_or(100);
     if !(1..=1000).contains(&page_size) {
@@ -1136,7 +1139,7 @@ async fn tuple_changes(
     QueryParams(query): QueryParams<crate::snapshots::tuples::ChangesQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str()).await?;
     existing_tenant(&state, &tenant).await?;
     let page_size = query.page_size.unwrap_or(100);
     if !(1..=1000).contains(&page_size) {
@@ -1162,7 +1165,7 @@ async fn read_model(
     Extension(admin): Extension<Admin>,
 ) -> Result<Json<Value>, ApiError> {
     let tenant = path_tenant(&tenant)?;
-    authorize(&state, &admin, "admin:tuples.read", tenant.as_str())?;
+    authorize(&state, &admin, "admin:tuples.read", tenant.as_str()).await?;
     // A tenant of the directory without a bundle exists: its model is not missing, it has no
     // bundle yet (as for principals and assignments), and only an unknown tenant is a 404.
     existing_tenant(&state, &tenant).await?;

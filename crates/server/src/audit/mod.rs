@@ -22,13 +22,13 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use portcullis_audit::{
-    AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Kind, Outcome, Receipt, Record,
-    SigningKey, TenantPolicy, VerifyingKey,
+    AuditConfig, AuditError, AuditLog, Edge, FullPolicy, Kind, Outcome, PreparedDecision, Receipt,
+    Record, SigningKey, TenantPolicy, VerifyingKey,
 };
-use portcullis_core::{Decision, Effect, Request};
+use portcullis_core::{Cause, Decision, Effect, Request};
 use portcullis_store::StoreConfig;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -286,14 +286,52 @@ impl Auditor {
     }
 
     /// Records a decision. `Err` means the record was not accepted (the buffer stayed full
-    /// under the tenant's policy): the caller must deny.
-    pub fn decision(
+    /// under the tenant's policy): the caller must deny. A full buffer under the `block`
+    /// policy is waited on asynchronously, never by blocking the thread, up to the policy's
+    /// `max_wait_ms`.
+    ///
+    /// `known_tenant` is false for a request naming a tenant that is not loaded: its record
+    /// goes to the `system` tenant's log (naming the requested tenant in its details), so
+    /// that callers cannot create a log for every tenant id they invent.
+    pub async fn decision(
         &self,
         request: &Request,
         decision: &Decision,
         edge: &str,
         user_agent: Option<&str>,
+        known_tenant: bool,
     ) -> Result<(), AuditError> {
+        let prepared = self.prepare_decision(request, decision, edge, user_agent, known_tenant)?;
+        match self.log.try_queue(&prepared) {
+            Err(AuditError::BufferFull { .. }) => {}
+            other => return other,
+        }
+        // Full: wait as long as the tenant's policy allows, then give up (the caller denies).
+        let FullPolicy::Block { max_wait_ms } = *prepared.on_full() else {
+            return self.log.try_queue(&prepared);
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(max_wait_ms);
+        loop {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            match self.log.try_queue(&prepared) {
+                Err(AuditError::BufferFull { .. }) if tokio::time::Instant::now() < deadline => {
+                    continue;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Masks and encodes a decision's record on the caller's thread, reusing the thread's
+    /// record and its allocations.
+    fn prepare_decision(
+        &self,
+        request: &Request,
+        decision: &Decision,
+        edge: &str,
+        user_agent: Option<&str>,
+        known_tenant: bool,
+    ) -> Result<PreparedDecision, AuditError> {
         let outcome = match (decision.decision, decision.errors.is_empty()) {
             (Effect::Allow, _) => Outcome::Allow,
             (Effect::Deny, true) => Outcome::Deny,
@@ -316,25 +354,24 @@ impl Auditor {
                 .build()
             });
         fill_decision(&mut record, request, decision, outcome, edge, user_agent);
+        // A denial decided before any policy names its cause: nothing else in the record does.
+        if matches!(
+            decision.cause,
+            Cause::NoRoute | Cause::TenantUnknown | Cause::TenantSuspended
+        ) && let Ok(cause) = serde_json::to_value(decision.cause)
+        {
+            record.details.insert("cause".to_owned(), cause);
+        }
+        if !known_tenant {
+            set_text(&mut record.tenant, UNKNOWN_TENANTS_LOG);
+            record.details.insert(
+                "tenant".to_owned(),
+                Value::String(request.tenant.as_str().to_owned()),
+            );
+        }
         let prepared = self.log.prepare_in_place(&mut record);
         let _ = DECISION_RECORD.try_with(|slot| *slot.borrow_mut() = Some(record));
-        let prepared = prepared?;
-        match self.log.try_queue(&prepared) {
-            Err(AuditError::BufferFull { .. }) => {}
-            other => return other,
-        }
-        // Full: block as long as the tenant's policy allows, then give up (the caller denies).
-        let FullPolicy::Block { max_wait_ms } = *prepared.on_full() else {
-            return self.log.try_queue(&prepared);
-        };
-        let deadline = Instant::now() + Duration::from_millis(max_wait_ms);
-        loop {
-            std::thread::sleep(Duration::from_millis(1));
-            match self.log.try_queue(&prepared) {
-                Err(AuditError::BufferFull { .. }) if Instant::now() < deadline => continue,
-                other => return other,
-            }
-        }
+        prepared
     }
 
     /// Records an administrative change durably; returns once it is on disk.
@@ -499,12 +536,15 @@ fn push_address(text: &mut String, ip: std::net::IpAddr) {
 }
 
 /// The audit edge of a decision edge's name.
+/// The log that holds decisions on tenants that are not loaded.
+const UNKNOWN_TENANTS_LOG: &str = "system";
+
 fn edge_of(edge: &str) -> Edge {
     match edge {
         "grpc" | "envoy" | "envoy-grpc" => Edge::Grpc,
         "admin" => Edge::Admin,
         "cli" => Edge::Cli,
-        "http" | "authzen" => Edge::Http,
+        "http" | "authzen" | "relations" => Edge::Http,
         _ => Edge::ForwardAuth,
     }
 }

@@ -1,7 +1,8 @@
 //! The JSON decision API: `POST /v1/check`, `/v1/check/batch` and `/v1/explain`.
 //!
-//! Handlers only translate: they validate the request shape (400 before any lookup), bind an
-//! optional bearer identity to the tenant, and call [`AppState::decide`].
+//! Handlers only translate: they validate the request shape (400 before any lookup), then ask
+//! the decision module ([`DecisionPath`]) to bind an optional bearer identity to the tenant,
+//! admit the request and decide it.
 
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use portcullis_core::{Decision, Principal, Request, TenantId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::decision::DecisionPath;
 use crate::error::{ApiError, JsonBody};
 use crate::identity::{HostBinding, bearer};
 use crate::state::AppState;
@@ -45,22 +47,13 @@ pub fn request_host(headers: &HeaderMap) -> Option<&str> {
 
 /// Applies the bearer identity (when present or required) to a request's principal.
 pub(crate) fn authenticate(
-    state: &AppState,
+    path: &DecisionPath<'_>,
     headers: &HeaderMap,
     request: &mut Request,
 ) -> Result<(), ApiError> {
-    let token = bearer(headers)?;
-    let Some(token) = token else {
-        if state.verifier.required_for_check() {
-            return Err(ApiError::unauthenticated(
-                "missing_token",
-                "a bearer token is required",
-            ));
-        }
+    let Some(identity) = path.identify(bearer(headers)?, path.token_required())? else {
         return Ok(());
     };
-    let identity = state.verifier.verify(token)?;
-    let policies = state.policies();
     // The host of a decision request is the one the checked request was addressed to, which
     // only the caller knows (`context.host`); the Host of the call to us says nothing about it.
     let stated_host = request
@@ -69,9 +62,9 @@ pub(crate) fn authenticate(
         .get("host")
         .and_then(Value::as_str)
         .map(str::to_owned);
-    let principal = identity.bind(
+    let principal = path.bind(
+        &identity,
         &request.tenant,
-        policies.get(&request.tenant).map(|s| &**s),
         HostBinding::Stated(stated_host.as_deref()),
     )?;
     if request.principal.id != principal.id {
@@ -107,11 +100,12 @@ pub async fn check(
     headers: HeaderMap,
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
+    let path = DecisionPath::new(&state, "http");
     reconcile_tenant(&headers, &request)?;
-    authenticate(&state, &headers, &mut request)?;
-    let _admitted = state.admit(&request.tenant)?;
-    let agent = user_agent(&headers);
-    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
+    authenticate(&path, &headers, &mut request)?;
+    let _admitted = path.admit(&request.tenant)?;
+    let (_, decision) = path.decide(request, None, user_agent(&headers)).await;
+    Ok(Json(decision))
 }
 
 /// `POST /v1/explain`: a check whose decision always carries the explanation.
@@ -120,12 +114,13 @@ pub async fn explain(
     headers: HeaderMap,
     JsonBody(mut request): JsonBody<Request>,
 ) -> Result<Json<Decision>, ApiError> {
+    let path = DecisionPath::new(&state, "http");
     reconcile_tenant(&headers, &request)?;
-    authenticate(&state, &headers, &mut request)?;
-    let _admitted = state.admit(&request.tenant)?;
+    authenticate(&path, &headers, &mut request)?;
+    let _admitted = path.admit(&request.tenant)?;
     request.explain = true;
-    let agent = user_agent(&headers);
-    Ok(Json(state.decide_from(&mut request, "http", None, agent)))
+    let (_, decision) = path.decide(request, None, user_agent(&headers)).await;
+    Ok(Json(decision))
 }
 
 /// Body of `POST /v1/check/batch`.
@@ -165,22 +160,25 @@ pub async fn check_batch(
             ),
         ));
     }
+    // One policy set for the whole batch.
+    let path = DecisionPath::new(&state, "http");
     let mut decisions = Vec::with_capacity(batch.requests.len());
     let mut requests = batch.requests;
     for request in &mut requests {
         reconcile_tenant(&headers, request)?;
-        authenticate(&state, &headers, request)?;
+        authenticate(&path, &headers, request)?;
     }
     // One admission per tenant named in the batch.
     let mut admitted = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for request in &requests {
         if seen.insert(request.tenant.clone()) {
-            admitted.push(state.admit(&request.tenant)?);
+            admitted.push(path.admit(&request.tenant)?);
         }
     }
-    for mut request in requests {
-        decisions.push(state.decide_from(&mut request, "http", None, user_agent(&headers)));
+    for request in requests {
+        let (_, decision) = path.decide(request, None, user_agent(&headers)).await;
+        decisions.push(decision);
     }
     Ok(Json(BatchResponse { decisions }))
 }

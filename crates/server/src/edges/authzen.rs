@@ -13,7 +13,8 @@ use portcullis_core::{Context, Decision, Principal, Request, Resource, TenantId}
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-use crate::edges::api::{authenticate, header_tenant, request_host};
+use crate::decision::DecisionPath;
+use crate::edges::api::{authenticate, header_tenant, request_host, user_agent};
 use crate::error::{ApiError, JsonBody};
 use crate::state::AppState;
 
@@ -204,16 +205,17 @@ fn zen_decision(decision: &Decision) -> ZenDecision {
     }
 }
 
-fn zen_decide(
-    state: &AppState,
+async fn zen_decide(
+    path: &DecisionPath<'_>,
     headers: &HeaderMap,
     tenant: &TenantId,
     evaluation: Evaluation,
 ) -> Result<ZenDecision, ApiError> {
     let mut request = to_request(tenant, evaluation)?;
-    authenticate(state, headers, &mut request)?;
-    let _admitted = state.admit(tenant)?;
-    Ok(zen_decision(&state.decide(request, "authzen")))
+    authenticate(path, headers, &mut request)?;
+    let _admitted = path.admit(tenant)?;
+    let (_, decision) = path.decide(request, None, user_agent(headers)).await;
+    Ok(zen_decision(&decision))
 }
 
 /// `POST /access/v1/evaluation`.
@@ -223,7 +225,10 @@ pub async fn evaluation(
     JsonBody(evaluation): JsonBody<Evaluation>,
 ) -> Result<Json<ZenDecision>, ApiError> {
     let tenant = zen_tenant(&headers)?;
-    Ok(Json(zen_decide(&state, &headers, &tenant, evaluation)?))
+    let path = DecisionPath::new(&state, "authzen");
+    Ok(Json(
+        zen_decide(&path, &headers, &tenant, evaluation).await?,
+    ))
 }
 
 /// `POST /access/v1/evaluations`.
@@ -300,9 +305,10 @@ pub async fn evaluations(
             context,
         });
     }
+    let path = DecisionPath::new(&state, "authzen");
     let mut results = Vec::with_capacity(complete.len());
     for evaluation in complete {
-        let result = zen_decide(&state, &headers, &tenant, evaluation)?;
+        let result = zen_decide(&path, &headers, &tenant, evaluation).await?;
         let stop = match semantic {
             Semantic::All => false,
             Semantic::DenyOnFirstDeny => !result.decision,

@@ -17,9 +17,10 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use ipnet::IpNet;
-use portcullis_core::{ClientCert, Context, Decision, Request, TenantId};
+use portcullis_core::{Cause, ClientCert, Context, Decision, Request, Resource, TenantId};
 use serde_json::{Value, json};
 
+use crate::decision::DecisionPath;
 use crate::edges::api::header_tenant;
 use crate::error::ApiError;
 use crate::identity::{HostBinding, bearer, strip_port};
@@ -56,7 +57,7 @@ pub async fn nginx(
     peer: ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Nginx, &request)
+    respond(&state, &peer, Flavor::Nginx, request).await
 }
 
 /// `/v1/authz/traefik`.
@@ -65,7 +66,7 @@ pub async fn traefik(
     peer: ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Traefik, &request)
+    respond(&state, &peer, Flavor::Traefik, request).await
 }
 
 /// `/v1/authz/envoy/...`.
@@ -74,19 +75,29 @@ pub async fn envoy(
     peer: ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
 ) -> Response {
-    respond(&state, &peer, Flavor::Envoy, &request)
+    respond(&state, &peer, Flavor::Envoy, request).await
 }
 
-// The handlers borrow the method, URI and headers from the request rather than extracting
-// them, which would copy the whole header map for every decision.
-fn respond(
+// The handlers take the request apart and borrow its method, URI and headers rather than
+// extracting them, which would copy the whole header map for every decision.
+async fn respond(
     state: &AppState,
     peer: &PeerInfo,
     flavor: Flavor,
-    request: &axum::extract::Request,
+    request: axum::extract::Request,
 ) -> Response {
-    let (method, uri, headers) = (request.method(), request.uri(), request.headers());
-    match authorize(state, peer, flavor, method, uri, headers) {
+    let (parts, _body) = request.into_parts();
+    let path = DecisionPath::new(state, flavor.edge());
+    match authorize(
+        &path,
+        peer,
+        flavor,
+        &parts.method,
+        &parts.uri,
+        &parts.headers,
+    )
+    .await
+    {
         Ok(Outcome::Allowed {
             decision,
             user,
@@ -102,15 +113,13 @@ fn respond(
             response
         }
         Ok(Outcome::Denied { decision, reason }) => {
-            let body = denied_body(decision.as_ref(), &reason);
+            let body = denied_body(&decision, &reason);
             let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
-            if let Some(decision) = &decision {
-                put(
-                    response.headers_mut(),
-                    "x-portcullis-decision-id",
-                    &decision.trace_id,
-                );
-            }
+            put(
+                response.headers_mut(),
+                "x-portcullis-decision-id",
+                &decision.trace_id,
+            );
             response
         }
         Err(error) => error.into_response(),
@@ -118,13 +127,13 @@ fn respond(
 }
 
 /// The body of a forward-auth denial: the cause, and what of the decision explains it.
-pub fn denied_body(decision: Option<&Decision>, reason: &Value) -> Value {
+pub fn denied_body(decision: &Decision, reason: &Value) -> Value {
     json!({
         "decision": "deny",
         "cause": reason,
-        "forbids": decision.map(|d| d.forbids.clone()),
-        "strategy": decision.and_then(|d| d.strategy.clone()),
-        "trace_id": decision.map(|d| d.trace_id.clone()),
+        "forbids": decision.forbids,
+        "strategy": decision.strategy,
+        "trace_id": decision.trace_id,
     })
 }
 
@@ -367,21 +376,22 @@ pub enum Outcome {
     },
     /// Denied.
     Denied {
-        /// The decision, when one was made (not for an unknown tenant or unmatched route).
-        decision: Option<Decision>,
-        /// The cause (`no_route`, `tenant_unknown` or the decision's cause).
+        /// The decision (an unknown tenant or an unmatched route is one too).
+        decision: Decision,
+        /// The decision's cause (`no_route`, `tenant_unknown`, `no_grant`, ...).
         reason: Value,
     },
 }
 
-fn authorize(
-    state: &AppState,
+async fn authorize(
+    path: &DecisionPath<'_>,
     peer: &PeerInfo,
     flavor: Flavor,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Outcome, ApiError> {
+    let state = path.state();
     let limit = state.config.limits.max_header_bytes;
     let trusted = is_trusted(&state.config.trusted_proxies, peer.addr.ip());
     let (original_method, original_uri) = match flavor {
@@ -439,15 +449,16 @@ fn authorize(
         time,
         trace_id: traceparent(headers),
     };
-    decide_forwarded(state, forwarded, flavor.edge())
+    let agent = crate::edges::api::user_agent(headers);
+    decide_forwarded(path, forwarded, agent).await
 }
 
-/// Decides a forwarded request: tenant, identity, route, then the policy. Shared by the HTTP
-/// forward-auth edges and Envoy's gRPC ext_authz.
-pub fn decide_forwarded(
-    state: &AppState,
+/// Decides a forwarded request through the decision module: tenant, identity, admission,
+/// route, then the policy. Shared by the HTTP forward-auth edges and Envoy's gRPC ext_authz.
+pub async fn decide_forwarded(
+    path: &DecisionPath<'_>,
     forwarded: Forwarded<'_>,
-    edge: &'static str,
+    user_agent: Option<&str>,
 ) -> Result<Outcome, ApiError> {
     if !forwarded.uri.starts_with('/') {
         return Err(ApiError::bad_request(
@@ -455,11 +466,11 @@ pub fn decide_forwarded(
             "the original URI does not start with '/'",
         ));
     }
-    let path = forwarded
+    let raw_path = forwarded
         .uri
         .split_once('?')
         .map_or(&*forwarded.uri, |(path, _)| path);
-    let path = percent_encoding::percent_decode_str(path)
+    let original_path = percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| {
             ApiError::bad_request(
@@ -467,7 +478,7 @@ pub fn decide_forwarded(
                 "the original path is not UTF-8 once decoded",
             )
         })?;
-    if path
+    if original_path
         .split('/')
         .any(|segment| segment == ".." || segment == ".")
     {
@@ -479,83 +490,68 @@ pub fn decide_forwarded(
     let host = forwarded.host.as_deref();
 
     // The tenant: named by the proxy, or found by the host the request was addressed to.
-    let policies = state.policies();
     let tenant = match forwarded.tenant {
         Some(tenant) => tenant,
-        None => {
-            let wanted = host.map(strip_port).map(str::to_ascii_lowercase);
-            policies
-                .iter()
-                .find(|snapshot| {
-                    snapshot.settings().domain.is_some() && snapshot.settings().domain == wanted
-                })
-                .map(|snapshot| snapshot.tenant().clone())
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "missing_tenant",
-                        "no X-Tenant-ID header and no tenant declares this host as its domain",
-                    )
-                })?
-        }
+        None => path.tenant_of_host(host).ok_or_else(|| {
+            ApiError::bad_request(
+                "missing_tenant",
+                "no X-Tenant-ID header and no tenant declares this host as its domain",
+            )
+        })?,
     };
     // The identity comes first, so that callers without one learn nothing about which tenants
     // exist (and cannot use up a tenant's quota).
-    let token = forwarded
-        .token
-        .as_deref()
+    let identity = path
+        .identify(forwarded.token.as_deref(), true)?
         .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
-    let identity = state.verifier.verify(token)?;
-    let Some(snapshot) = policies.get(&tenant) else {
-        identity.bind(&tenant, None, HostBinding::Original(host))?;
-        return Ok(Outcome::Denied {
-            decision: None,
-            reason: json!("tenant_unknown"),
-        });
-    };
-    let principal = identity.bind(&tenant, Some(snapshot), HostBinding::Original(host))?;
-    let _admitted = state.admit(&tenant)?;
-
-    // The route.
-    let Some(route) = snapshot.match_route(&forwarded.method, &path) else {
-        return Ok(Outcome::Denied {
-            decision: None,
-            reason: json!("no_route"),
-        });
-    };
+    let principal = path.bind(&identity, &tenant, HostBinding::Original(host))?;
+    let _admitted = path.admit(&tenant)?;
 
     // The circumstances.
     let mut attributes = serde_json::Map::new();
-    attributes.insert(
-        "method".into(),
-        Value::String(forwarded.method.to_ascii_uppercase()),
-    );
-    attributes.insert("path".into(), Value::String(path.into_owned()));
+    let method = forwarded.method.to_ascii_uppercase();
+    attributes.insert("method".into(), Value::String(method.clone()));
+    attributes.insert("path".into(), Value::String(original_path.to_string()));
     if let Some(host) = host {
         attributes.insert("host".into(), Value::String(host.to_owned()));
     }
     if let Some(sha1) = forwarded.cert_sha1 {
         attributes.insert("cert_sha1".into(), Value::String(sha1));
     }
-    let time = forwarded
-        .time
-        .filter(|_| snapshot.settings().accept_request_time);
+    let accepts_time = path
+        .snapshot(&tenant)
+        .is_some_and(|snapshot| snapshot.settings().accept_request_time);
     let mut request = Request {
         tenant: tenant.clone(),
         principal,
-        action: route.action.to_owned(),
-        resource: route.resource.clone(),
+        // Until a route names the action and resource, the request is the method on the path.
+        action: method,
+        resource: Resource::new("path", original_path.as_ref()),
         context: Context {
             ip: forwarded.client_ip,
-            time,
+            time: forwarded.time.filter(|_| accepts_time),
             cert: forwarded.cert,
-            source: Some(edge.to_owned()),
+            source: Some(path.edge().to_owned()),
             attributes,
         },
         env: Default::default(),
         explain: false,
         trace_id: forwarded.trace_id,
     };
-    let decision = state.decide_with(&mut request, edge, route.strategy);
+
+    // Denials before any policy: the tenant is not loaded, or no route matches. They are
+    // decisions like the others, recorded and counted.
+    let Some(snapshot) = path.snapshot(&tenant) else {
+        let (_, decision) = path.refuse(request, Cause::TenantUnknown, user_agent).await;
+        return Ok(denied(decision));
+    };
+    let Some(route) = snapshot.match_route(&forwarded.method, &original_path) else {
+        let (_, decision) = path.refuse(request, Cause::NoRoute, user_agent).await;
+        return Ok(denied(decision));
+    };
+    request.action = route.action.to_owned();
+    request.resource = route.resource.clone();
+    let (request, decision) = path.decide(request, route.strategy, user_agent).await;
     if decision.is_allowed() {
         let roles = snapshot
             .effective_roles(&request.principal, &request.resource)
@@ -569,12 +565,13 @@ pub fn decide_forwarded(
             decision,
         })
     } else {
-        let reason = serde_json::to_value(decision.cause).unwrap_or(Value::Null);
-        Ok(Outcome::Denied {
-            decision: Some(decision),
-            reason,
-        })
+        Ok(denied(decision))
     }
+}
+
+fn denied(decision: Decision) -> Outcome {
+    let reason = serde_json::to_value(decision.cause).unwrap_or(Value::Null);
+    Outcome::Denied { decision, reason }
 }
 
 /// The trace id of a W3C `traceparent` header, if well formed.

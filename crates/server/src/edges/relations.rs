@@ -7,11 +7,14 @@
 //! a query may demand `consistency.at_least` (a revision token returned by a write), and is
 //! then never answered from an older index.
 //!
-//! Tuples, on the admin listener (admin token, authorized by the `system` tenant):
-//! `POST /admin/v1/tenants/{tenant}/tuples` (write and delete in one transaction),
-//! `GET …/tuples` (filtered, paginated), `GET …/tuples/changes` and `GET …/model`.
+//! Every query goes through the decision module: identity, tenant binding and admission as for
+//! `/v1/check`, then the query on the evaluation pool (a query may take up to the index's step
+//! budget, which must not hold the runtime), and the answer is recorded and counted as a
+//! decision on the asked relation (`allow` for a check that holds or a list answered, `deny`
+//! for a check that does not, an error for a query that failed). Its trace id is in the answer.
 //!
-//! Handlers translate only; the answers come from `portcullis-rebac`.
+//! Tuple writes and reads (admin listener) are in `snapshots::tuples`. Handlers translate only;
+//! the answers come from `portcullis-rebac`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,16 +22,20 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use portcullis_core::TenantId;
-use portcullis_policy::Relations;
+use portcullis_core::{
+    Cause, Context, Decision, DecisionError, Effect, ErrorKind, Principal, Reason, ReasonKind,
+    Request, Resource, Revision, TenantId,
+};
 use portcullis_policy::rebac::{
     CheckRequest, MAX_BATCH_CHECK_ITEMS, MAX_CONTEXTUAL_TUPLES, ObjectRef, QueryError, Tuple, User,
     UserFilter,
 };
+use portcullis_policy::{PolicySet, Relations};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-use crate::edges::api::header_tenant;
+use crate::decision::DecisionPath;
+use crate::edges::api::{header_tenant, user_agent};
 use crate::error::{ApiError, JsonBody};
 use crate::identity::{HostBinding, bearer};
 use crate::snapshots::reload::refresh_tenant;
@@ -252,7 +259,11 @@ fn parse_token(consistency: &Consistency) -> Result<Option<u64>, ApiError> {
 
 /// Authenticates the caller for a tenant: a bearer token, when present or required, must be
 /// valid and belong to the tenant.
-fn authenticate(state: &AppState, headers: &HeaderMap, tenant: &TenantId) -> Result<(), ApiError> {
+fn authenticate(
+    path: &DecisionPath<'_>,
+    headers: &HeaderMap,
+    tenant: &TenantId,
+) -> Result<(), ApiError> {
     if let Some(named) = header_tenant(headers)?
         && &named != tenant
     {
@@ -261,33 +272,153 @@ fn authenticate(state: &AppState, headers: &HeaderMap, tenant: &TenantId) -> Res
             "X-Tenant-ID and the body name different tenants",
         ));
     }
-    let Some(token) = bearer(headers)? else {
-        if state.verifier.required_for_check() {
-            return Err(ApiError::unauthenticated(
-                "missing_token",
-                "a bearer token is required",
-            ));
-        }
-        return Ok(());
-    };
-    let identity = state.verifier.verify(token)?;
-    let policies = state.policies();
-    identity.bind(
-        tenant,
-        policies.get(tenant).map(|s| &**s),
-        HostBinding::Stated(None),
-    )?;
+    if let Some(identity) = path.identify(bearer(headers)?, path.token_required())? {
+        path.bind(&identity, tenant, HostBinding::Stated(None))?;
+    }
     Ok(())
+}
+
+/// What a query asked, as the decision record names it: the user as principal, the query and
+/// relation as action, the object (or `type:*`) as resource.
+struct Asked {
+    tenant: TenantId,
+    user: String,
+    action: String,
+    resource: Resource,
+    context: Map<String, Value>,
+}
+
+impl Asked {
+    fn request(&self) -> Request {
+        Request {
+            tenant: self.tenant.clone(),
+            principal: Principal::user(self.user.clone()),
+            action: self.action.clone(),
+            resource: self.resource.clone(),
+            context: Context {
+                attributes: self.context.clone(),
+                source: Some("relations".to_owned()),
+                ..Context::default()
+            },
+            env: Default::default(),
+            explain: false,
+            trace_id: None,
+        }
+    }
+}
+
+/// An answered query, with the trace id of its decision.
+struct Answered<T> {
+    answer: T,
+    revision: u64,
+    trace_id: String,
+}
+
+/// Answers one query through the decision module: the caller authenticated and admitted, the
+/// index found (as fresh as demanded), the query run on the evaluation pool, and its outcome
+/// recorded and counted as a decision. `outcome` says whether an answer grants and by which
+/// path. A failed query is recorded as an error, then answered as one.
+async fn answer<T, Q, O>(
+    path: &DecisionPath<'_>,
+    headers: &HeaderMap,
+    at_least: Option<u64>,
+    asked: Asked,
+    query: Q,
+    outcome: O,
+) -> Result<Answered<T>, ApiError>
+where
+    T: Send + 'static,
+    Q: FnOnce(&Relations) -> Result<T, QueryError> + Send + 'static,
+    O: FnOnce(&T) -> (bool, Vec<String>),
+{
+    authenticate(path, headers, &asked.tenant)?;
+    let _admitted = path.admit(&asked.tenant)?;
+    let relations = index(path, &asked.tenant, at_least).await?;
+    let revision = relations.revision();
+    let result = path
+        .run_costly(move || query(&relations))
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                format!("the query was not answered: {error}"),
+            )
+        })?;
+    let bundle = path.snapshot(&asked.tenant).map_or_else(
+        || Arc::from("none"),
+        |snapshot| Arc::clone(snapshot.revision()),
+    );
+    let reason = |granted: bool, steps: Vec<String>| {
+        granted.then(|| Reason {
+            kind: ReasonKind::Relation,
+            id: Arc::from(asked.action.as_str()),
+            path: steps.into_iter().map(Arc::from).collect(),
+        })
+    };
+    let (effect, cause, reasons, errors) = match &result {
+        Ok(answer) => {
+            let (granted, steps) = outcome(answer);
+            let effect = if granted { Effect::Allow } else { Effect::Deny };
+            let cause = if granted {
+                Cause::Granted
+            } else {
+                Cause::NoGrant
+            };
+            (
+                effect,
+                cause,
+                reason(granted, steps).into_iter().collect(),
+                Vec::new(),
+            )
+        }
+        Err(error) => (
+            Effect::Deny,
+            Cause::Error,
+            Vec::new(),
+            vec![DecisionError {
+                kind: ErrorKind::Relation,
+                statement: Arc::from(asked.action.as_str()),
+                message: error.to_string(),
+            }],
+        ),
+    };
+    let decision = Decision {
+        decision: effect,
+        cause,
+        reasons,
+        strategy: None,
+        forbids: Vec::new(),
+        errors,
+        revision: Revision {
+            bundle,
+            data: None,
+            tuples: Some(revision),
+        },
+        trace_id: String::new(),
+        explanation: None,
+    };
+    let (_, decision) = path
+        .record(asked.request(), decision, user_agent(headers))
+        .await;
+    let answer = result.map_err(|error| query_error(&error))?;
+    Ok(Answered {
+        answer,
+        revision,
+        trace_id: decision.trace_id,
+    })
 }
 
 /// The tenant's relation index, at least as fresh as `at_least`.
 pub async fn index(
-    state: &AppState,
+    path: &DecisionPath<'_>,
     tenant: &TenantId,
     at_least: Option<u64>,
 ) -> Result<Arc<Relations>, ApiError> {
-    let lookup = |state: &AppState| -> Result<Arc<Relations>, ApiError> {
-        let policies = state.policies();
+    let state = path.state();
+    // This question's snapshot first; when it is behind the demanded revision, the newest one
+    // the catch-up publishes.
+    let lookup = |policies: &PolicySet| -> Result<Arc<Relations>, ApiError> {
         let Some(snapshot) = policies.get(tenant) else {
             return Err(ApiError::not_found(
                 "unknown_tenant",
@@ -310,7 +441,7 @@ pub async fn index(
             )
         })
     };
-    let relations = lookup(state)?;
+    let relations = lookup(path.policies())?;
     let Some(wanted) = at_least else {
         return Ok(relations);
     };
@@ -322,7 +453,7 @@ pub async fn index(
     let deadline = tokio::time::Instant::now() + CATCH_UP_WAIT;
     loop {
         refresh_tenant(state, tenant).await;
-        let relations = lookup(state)?;
+        let relations = lookup(&state.policies())?;
         if relations.revision() >= wanted {
             return Ok(relations);
         }
@@ -355,6 +486,7 @@ pub async fn run_check(
     headers: &HeaderMap,
     body: CheckBody,
 ) -> Result<Value, ApiError> {
+    let path = DecisionPath::new(state, "relations");
     let request = CheckRequest {
         user: parse_user(&body.user)?,
         relation: body.relation,
@@ -364,16 +496,27 @@ pub async fn run_check(
     };
     check_contextual(&request.contextual_tuples)?;
     let at_least = parse_token(&body.consistency)?;
-    authenticate(state, headers, &body.tenant)?;
-    let _admitted = state.admit(&body.tenant)?;
-    let relations = index(state, &body.tenant, at_least).await?;
-    let revision = relations.revision();
-    let result = relations.read().check(&request);
-    let result = result.map_err(|e| query_error(&e))?;
+    let asked = Asked {
+        tenant: body.tenant,
+        user: body.user,
+        action: request.relation.clone(),
+        resource: Resource::new(&request.object.object_type, &request.object.id),
+        context: request.context.clone(),
+    };
+    let answered = answer(
+        &path,
+        headers,
+        at_least,
+        asked,
+        move |relations| relations.read().check(&request),
+        |result| (result.allowed, result.path.clone()),
+    )
+    .await?;
     Ok(json!({
-        "allowed": result.allowed,
-        "path": result.path,
-        "revision": revision.to_string(),
+        "allowed": answered.answer.allowed,
+        "path": answered.answer.path,
+        "revision": answered.revision.to_string(),
+        "trace_id": answered.trace_id,
     }))
 }
 
@@ -414,12 +557,39 @@ pub async fn run_check_batch(
         });
     }
     let at_least = parse_token(&body.consistency)?;
-    authenticate(state, headers, &body.tenant)?;
-    let _admitted = state.admit(&body.tenant)?;
-    let relations = index(state, &body.tenant, at_least).await?;
-    let revision = relations.revision();
-    let answers = relations.read().batch_check(&requests);
-    let results: Vec<Value> = answers
+    let path = DecisionPath::new(state, "relations");
+    // The batch is one decision record: the checks, each named in its answer.
+    let asked = Asked {
+        tenant: body.tenant,
+        user: requests
+            .first()
+            .map(|request| request.user.to_string())
+            .unwrap_or_default(),
+        action: "batch-check".to_owned(),
+        resource: Resource::new("checks", requests.len().to_string()),
+        context: Map::new(),
+    };
+    let answered = answer(
+        &path,
+        headers,
+        at_least,
+        asked,
+        move |relations| Ok(relations.read().batch_check(&requests)),
+        |answers| {
+            let granted = answers
+                .iter()
+                .filter(|answer| matches!(answer, Ok(result) if result.allowed))
+                .count();
+            (
+                true,
+                vec![format!("{granted} of {} checks hold", answers.len())],
+            )
+        },
+    )
+    .await?;
+    let revision = answered.revision;
+    let results: Vec<Value> = answered
+        .answer
         .into_iter()
         .zip(&body.checks)
         .map(|(answer, item)| {
@@ -436,7 +606,9 @@ pub async fn run_check_batch(
             value
         })
         .collect();
-    Ok(json!({ "results": results, "revision": revision.to_string() }))
+    Ok(
+        json!({ "results": results, "revision": revision.to_string(), "trace_id": answered.trace_id }),
+    )
 }
 
 /// `POST /v1/relations/list-objects`: every object of the type the user has the relation with,
@@ -465,19 +637,35 @@ pub async fn run_list_objects(
         ));
     }
     let at_least = parse_token(&body.consistency)?;
-    authenticate(state, headers, &body.tenant)?;
-    let _admitted = state.admit(&body.tenant)?;
-    let relations = index(state, &body.tenant, at_least).await?;
-    let revision = relations.revision();
-    let objects = relations.read().list_objects(
-        &user,
-        &body.relation,
-        &body.object_type,
-        &body.context,
-        &body.contextual_tuples,
+    let path = DecisionPath::new(state, "relations");
+    let asked = Asked {
+        tenant: body.tenant,
+        user: body.user,
+        action: format!("list-objects:{}", body.relation),
+        resource: Resource::new(&body.object_type, "*"),
+        context: body.context.clone(),
+    };
+    let (relation, object_type, context, contextual) = (
+        body.relation,
+        body.object_type,
+        body.context,
+        body.contextual_tuples,
     );
-    let objects = objects.map_err(|e| query_error(&e))?;
-    let names: Vec<String> = objects.iter().map(ToString::to_string).collect();
+    let answered = answer(
+        &path,
+        headers,
+        at_least,
+        asked,
+        move |relations| {
+            relations
+                .read()
+                .list_objects(&user, &relation, &object_type, &context, &contextual)
+        },
+        |objects| (true, vec![format!("{} objects", objects.len())]),
+    )
+    .await?;
+    let revision = answered.revision;
+    let names: Vec<String> = answered.answer.iter().map(ToString::to_string).collect();
     let start = match &body.continuation {
         // Pages continue after the last object of the previous page, in sorted order.
         Some(after) => names.partition_point(|name| name.as_str() <= after.as_str()),
@@ -490,6 +678,7 @@ pub async fn run_list_objects(
         "objects": page,
         "continuation": continuation,
         "revision": revision.to_string(),
+        "trace_id": answered.trace_id,
     }))
 }
 
@@ -531,20 +720,34 @@ pub async fn run_list_users(
         })
         .collect();
     let at_least = parse_token(&body.consistency)?;
-    authenticate(state, headers, &body.tenant)?;
-    let _admitted = state.admit(&body.tenant)?;
-    let relations = index(state, &body.tenant, at_least).await?;
-    let revision = relations.revision();
-    let users = relations.read().list_users(
-        &object,
-        &body.relation,
-        &filters,
-        &body.context,
-        &body.contextual_tuples,
-    );
-    let users = users.map_err(|e| query_error(&e))?;
-    let users: Vec<String> = users.iter().map(ToString::to_string).collect();
-    Ok(json!({ "users": users, "revision": revision.to_string() }))
+    let path = DecisionPath::new(state, "relations");
+    let asked = Asked {
+        tenant: body.tenant,
+        user: body.user_filters.join(","),
+        action: format!("list-users:{}", body.relation),
+        resource: Resource::new(&object.object_type, &object.id),
+        context: body.context.clone(),
+    };
+    let (relation, context, contextual) = (body.relation, body.context, body.contextual_tuples);
+    let answered = answer(
+        &path,
+        headers,
+        at_least,
+        asked,
+        move |relations| {
+            relations
+                .read()
+                .list_users(&object, &relation, &filters, &context, &contextual)
+        },
+        |users| (true, vec![format!("{} users", users.len())]),
+    )
+    .await?;
+    let users: Vec<String> = answered.answer.iter().map(ToString::to_string).collect();
+    Ok(json!({
+        "users": users,
+        "revision": answered.revision.to_string(),
+        "trace_id": answered.trace_id,
+    }))
 }
 
 /// `POST /v1/relations/expand`: the userset tree, in OpenFGA's shape.
@@ -565,16 +768,31 @@ pub async fn run_expand(
     let object = parse_object(&body.object)?;
     check_contextual(&body.contextual_tuples)?;
     let at_least = parse_token(&body.consistency)?;
-    authenticate(state, headers, &body.tenant)?;
-    let _admitted = state.admit(&body.tenant)?;
-    let relations = index(state, &body.tenant, at_least).await?;
-    let revision = relations.revision();
-    let tree = relations
-        .read()
-        .expand(&object, &body.relation, &body.contextual_tuples);
-    let mut tree = tree.map_err(|e| query_error(&e))?;
+    let path = DecisionPath::new(state, "relations");
+    let asked = Asked {
+        tenant: body.tenant,
+        user: "*".to_owned(),
+        action: format!("expand:{}", body.relation),
+        resource: Resource::new(&object.object_type, &object.id),
+        context: Map::new(),
+    };
+    let (relation, contextual) = (body.relation, body.contextual_tuples);
+    let answered = answer(
+        &path,
+        headers,
+        at_least,
+        asked,
+        move |relations| relations.read().expand(&object, &relation, &contextual),
+        |_| (true, Vec::new()),
+    )
+    .await?;
+    let mut tree = answered.answer;
     if let Value::Object(map) = &mut tree {
-        map.insert("revision".to_owned(), Value::String(revision.to_string()));
+        map.insert(
+            "revision".to_owned(),
+            Value::String(answered.revision.to_string()),
+        );
+        map.insert("trace_id".to_owned(), Value::String(answered.trace_id));
     }
     Ok(tree)
 }

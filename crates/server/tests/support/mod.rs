@@ -8,6 +8,8 @@
 )]
 #![allow(dead_code, reason = "each test file uses a different subset")]
 
+pub mod load;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

@@ -3,7 +3,7 @@
 //!
 //! Each call converts its messages into engine requests (invalid input is `INVALID_ARGUMENT`
 //! naming the field), applies the bearer identity of the call's `authorization` metadata exactly
-//! as the HTTP API does, and asks [`AppState::decide`]. It holds no decision logic.
+//! as the HTTP API does, and asks the decision module. It holds no decision logic.
 
 use std::sync::Arc;
 
@@ -14,7 +14,8 @@ use tonic::{Response, Status};
 use super::convert::{to_message, to_request};
 use super::pb;
 use super::to_status;
-use crate::edges::api::authenticate;
+use crate::decision::DecisionPath;
+use crate::edges::api::{authenticate, user_agent};
 use crate::state::AppState;
 use portcullis_tenant::quota::QuotaPermit;
 
@@ -32,25 +33,25 @@ impl DecisionService {
 
     /// Converts and authenticates one request.
     fn prepare(
-        &self,
+        path: &DecisionPath<'_>,
         headers: &HeaderMap,
         message: pb::CheckRequest,
         prefix: &str,
     ) -> Result<(Request, Option<QuotaPermit>), Status> {
         let mut request = to_request(message, prefix)?;
-        authenticate(&self.state, headers, &mut request).map_err(|error| to_status(&error))?;
+        authenticate(path, headers, &mut request).map_err(|error| to_status(&error))?;
         // Admitted after the identity is known, so anonymous callers cannot use up a quota;
         // the permit is held until the decision is made.
-        let permit = self
-            .state
+        let permit = path
             .admit(&request.tenant)
             .map_err(|error| to_status(&error))?;
         Ok((request, permit))
     }
+}
 
-    fn decide(&self, request: Request) -> pb::Decision {
-        to_message(&self.state.decide(request, "grpc"))
-    }
+async fn decide(path: &DecisionPath<'_>, headers: &HeaderMap, request: Request) -> pb::Decision {
+    let (_, decision) = path.decide(request, None, user_agent(headers)).await;
+    to_message(&decision)
 }
 
 /// The call's metadata as HTTP headers (what [`authenticate`] reads: `authorization`, `host`).
@@ -65,8 +66,9 @@ impl pb::decisions_server::Decisions for DecisionService {
         request: tonic::Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let headers = headers(&request);
-        let (request, _permit) = self.prepare(&headers, request.into_inner(), "")?;
-        Ok(Response::new(self.decide(request)))
+        let path = DecisionPath::new(&self.state, "grpc");
+        let (request, _permit) = Self::prepare(&path, &headers, request.into_inner(), "")?;
+        Ok(Response::new(decide(&path, &headers, request).await))
     }
 
     async fn batch_check(
@@ -87,14 +89,14 @@ impl pb::decisions_server::Decisions for DecisionService {
                 messages.len()
             )));
         }
+        let path = DecisionPath::new(&self.state, "grpc");
         // Every request is checked before any is decided, so a bad batch decides nothing.
         let requests = messages
             .into_iter()
             .enumerate()
             .map(|(index, message)| {
                 let mut request = to_request(message, &format!("requests[{index}]."))?;
-                authenticate(&self.state, &headers, &mut request)
-                    .map_err(|error| to_status(&error))?;
+                authenticate(&path, &headers, &mut request).map_err(|error| to_status(&error))?;
                 Ok(request)
             })
             .collect::<Result<Vec<_>, Status>>()?;
@@ -104,16 +106,15 @@ impl pb::decisions_server::Decisions for DecisionService {
         for request in &requests {
             if seen.insert(request.tenant.clone()) {
                 permits.push(
-                    self.state
-                        .admit(&request.tenant)
+                    path.admit(&request.tenant)
                         .map_err(|error| to_status(&error))?,
                 );
             }
         }
-        let decisions = requests
-            .into_iter()
-            .map(|request| self.decide(request))
-            .collect();
+        let mut decisions = Vec::with_capacity(requests.len());
+        for request in requests {
+            decisions.push(decide(&path, &headers, request).await);
+        }
         drop(permits);
         Ok(Response::new(pb::BatchCheckResponse { decisions }))
     }
@@ -123,8 +124,9 @@ impl pb::decisions_server::Decisions for DecisionService {
         request: tonic::Request<pb::CheckRequest>,
     ) -> Result<Response<pb::Decision>, Status> {
         let headers = headers(&request);
-        let (mut request, _permit) = self.prepare(&headers, request.into_inner(), "")?;
+        let path = DecisionPath::new(&self.state, "grpc");
+        let (mut request, _permit) = Self::prepare(&path, &headers, request.into_inner(), "")?;
         request.explain = true;
-        Ok(Response::new(self.decide(request)))
+        Ok(Response::new(decide(&path, &headers, request).await))
     }
 }

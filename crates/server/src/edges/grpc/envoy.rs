@@ -28,6 +28,7 @@ use serde_json::{Value, json};
 use tonic::{Code, Response, Status};
 
 use super::status_code;
+use crate::decision::DecisionPath;
 use crate::edges::api::header_tenant;
 use crate::edges::forward::{
     Forwarded, Outcome, decide_forwarded, denied_body, is_trusted, traceparent,
@@ -59,8 +60,9 @@ impl EnvoyAuthorization {
 
     /// Decides a check request from a caller at `peer` (unknown when not served by our
     /// listeners).
-    pub fn decide(&self, peer: Option<&PeerInfo>, request: &CheckRequest) -> CheckResponse {
-        match self.authorize(peer, request) {
+    pub async fn decide(&self, peer: Option<&PeerInfo>, request: &CheckRequest) -> CheckResponse {
+        let path = DecisionPath::new(&self.state, "envoy-grpc");
+        match Self::authorize(&path, peer, request).await {
             Ok(Outcome::Allowed {
                 decision,
                 user,
@@ -85,12 +87,10 @@ impl EnvoyAuthorization {
                 }
             }
             Ok(Outcome::Denied { decision, reason }) => {
-                let body = denied_body(decision.as_ref(), &reason);
+                let body = denied_body(&decision, &reason);
                 let mut headers = Vec::new();
                 push(&mut headers, "content-type", "application/json");
-                if let Some(decision) = &decision {
-                    push(&mut headers, "x-portcullis-decision-id", &decision.trace_id);
-                }
+                push(&mut headers, "x-portcullis-decision-id", &decision.trace_id);
                 let cause = match &reason {
                     Value::String(cause) => cause.clone(),
                     other => other.to_string(),
@@ -121,12 +121,12 @@ impl EnvoyAuthorization {
         }
     }
 
-    fn authorize(
-        &self,
+    async fn authorize(
+        path: &DecisionPath<'_>,
         peer: Option<&PeerInfo>,
         request: &CheckRequest,
     ) -> Result<Outcome, ApiError> {
-        let state = &self.state;
+        let state = path.state();
         let limit = state.config.limits.max_header_bytes;
         let trusted =
             peer.is_some_and(|peer| is_trusted(&state.config.trusted_proxies, peer.addr.ip()));
@@ -223,7 +223,8 @@ impl EnvoyAuthorization {
             time,
             trace_id: traceparent(&headers),
         };
-        decide_forwarded(state, forwarded, "envoy-grpc")
+        let agent = crate::edges::api::user_agent(&headers);
+        decide_forwarded(path, forwarded, agent).await
     }
 }
 
@@ -309,6 +310,8 @@ impl Authorization for EnvoyAuthorization {
             .extensions()
             .get::<ConnectInfo<PeerInfo>>()
             .map(|ConnectInfo(peer)| peer.clone());
-        Ok(Response::new(self.decide(peer.as_ref(), request.get_ref())))
+        Ok(Response::new(
+            self.decide(peer.as_ref(), request.get_ref()).await,
+        ))
     }
 }

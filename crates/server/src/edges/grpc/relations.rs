@@ -332,7 +332,7 @@ impl pb::relations_server::Relations for RelationService {
 }
 
 impl TupleService {
-    fn admin(
+    async fn admin(
         &self,
         headers: &HeaderMap,
         tenant: &str,
@@ -341,7 +341,9 @@ impl TupleService {
         let admin = crate::admin::admin_for(&self.state, headers).map_err(status)?;
         let tenant = portcullis_core::TenantId::new(tenant)
             .map_err(|e| Status::invalid_argument(format!("tenant: {e}")))?;
-        crate::admin::authorize(&self.state, &admin, action, tenant.as_str()).map_err(status)?;
+        crate::admin::authorize(&self.state, &admin, action, tenant.as_str())
+            .await
+            .map_err(status)?;
         Ok(tenant)
     }
 }
@@ -354,7 +356,9 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
     ) -> Result<Response<pb::WriteTuplesResponse>, Status> {
         let headers = headers(&request);
         let message = request.into_inner();
-        let tenant = self.admin(&headers, &message.tenant, "admin:tuples.write")?;
+        let tenant = self
+            .admin(&headers, &message.tenant, "admin:tuples.write")
+            .await?;
         let value = json!({
             "writes": tuples_json(&message.writes, "writes")?,
             "deletes": tuples_json(&message.deletes, "deletes")?,
@@ -375,7 +379,9 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
     ) -> Result<Response<pb::ReadTuplesResponse>, Status> {
         let headers = headers(&request);
         let message = request.into_inner();
-        let tenant = self.admin(&headers, &message.tenant, "admin:tuples.read")?;
+        let tenant = self
+            .admin(&headers, &message.tenant, "admin:tuples.read")
+            .await?;
         let query = crate::snapshots::tuples::ReadQuery {
             object: (!message.object.is_empty()).then_some(message.object),
             relation: (!message.relation.is_empty()).then_some(message.relation),
@@ -414,7 +420,9 @@ impl pb::relation_tuples_server::RelationTuples for TupleService {
     ) -> Result<Response<pb::ReadChangesResponse>, Status> {
         let headers = headers(&request);
         let message = request.into_inner();
-        let tenant = self.admin(&headers, &message.tenant, "admin:tuples.read")?;
+        let tenant = self
+            .admin(&headers, &message.tenant, "admin:tuples.read")
+            .await?;
         let page_size = if message.page_size == 0 {
             100
         } else {

@@ -1,0 +1,361 @@
+//! The one decision path. Every edge — the JSON API, AuthZEN, forward-auth for nginx, Traefik
+//! and Envoy, Envoy ext_authz and `portcullis.v1` over gRPC, relationship queries and the admin
+//! API's own authorization — asks here, and nowhere else:
+//!
+//! ```text
+//! edge ──▶ identity ──▶ tenant ──▶ admission ──▶ request ──▶ evaluation ──▶ audit ──▶ metrics ──▶ edge
+//!          (token)      (named,     (quota)       (route,      (inline or     (every     (every
+//!                        found by                  context)     on the pool)   outcome)   outcome)
+//!                        host, bound)
+//! ```
+//!
+//! A [`DecisionPath`] is made per question and loads the policy set **once**: that one set
+//! serves identity binding, tenant lookup by host, route matching, the decision and whatever the
+//! edge renders from it, so a reload in between can never bind on one bundle and decide on
+//! the next. Denials decided before any policy is read (an unknown tenant, no route) and answered
+//! relationship queries are decisions too: each gets the server's clock and a trace id, an
+//! audit record (under the tenant's sampling rules: allows may be sampled, denies never are)
+//! and a decision metric.
+//!
+//! Evaluation runs on the caller's thread when it is cheap. A decision whose conditions may
+//! cost more than [`INLINE_COST`] units, or that may walk the relation index, runs on the
+//! evaluation pool instead, so that one tenant's expensive policy holds its own answers back
+//! and not the runtime that serves every tenant.
+//!
+//! Edges translate their protocol into calls here and render what comes back; the protocol
+//! errors they answer are theirs ([`IdentityError`] has no HTTP in it). This module must not
+//! know about HTTP bodies, gRPC messages or proxy headers.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use portcullis_core::{
+    Cause, Decision, DecisionError, Effect, ErrorKind, Principal, Request, TenantId,
+};
+use portcullis_policy::{PolicySet, RouteMatch, Snapshot};
+use portcullis_tenant::quota::{QuotaLimit, QuotaPermit};
+
+use crate::error::ApiError;
+use crate::identity::{HostBinding, Identity, IdentityError, IdentityErrorKind, strip_port};
+use crate::state::AppState;
+
+/// Decisions whose conditions may cost more than this many CEL units (a few hundred
+/// microseconds of evaluation), or that may consult the relation index, are evaluated on the
+/// evaluation pool rather than on the caller's thread.
+pub const INLINE_COST: u64 = 2_000;
+
+/// One question's way through the server: the state, and the policy set loaded for it.
+pub struct DecisionPath<'s> {
+    state: &'s AppState,
+    policies: Arc<PolicySet>,
+    edge: &'static str,
+}
+
+impl std::fmt::Debug for DecisionPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionPath")
+            .field("edge", &self.edge)
+            .field("tenants", &self.policies.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> DecisionPath<'s> {
+    /// A path for a question that arrived at `edge` (its name in metrics and audit records),
+    /// with the policy set as it is now.
+    pub fn new(state: &'s AppState, edge: &'static str) -> Self {
+        DecisionPath {
+            state,
+            policies: state.policies(),
+            edge,
+        }
+    }
+
+    /// The server state.
+    pub fn state(&self) -> &'s AppState {
+        self.state
+    }
+
+    /// The edge the question arrived at.
+    pub fn edge(&self) -> &'static str {
+        self.edge
+    }
+
+    /// The policy set this question is answered with.
+    pub fn policies(&self) -> &PolicySet {
+        &self.policies
+    }
+
+    /// A tenant's snapshot in this question's policy set.
+    pub fn snapshot(&self, tenant: &TenantId) -> Option<&Arc<Snapshot>> {
+        self.policies.get(tenant)
+    }
+
+    // ---------------------------------------------------------------------------- identity
+
+    /// The caller's identity: the bearer token verified, when one was sent; without one,
+    /// nothing, or [`IdentityErrorKind::MissingToken`] when `required`.
+    pub fn identify(
+        &self,
+        token: Option<&str>,
+        required: bool,
+    ) -> Result<Option<Arc<Identity>>, IdentityError> {
+        match token {
+            Some(token) => self.state.verifier.verify(token).map(Some),
+            None if required => Err(IdentityError::new(
+                IdentityErrorKind::MissingToken,
+                "a bearer token is required",
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// Whether the decision APIs require a token.
+    pub fn token_required(&self) -> bool {
+        self.state.verifier.required_for_check()
+    }
+
+    /// Binds an identity to a tenant (its tenant claim) and host (the tenant's domain), with
+    /// this question's snapshot of the tenant; returns the principal.
+    pub fn bind(
+        &self,
+        identity: &Identity,
+        tenant: &TenantId,
+        host: HostBinding<'_>,
+    ) -> Result<Principal, IdentityError> {
+        identity.bind(tenant, self.snapshot(tenant).map(|s| &**s), host)
+    }
+
+    // ------------------------------------------------------------------------------ tenant
+
+    /// The tenant that declares `host` (port ignored, case-insensitive) as its domain.
+    pub fn tenant_of_host(&self, host: Option<&str>) -> Option<TenantId> {
+        let wanted = host.map(strip_port)?.to_ascii_lowercase();
+        self.policies
+            .iter()
+            .find(|snapshot| snapshot.settings().domain.as_deref() == Some(wanted.as_str()))
+            .map(|snapshot| snapshot.tenant().clone())
+    }
+
+    // --------------------------------------------------------------------------- admission
+
+    /// Admits one request of `tenant` under its quota; the permit is held until the answer is
+    /// sent, evaluation included. Call it after the caller's identity is established, so that
+    /// anonymous callers cannot use up a tenant's quota. Only loaded tenants are counted: a
+    /// request for any other tenant is denied anyway, and quota state for every id a caller
+    /// can invent would grow without bound.
+    pub fn admit(&self, tenant: &TenantId) -> Result<Option<QuotaPermit>, ApiError> {
+        if self.snapshot(tenant).is_none() {
+            return Ok(None);
+        }
+        self.state
+            .quotas
+            .acquire(tenant)
+            .map(Some)
+            .map_err(|refusal| {
+                let limit = match refusal.limit() {
+                    QuotaLimit::Rate => "requests per second",
+                    QuotaLimit::Concurrency => "concurrent requests",
+                };
+                ApiError {
+                    retry_after: Some(refusal.retry_after_secs()),
+                    ..ApiError::new(
+                        http::StatusCode::TOO_MANY_REQUESTS,
+                        refusal.limit().code(),
+                        format!(
+                            "tenant `{tenant}` is over its quota of {limit}; retry after {} s",
+                            refusal.retry_after_secs()
+                        ),
+                    )
+                }
+            })
+    }
+
+    // ------------------------------------------------------------------------------- route
+
+    /// The route of `tenant` that `method` and `path` match, from this question's snapshot.
+    pub fn route(&self, tenant: &TenantId, method: &str, path: &str) -> Option<RouteMatch<'_>> {
+        self.snapshot(tenant)?.match_route(method, path)
+    }
+
+    // ---------------------------------------------------------------------------- decision
+
+    /// Decides `request` (with `strategy`, a route's, in addition to the action's): the
+    /// server's clock (unless the tenant accepts the caller's), environment signals and a trace
+    /// id are applied, the policy is evaluated, the decision is recorded — a decision the audit
+    /// log cannot accept is denied — and counted. Returns the request as decided with the
+    /// decision.
+    pub async fn decide(
+        &self,
+        mut request: Request,
+        strategy: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> (Request, Decision) {
+        self.prepare(&mut request);
+        let started = Instant::now();
+        let snapshot = self.snapshot(&request.tenant).cloned();
+        let (request, decision) = match snapshot {
+            None => {
+                let decision =
+                    portcullis_policy::refuse(&request, &unknown_revision(), Cause::TenantUnknown);
+                (request, decision)
+            }
+            Some(snapshot) => self.evaluate(snapshot, request, strategy).await,
+        };
+        let decision = self.finish(&request, decision, user_agent, started).await;
+        (request, decision)
+    }
+
+    /// A denial decided before any policy is evaluated (the tenant is unknown, or no route
+    /// matches), recorded and counted like every decision.
+    pub async fn refuse(
+        &self,
+        mut request: Request,
+        cause: Cause,
+        user_agent: Option<&str>,
+    ) -> (Request, Decision) {
+        self.prepare(&mut request);
+        let started = Instant::now();
+        let revision = match self.snapshot(&request.tenant) {
+            Some(snapshot) => Arc::clone(snapshot.revision()),
+            None => unknown_revision(),
+        };
+        let decision = portcullis_policy::refuse(&request, &revision, cause);
+        let decision = self.finish(&request, decision, user_agent, started).await;
+        (request, decision)
+    }
+
+    /// Records an answer the edge computed from this question's snapshot (a relationship
+    /// query): the request gets the server's clock and a trace id, the decision its trace id;
+    /// it is audited and counted like every decision.
+    pub async fn record(
+        &self,
+        mut request: Request,
+        mut decision: Decision,
+        user_agent: Option<&str>,
+    ) -> (Request, Decision) {
+        self.prepare(&mut request);
+        decision.trace_id = request.trace_id.clone().unwrap_or_default();
+        let decision = self
+            .finish(&request, decision, user_agent, Instant::now())
+            .await;
+        (request, decision)
+    }
+
+    /// Runs `job` where a question of `tenant` that may be expensive must run: on the
+    /// evaluation pool. Relationship queries use it; policy decisions choose by their cost.
+    pub async fn run_costly<T, F>(&self, job: F) -> Result<T, crate::evaluation::PoolError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        self.state.evaluation.run(job).await
+    }
+
+    /// Applies the server's clock, environment and a trace id to a request.
+    fn prepare(&self, request: &mut Request) {
+        let caller_time = self
+            .snapshot(&request.tenant)
+            .is_some_and(|snapshot| snapshot.settings().accept_request_time);
+        if !caller_time || request.context.time.is_none() {
+            request.context.time = Some(self.state.now());
+        }
+        request.env = self.state.environment();
+        if request.trace_id.as_deref().is_none_or(str::is_empty) {
+            request.trace_id = Some(self.state.new_trace_id());
+        }
+    }
+
+    /// Evaluates a request on its tenant's snapshot: inline when it is cheap, on the
+    /// evaluation pool when it may not be.
+    async fn evaluate(
+        &self,
+        snapshot: Arc<Snapshot>,
+        request: Request,
+        strategy: Option<&str>,
+    ) -> (Request, Decision) {
+        let costly = snapshot.evaluation_cost_bound(&request.action, strategy) > INLINE_COST
+            || snapshot.consults_relations(&request.action);
+        if !costly {
+            let decision = portcullis_policy::decide_with_strategy(&snapshot, &request, strategy);
+            return (request, decision);
+        }
+        let strategy = strategy.map(str::to_owned);
+        let trace_id = request.trace_id.clone().unwrap_or_default();
+        let failed = |error: crate::evaluation::PoolError, request: &Request| {
+            let mut decision =
+                portcullis_policy::refuse(request, snapshot.revision(), Cause::Error);
+            decision.trace_id.clone_from(&trace_id);
+            decision.errors.push(DecisionError {
+                kind: ErrorKind::Cel,
+                statement: Arc::from("evaluation"),
+                message: error.to_string(),
+            });
+            decision
+        };
+        // The request travels to the pool and back; if the pool cannot take it, a copy
+        // answers the denial.
+        let kept = request.clone();
+        let job_snapshot = Arc::clone(&snapshot);
+        let outcome = self
+            .state
+            .evaluation
+            .run(move || {
+                let decision = portcullis_policy::decide_with_strategy(
+                    &job_snapshot,
+                    &request,
+                    strategy.as_deref(),
+                );
+                (request, decision)
+            })
+            .await;
+        match outcome {
+            Ok(answer) => answer,
+            Err(error) => {
+                let decision = failed(error, &kept);
+                (kept, decision)
+            }
+        }
+    }
+
+    /// Audits and counts a decision; a decision the audit log refuses becomes a denial.
+    async fn finish(
+        &self,
+        request: &Request,
+        mut decision: Decision,
+        user_agent: Option<&str>,
+        started: Instant,
+    ) -> Decision {
+        let known = self.snapshot(&request.tenant).is_some();
+        if let Some(audit) = &self.state.audit
+            && let Err(error) = audit
+                .decision(request, &decision, self.edge, user_agent, known)
+                .await
+        {
+            tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
+            decision.decision = Effect::Deny;
+            decision.cause = Cause::Error;
+            decision.reasons.clear();
+            decision.errors.push(DecisionError {
+                kind: ErrorKind::Audit,
+                statement: Arc::from("audit"),
+                message: format!("the decision could not be recorded: {error}"),
+            });
+        }
+        // Only loaded tenants get their own series: callers must not be able to mint labels.
+        let label = if known {
+            request.tenant.as_str()
+        } else {
+            "unknown"
+        };
+        self.state
+            .metrics
+            .decision(label, decision.is_allowed(), self.edge, started.elapsed());
+        decision
+    }
+}
+
+/// The revision named by decisions on a tenant that is not loaded.
+fn unknown_revision() -> Arc<str> {
+    Arc::from("none")
+}
