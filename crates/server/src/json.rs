@@ -10,6 +10,9 @@
 //! * a struct is read only from a JSON object (an array is refused, naming where it was);
 //! * an `Option` refuses `null`, except for fields marked with [`nullable`], which the OpenAPI
 //!   document declares nullable;
+//! * an integer is also read from a JSON number written with a zero fraction or an exponent
+//!   (`1850.0`, `1.85e3`): JSON Schema counts those as integers, and so does the document;
+//!   a fraction (`1850.5`) or a value out of the type's range is still refused;
 //! * everything else — free-form values (`serde_json::Value`, attribute and context maps),
 //!   strings, numbers, lists — is read exactly as before.
 //!
@@ -195,6 +198,18 @@ macro_rules! forward {
     };
 }
 
+/// Every integer `deserialize_*`: the same call, with a visitor that also takes a whole
+/// number written as a float.
+macro_rules! integers {
+    ($($method:ident),* $(,)?) => {
+        $(
+            fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+                self.0.$method(Integral(visitor))
+            }
+        )*
+    };
+}
+
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
     type Error = D::Error;
 
@@ -237,19 +252,22 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<D> {
         self.0.deserialize_enum(name, variants, Forward(visitor))
     }
 
+    integers! {
+        deserialize_i8,
+        deserialize_i16,
+        deserialize_i32,
+        deserialize_i64,
+        deserialize_i128,
+        deserialize_u8,
+        deserialize_u16,
+        deserialize_u32,
+        deserialize_u64,
+        deserialize_u128,
+    }
+
     forward! {
         deserialize_any(),
         deserialize_bool(),
-        deserialize_i8(),
-        deserialize_i16(),
-        deserialize_i32(),
-        deserialize_i64(),
-        deserialize_i128(),
-        deserialize_u8(),
-        deserialize_u16(),
-        deserialize_u32(),
-        deserialize_u64(),
-        deserialize_u128(),
         deserialize_f32(),
         deserialize_f64(),
         deserialize_char(),
@@ -313,6 +331,93 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Forward<V> {
         visit_bytes(&[u8]),
         visit_borrowed_bytes(&'de [u8]),
         visit_byte_buf(Vec<u8>),
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_none()
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        self.0.visit_unit()
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_some(Strict(inner))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+        self.0.visit_newtype_struct(Strict(inner))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_seq(StrictSeq(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_map(StrictMap(entries))
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        self.0.visit_enum(StrictEnum(data))
+    }
+}
+
+/// Where an integer is expected: a float with no fraction inside the range of `i64` or `u64`
+/// is read as that integer (the inner visitor then checks its own range); anything else is
+/// passed on unchanged, so a fraction is refused as before.
+struct Integral<V>(V);
+
+/// 2^63 and 2^64 as floats: the first floats outside `i64` and `u64`.
+const I64_END: f64 = 9_223_372_036_854_775_808.0;
+const U64_END: f64 = 18_446_744_073_709_551_616.0;
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Integral<V> {
+    type Value = V::Value;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.expecting(formatter)
+    }
+
+    scalars! {
+        visit_bool(bool),
+        visit_i8(i8),
+        visit_i16(i16),
+        visit_i32(i32),
+        visit_i64(i64),
+        visit_i128(i128),
+        visit_u8(u8),
+        visit_u16(u16),
+        visit_u32(u32),
+        visit_u64(u64),
+        visit_u128(u128),
+        visit_char(char),
+        visit_str(&str),
+        visit_borrowed_str(&'de str),
+        visit_string(String),
+        visit_bytes(&[u8]),
+        visit_borrowed_bytes(&'de [u8]),
+        visit_byte_buf(Vec<u8>),
+    }
+
+    fn visit_f32<E: de::Error>(self, value: f32) -> Result<Self::Value, E> {
+        self.visit_f64(f64::from(value))
+    }
+
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "the value is whole and inside the target type's range, checked just before"
+    )]
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+        if value.fract() == 0.0 {
+            if (-I64_END..0.0).contains(&value) {
+                return self.0.visit_i64(value as i64);
+            }
+            if (0.0..U64_END).contains(&value) {
+                return self.0.visit_u64(value as u64);
+            }
+        }
+        self.0.visit_f64(value)
     }
 
     fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
@@ -637,6 +742,32 @@ mod tests {
         assert_eq!(outer.cursor.as_deref(), Some("c"));
         let error = refused(r#"{"id":1,"inner":{"name":"a"},"cursor":5}"#);
         assert!(error.message.starts_with("cursor: "), "{}", error.message);
+    }
+
+    #[test]
+    fn whole_numbers_written_as_floats_are_integers() {
+        let whole = read(r#"{"id": 1850.0, "inner": {"name": "a"}}"#).unwrap();
+        assert_eq!(whole.id, 1850);
+        let exponent = read(r#"{"id": 1.85e3, "inner": {"name": "a"}}"#).unwrap();
+        assert_eq!(exponent.id, 1850);
+        let zero = read(r#"{"id": -0.0, "inner": {"name": "a"}}"#).unwrap();
+        assert_eq!(zero.id, 0);
+        for text in [
+            r#"{"id": 1850.5, "inner": {"name": "a"}}"#,
+            r#"{"id": -1.0, "inner": {"name": "a"}}"#,
+            r#"{"id": 4294967296.0, "inner": {"name": "a"}}"#,
+            r#"{"id": 1e300, "inner": {"name": "a"}}"#,
+        ] {
+            let error = refused(text);
+            assert!(
+                error.message.starts_with("id: "),
+                "{text}: {}",
+                error.message
+            );
+        }
+        // Free-form values keep the number as written.
+        let free = read(r#"{"id": 1, "inner": {"name": "a"}, "free": 2.0}"#).unwrap();
+        assert_eq!(free.free, json!(2.0));
     }
 
     #[test]
