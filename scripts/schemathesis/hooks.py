@@ -15,7 +15,18 @@ import schemathesis
 
 DECISIONS = ("check", "checkBatch", "explain", "authzenEvaluation", "authzenEvaluations")
 RELATIONS = ("relationsCheck", "relationsBatchCheck", "relationsListObjects", "relationsListUsers", "relationsExpand")
-FORWARD = ("forwardNginx", "forwardTraefik", "forwardEnvoyRoot", "forwardEnvoyGet", "forwardEnvoyPost")
+# Every forward-auth operation (each path documents every method).
+FORWARD = (
+    "forwardNginx", "forwardNginxPut", "forwardNginxPost", "forwardNginxDelete",
+    "forwardNginxOptions", "forwardNginxHead", "forwardNginxPatch", "forwardNginxTrace",
+    "forwardTraefik", "forwardTraefikPut", "forwardTraefikPost", "forwardTraefikDelete",
+    "forwardTraefikOptions", "forwardTraefikHead", "forwardTraefikPatch", "forwardTraefikTrace",
+    "forwardEnvoyRoot", "forwardEnvoyRootPut", "forwardEnvoyRootPost", "forwardEnvoyRootDelete",
+    "forwardEnvoyRootOptions", "forwardEnvoyRootHead", "forwardEnvoyRootPatch",
+    "forwardEnvoyRootTrace", "forwardEnvoyGet", "forwardEnvoyPost", "forwardEnvoyPut",
+    "forwardEnvoyDelete", "forwardEnvoyOptions", "forwardEnvoyHead", "forwardEnvoyPatch",
+    "forwardEnvoyTrace",
+)
 
 # (operation ids, error code, pattern the message must match, why no schema can rule it out)
 RULES = [
