@@ -88,8 +88,6 @@ fn inner(error: &dyn std::error::Error) -> String {
     current.to_string()
 }
 
-pub use crate::json::JsonBody;
-
 /// Query parameters whose rejections are [`ApiError`]s (`invalid_query`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueryParams<T>(pub T);
@@ -171,4 +169,18 @@ impl From<crate::identity::IdentityError> for ApiError {
     fn from(error: crate::identity::IdentityError) -> Self {
         ApiError::unauthenticated(error.code(), error.message)
     }
+}
+
+/// JSON 404 for unknown paths.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("not_found", "no such endpoint; see /openapi.json")
+}
+
+/// JSON 405 for known paths with another method.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method",
+    )
 }

@@ -78,7 +78,7 @@ impl RunningServer {
 /// The public router plus whatever other edges share its listener: the gRPC services (Envoy
 /// ext_authz and `portcullis.v1.Decisions`), told apart from HTTP by their paths.
 pub fn public_router(state: Arc<AppState>) -> Router {
-    crate::edges::grpc::add_services(crate::app(Arc::clone(&state)), &state)
+    crate::edges::grpc::add_services(crate::edges::router(Arc::clone(&state)), &state)
 }
 
 fn random_token() -> String {
@@ -176,7 +176,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
     let admin_addr = admin.local_addr().map_err(|e| e.to_string())?;
     tasks.push(crate::connection::spawn(
         PlainListener::new(admin),
-        crate::admin::router(Arc::clone(&state)),
+        crate::edges::grpc::add_admin_services(crate::admin::router(Arc::clone(&state)), &state),
         limits,
         stop.clone(),
     ));

@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, Extension, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -29,8 +29,9 @@ use sha2::{Digest, Sha256};
 
 use crate::decision::DecisionPath;
 use crate::error::store_error;
-use crate::error::{ApiError, JsonBody, PathParams, QueryParams};
+use crate::error::{ApiError, PathParams, QueryParams};
 use crate::identity::bearer;
+use crate::json::JsonBody;
 use crate::snapshots::crypto::encrypt_attribute;
 use crate::snapshots::loaded::Source;
 use crate::snapshots::reload::{UploadError, refresh_tenant, reload_all};
@@ -44,8 +45,7 @@ const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 /// The admin router. Every matched route first authenticates the admin token (before any
 /// body is read); each handler then asks the `system` tenant whether that admin may act.
 pub fn router(state: Arc<AppState>) -> Router {
-    let grpc_state = Arc::clone(&state);
-    let router = Router::new()
+    Router::new()
         .route("/admin/v1/tenants", get(list_tenants).post(create_tenant))
         .route(
             "/admin/v1/tenants/{tenant}",
@@ -109,12 +109,20 @@ pub fn router(state: Arc<AppState>) -> Router {
             authenticate,
         ))
         // After the layers: the document is served without a token.
-        .route("/openapi.json", get(crate::admin_openapi))
-        .fallback(crate::not_found)
-        .method_not_allowed_fallback(crate::method_not_allowed)
+        .route("/openapi.json", get(admin_openapi))
+        .fallback(crate::error::not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_UPLOAD_BYTES))
-        .with_state(state);
-    crate::edges::grpc::add_admin_services(router, &grpc_state)
+        .with_state(state)
+}
+
+/// The OpenAPI document of the admin API (the admin listener's `/openapi.json`).
+pub const ADMIN_OPENAPI: &str = include_str!("../openapi_admin.json");
+
+/// The admin listener's document: served without a token, like the public one (it says what
+/// the API is, nothing about any tenant).
+pub(crate) async fn admin_openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], ADMIN_OPENAPI).into_response()
 }
 
 /// The name of an authenticated admin token.

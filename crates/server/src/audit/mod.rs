@@ -207,7 +207,7 @@ fn read_or_create_secret(path: &Path) -> Result<Vec<u8>, String> {
             let mut secret = [0u8; 32];
             getrandom::fill(&mut secret).map_err(|e| format!("no randomness: {e}"))?;
             let text = hex::encode(secret);
-            crate::state::write_private(path, &text)
+            crate::files::write_private(path, &text)
                 .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             Ok(text.into_bytes())
         }

@@ -14,8 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::decision::DecisionPath;
-use crate::error::{ApiError, JsonBody};
+use crate::error::ApiError;
 use crate::identity::{HostBinding, bearer};
+use crate::json::JsonBody;
 use crate::state::AppState;
 
 /// The tenant named by `X-Tenant-ID`, validated.

@@ -15,7 +15,8 @@ use serde_json::{Map, Value, json};
 
 use crate::decision::DecisionPath;
 use crate::edges::api::{authenticate, header_tenant, request_host, user_agent};
-use crate::error::{ApiError, JsonBody};
+use crate::error::ApiError;
+use crate::json::JsonBody;
 use crate::state::AppState;
 
 /// An AuthZEN subject.

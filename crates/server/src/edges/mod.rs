@@ -9,4 +9,46 @@ pub mod api;
 pub mod authzen;
 pub mod forward;
 pub mod grpc;
+pub mod operations;
 pub mod relations;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{any, get, post};
+
+use crate::state::AppState;
+
+/// The public router (everything but admin).
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = state.config.limits.max_body_bytes;
+    Router::new()
+        .route("/v1/check", post(api::check))
+        .route("/v1/check/batch", post(api::check_batch))
+        .route("/v1/explain", post(api::explain))
+        .route("/v1/relations/check", post(relations::check))
+        .route("/v1/relations/check/batch", post(relations::check_batch))
+        .route("/v1/relations/list-objects", post(relations::list_objects))
+        .route("/v1/relations/list-users", post(relations::list_users))
+        .route("/v1/relations/expand", post(relations::expand))
+        .route("/access/v1/evaluation", post(authzen::evaluation))
+        .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route(
+            "/.well-known/authzen-configuration",
+            get(authzen::authzen_configuration),
+        )
+        .route("/v1/authz/nginx", any(forward::nginx))
+        .route("/v1/authz/traefik", any(forward::traefik))
+        .route(forward::ENVOY_PREFIX, any(forward::envoy))
+        .route("/v1/authz/envoy/{*path}", any(forward::envoy))
+        .route("/healthz", get(operations::healthz))
+        .route("/readyz", get(operations::readyz))
+        .route("/metrics", get(operations::metrics))
+        .route("/openapi.json", get(operations::openapi))
+        .route("/docs", get(operations::docs))
+        .fallback(crate::error::not_found)
+        .method_not_allowed_fallback(crate::error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}

@@ -36,8 +36,9 @@ use serde_json::{Map, Value, json};
 
 use crate::decision::DecisionPath;
 use crate::edges::api::{header_tenant, user_agent};
-use crate::error::{ApiError, JsonBody};
+use crate::error::ApiError;
 use crate::identity::{HostBinding, bearer};
+use crate::json::JsonBody;
 use crate::snapshots::reload::refresh_tenant;
 use crate::state::AppState;
 
