@@ -1,20 +1,22 @@
 //! Reading the audit trail over the admin API: query, export (JSON lines) and verify, each
 //! authorized by the `system` tenant (`admin:audit.read`) and itself recorded in the trail.
 //! The trail is read where the node keeps it: its files, or the store's `audit_log` table.
+//! The tenant is not looked up in the directory: a trail is read whether or not its tenant
+//! still exists.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portcullis_audit::{Filter, Kind, Outcome};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::admin::{Admin, authorize};
-use crate::error::{ApiError, PathParams, QueryParams};
+use super::access::{AuditRead, MayNotExist, TenantAccess, WithInput};
+use crate::error::{ApiError, QueryParams};
 use crate::state::AppState;
 
 /// Query parameters of a lookup.
@@ -73,11 +75,6 @@ fn auditor(state: &AppState) -> Result<&crate::audit::Auditor, ApiError> {
     })
 }
 
-fn tenant_of(raw: &str) -> Result<portcullis_core::TenantId, ApiError> {
-    portcullis_core::TenantId::new(raw)
-        .map_err(|e| ApiError::bad_request("invalid_tenant", e.to_string()))
-}
-
 fn failed(error: &portcullis_audit::AuditError) -> ApiError {
     match error {
         portcullis_audit::AuditError::InvalidCursor { .. } => {
@@ -103,12 +100,12 @@ fn reader_stopped() -> ApiError {
 /// `GET /admin/v1/tenants/{tenant}/audit`: matching records in chain order, paginated.
 pub(crate) async fn query(
     State(state): State<Arc<AppState>>,
-    PathParams(tenant): PathParams<String>,
-    Extension(admin): Extension<Admin>,
-    QueryParams(query): QueryParams<AuditQuery>,
+    WithInput(access, QueryParams(query)): WithInput<
+        TenantAccess<AuditRead, MayNotExist>,
+        QueryParams<AuditQuery>,
+    >,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
+    let tenant = access.tenant;
     let limit = query.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(
@@ -141,12 +138,12 @@ pub(crate) async fn query(
 /// filter, the checkpoints too, so the export itself verifies).
 pub(crate) async fn export(
     State(state): State<Arc<AppState>>,
-    PathParams(tenant): PathParams<String>,
-    Extension(admin): Extension<Admin>,
-    QueryParams(query): QueryParams<AuditQuery>,
+    WithInput(access, QueryParams(query)): WithInput<
+        TenantAccess<AuditRead, MayNotExist>,
+        QueryParams<AuditQuery>,
+    >,
 ) -> Result<Response, ApiError> {
-    let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
+    let tenant = access.tenant;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
     let filter = query.filter();
@@ -172,11 +169,9 @@ pub(crate) async fn export(
 /// log, checked with this node's public key.
 pub(crate) async fn verify(
     State(state): State<Arc<AppState>>,
-    PathParams(tenant): PathParams<String>,
-    Extension(admin): Extension<Admin>,
+    access: TenantAccess<AuditRead, MayNotExist>,
 ) -> Result<Json<Value>, ApiError> {
-    let tenant = tenant_of(&tenant)?;
-    authorize(&state, &admin, "admin:audit.read", tenant.as_str()).await?;
+    let tenant = access.tenant;
     let audit = auditor(&state)?;
     audit.flush().await.map_err(|e| failed(&e))?;
     let key = audit.verifying_key().clone();
