@@ -147,7 +147,7 @@ run() {
     --max-examples "$max_examples" \
     --max-time "$max_time" \
     --seed "$seed" \
-    --workers 2 \
+    --workers 1 \
     --report junit --report-dir "$work/reports-$listener" \
     "$@" || status=1
 }

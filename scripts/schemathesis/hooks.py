@@ -18,13 +18,13 @@ RELATIONS = ("relationsCheck", "relationsBatchCheck", "relationsListObjects", "r
 # Every forward-auth operation (each path documents every method).
 FORWARD = (
     "forwardNginx", "forwardNginxPut", "forwardNginxPost", "forwardNginxDelete",
-    "forwardNginxOptions", "forwardNginxHead", "forwardNginxPatch", "forwardNginxTrace",
+    "forwardNginxOptions", "forwardNginxPatch", "forwardNginxTrace",
     "forwardTraefik", "forwardTraefikPut", "forwardTraefikPost", "forwardTraefikDelete",
-    "forwardTraefikOptions", "forwardTraefikHead", "forwardTraefikPatch", "forwardTraefikTrace",
+    "forwardTraefikOptions", "forwardTraefikPatch", "forwardTraefikTrace",
     "forwardEnvoyRoot", "forwardEnvoyRootPut", "forwardEnvoyRootPost", "forwardEnvoyRootDelete",
-    "forwardEnvoyRootOptions", "forwardEnvoyRootHead", "forwardEnvoyRootPatch",
+    "forwardEnvoyRootOptions", "forwardEnvoyRootPatch",
     "forwardEnvoyRootTrace", "forwardEnvoyGet", "forwardEnvoyPost", "forwardEnvoyPut",
-    "forwardEnvoyDelete", "forwardEnvoyOptions", "forwardEnvoyHead", "forwardEnvoyPatch",
+    "forwardEnvoyDelete", "forwardEnvoyOptions", "forwardEnvoyPatch",
     "forwardEnvoyTrace",
 )
 
