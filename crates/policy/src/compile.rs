@@ -404,11 +404,6 @@ impl ActionIndex {
     }
 }
 
-/// Splits `type:verb`; an action without ':' has an empty type.
-pub(crate) fn split_action(action: &str) -> (&str, &str) {
-    action.split_once(':').unwrap_or(("", action))
-}
-
 /// Orders routes: a larger key is more specific.
 fn route_specificity(segments: &[PathSegment]) -> Vec<u8> {
     let mut key: Vec<u8> = segments
@@ -792,7 +787,7 @@ pub(crate) fn compile(
         let strategy = def
             .and_then(|def| def.value.strategy.as_ref())
             .and_then(|reference| lookup_strategy(&mut compiler, reference));
-        let (kind, verb) = split_action(&name);
+        let (kind, verb) = crate::model::split_action(&name);
         let mut grants = exact_grants.remove(&name).unwrap_or_default();
         grants.extend(
             grant_index

@@ -30,12 +30,12 @@ use serde_json::{Map, Value, json};
 use crate::bits::BitSet;
 use crate::compile::{
     ActionEntry, ConditionId, FactorId, FactorTest, PrincipalEntry, RuleId, Snapshot, StrategyId,
-    split_action,
 };
 use crate::condition::{Activation, VariableSource};
 use crate::factors::{
     LocalTime, cert_matches, ip_matches, market_closed, require_ip, window_matches,
 };
+use crate::model::split_action;
 use crate::variables::{action_variable, tenant_variable};
 
 /// The id under which the built-in supply-chain forbid is reported.

@@ -600,3 +600,8 @@ mod canonical {
         out.end()
     }
 }
+
+/// Splits `type:verb`; an action without ':' has an empty type.
+pub(crate) fn split_action(action: &str) -> (&str, &str) {
+    action.split_once(':').unwrap_or(("", action))
+}

@@ -227,7 +227,7 @@ pub(crate) fn check_action_relation(
         }
         return;
     };
-    let (object_type, _) = crate::compile::split_action(action);
+    let (object_type, _) = crate::model::split_action(action);
     if !model.has_relation(object_type, &relation.value) {
         diagnostics.push(
             Diagnostic::new(

@@ -303,6 +303,43 @@ macro_rules! scalars {
     };
 }
 
+/// The visits of nothing and of nested values: the same call on the inner visitor, with what is
+/// nested read through [`Strict`].
+macro_rules! nested {
+    () => {
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            self.0.visit_none()
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            self.0.visit_unit()
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
+            self.0.visit_some(Strict(inner))
+        }
+
+        fn visit_newtype_struct<D: Deserializer<'de>>(
+            self,
+            inner: D,
+        ) -> Result<Self::Value, D::Error> {
+            self.0.visit_newtype_struct(Strict(inner))
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_seq(StrictSeq(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_map(StrictMap(entries))
+        }
+
+        fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+            self.0.visit_enum(StrictEnum(data))
+        }
+    };
+}
+
 impl<'de, V: Visitor<'de>> Visitor<'de> for Forward<V> {
     type Value = V::Value;
 
@@ -333,33 +370,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Forward<V> {
         visit_byte_buf(Vec<u8>),
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_none()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_unit()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_some(Strict(inner))
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_newtype_struct(Strict(inner))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_seq(StrictSeq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_map(StrictMap(entries))
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_enum(StrictEnum(data))
-    }
+    nested!();
 }
 
 /// Where an integer is expected: a float with no fraction inside the range of `i64` or `u64`
@@ -420,33 +431,7 @@ impl<'de, V: Visitor<'de>> Visitor<'de> for Integral<V> {
         self.0.visit_f64(value)
     }
 
-    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_none()
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        self.0.visit_unit()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_some(Strict(inner))
-    }
-
-    fn visit_newtype_struct<D: Deserializer<'de>>(self, inner: D) -> Result<Self::Value, D::Error> {
-        self.0.visit_newtype_struct(Strict(inner))
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, items: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_seq(StrictSeq(items))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, entries: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_map(StrictMap(entries))
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
-        self.0.visit_enum(StrictEnum(data))
-    }
+    nested!();
 }
 
 /// Where a struct (or a map) is expected: only a JSON object is read.

@@ -13,8 +13,13 @@
 
 use std::path::{Path, PathBuf};
 
+#[path = "../../policy/tests/support/layering.rs"]
+mod layering;
+
+use layering::{Layers, find_cycle};
+
 /// The layers, lowest first, each with its modules.
-const LAYERS: &[(&str, &[&str])] = &[
+const TABLE: &[(&str, &[&str])] = &[
     (
         "foundation",
         &["files", "metrics", "evaluation", "demo", "audit::store"],
@@ -54,168 +59,24 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("service", &["serve"]),
 ];
 
-/// Folders placed file by file.
-const SPLIT: &[&str] = &["audit", "snapshots", "edges"];
-
-fn layer_of(module: &str) -> Option<usize> {
-    LAYERS
-        .iter()
-        .position(|(_, modules)| modules.contains(&module))
-}
-
-/// The module a path names: `snapshots::reload::Reloader` names `snapshots::reload`,
-/// `state::AppState` names `state`, `audit::Auditor` names `audit`.
-fn module_named(path: &str) -> Option<String> {
-    let mut segments = path
-        .split("::")
-        .map(|s| {
-            s.trim()
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect::<String>()
-        })
-        .take_while(|s| !s.is_empty());
-    let first = segments.next()?;
-    if first == "self" {
-        return None;
-    }
-    if SPLIT.contains(&first.as_str())
-        && let Some(second) = segments.next()
-    {
-        let candidate = format!("{first}::{second}");
-        if layer_of(&candidate).is_some() {
-            return Some(candidate);
-        }
-    }
-    Some(first)
-}
-
-/// The module of every `crate::` path in `source`, in order: `use crate::a::B`,
-/// `crate::a::f()`, and each member of `use crate::{a::B, b}` (over several lines too).
-/// Comment lines are not code and are skipped.
-fn crate_imports(source: &str) -> Vec<String> {
-    let code: String = source
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("//"))
-        .flat_map(|line| [line, "\n"])
-        .collect();
-    let mut found = Vec::new();
-    let mut rest = code.as_str();
-    while let Some(at) = rest.find("crate::") {
-        let joined_to_a_name = rest[..at]
-            .chars()
-            .next_back()
-            .is_some_and(|c| c.is_alphanumeric() || c == '_');
-        rest = &rest[at + "crate::".len()..];
-        if joined_to_a_name {
-            continue;
-        }
-        let path = rest.trim_start();
-        let Some(group) = path.strip_prefix('{') else {
-            found.extend(module_named(path));
-            continue;
-        };
-        let mut depth = 0usize;
-        let mut member = String::new();
-        for c in group.chars() {
-            match c {
-                '}' if depth == 0 => break,
-                ',' if depth == 0 => {
-                    found.extend(module_named(&member));
-                    member.clear();
-                    continue;
-                }
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => {}
-            }
-            member.push(c);
-        }
-        found.extend(module_named(&member));
-    }
-    found
-}
-
-/// What is wrong with the `crate::` paths of one file of `module`.
-fn violations(module: &str, source: &str) -> Vec<String> {
-    let Some(own) = layer_of(module) else {
-        return vec![format!(
-            "module `{module}` is in no layer; add it to LAYERS in tests/layering.rs and to the \
-             layers in lib.rs"
-        )];
-    };
-    crate_imports(source)
-        .into_iter()
-        .filter(|imported| imported != module)
-        .filter_map(|imported| match layer_of(&imported) {
-            Some(layer) if layer <= own => None,
-            Some(layer) => Some(format!(
-                "`{module}` ({}) imports `crate::{imported}` from a higher layer ({})",
-                LAYERS[own].0, LAYERS[layer].0
-            )),
-            None => Some(format!(
-                "`{module}` imports `crate::{imported}`, which is no module of the table; \
-                 import it from the module that owns it"
-            )),
-        })
-        .collect()
-}
+/// The folders whose files sit on different layers.
+const LAYERS: Layers = Layers {
+    layers: TABLE,
+    split: &["audit", "snapshots", "edges"],
+};
 
 fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every `.rs` file below `dir`, sorted.
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).expect("read the source folder") {
-        let path = entry.expect("read a source folder entry").path();
-        if path.is_dir() {
-            files.extend(rust_files(&path));
-        } else if path.extension().is_some_and(|ext| ext == "rs") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    files
-}
-
-/// The module a source file belongs to: `snapshots/reload.rs` is `snapshots::reload`,
-/// `snapshots/mod.rs` is `snapshots`, `admin/tenants.rs` is `admin`,
-/// `edges/grpc/envoy.rs` is `edges::grpc`.
-fn module_of(relative: &Path) -> String {
-    let parts: Vec<String> = relative
-        .components()
-        .map(|c| {
-            let name = c.as_os_str().to_string_lossy();
-            name.strip_suffix(".rs").unwrap_or(&name).to_owned()
-        })
-        .collect();
-    let first = parts[0].clone();
-    if SPLIT.contains(&first.as_str()) && parts.len() > 1 && parts[1] != "mod" {
-        format!("{first}::{}", parts[1])
-    } else {
-        first
-    }
+fn violations(module: &str, source: &str) -> Vec<String> {
+    LAYERS.violations(module, source)
 }
 
 #[test]
 fn no_module_imports_from_a_higher_layer() {
     let root = source_dir();
-    let mut problems = Vec::new();
-    let mut checked = 0;
-    for path in rust_files(&root) {
-        let relative = path.strip_prefix(&root).expect("a file below src");
-        // The crate root declares every module and assembles the public router.
-        if relative == Path::new("lib.rs") {
-            continue;
-        }
-        let source = std::fs::read_to_string(&path).expect("read a source file");
-        for problem in violations(&module_of(relative), &source) {
-            problems.push(format!("{}: {problem}", relative.display()));
-        }
-        checked += 1;
-    }
+    let (problems, checked) = LAYERS.problems(&root);
     assert!(
         checked > 20,
         "only {checked} source files found below {root:?}"
@@ -223,62 +84,9 @@ fn no_module_imports_from_a_higher_layer() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-/// Which module imports which, over every file (a module's files together).
-fn import_graph() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
-    let root = source_dir();
-    let mut graph = std::collections::BTreeMap::<_, std::collections::BTreeSet<_>>::new();
-    for path in rust_files(&root) {
-        let relative = path.strip_prefix(&root).expect("a file below src");
-        if relative == Path::new("lib.rs") {
-            continue;
-        }
-        let module = module_of(relative);
-        let source = std::fs::read_to_string(&path).expect("read a source file");
-        let imports = crate_imports(&source)
-            .into_iter()
-            .filter(|imported| *imported != module);
-        graph.entry(module.clone()).or_default().extend(imports);
-    }
-    graph
-}
-
-/// A cycle of `graph`, if it has one, as the modules along it.
-fn find_cycle(
-    graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-) -> Option<Vec<String>> {
-    fn visit(
-        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
-        module: &str,
-        path: &mut Vec<String>,
-        done: &mut std::collections::BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = path.iter().position(|m| m == module) {
-            let mut cycle = path[at..].to_vec();
-            cycle.push(module.to_owned());
-            return Some(cycle);
-        }
-        if done.contains(module) {
-            return None;
-        }
-        path.push(module.to_owned());
-        for next in graph.get(module).into_iter().flatten() {
-            if let Some(cycle) = visit(graph, next, path, done) {
-                return Some(cycle);
-            }
-        }
-        path.pop();
-        done.insert(module.to_owned());
-        None
-    }
-    let mut done = std::collections::BTreeSet::new();
-    graph
-        .keys()
-        .find_map(|module| visit(graph, module, &mut Vec::new(), &mut done))
-}
-
 #[test]
 fn no_two_modules_import_each_other_even_within_a_layer() {
-    let graph = import_graph();
+    let graph = LAYERS.import_graph(&source_dir());
     assert!(graph.len() > 15, "only {} modules found", graph.len());
     if let Some(cycle) = find_cycle(&graph) {
         panic!(
@@ -313,18 +121,11 @@ fn the_cycle_finder_finds_cycles() {
 
 #[test]
 fn every_module_in_the_table_exists() {
-    let root = source_dir();
-    for (_, modules) in LAYERS {
-        for module in *modules {
-            let relative = module.replace("::", "/");
-            let file = root.join(format!("{relative}.rs"));
-            let folder = root.join(&relative).join("mod.rs");
-            assert!(
-                file.is_file() || folder.is_file(),
-                "LAYERS names `{module}`, which has no source file"
-            );
-        }
-    }
+    let missing = LAYERS.missing_modules(&source_dir());
+    assert!(
+        missing.is_empty(),
+        "the layers name modules with no source file: {missing:?}"
+    );
 }
 
 #[test]
@@ -344,7 +145,7 @@ fn f() {
 }
 ";
     assert_eq!(
-        crate_imports(source),
+        LAYERS.crate_imports(source),
         [
             "state",
             "decision",
@@ -364,7 +165,10 @@ fn f() {
          module that owns it"
     );
     assert!(violations("edges::api", "use crate::state::AppState;").is_empty());
-    assert_eq!(module_of(Path::new("edges/grpc/envoy.rs")), "edges::grpc");
-    assert_eq!(module_of(Path::new("snapshots/mod.rs")), "snapshots");
-    assert_eq!(module_of(Path::new("admin/tenants.rs")), "admin");
+    assert_eq!(
+        LAYERS.module_of(Path::new("edges/grpc/envoy.rs")),
+        "edges::grpc"
+    );
+    assert_eq!(LAYERS.module_of(Path::new("snapshots/mod.rs")), "snapshots");
+    assert_eq!(LAYERS.module_of(Path::new("admin/tenants.rs")), "admin");
 }
