@@ -174,7 +174,9 @@ impl ParamType {
     pub fn convert(&self, value: &Value) -> Result<CelValue, String> {
         let mismatch = || format!("expected {self}, got {}", describe_json(value));
         Ok(match (self, value) {
-            (ParamType::Any, value) => json_to_cel(value),
+            (ParamType::Any, value) => {
+                portcullis_cel::from_json("the parameter", value).map_err(|e| e.to_string())?
+            }
             (ParamType::Bool, Value::Bool(flag)) => CelValue::Bool(*flag),
             (ParamType::String, Value::String(text)) => CelValue::String(Arc::new(text.clone())),
             (ParamType::Int, Value::Number(number)) => {
@@ -238,30 +240,6 @@ fn describe_json(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-fn json_to_cel(value: &Value) -> CelValue {
-    match value {
-        Value::Null => CelValue::Null,
-        Value::Bool(flag) => CelValue::Bool(*flag),
-        Value::Number(number) => {
-            if let Some(int) = number.as_i64() {
-                CelValue::Int(int)
-            } else if let Some(uint) = number.as_u64() {
-                CelValue::UInt(uint)
-            } else {
-                CelValue::Float(number.as_f64().unwrap_or(f64::NAN))
-            }
-        }
-        Value::String(text) => CelValue::String(Arc::new(text.clone())),
-        Value::Array(items) => CelValue::List(Arc::new(items.iter().map(json_to_cel).collect())),
-        Value::Object(entries) => CelValue::from(
-            entries
-                .iter()
-                .map(|(key, item)| (key.clone(), json_to_cel(item)))
-                .collect::<HashMap<String, CelValue>>(),
-        ),
     }
 }
 
