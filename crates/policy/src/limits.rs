@@ -13,7 +13,7 @@ use crate::diagnostic::{Code, Diagnostic, Diagnostics, Location};
 use crate::model::{Bundle, FactorKind, SourceFile};
 
 /// Most roles in a bundle.
-pub const MAX_ROLES: usize = 10_000;
+pub const MAX_ROLES: usize = 5_000;
 /// Most roles one role inherits directly.
 pub const MAX_INHERITS_PER_ROLE: usize = 100;
 /// Longest chain of inheritance, counted in roles (a role that inherits nothing has depth 1).
@@ -21,21 +21,21 @@ pub const MAX_INHERITANCE_DEPTH: usize = 32;
 /// Most permissions of one role.
 pub const MAX_PERMISSIONS_PER_ROLE: usize = 1_000;
 /// Most permissions of all roles together.
-pub const MAX_PERMISSIONS: usize = 50_000;
+pub const MAX_PERMISSIONS: usize = 10_000;
 /// Most principals a bundle declares.
-pub const MAX_PRINCIPALS: usize = 50_000;
+pub const MAX_PRINCIPALS: usize = 5_000;
 /// Most role assignments of one principal.
 pub const MAX_ASSIGNMENTS_PER_PRINCIPAL: usize = 100;
 /// Most actions a bundle declares.
-pub const MAX_ACTIONS: usize = 10_000;
+pub const MAX_ACTIONS: usize = 5_000;
 /// Most rules.
-pub const MAX_RULES: usize = 5_000;
+pub const MAX_RULES: usize = 1_000;
 /// Most action, resource, principal or role entries of one rule, each.
 pub const MAX_RULE_ENTRIES: usize = 1_000;
 /// Most factors.
 pub const MAX_FACTORS: usize = 1_000;
 /// Most entries of one factor (address patterns, windows, certificates, attributes).
-pub const MAX_FACTOR_ENTRIES: usize = 10_000;
+pub const MAX_FACTOR_ENTRIES: usize = 5_000;
 /// Most strategies.
 pub const MAX_STRATEGIES: usize = 1_000;
 /// Most branches of one strategy.
@@ -43,13 +43,13 @@ pub const MAX_BRANCHES: usize = 64;
 /// Most calendars.
 pub const MAX_CALENDARS: usize = 100;
 /// Most dates one calendar lists (holidays, closures and open days together).
-pub const MAX_CALENDAR_DATES: usize = 10_000;
+pub const MAX_CALENDAR_DATES: usize = 5_000;
 /// Most routes.
-pub const MAX_ROUTES: usize = 10_000;
+pub const MAX_ROUTES: usize = 5_000;
 /// Most test cases.
-pub const MAX_TESTS: usize = 10_000;
+pub const MAX_TESTS: usize = 2_000;
 /// Most CEL expressions (permission conditions, rule conditions and CEL factors together).
-pub const MAX_CONDITIONS: usize = 5_000;
+pub const MAX_CONDITIONS: usize = 1_000;
 /// Most relationship tuples a bundle ships (more belong in the store).
 pub const MAX_BUNDLE_TUPLES: usize = portcullis_rebac::MAX_BUNDLE_TUPLES;
 /// Most (action, grant or rule) pairs compilation may resolve: every wildcard permission and
@@ -390,7 +390,7 @@ pub fn bundle_at_limits() -> Vec<SourceFile> {
     for principal in 0..MAX_PRINCIPALS {
         if principal == 0 {
             let roles: Vec<String> = (0..MAX_ASSIGNMENTS_PER_PRINCIPAL)
-                .map(|r| format!("r{}", r * 97))
+                .map(|r| format!("r{}", (r * 97) % MAX_ROLES))
                 .collect();
             let _ = writeln!(
                 text,

@@ -42,7 +42,7 @@ pub const MAX_CONTEXTUAL_TUPLES: usize = 100;
 pub const MAX_BATCH_CHECK_ITEMS: usize = 50;
 /// Most tuples a bundle may ship in its `tuples:` section (checked by the bundle loader; the
 /// store holds the rest).
-pub const MAX_BUNDLE_TUPLES: usize = 100_000;
+pub const MAX_BUNDLE_TUPLES: usize = 10_000;
 /// Most steps one query may take (see the module documentation for what a step is).
 pub const MAX_QUERY_STEPS: u64 = 1_000_000;
 /// Most tuples one index holds (about 100 bytes each).

@@ -143,7 +143,7 @@ fn model_with_terms(ttu_fill: bool, pad: bool, total_terms: usize) -> String {
 /// every plain type, direct grants on the filled relations, conditional grants.
 fn tuples_at_limit() -> Vec<Tuple> {
     let mut tuples = Vec::with_capacity(MAX_BUNDLE_TUPLES);
-    let docs = 10_000;
+    let docs = MAX_BUNDLE_TUPLES / 10;
     for d in 0..docs {
         let parent = format!("t{}:o{}", d % MAX_DIRECT_TYPES, d % 1000);
         tuples.push(Tuple::parse(&parent, "parent", &format!("doc:d{d}")).unwrap());
