@@ -23,7 +23,7 @@ pub const MAX_PERMISSIONS_PER_ROLE: usize = 1_000;
 /// Most permissions of all roles together.
 pub const MAX_PERMISSIONS: usize = 10_000;
 /// Most principals a bundle declares.
-pub const MAX_PRINCIPALS: usize = 5_000;
+pub const MAX_PRINCIPALS: usize = 10_000;
 /// Most role assignments of one principal.
 pub const MAX_ASSIGNMENTS_PER_PRINCIPAL: usize = 100;
 /// Most actions a bundle declares.
