@@ -391,9 +391,35 @@ async fn authorize(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Result<Outcome, ApiError> {
-    let state = path.state();
-    let limit = state.config.limits.max_header_bytes;
-    let trusted = is_trusted(&state.config.trusted_proxies, peer.addr.ip());
+    let config = &path.state().config;
+    let forwarded = read_forwarded(
+        flavor,
+        &config.trusted_proxies,
+        config.limits.max_header_bytes,
+        peer,
+        method,
+        uri,
+        headers,
+    )?;
+    let agent = crate::edges::api::user_agent(headers);
+    decide_forwarded(path, forwarded, agent).await
+}
+
+/// Reads what a proxy's forward-auth request says about the original request: its method and
+/// URI, host, tenant, bearer token, client address and certificate, time and trace id. Forwarded
+/// addresses, hosts, certificates and times are believed only from a trusted proxy; every header
+/// is at most `limit` bytes.
+#[doc(hidden)]
+pub fn read_forwarded<'h>(
+    flavor: Flavor,
+    trusted_proxies: &[IpNet],
+    limit: usize,
+    peer: &PeerInfo,
+    method: &'h Method,
+    uri: &Uri,
+    headers: &'h HeaderMap,
+) -> Result<Forwarded<'h>, ApiError> {
+    let trusted = is_trusted(trusted_proxies, peer.addr.ip());
     let (original_method, original_uri) = match flavor {
         Flavor::Nginx => (
             Cow::Borrowed(text(headers, "x-original-method", limit)?.unwrap_or(method.as_str())),
@@ -432,44 +458,31 @@ async fn authorize(
         })?),
         _ => None,
     };
-    let forwarded = Forwarded {
+    Ok(Forwarded {
         method: original_method,
         uri: original_uri,
         host: host.map(Cow::Borrowed),
         tenant: header_tenant(headers)?,
         token: bearer(headers)?.map(Cow::Borrowed),
-        client_ip: Some(client_ip(
-            &state.config.trusted_proxies,
-            peer.addr.ip(),
-            headers,
-            limit,
-        )?),
+        client_ip: Some(client_ip(trusted_proxies, peer.addr.ip(), headers, limit)?),
         cert,
         cert_sha1,
         time,
         trace_id: traceparent(headers),
-    };
-    let agent = crate::edges::api::user_agent(headers);
-    decide_forwarded(path, forwarded, agent).await
+    })
 }
 
-/// Decides a forwarded request through the decision module: tenant, identity, admission,
-/// route, then the policy. Shared by the HTTP forward-auth edges and Envoy's gRPC ext_authz.
-pub async fn decide_forwarded(
-    path: &DecisionPath<'_>,
-    forwarded: Forwarded<'_>,
-    user_agent: Option<&str>,
-) -> Result<Outcome, ApiError> {
-    if !forwarded.uri.starts_with('/') {
+/// The decoded path of an original URI (its query left out): it must start with '/', be UTF-8
+/// once percent-decoded, and hold no '.' or '..' segments.
+#[doc(hidden)]
+pub fn original_path(uri: &str) -> Result<Cow<'_, str>, ApiError> {
+    if !uri.starts_with('/') {
         return Err(ApiError::bad_request(
             "invalid_header",
             "the original URI does not start with '/'",
         ));
     }
-    let raw_path = forwarded
-        .uri
-        .split_once('?')
-        .map_or(&*forwarded.uri, |(path, _)| path);
+    let raw_path = uri.split_once('?').map_or(uri, |(path, _)| path);
     let original_path = percent_encoding::percent_decode_str(raw_path)
         .decode_utf8()
         .map_err(|_| {
@@ -487,6 +500,17 @@ pub async fn decide_forwarded(
             "the original path holds '.' or '..' segments",
         ));
     }
+    Ok(original_path)
+}
+
+/// Decides a forwarded request through the decision module: tenant, identity, admission,
+/// route, then the policy. Shared by the HTTP forward-auth edges and Envoy's gRPC ext_authz.
+pub async fn decide_forwarded(
+    path: &DecisionPath<'_>,
+    forwarded: Forwarded<'_>,
+    user_agent: Option<&str>,
+) -> Result<Outcome, ApiError> {
+    let original_path = original_path(&forwarded.uri)?;
     let host = forwarded.host.as_deref();
 
     // The tenant: named by the proxy, or found by the host the request was addressed to.
