@@ -284,6 +284,7 @@ jwks_file = "{jwks}"
     };
     let ec_key = || jsonwebtoken::EncodingKey::from_ec_pem(ec_private.as_bytes()).unwrap();
     let ed_key = || jsonwebtoken::EncodingKey::from_ed_pem(ed_private.as_bytes()).unwrap();
+    let ec_public = std::fs::read(dir.path().join("ec.pem")).unwrap();
     for (name, token, status) in [
         (
             "EC PEM",
@@ -331,6 +332,18 @@ jwks_file = "{jwks}"
                 "https://ed.test",
                 jsonwebtoken::Algorithm::ES256,
                 ec_key(),
+                None,
+            ),
+            401,
+        ),
+        (
+            // The classic confusion: the issuer's public key, which anyone may read, used as
+            // an HMAC secret.
+            "HS256 keyed with the EC issuer's public key",
+            sign(
+                "https://ec.test",
+                jsonwebtoken::Algorithm::HS256,
+                jsonwebtoken::EncodingKey::from_secret(&ec_public),
                 None,
             ),
             401,
