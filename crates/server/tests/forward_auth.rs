@@ -521,3 +521,43 @@ async fn unknown_tenants_are_not_revealed_without_an_identity() {
     assert_eq!(response.status().as_u16(), 401);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_rfc_7239_forwarded_header_is_not_read() {
+    // The peer (127.0.0.1) is a trusted proxy, but Portcullis reads the client's address only
+    // from X-Forwarded-For and X-Real-IP: a `Forwarded` header naming the office is ignored,
+    // so the office factor sees the peer's own address and the release strategy fails.
+    let server = server_on(&demo_bundles(), "", trading_day_after_close()).await;
+    let base = format!("http://{}", server.addr);
+    let mut headers: Vec<(&str, String)> =
+        nginx("POST", "/ops/apps/payments/release", OFFICE, "alice")
+            .into_iter()
+            .filter(|(name, _)| *name != "x-forwarded-for")
+            .collect();
+    headers.push(("forwarded", format!("for={OFFICE};proto=https")));
+    let response = send(
+        &base,
+        Call {
+            method: Method::GET,
+            path: "/v1/authz/nginx",
+            headers: headers.clone(),
+        },
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 403);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["cause"], "strategy_failed", "{body}");
+    // The same request with X-Forwarded-For from the same proxy is allowed.
+    headers.push(("x-forwarded-for", OFFICE.to_owned()));
+    let response = send(
+        &base,
+        Call {
+            method: Method::GET,
+            path: "/v1/authz/nginx",
+            headers,
+        },
+    )
+    .await;
+    assert_eq!(response.status().as_u16(), 200);
+    server.stop().await;
+}
