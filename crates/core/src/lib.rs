@@ -14,5 +14,7 @@ pub use decision::{
     Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason, ReasonKind, Revision,
     StrategyOutcome,
 };
-pub use request::{ClientCert, Context, Environment, Principal, Request, Resource, SupplyChain};
+pub use request::{
+    ClientCert, Context, Environment, Principal, Request, Resource, SupplyChain, qualified_action,
+};
 pub use tenant::{InvalidTenantId, TenantId};

@@ -22,6 +22,10 @@ pub struct Request {
     pub principal: Principal,
     /// What they want to do, written `resource_type:verb` (for example `app:release`).
     pub action: String,
+    /// Properties of the action (AuthZEN's `action.properties`), readable by conditions as
+    /// `action.properties`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub action_properties: Map<String, Value>,
     /// What they want to do it to.
     pub resource: Resource,
     /// The circumstances: address, time, client certificate, request source and anything else.
@@ -38,6 +42,29 @@ pub struct Request {
     /// A caller-supplied trace id, echoed in the decision.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+}
+
+impl Request {
+    /// Writes a plain action name (`read`) in its qualified form (`record:read`, from the
+    /// resource type), as decisions and audit records show it. A name that already carries a
+    /// `type:` prefix, or a request whose resource has no type, is left as it is.
+    pub fn qualify_action(&mut self) {
+        if let std::borrow::Cow::Owned(qualified) =
+            qualified_action(&self.action, &self.resource.kind)
+        {
+            self.action = qualified;
+        }
+    }
+}
+
+/// The qualified form of an action name: `verb` on a resource of type `kind` is `kind:verb`;
+/// a name with a `:` already, or an empty `kind`, is returned unchanged.
+pub fn qualified_action<'a>(action: &'a str, kind: &str) -> std::borrow::Cow<'a, str> {
+    if action.contains(':') || kind.is_empty() {
+        std::borrow::Cow::Borrowed(action)
+    } else {
+        std::borrow::Cow::Owned(format!("{kind}:{action}"))
+    }
 }
 
 /// The subject of a request.

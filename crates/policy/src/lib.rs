@@ -26,6 +26,7 @@
 //!     context: Default::default(),
 //!     env: Default::default(),
 //!     explain: false,
+//!     action_properties: Default::default(),
 //!     trace_id: None,
 //! };
 //! assert!(decide(&snapshot, &request).is_allowed());

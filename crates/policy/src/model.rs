@@ -480,6 +480,7 @@ impl TestRequest {
             context: self.context.clone(),
             env: self.env,
             explain: true,
+            action_properties: Default::default(),
             trace_id: None,
         }
     }

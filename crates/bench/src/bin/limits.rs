@@ -111,6 +111,7 @@ fn request(tags: usize) -> Result<Request> {
         context: Default::default(),
         env: Default::default(),
         explain: false,
+        action_properties: Default::default(),
         trace_id: None,
     };
     let list: Vec<serde_json::Value> = (0..tags).map(|i| format!("tag{i}").into()).collect();

@@ -79,6 +79,7 @@ impl Portcullis {
             context,
             env: Default::default(),
             explain: false,
+            action_properties: Default::default(),
             trace_id: None,
         }
     }

@@ -183,6 +183,7 @@ pub(crate) async fn authorize(
         context: Default::default(),
         env: Default::default(),
         explain: false,
+        action_properties: Default::default(),
         trace_id: None,
     };
     let (_, decision) = DecisionPath::new(state, "admin")

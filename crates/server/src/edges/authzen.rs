@@ -187,6 +187,7 @@ fn to_request(tenant: &TenantId, evaluation: Evaluation) -> Result<Request, ApiE
         context,
         env: Default::default(),
         explain: false,
+        action_properties: Default::default(),
         trace_id: None,
     })
 }

@@ -560,6 +560,7 @@ pub async fn decide_forwarded(
         },
         env: Default::default(),
         explain: false,
+        action_properties: Default::default(),
         trace_id: forwarded.trace_id,
     };
 

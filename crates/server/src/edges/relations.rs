@@ -303,6 +303,7 @@ impl Asked {
             },
             env: Default::default(),
             explain: false,
+            action_properties: Default::default(),
             trace_id: None,
         }
     }

@@ -184,6 +184,7 @@ pub fn to_request(message: pb::CheckRequest, prefix: &str) -> Result<Request, Fi
         context,
         env: Default::default(),
         explain: message.explain,
+        action_properties: Default::default(),
         trace_id: optional(&message.trace_id),
     })
 }
