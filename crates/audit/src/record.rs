@@ -7,8 +7,9 @@
 //! # Canonical encoding
 //! One JSON object on one line, UTF-8, no insignificant whitespace, fields in this fixed order:
 //! `kind, tenant, seq, prev, ts, id, trace_id, actor, edge, action, resource, outcome,
-//! statements, failed_factors, source, user_agent, policy_revision, data_revision, details`.
-//! Absent optional fields are `null`; `ts` is RFC 3339 UTC with exactly six fractional digits;
+//! statements, failed_factors, source, user_agent, [request_id,] policy_revision, data_revision,
+//! details`. Absent optional fields are `null`, except `request_id`, which is left out when
+//! absent (it came later: records written before it existed keep their exact bytes and hashes); `ts` is RFC 3339 UTC with exactly six fractional digits;
 //! strings escape only `"`, `\` and control characters (`\n \r \t \b \f`, others `\u00XX`,
 //! lower-case hex); object keys inside `details` are sorted by their UTF-8 bytes at every depth;
 //! numbers use serde_json's shortest round-trip form. The record hash is SHA-256 of these bytes
@@ -142,6 +143,10 @@ pub struct Record {
     pub source: Option<String>,
     /// User agent.
     pub user_agent: Option<String>,
+    /// The `X-Request-ID` of the HTTP request the decision answered; left out of the line when
+    /// absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// Policy revision the decision was made with.
     pub policy_revision: Option<String>,
     /// Data (relations, environment) revision.
@@ -229,6 +234,10 @@ impl Record {
         put_opt(out, self.source.as_deref());
         out.extend_from_slice(b",\"user_agent\":");
         put_opt(out, self.user_agent.as_deref());
+        if let Some(request_id) = &self.request_id {
+            out.extend_from_slice(b",\"request_id\":");
+            put_str(out, request_id);
+        }
         out.extend_from_slice(b",\"policy_revision\":");
         put_opt(out, self.policy_revision.as_deref());
         out.extend_from_slice(b",\"data_revision\":");
@@ -294,6 +303,7 @@ impl RecordBuilder {
                 failed_factors: Vec::new(),
                 source: None,
                 user_agent: None,
+                request_id: None,
                 policy_revision: None,
                 data_revision: None,
                 details: serde_json::Map::new(),
@@ -329,6 +339,11 @@ impl RecordBuilder {
     /// Sets the user agent.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.record.user_agent = Some(user_agent.into());
+        self
+    }
+    /// Sets the request id (`X-Request-ID`).
+    pub fn request_id(mut self, request_id: impl Into<String>) -> Self {
+        self.record.request_id = Some(request_id.into());
         self
     }
     /// Sets the policy revision.
@@ -965,6 +980,33 @@ mod tests {
         record.encode_into(&mut text);
         assert_eq!(text.as_bytes(), line.as_slice());
         assert_eq!(Record::from_line(&line).unwrap(), record);
+    }
+
+    /// A request id sits after `user_agent` when present; a record without one encodes exactly
+    /// as records did before the field existed, so their hashes (and chains) stay valid.
+    #[test]
+    fn request_id_is_encoded_only_when_present() {
+        let without = sample();
+        let line = String::from_utf8(without.canonical()).unwrap();
+        assert!(!line.contains("request_id"), "{line}");
+        assert!(line.contains(",\"user_agent\":null,\"policy_revision\":null,"));
+
+        let mut with = without.clone();
+        with.request_id = Some("req \"7\"".to_owned());
+        let line = with.canonical();
+        let text = String::from_utf8(line.clone()).unwrap();
+        assert!(
+            text.contains(",\"user_agent\":null,\"request_id\":\"req \\\"7\\\"\",\"policy_revision\":"),
+            "{text}"
+        );
+        let read = Record::from_line(&line).unwrap();
+        assert_eq!(read, with);
+        assert_eq!(read.hash(), hash_line(&line));
+        assert_ne!(with.hash(), without.hash());
+        assert_eq!(
+            Record::from_line(&without.canonical()).unwrap().request_id,
+            None
+        );
     }
 
     #[test]
