@@ -996,7 +996,9 @@ mod tests {
         let line = with.canonical();
         let text = String::from_utf8(line.clone()).unwrap();
         assert!(
-            text.contains(",\"user_agent\":null,\"request_id\":\"req \\\"7\\\"\",\"policy_revision\":"),
+            text.contains(
+                ",\"user_agent\":null,\"request_id\":\"req \\\"7\\\"\",\"policy_revision\":"
+            ),
             "{text}"
         );
         let read = Record::from_line(&line).unwrap();

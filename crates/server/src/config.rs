@@ -30,12 +30,36 @@ fn error(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A public base URL: `http` or `https`, a host, an optional port and path; no query, fragment,
+/// user information or whitespace. Returned without a trailing slash.
+fn public_url(value: &str) -> Result<String, String> {
+    let rest = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{value}` must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err(format!("`{value}` names no host"));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#' | '@'))
+    {
+        return Err(format!(
+            "`{value}` must be a plain base URL (no query, fragment, user or spaces)"
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
 // ---------------------------------------------------------------------------- raw (file) form
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    default_tenant: Option<String>,
+    public_url: Option<String>,
     grpc_listen: Option<String>,
     bundles: Option<Vec<PathBuf>>,
     data_dir: Option<PathBuf>,
@@ -209,6 +233,11 @@ pub struct Config {
     pub limits: Limits,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// The tenant of AuthZEN requests that name none by header, token or host.
+    pub default_tenant: Option<portcullis_core::TenantId>,
+    /// The public base URL of the main listener (`https://pdp.example.com`), without a
+    /// trailing slash; the AuthZEN discovery document is built from it.
+    pub public_url: Option<String>,
     /// The admin listener and its tokens.
     pub admin: AdminConfig,
     /// Token verification.
@@ -629,6 +658,19 @@ impl Config {
             trusted_proxies.push(network);
         }
 
+        let default_tenant = raw
+            .default_tenant
+            .as_deref()
+            .map(portcullis_core::TenantId::new)
+            .transpose()
+            .map_err(|e| error("default_tenant", e.to_string()))?;
+        let public_url = raw
+            .public_url
+            .as_deref()
+            .map(public_url)
+            .transpose()
+            .map_err(|message| error("public_url", message))?;
+
         let admin_listen = match (overrides.admin_listen, &raw.admin.listen) {
             (Some(listen), _) => listen,
             (None, Some(value)) => socket("admin.listen", value)?,
@@ -799,6 +841,8 @@ impl Config {
             reload,
             limits,
             trusted_proxies,
+            default_tenant,
+            public_url,
             admin: AdminConfig {
                 listen: admin_listen,
                 tokens,

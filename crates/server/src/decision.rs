@@ -137,6 +137,70 @@ impl<'s> DecisionPath<'s> {
             .map(|snapshot| snapshot.tenant().clone())
     }
 
+    /// The tenant of a request that does not name it in its body (the AuthZEN endpoints), in
+    /// the documented order:
+    ///
+    /// 1. `header`: the tenant the caller named (`X-Tenant-ID`);
+    /// 2. the tenant claim of the verified bearer token (`identity`);
+    /// 3. the tenant whose `domain` is `host` (the Host the request was sent to, port ignored);
+    /// 4. the listener's `default_tenant`.
+    ///
+    /// A rule that names a tenant must agree with the others that name one: a header and a
+    /// token claim that differ are refused (`tenant_mismatch`, as identity binding answers it),
+    /// and so is a header or token naming another tenant than the one whose domain the request
+    /// was sent to (`tenant_host_mismatch`). No rule at all is `missing_tenant`.
+    pub fn resolve_tenant(
+        &self,
+        header: Option<TenantId>,
+        identity: Option<&Identity>,
+        host: Option<&str>,
+    ) -> Result<(TenantId, TenantSource), ApiError> {
+        let claimed = identity.and_then(|identity| identity.tenant.as_deref());
+        let of_host = self.tenant_of_host(host);
+        let (tenant, source) = match (header, claimed) {
+            (Some(header), Some(claimed)) if claimed != header.as_str() => {
+                return Err(IdentityError::new(
+                    IdentityErrorKind::TenantMismatch,
+                    "X-Tenant-ID names another tenant than the bearer token",
+                )
+                .into());
+            }
+            (Some(header), _) => (header, TenantSource::Header),
+            (None, Some(claimed)) => {
+                let tenant = TenantId::new(claimed).map_err(|_| {
+                    ApiError::from(IdentityError::new(
+                        IdentityErrorKind::TenantMismatch,
+                        "the token's tenant claim is not a valid tenant id",
+                    ))
+                })?;
+                (tenant, TenantSource::Token)
+            }
+            (None, None) => match (of_host.clone(), &self.state.config.default_tenant) {
+                (Some(tenant), _) => return Ok((tenant, TenantSource::Host)),
+                (None, Some(tenant)) => return Ok((tenant.clone(), TenantSource::Default)),
+                (None, None) => {
+                    return Err(ApiError::bad_request(
+                        "missing_tenant",
+                        "no tenant: send X-Tenant-ID, a bearer token with a tenant claim, \
+                         address a tenant's domain as the Host, or set default_tenant in the \
+                         server configuration",
+                    ));
+                }
+            },
+        };
+        if let Some(of_host) = of_host
+            && of_host != tenant
+        {
+            return Err(ApiError::bad_request(
+                "tenant_host_mismatch",
+                format!(
+                    "the request names tenant `{tenant}` but was sent to the domain of tenant `{of_host}`"
+                ),
+            ));
+        }
+        Ok((tenant, source))
+    }
+
     // --------------------------------------------------------------------------- admission
 
     /// Admits one request of `tenant` under its quota; the permit is held until the answer is
@@ -329,7 +393,14 @@ impl<'s> DecisionPath<'s> {
         let known = self.snapshot(&request.tenant).is_some();
         if let Some(audit) = &self.state.audit
             && let Err(error) = audit
-                .decision(request, &decision, self.edge, user_agent, known)
+                .decision(
+                    request,
+                    &decision,
+                    self.edge,
+                    user_agent,
+                    crate::request_id::current().as_deref(),
+                    known,
+                )
                 .await
         {
             tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
@@ -353,6 +424,19 @@ impl<'s> DecisionPath<'s> {
             .decision(label, decision.is_allowed(), self.edge, started.elapsed());
         decision
     }
+}
+
+/// Which rule of [`DecisionPath::resolve_tenant`] named the tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantSource {
+    /// `X-Tenant-ID`.
+    Header,
+    /// The verified token's tenant claim.
+    Token,
+    /// The Host matched a tenant's `domain`.
+    Host,
+    /// The listener's `default_tenant`.
+    Default,
 }
 
 /// The revision named by decisions on a tenant that is not loaded.

@@ -66,7 +66,7 @@ where
 }
 
 /// Whether the content type is `application/json` or `application/<anything>+json`.
-fn is_json(headers: &HeaderMap) -> bool {
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
     let Some(value) = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -81,7 +81,7 @@ fn is_json(headers: &HeaderMap) -> bool {
     kind.eq_ignore_ascii_case("application") && (subtype == "json" || subtype.ends_with("+json"))
 }
 
-fn unreadable(rejection: BytesRejection) -> ApiError {
+pub(crate) fn unreadable(rejection: BytesRejection) -> ApiError {
     let status = rejection.status();
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
@@ -786,7 +786,7 @@ mod tests {
         assert_eq!(request, serde_json::from_str::<Request>(valid).unwrap());
         assert_eq!(request.context.attributes["extra"], json!([1, null]));
         let array =
-            r#"["acme",["bob"],"app:logs.download",["app","payments"],{"ip":"172.16.3.4"}]"#;
+            r#"["acme",["bob"],"app:logs.download",{},["app","payments"],{"ip":"172.16.3.4"}]"#;
         assert!(serde_json::from_str::<Request>(array).is_ok());
         for (text, path) in [
             (array, None),

@@ -22,7 +22,8 @@
 //! 2. [`audit`]: the audit writer (records, masking, sealing, back-pressure);
 //! 3. [`config`];
 //! 4. [`identity`] (tokens, with its own error type) and [`tls`];
-//! 5. [`error`] (the JSON error shape, fallbacks) and [`json`] (strict request bodies);
+//! 5. [`error`] (the JSON error shape, fallbacks), [`json`] (strict request bodies) and
+//!    [`request_id`] (`X-Request-ID` on every answer);
 //! 6. [`connection`]: listeners, connection limits, errors raised below the router;
 //! 7. [`snapshots`]: the compiled tenant snapshots ([`snapshots::loaded`]) and field
 //!    encryption ([`snapshots::crypto`]);
@@ -48,6 +49,7 @@ pub mod files;
 pub mod identity;
 pub mod json;
 pub mod metrics;
+pub mod request_id;
 pub mod serve;
 pub mod snapshots;
 pub mod state;

@@ -27,7 +27,10 @@ const TABLE: &[(&str, &[&str])] = &[
     ("audit writer", &["audit"]),
     ("configuration", &["config"]),
     ("identity and TLS", &["identity", "tls"]),
-    ("errors and request reading", &["error", "json"]),
+    (
+        "errors and request reading",
+        &["error", "json", "request_id"],
+    ),
     ("connections", &["connection"]),
     (
         "compiled snapshots",

@@ -299,9 +299,16 @@ impl Auditor {
         decision: &Decision,
         edge: &str,
         user_agent: Option<&str>,
+        request_id: Option<&str>,
         known_tenant: bool,
     ) -> Result<(), AuditError> {
-        let prepared = self.prepare_decision(request, decision, edge, user_agent, known_tenant)?;
+        let prepared = self.prepare_decision(
+            request,
+            decision,
+            edge,
+            (user_agent, request_id),
+            known_tenant,
+        )?;
         match self.log.try_queue(&prepared) {
             Err(AuditError::BufferFull { .. }) => {}
             other => return other,
@@ -329,7 +336,7 @@ impl Auditor {
         request: &Request,
         decision: &Decision,
         edge: &str,
-        user_agent: Option<&str>,
+        (user_agent, request_id): (Option<&str>, Option<&str>),
         known_tenant: bool,
     ) -> Result<PreparedDecision, AuditError> {
         let outcome = match (decision.decision, decision.errors.is_empty()) {
@@ -354,6 +361,7 @@ impl Auditor {
                 .build()
             });
         fill_decision(&mut record, request, decision, outcome, edge, user_agent);
+        set_opt(&mut record.request_id, request_id);
         // A denial decided before any policy names its cause: nothing else in the record does.
         if matches!(
             decision.cause,

@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::decision::DecisionPath;
 use crate::error::ApiError;
-use crate::identity::{HostBinding, bearer};
+use crate::identity::{HostBinding, Identity, bearer};
 use crate::json::JsonBody;
 use crate::state::AppState;
 
@@ -52,7 +52,18 @@ pub(crate) fn authenticate(
     headers: &HeaderMap,
     request: &mut Request,
 ) -> Result<(), ApiError> {
-    let Some(identity) = path.identify(bearer(headers)?, path.token_required())? else {
+    let identity = path.identify(bearer(headers)?, path.token_required())?;
+    apply_identity(path, identity.as_deref(), request)
+}
+
+/// Applies an identity already verified (see [`authenticate`]) to a request's principal: the
+/// identity is bound to the request's tenant and the body's principal must be the token's.
+pub(crate) fn apply_identity(
+    path: &DecisionPath<'_>,
+    identity: Option<&Identity>,
+    request: &mut Request,
+) -> Result<(), ApiError> {
+    let Some(identity) = identity else {
         return Ok(());
     };
     // The host of a decision request is the one the checked request was addressed to, which
@@ -64,7 +75,7 @@ pub(crate) fn authenticate(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let principal = path.bind(
-        &identity,
+        identity,
         &request.tenant,
         HostBinding::Stated(stated_host.as_deref()),
     )?;
