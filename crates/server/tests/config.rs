@@ -222,3 +222,41 @@ fn the_header_section_limit_follows_a_large_header_limit() {
         parse("[limits]\nmax_header_bytes = 2048\nmax_header_section_bytes = 2048").unwrap();
     assert_eq!(config.limits.max_header_section_bytes, 2048);
 }
+
+#[test]
+fn default_tenant_and_public_url_are_validated() {
+    let config = parse("").unwrap();
+    assert_eq!(config.default_tenant, None);
+    assert_eq!(config.public_url, None);
+    let config =
+        parse("default_tenant = \"acme\"\npublic_url = \"https://pdp.example.com/\"").unwrap();
+    assert_eq!(config.default_tenant.unwrap().as_str(), "acme");
+    assert_eq!(
+        config.public_url.as_deref(),
+        Some("https://pdp.example.com")
+    );
+    let config = parse("public_url = \"http://10.0.0.1:9700/authz\"").unwrap();
+    assert_eq!(
+        config.public_url.as_deref(),
+        Some("http://10.0.0.1:9700/authz")
+    );
+    refused("default_tenant = \"a b\"", "default_tenant", "");
+    refused("default_tenant = \"ab\"", "default_tenant", "");
+    refused("public_url = \"pdp.example.com\"", "public_url", "https://");
+    refused(
+        "public_url = \"ftp://pdp.example.com\"",
+        "public_url",
+        "https://",
+    );
+    refused("public_url = \"https://\"", "public_url", "no host");
+    refused(
+        "public_url = \"https://pdp.example.com/?x=1\"",
+        "public_url",
+        "query",
+    );
+    refused(
+        "public_url = \"https://user@pdp.example.com\"",
+        "public_url",
+        "user",
+    );
+}
