@@ -27,7 +27,7 @@ const DENIED: &str = r#"{"subject":{"type":"user","id":"bob"},"action":{"name":"
 /// A server on the demo bundles whose configuration starts with `top` (top-level keys).
 async fn server_with(top: &str) -> RunningServer {
     let text = format!("{top}\n{}", config_text(&demo_bundles(), ""));
-    start(config(&text), Some(Arc::new(|| trading_day_after_close())))
+    start(config(&text), Some(Arc::new(trading_day_after_close)))
         .await
         .unwrap()
 }
@@ -547,12 +547,9 @@ async fn discovery_names_absolute_endpoints_from_configuration_and_trusted_proxi
 
     // From an untrusted peer the forwarded headers are not believed.
     let untrusted = config_text(&demo_bundles(), "[proxy]\ntrusted = [\"192.0.2.0/24\"]");
-    let server = start(
-        config(&untrusted),
-        Some(Arc::new(|| trading_day_after_close())),
-    )
-    .await
-    .unwrap();
+    let server = start(config(&untrusted), Some(Arc::new(trading_day_after_close)))
+        .await
+        .unwrap();
     let base = format!("http://{}", server.addr);
     let (_, document) = discovery(
         &base,

@@ -176,7 +176,7 @@ impl Invalid {
         }
     }
 
-    fn invalid(message: String) -> Self {
+    fn malformed(message: String) -> Self {
         Invalid {
             code: "invalid_request",
             message,
@@ -214,7 +214,7 @@ pub fn to_request(tenant: &TenantId, evaluation: Evaluation, at: &str) -> Result
     let resource_id = required(resource.id, at, "resource.id")?;
     let mut properties = subject.properties;
     let not_strings = || {
-        Invalid::invalid(format!(
+        Invalid::malformed(format!(
             "{at}subject.properties.roles must be a list of strings"
         ))
     };
@@ -237,7 +237,7 @@ pub fn to_request(tenant: &TenantId, evaluation: Evaluation, at: &str) -> Result
             root if root == "." => "context".to_owned(),
             path => format!("context.{path}"),
         };
-        Invalid::invalid(format!("{at}{place}: {}", error.inner()))
+        Invalid::malformed(format!("{at}{place}: {}", error.inner()))
     })?;
     Ok(Request {
         tenant: tenant.clone(),
