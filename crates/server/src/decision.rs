@@ -252,8 +252,10 @@ impl<'s> DecisionPath<'s> {
         self.state.evaluation.run(job).await
     }
 
-    /// Applies the server's clock, environment and a trace id to a request.
+    /// Applies the server's clock, environment and a trace id to a request, and writes a plain
+    /// action name in its qualified form (as decided and audited).
     fn prepare(&self, request: &mut Request) {
+        request.qualify_action();
         let caller_time = self
             .snapshot(&request.tenant)
             .is_some_and(|snapshot| snapshot.settings().accept_request_time);
