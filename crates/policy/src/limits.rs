@@ -399,6 +399,16 @@ pub fn bundle_at_limits() -> Vec<SourceFile> {
     }
     file("roles.yaml", text);
 
+    let mut text = String::from("resources:\n");
+    for resource in 0..MAX_RESOURCES {
+        let _ = writeln!(
+            text,
+            "  \"k{}:r{resource}\": {{ attributes: {{ n: {resource} }} }}",
+            resource % 50
+        );
+    }
+    file("resources.yaml", text);
+
     let mut text = String::from("principals:\n");
     for principal in 0..MAX_PRINCIPALS {
         if principal == 0 {
