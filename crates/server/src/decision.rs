@@ -191,6 +191,8 @@ impl<'s> DecisionPath<'s> {
         strategy: Option<&str>,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
+        // A plain action name is decided, and recorded, in its qualified form.
+        request.qualify_action();
         self.prepare(&mut request);
         let started = Instant::now();
         let snapshot = self.snapshot(&request.tenant).cloned();
@@ -252,10 +254,8 @@ impl<'s> DecisionPath<'s> {
         self.state.evaluation.run(job).await
     }
 
-    /// Applies the server's clock, environment and a trace id to a request, and writes a plain
-    /// action name in its qualified form (as decided and audited).
+    /// Applies the server's clock, environment and a trace id to a request.
     fn prepare(&self, request: &mut Request) {
-        request.qualify_action();
         let caller_time = self
             .snapshot(&request.tenant)
             .is_some_and(|snapshot| snapshot.settings().accept_request_time);
@@ -334,6 +334,9 @@ impl<'s> DecisionPath<'s> {
         limit: usize,
         user_agent: Option<&str>,
     ) -> Result<(SearchPage, Decision), SearchFailure> {
+        if kind != SearchKind::Action {
+            template.qualify_action();
+        }
         self.prepare(&mut template);
         let started = Instant::now();
         let Some(snapshot) = self.snapshot(&template.tenant).cloned() else {

@@ -786,7 +786,7 @@ mod tests {
         assert_eq!(request, serde_json::from_str::<Request>(valid).unwrap());
         assert_eq!(request.context.attributes["extra"], json!([1, null]));
         let array =
-            r#"["acme",["bob"],"app:logs.download",["app","payments"],{"ip":"172.16.3.4"}]"#;
+            r#"["acme",["bob"],"app:logs.download",{},["app","payments"],{"ip":"172.16.3.4"}]"#;
         assert!(serde_json::from_str::<Request>(array).is_ok());
         for (text, path) in [
             (array, None),
