@@ -324,6 +324,13 @@ impl Part<'_> {
             .all(|variable| names.contains(&variable.name.as_str()))
     }
 
+    /// Whether the operand reads only variables named in `names`, or variables named in
+    /// `restricted` through the fields listed for them (`("action", &["name", "write"])`
+    /// allows `action.name` but not `action.properties` or `action` as a whole).
+    pub fn reads_only_fields(&self, names: &[&str], restricted: &[(&str, &[&str])]) -> bool {
+        syntax::reads_only_fields(self.node, names, restricted)
+    }
+
     /// Evaluates the operand, charging `budget` for its loops (the parts outside loops are
     /// covered by the whole expression's estimate, which the caller bounded at compile time).
     pub fn evaluate(&self, context: &Context<'_, '_>, budget: &Budget) -> Result<Value, EvalError> {

@@ -164,7 +164,7 @@ pub(crate) fn free_variables(root: &IdedExpr, locate: &dyn Fn(u64) -> (u32, u32)
     let mut found = Vec::new();
     let mut seen = BTreeSet::new();
     let mut bound = Vec::new();
-    walk(root, &mut bound, &mut |name, id| {
+    walk(root, &mut bound, &mut |name, _, id| {
         if seen.insert(name.to_owned()) {
             let (line, column) = locate(id);
             found.push(Variable {
@@ -177,11 +177,43 @@ pub(crate) fn free_variables(root: &IdedExpr, locate: &dyn Fn(u64) -> (u32, u32)
     found
 }
 
-fn walk<'e>(node: &'e IdedExpr, bound: &mut Vec<&'e str>, found: &mut dyn FnMut(&str, u64)) {
+/// Whether every variable `root` reads is in `names`, or is in `restricted` and read only
+/// through one of the fields it allows (`action.name`, say, where `action` may be read only
+/// through `name` and `write`). Any other use of a restricted variable (the whole value, an
+/// index, another field, a `has()` test of another field) is a read of the whole.
+pub(crate) fn reads_only_fields(
+    root: &IdedExpr,
+    names: &[&str],
+    restricted: &[(&str, &[&str])],
+) -> bool {
+    let mut only = true;
+    let mut bound = Vec::new();
+    walk(root, &mut bound, &mut |name, field, _| {
+        let allowed = names.contains(&name)
+            || restricted.iter().any(|(variable, fields)| {
+                *variable == name && field.is_some_and(|field| fields.contains(&field))
+            });
+        only &= allowed;
+    });
+    only
+}
+
+/// Visits every free variable of `node`: its name, the field selected on it directly (`x.f`),
+/// if any, and the id of the node that reads it.
+fn walk<'e>(
+    node: &'e IdedExpr,
+    bound: &mut Vec<&'e str>,
+    found: &mut dyn FnMut(&str, Option<&str>, u64),
+) {
     match &node.expr {
         Expr::Ident(name) => {
             if !bound.contains(&name.as_str()) {
-                found(name, node.id);
+                found(name, None, node.id);
+            }
+        }
+        Expr::Select(select) if matches!(&select.operand.expr, Expr::Ident(name) if !bound.contains(&name.as_str())) => {
+            if let Expr::Ident(name) = &select.operand.expr {
+                found(name, Some(&select.field), select.operand.id);
             }
         }
         Expr::Comprehension(comprehension) => {

@@ -173,4 +173,22 @@ pub struct Explanation {
     pub rules: BTreeMap<Arc<str>, String>,
     /// Whether the action is a write action.
     pub write: bool,
+    /// The action as decided: a plain name is qualified by the resource type.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub action: String,
+    /// Where each attribute conditions saw came from, by path (`principal.attributes.role`,
+    /// `resource.attributes.status`): `declared` (the bundle or the store, which win) or
+    /// `request`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, AttributeSource>,
+}
+
+/// Where an attribute of a decision's principal or resource came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributeSource {
+    /// Declared in the bundle (or stored): authoritative, a request cannot override it.
+    Declared,
+    /// Given by the request, for an attribute nothing declares.
+    Request,
 }

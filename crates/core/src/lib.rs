@@ -11,8 +11,8 @@ mod request;
 mod tenant;
 
 pub use decision::{
-    Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason, ReasonKind, Revision,
-    StrategyOutcome,
+    AttributeSource, Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason,
+    ReasonKind, Revision, StrategyOutcome,
 };
 pub use request::{
     ClientCert, Context, Environment, Principal, Request, Resource, SupplyChain, qualified_action,

@@ -61,6 +61,9 @@ pub struct Compiled {
     pub(crate) strategies: Vec<Strategy>,
     pub(crate) roles: Roles,
     pub(crate) principals: Arc<FxHashMap<String, PrincipalEntry>>,
+    /// Declared resources: per type, per id (in id order), their attributes.
+    pub(crate) resources:
+        FxHashMap<String, BTreeMap<String, serde_json::Map<String, serde_json::Value>>>,
     pub(crate) actions: FxHashMap<String, ActionEntry>,
     pub(crate) wildcard_grants: Vec<(ActionPattern, Grant)>,
     pub(crate) wildcard_grant_index: ActionIndex,
@@ -384,6 +387,11 @@ impl ActionIndex {
             }
         }
         index
+    }
+
+    /// The verbs of the patterns written for any resource type (`*:verb`).
+    pub(crate) fn verbs_on_any_type(&self) -> impl Iterator<Item = String> + '_ {
+        self.by_verb.keys().cloned()
     }
 
     /// The owners of the patterns that match `kind:verb`, in increasing order, each once.
@@ -734,6 +742,30 @@ pub(crate) fn compile(
         );
     }
 
+    // Resources, by type and id.
+    let mut resources: FxHashMap<
+        String,
+        BTreeMap<String, serde_json::Map<String, serde_json::Value>>,
+    > = FxHashMap::default();
+    for (name, def) in &bundle.resources {
+        match crate::values::parse_resource_name(name) {
+            Ok((kind, id)) => {
+                resources.entry(kind.to_owned()).or_default().insert(
+                    id.to_owned(),
+                    def.value.attributes.clone().into_iter().collect(),
+                );
+            }
+            Err(problem) => compiler.diagnostics.push(
+                Diagnostic::new(
+                    def.location.clone(),
+                    Code::Pattern,
+                    format!("bad resource name `{name}`: {problem}"),
+                )
+                .with_help("resources are named type:id, e.g. record:record-2"),
+            ),
+        }
+    }
+
     // Actions: every action named anywhere gets an entry with its grants and rules resolved.
     let mut action_names: BTreeSet<String> = bundle.actions.keys().cloned().collect();
     action_names.extend(exact_grants.keys().cloned());
@@ -886,6 +918,7 @@ pub(crate) fn compile(
         strategies,
         roles,
         principals,
+        resources,
         actions,
         wildcard_grants,
         wildcard_grant_index: grant_index,
@@ -942,26 +975,31 @@ fn settle_static_conditions(
             }
         }
     }
-    const FIXED: &[&str] = &["action", "tenant"];
+    // The action's name and write flag are fixed per action; its properties come with each
+    // request.
+    const FIXED: crate::condition::Provided<'static> = crate::condition::Provided {
+        whole: &["tenant"],
+        fields: &[("action", crate::variables::SETTLED_ACTION_FIELDS)],
+    };
     let tenant_value = tenant_variable(tenant, settings);
     // Only conditions with a conjunct over the fixed variables alone can be settled; the rest
     // are not evaluated here at all. Those that can share one budget for the whole bundle:
     // once it is spent, what is left is decided per request, as without this step.
     let settleable: Vec<bool> = conditions
         .iter()
-        .map(|condition| condition.settleable(FIXED))
+        .map(|condition| condition.settleable(&FIXED))
         .collect();
     let budget = portcullis_cel::Budget::new(portcullis_cel::limits::EVALUATION_BUDGET * 10);
     let settle = |condition: ConditionId, fixed: &Fixed| -> Option<bool> {
         if settleable[condition] {
-            conditions[condition].static_value(fixed, FIXED, &budget)
+            conditions[condition].static_value(fixed, &FIXED, &budget)
         } else {
             None
         }
     };
     for (name, entry) in actions.iter_mut() {
         let fixed = Fixed {
-            action: action_variable(name, entry.write),
+            action: action_variable(name, entry.write, &serde_json::Map::new()),
             tenant: tenant_value.clone(),
         };
         entry.grants.retain_mut(|grant| {

@@ -29,6 +29,23 @@ pub struct Condition {
     expression: Expression,
 }
 
+/// What a caller fixes when it settles conditions ahead of requests: variables fixed whole,
+/// and variables of which only some fields are fixed (the others vary per request).
+#[derive(Debug, Clone, Copy)]
+pub struct Provided<'a> {
+    /// Variables fixed whole.
+    pub whole: &'a [&'a str],
+    /// Variables fixed only in the listed fields.
+    pub fields: &'a [(&'a str, &'a [&'a str])],
+}
+
+impl Provided<'_> {
+    /// Whether `conjunct` reads only what is fixed.
+    fn covers(&self, conjunct: &portcullis_cel::Part<'_>) -> bool {
+        conjunct.reads_only_fields(self.whole, self.fields)
+    }
+}
+
 impl Condition {
     /// Compiles `text`, checking that it only reads the documented variables and stays within
     /// the size, nesting and cost limits (`portcullis_cel::limits`).
@@ -65,13 +82,13 @@ impl Condition {
         self.expression.estimated_cost()
     }
 
-    /// Whether a top-level conjunct reads only variables in `provided`, so that
+    /// Whether a top-level conjunct reads only what `provided` fixes, so that
     /// [`Condition::static_value`] may decide the condition.
-    pub fn settleable(&self, provided: &[&str]) -> bool {
+    pub fn settleable(&self, provided: &Provided<'_>) -> bool {
         self.expression
             .conjuncts()
             .iter()
-            .any(|conjunct| conjunct.reads_only(provided))
+            .any(|conjunct| provided.covers(conjunct))
     }
 
     /// The condition's value when it is decided by the variables `source` provides alone (the
@@ -82,7 +99,7 @@ impl Condition {
     pub fn static_value(
         &self,
         source: &dyn VariableSource,
-        provided: &[&str],
+        provided: &Provided<'_>,
         budget: &Budget,
     ) -> Option<bool> {
         let activation = Activation::new(source);
@@ -90,7 +107,7 @@ impl Condition {
         context.set_variable_resolver(&activation);
         let mut all_true = true;
         for conjunct in self.expression.conjuncts() {
-            if !conjunct.reads_only(provided) {
+            if !provided.covers(&conjunct) {
                 all_true = false;
                 continue;
             }
@@ -246,7 +263,10 @@ mod tests {
         let settle = |text: &str| {
             Condition::compile(text).unwrap().static_value(
                 &fixed,
-                &["action", "tenant"],
+                &Provided {
+                    whole: &["tenant"],
+                    fields: &[("action", &["name", "write"])],
+                },
                 &Budget::per_evaluation(),
             )
         };
@@ -276,6 +296,18 @@ mod tests {
             "errors are left to decision time"
         );
         assert_eq!(settle("[1].exists(x, x == 1) && action.write"), Some(false));
+        // The action's properties come with each request: never settled, whatever the
+        // compiler's `action` value holds.
+        for text in [
+            "!has(action.properties.soft)",
+            "action.properties.soft == true",
+            "size(action) == 2",
+            "action['name'] == 'doc:read'",
+        ] {
+            assert_eq!(settle(text), None, "{text}");
+        }
+        assert_eq!(settle("action.name == 'doc:read'"), Some(true));
+        assert_eq!(settle("[action].exists(a, a.write)"), None);
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 use portcullis_core::{
-    Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason, ReasonKind, Request,
-    Revision, StrategyOutcome, TenantId,
+    AttributeSource, Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason,
+    ReasonKind, Request, Revision, StrategyOutcome, TenantId, qualified_action,
 };
 use serde_json::{Map, Value, json};
 
@@ -86,14 +86,21 @@ pub fn decide_with_strategy(
     }
     let principal = snapshot.principals.get(&request.principal.id);
     let assigned = assigned_roles(snapshot, request, principal);
-    let action: Cow<'_, ActionEntry> = match snapshot.actions.get(&request.action) {
+    // A plain action name (`read`) is the resource type's (`record:read`).
+    let action_name = qualified_action(&request.action, &request.resource.kind);
+    let action: Cow<'_, ActionEntry> = match snapshot.actions.get(action_name.as_ref()) {
         Some(entry) => Cow::Borrowed(entry),
-        None => Cow::Owned(unlisted_action(snapshot, &request.action)),
+        None => Cow::Owned(unlisted_action(snapshot, &action_name)),
     };
     let view = View {
         snapshot,
         request,
         principal,
+        declared_resource: snapshot
+            .resources
+            .get(&request.resource.kind)
+            .and_then(|ids| ids.get(&request.resource.id)),
+        action_name: &action_name,
         assigned: &assigned,
         write: action.write,
         inherited: OnceLock::new(),
@@ -259,6 +266,10 @@ struct View<'a> {
     snapshot: &'a Snapshot,
     request: &'a Request,
     principal: Option<&'a PrincipalEntry>,
+    /// The resource's declared attributes, when the bundle declares it.
+    declared_resource: Option<&'a Map<String, Value>>,
+    /// The request's action, qualified by the resource type.
+    action_name: &'a str,
     assigned: &'a BitSet,
     write: bool,
     inherited: OnceLock<BitSet>,
@@ -294,6 +305,52 @@ impl View<'_> {
         attributes
     }
 
+    /// Request attributes overridden by the resource's declared ones.
+    fn resource_attributes(&self) -> Cow<'_, Map<String, Value>> {
+        match self.declared_resource {
+            None => Cow::Borrowed(&self.request.resource.attributes),
+            Some(declared) if self.request.resource.attributes.is_empty() => {
+                Cow::Borrowed(declared)
+            }
+            Some(declared) => {
+                let mut attributes = self.request.resource.attributes.clone();
+                for (key, value) in declared {
+                    attributes.insert(key.clone(), value.clone());
+                }
+                Cow::Owned(attributes)
+            }
+        }
+    }
+
+    /// Where each principal and resource attribute came from.
+    fn attribute_sources(&self) -> BTreeMap<String, AttributeSource> {
+        let mut sources = BTreeMap::new();
+        let declared_principal = self.principal.map(|entry| &entry.attributes);
+        for (side, request, declared) in [
+            (
+                "principal",
+                &self.request.principal.attributes,
+                declared_principal,
+            ),
+            (
+                "resource",
+                &self.request.resource.attributes,
+                self.declared_resource,
+            ),
+        ] {
+            for key in request.keys() {
+                sources.insert(format!("{side}.attributes.{key}"), AttributeSource::Request);
+            }
+            for key in declared.into_iter().flat_map(Map::keys) {
+                sources.insert(
+                    format!("{side}.attributes.{key}"),
+                    AttributeSource::Declared,
+                );
+            }
+        }
+        sources
+    }
+
     fn principal_attribute(&self, key: &str) -> Option<&Value> {
         self.principal
             .and_then(|entry| entry.attributes.get(key))
@@ -314,9 +371,9 @@ impl VariableSource for View<'_> {
             "resource" => json!({
                 "type": request.resource.kind,
                 "id": request.resource.id,
-                "attributes": request.resource.attributes,
+                "attributes": self.resource_attributes(),
             }),
-            "action" => action_variable(&request.action, self.write),
+            "action" => action_variable(self.action_name, self.write, &request.action_properties),
             "context" => {
                 let mut context = request.context.attributes.clone();
                 if let Some(ip) = request.context.ip {
@@ -597,6 +654,8 @@ impl Evaluation<'_> {
             roles: self.view.role_names(),
             rules,
             write: self.view.write,
+            action: self.view.action_name.to_owned(),
+            attributes: self.view.attribute_sources(),
         }
     }
 

@@ -46,8 +46,9 @@
 //! 6. `compile`, `limits`, `relations`, `condition`, `variables`: the model checked against
 //!    its limits and compiled into a [`Snapshot`], with its CEL conditions, the variables
 //!    conditions read, and its relationship model and tuples.
-//! 7. `engine`, `factors`, `runtime`, `routes`: decisions over a snapshot, factor evaluation,
-//!    run-time data laid over a snapshot, and route matching.
+//! 7. `engine`, `factors`, `runtime`, `routes`, `search`: decisions over a snapshot, factor
+//!    evaluation, run-time data laid over a snapshot, route matching, and searches (which
+//!    subjects, resources or actions a decision would allow).
 //! 8. `load`, `testing`: the entry points: reading and compiling bundles, running their tests.
 //!
 //! What two layers need lives in the lower one: `SourceFile` and `TestRequest` in `model`,
@@ -68,6 +69,7 @@ pub mod model;
 mod relations;
 mod routes;
 mod runtime;
+mod search;
 pub mod testing;
 mod values;
 mod variables;
@@ -84,5 +86,6 @@ pub use portcullis_rebac as rebac;
 pub use relations::Relations;
 pub use routes::RouteMatch;
 pub use runtime::{RuntimeAssignment, RuntimeData, RuntimePrincipal};
+pub use search::{SearchError, SearchKind, SearchPage};
 pub use testing::{TestOutcome, TestRequest, all_passed, run_tests};
 pub use values::{parse_action_pattern, parse_ip_pattern, parse_window};

@@ -24,6 +24,8 @@ pub const MAX_PERMISSIONS_PER_ROLE: usize = 1_000;
 pub const MAX_PERMISSIONS: usize = 10_000;
 /// Most principals a bundle declares.
 pub const MAX_PRINCIPALS: usize = 10_000;
+/// Most resources a bundle declares.
+pub const MAX_RESOURCES: usize = 100_000;
 /// Most role assignments of one principal.
 pub const MAX_ASSIGNMENTS_PER_PRINCIPAL: usize = 100;
 /// Most actions a bundle declares.
@@ -121,6 +123,17 @@ pub(crate) fn check(bundle: &Bundle, diagnostics: &mut Diagnostics) {
             MAX_ASSIGNMENTS_PER_PRINCIPAL,
         );
     }
+
+    let at = nth(
+        &mut bundle.resources.values().map(|d| &d.location),
+        MAX_RESOURCES,
+    );
+    over(
+        at.as_ref(),
+        "resources in the bundle",
+        bundle.resources.len(),
+        MAX_RESOURCES,
+    );
 
     let at = nth(
         &mut bundle.actions.values().map(|d| &d.location),
@@ -385,6 +398,16 @@ pub fn bundle_at_limits() -> Vec<SourceFile> {
         }
     }
     file("roles.yaml", text);
+
+    let mut text = String::from("resources:\n");
+    for resource in 0..MAX_RESOURCES {
+        let _ = writeln!(
+            text,
+            "  \"k{}:r{resource}\": {{ attributes: {{ n: {resource} }} }}",
+            resource % 50
+        );
+    }
+    file("resources.yaml", text);
 
     let mut text = String::from("principals:\n");
     for principal in 0..MAX_PRINCIPALS {

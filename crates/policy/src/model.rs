@@ -392,6 +392,14 @@ pub struct PrincipalDef {
     pub attributes: BTreeMap<String, Value>,
 }
 
+/// A resource the bundle declares.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ResourceDef {
+    /// Its attributes; a request may add others but never override these.
+    #[serde(serialize_with = "canonical::values")]
+    pub attributes: BTreeMap<String, Value>,
+}
+
 /// Settings of an action.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ActionDef {
@@ -459,6 +467,9 @@ pub struct TestRequest {
     pub principal: Principal,
     /// What.
     pub action: String,
+    /// Properties of the action (`action.properties` in conditions).
+    #[serde(default)]
+    pub action_properties: serde_json::Map<String, Value>,
     /// On what.
     pub resource: Resource,
     /// Circumstances.
@@ -480,7 +491,7 @@ impl TestRequest {
             context: self.context.clone(),
             env: self.env,
             explain: true,
-            action_properties: Default::default(),
+            action_properties: self.action_properties.clone(),
             trace_id: None,
         }
     }
@@ -519,6 +530,8 @@ pub struct Bundle {
     pub roles: BTreeMap<String, At<RoleDef>>,
     /// `principals`.
     pub principals: BTreeMap<String, At<PrincipalDef>>,
+    /// `resources`, by `type:id`.
+    pub resources: BTreeMap<String, At<ResourceDef>>,
     /// `actions`.
     pub actions: BTreeMap<String, At<ActionDef>>,
     /// `rules`, by id.

@@ -178,6 +178,19 @@ pub fn parse_action_pattern(text: &str) -> Result<ActionPattern, String> {
     })
 }
 
+/// A declared resource's name, `type:id` (no wildcards), split in two.
+pub fn parse_resource_name(text: &str) -> Result<(&str, &str), String> {
+    let (kind, id) = text
+        .split_once(':')
+        .ok_or_else(|| "a resource is written type:id".to_owned())?;
+    for (part, what) in [(kind, "resource type"), (id, "resource id")] {
+        if segment(part, what)? == Segment::Any {
+            return Err(format!("a declared resource names one {what}, not `*`"));
+        }
+    }
+    Ok((kind, id))
+}
+
 /// `type:id`, `type:*`, `*:id`, `*:*` or `*`.
 pub fn parse_resource_pattern(text: &str) -> Result<ResourcePattern, String> {
     if text == "*" {

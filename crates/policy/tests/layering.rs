@@ -28,7 +28,10 @@ const TABLE: &[(&str, &[&str])] = &[
         "compiler",
         &["compile", "limits", "relations", "condition", "variables"],
     ),
-    ("engine", &["engine", "factors", "runtime", "routes"]),
+    (
+        "engine",
+        &["engine", "factors", "runtime", "routes", "search"],
+    ),
     ("entry points", &["load", "testing"]),
 ];
 

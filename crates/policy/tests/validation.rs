@@ -970,4 +970,24 @@ fn a_bundle_at_every_limit_compiles() {
         snapshot.bundle_tuples().len(),
         portcullis_policy::limits::MAX_BUNDLE_TUPLES
     );
+    let resources: usize = (0..50)
+        .map(|kind| {
+            let ask = portcullis_core::Request {
+                tenant: portcullis_core::TenantId::new("limits").unwrap(),
+                principal: portcullis_core::Principal::user("p0"),
+                action: "v".into(),
+                action_properties: Default::default(),
+                resource: portcullis_core::Resource::new(format!("k{kind}"), ""),
+                context: Default::default(),
+                env: Default::default(),
+                explain: false,
+                trace_id: None,
+            };
+            snapshot
+                .search_candidates(portcullis_policy::SearchKind::Resource, &ask)
+                .unwrap()
+                .len()
+        })
+        .sum();
+    assert_eq!(resources, portcullis_policy::limits::MAX_RESOURCES);
 }

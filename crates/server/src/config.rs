@@ -572,8 +572,13 @@ impl Config {
             (None, Some(_)) => return Err(error("bundles", "lists no folder")),
             (None, None) => {
                 let demo = PathBuf::from("examples/demo/bundles");
+                let authzen = PathBuf::from("examples/authzen");
                 if demo.is_dir() {
-                    (vec![demo], false)
+                    let mut folders = vec![demo];
+                    if authzen.is_dir() {
+                        folders.push(authzen);
+                    }
+                    (folders, false)
                 } else {
                     (Vec::new(), true)
                 }

@@ -32,7 +32,7 @@ use std::time::Instant;
 use portcullis_core::{
     Cause, Decision, DecisionError, Effect, ErrorKind, Principal, Request, TenantId,
 };
-use portcullis_policy::{PolicySet, RouteMatch, Snapshot};
+use portcullis_policy::{PolicySet, RouteMatch, SearchKind, SearchPage, Snapshot};
 use portcullis_tenant::quota::{QuotaLimit, QuotaPermit};
 
 use crate::error::ApiError;
@@ -255,6 +255,8 @@ impl<'s> DecisionPath<'s> {
         strategy: Option<&str>,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
+        // A plain action name is decided, and recorded, in its qualified form.
+        request.qualify_action();
         self.prepare(&mut request);
         let started = Instant::now();
         let snapshot = self.snapshot(&request.tenant).cloned();
@@ -382,6 +384,68 @@ impl<'s> DecisionPath<'s> {
         }
     }
 
+    /// One page of a search (which subjects, resources or actions `template` would be allowed
+    /// with; see `portcullis_policy::Snapshot::search`), answered from this question's
+    /// snapshot on the evaluation pool, with the template prepared like every request (the
+    /// server's clock, environment, a trace id). The search is recorded and counted as one
+    /// decision on the template: allowed when the page found anything. An unknown tenant
+    /// finds nothing.
+    pub async fn search(
+        &self,
+        mut template: Request,
+        kind: SearchKind,
+        after: Option<String>,
+        limit: usize,
+        user_agent: Option<&str>,
+    ) -> Result<(SearchPage, Decision), SearchFailure> {
+        if kind != SearchKind::Action {
+            template.qualify_action();
+        }
+        self.prepare(&mut template);
+        let started = Instant::now();
+        let Some(snapshot) = self.snapshot(&template.tenant).cloned() else {
+            let decision =
+                portcullis_policy::refuse(&template, &unknown_revision(), Cause::TenantUnknown);
+            let decision = self.finish(&template, decision, user_agent, started).await;
+            let page = SearchPage {
+                results: Vec::new(),
+                next: None,
+            };
+            return Ok((page, decision));
+        };
+        let job_snapshot = Arc::clone(&snapshot);
+        let job_template = template.clone();
+        let outcome = self
+            .state
+            .evaluation
+            .run(move || job_snapshot.search(kind, &job_template, after.as_deref(), limit))
+            .await;
+        let mut decision =
+            portcullis_policy::refuse(&template, snapshot.revision(), Cause::NoGrant);
+        decision.revision.data = snapshot.data_revision();
+        let page = match outcome {
+            Ok(Ok(page)) => {
+                if !page.results.is_empty() {
+                    decision.decision = Effect::Allow;
+                    decision.cause = Cause::Granted;
+                }
+                Ok(page)
+            }
+            Ok(Err(error)) => Err(SearchFailure::Search(error)),
+            Err(error) => Err(SearchFailure::Busy(error)),
+        };
+        if let Err(failure) = &page {
+            decision.cause = Cause::Error;
+            decision.errors.push(DecisionError {
+                kind: ErrorKind::Relation,
+                statement: Arc::from("search"),
+                message: failure.to_string(),
+            });
+        }
+        let decision = self.finish(&template, decision, user_agent, started).await;
+        page.map(|page| (page, decision))
+    }
+
     /// Audits and counts a decision; a decision the audit log refuses becomes a denial.
     async fn finish(
         &self,
@@ -437,6 +501,26 @@ pub enum TenantSource {
     Host,
     /// The listener's `default_tenant`.
     Default,
+}
+
+/// Why a search was not answered.
+#[derive(Debug)]
+pub enum SearchFailure {
+    /// Its candidates could not be enumerated (a relation query over its budget).
+    Search(portcullis_policy::SearchError),
+    /// The evaluation pool could not take it.
+    Busy(crate::evaluation::PoolError),
+}
+
+impl std::fmt::Display for SearchFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SearchFailure::Search(error) => {
+                write!(f, "the search could not list candidates: {error}")
+            }
+            SearchFailure::Busy(error) => write!(f, "the search was not run: {error}"),
+        }
+    }
 }
 
 /// The revision named by decisions on a tenant that is not loaded.

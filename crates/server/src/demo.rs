@@ -1,6 +1,7 @@
-//! The demo bundles, built into the binary so that `portcullis serve` works from anywhere.
-//! When `examples/demo/bundles` exists in the working directory it is served (and watched)
-//! instead.
+//! The demo bundles, built into the binary so that `portcullis serve` works from anywhere:
+//! the tenants of `examples/demo/bundles` and the AuthZEN certification tenant
+//! `examples/authzen`. When `examples/demo/bundles` exists in the working directory, those
+//! folders are served (and watched) instead.
 
 use std::path::PathBuf;
 
@@ -21,7 +22,17 @@ macro_rules! demo_file {
     };
 }
 
-/// Every file of the demo bundles (a test checks this list against the folder).
+macro_rules! authzen_file {
+    ($name:literal) => {
+        (
+            "authzen",
+            $name,
+            include_str!(concat!("../../../examples/authzen/", $name)),
+        )
+    };
+}
+
+/// Every file of the demo bundles (a test checks this list against the folders).
 pub const FILES: &[(&str, &str, &str)] = &[
     demo_file!("acme", "actions.yaml"),
     demo_file!("acme", "calendar-2026.yaml"),
@@ -39,6 +50,9 @@ pub const FILES: &[(&str, &str, &str)] = &[
     demo_file!("acme", "tuples.yaml"),
     demo_file!("system", "admin.yaml"),
     demo_file!("system", "tenant.yaml"),
+    authzen_file!("policy.yaml"),
+    authzen_file!("tenant.yaml"),
+    authzen_file!("tests.yaml"),
 ];
 
 /// The demo bundles as in-memory files, grouped by tenant folder.
@@ -72,6 +86,14 @@ mod tests {
                 if name.ends_with(".yaml") || name.ends_with(".fga") {
                     on_disk.push((tenant.file_name().to_string_lossy().into_owned(), name));
                 }
+            }
+        }
+        let authzen =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/authzen");
+        for file in std::fs::read_dir(&authzen).unwrap().flatten() {
+            let name = file.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".yaml") || name.ends_with(".fga") {
+                on_disk.push(("authzen".to_owned(), name));
             }
         }
         on_disk.sort();

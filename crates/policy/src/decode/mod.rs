@@ -26,6 +26,7 @@ mod factors;
 mod nodes;
 mod principals;
 mod relationships;
+mod resources;
 mod roles;
 mod routes;
 mod rules;
@@ -41,6 +42,7 @@ pub const SECTIONS: &[&str] = &[
     "strategies",
     "roles",
     "principals",
+    "resources",
     "actions",
     "rules",
     "routes",
@@ -109,6 +111,9 @@ impl Decoder<'_> {
                 "roles" => self.named_section(value, "role", &mut bundle.roles, Self::role),
                 "principals" => {
                     self.named_section(value, "principal", &mut bundle.principals, Self::principal)
+                }
+                "resources" => {
+                    self.named_section(value, "resource", &mut bundle.resources, Self::resource)
                 }
                 "actions" => self.named_section(value, "action", &mut bundle.actions, Self::action),
                 "rules" => self.rules(value, &mut bundle.rules),

@@ -1,0 +1,186 @@
+//! Search: which subjects, resources or actions an evaluation would allow now (the subject,
+//! resource and action searches of OpenID AuthZEN 1.0).
+//!
+//! A search enumerates candidates and keeps those whose decision is `allow`: every result is
+//! checked by [`crate::decide`] on the same snapshot with the same request, so a result is
+//! returned only if evaluating it would grant it, whatever grants it (role assignments from
+//! the bundle or the store, permit rules, the relation graph) and whatever stands in the way
+//! (forbids, strategies, conditions). What can be enumerated:
+//!
+//! * subjects: the principals the bundle declares and the store assigns, of the searched type
+//!   (a principal declared without a type is a `user`), and, when the action maps to a
+//!   relation, the users of that type the relation graph lists for the resource;
+//! * resources: the resources the bundle declares (section `resources`), of the searched type,
+//!   and, when the action maps to a relation, the objects of that type the graph lists for the
+//!   subject;
+//! * actions: every action the bundle names on the resource's type (`type:verb` in actions,
+//!   permissions and rules) and every verb it grants on any type (`*:verb`).
+//!
+//! Anything else — a principal only a token knows, a resource only a request describes — is
+//! not enumerable, and a search cannot find it even where a check would allow it.
+//!
+//! Candidates are ordered by id (by name for actions) and results come in pages: a page ends
+//! after `limit` results or at the end, and names the last candidate it examined; the next page
+//! starts after it. On the same snapshot, pages therefore neither repeat nor skip a result.
+
+use std::collections::BTreeSet;
+
+use portcullis_core::{Request, qualified_action};
+
+use crate::compile::Snapshot;
+use crate::model::split_action;
+
+/// What a search enumerates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchKind {
+    /// Subjects (principals) of the request's principal type.
+    Subject,
+    /// Resources of the request's resource type.
+    Resource,
+    /// Actions on the request's resource.
+    Action,
+}
+
+/// One page of a search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchPage {
+    /// The ids (subjects, resources) or plain action names (actions) allowed, in order.
+    pub results: Vec<String>,
+    /// The last candidate examined, when candidates remain after it: where the next page
+    /// starts.
+    pub next: Option<String>,
+}
+
+/// A search that could not enumerate its candidates (a relation query over its budget).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchError(pub String);
+
+impl std::fmt::Display for SearchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SearchError {}
+
+impl Snapshot {
+    /// The candidates a search of `kind` examines for `template`, sorted and each once (see the
+    /// module documentation). The template's own id of the searched part is ignored.
+    pub fn search_candidates(
+        &self,
+        kind: SearchKind,
+        template: &Request,
+    ) -> Result<Vec<String>, SearchError> {
+        let mut found = BTreeSet::new();
+        match kind {
+            SearchKind::Subject => {
+                let wanted = template.principal.kind.as_str();
+                for (id, entry) in self.principals.iter() {
+                    if entry.kind.as_deref().unwrap_or("user") == wanted {
+                        found.insert(id.clone());
+                    }
+                }
+                if let Some(relation) = self.action_relation(template)
+                    && let Some(relations) = &self.relations
+                {
+                    let object = crate::relations::resource_object(&template.resource);
+                    let filter = portcullis_rebac::UserFilter {
+                        user_type: wanted.to_owned(),
+                        relation: None,
+                    };
+                    let users = relations
+                        .read()
+                        .list_users(&object, relation, &[filter], &Default::default(), &[])
+                        .map_err(|error| SearchError(error.to_string()))?;
+                    for user in users {
+                        if let portcullis_rebac::User::Object(object) = user
+                            && object.object_type == wanted
+                            && object.id != "*"
+                        {
+                            found.insert(object.id);
+                        }
+                    }
+                }
+            }
+            SearchKind::Resource => {
+                let wanted = template.resource.kind.as_str();
+                if let Some(ids) = self.resources.get(wanted) {
+                    found.extend(ids.keys().cloned());
+                }
+                if let Some(relation) = self.action_relation(template)
+                    && let Some(relations) = &self.relations
+                {
+                    let user = portcullis_rebac::User::Object(portcullis_rebac::ObjectRef::new(
+                        template.principal.kind.as_str(),
+                        template.principal.id.as_str(),
+                    ));
+                    let objects = relations
+                        .read()
+                        .list_objects(&user, relation, wanted, &Default::default(), &[])
+                        .map_err(|error| SearchError(error.to_string()))?;
+                    found.extend(objects.into_iter().map(|object| object.id));
+                }
+            }
+            SearchKind::Action => {
+                let wanted = template.resource.kind.as_str();
+                for name in self.actions.keys() {
+                    let (kind, verb) = split_action(name);
+                    if kind == wanted && !verb.is_empty() {
+                        found.insert(verb.to_owned());
+                    }
+                }
+                found.extend(self.wildcard_grant_index.verbs_on_any_type());
+                found.extend(self.rule_index.verbs_on_any_type());
+            }
+        }
+        Ok(found.into_iter().collect())
+    }
+
+    /// One page of a search: the candidates after `after` (all when `None`) whose decision,
+    /// with the candidate in place of the template's subject, resource or action, allows; at
+    /// most `limit` of them (at least one is looked for).
+    pub fn search(
+        &self,
+        kind: SearchKind,
+        template: &Request,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<SearchPage, SearchError> {
+        let candidates = self.search_candidates(kind, template)?;
+        let start = match after {
+            None => 0,
+            Some(after) => candidates.partition_point(|candidate| candidate.as_str() <= after),
+        };
+        let limit = limit.max(1);
+        let mut results = Vec::new();
+        let mut request = template.clone();
+        request.explain = false;
+        let mut examined = start;
+        for candidate in &candidates[start..] {
+            examined += 1;
+            match kind {
+                SearchKind::Subject => candidate.clone_into(&mut request.principal.id),
+                SearchKind::Resource => candidate.clone_into(&mut request.resource.id),
+                SearchKind::Action => {
+                    request.action = format!("{}:{candidate}", template.resource.kind);
+                }
+            }
+            if crate::engine::decide(self, &request).is_allowed() {
+                results.push(candidate.clone());
+                if results.len() == limit {
+                    break;
+                }
+            }
+        }
+        let next = (examined < candidates.len()).then(|| candidates[examined - 1].clone());
+        Ok(SearchPage { results, next })
+    }
+
+    /// The relation the template's action maps to, if any.
+    fn action_relation(&self, template: &Request) -> Option<&str> {
+        let name = qualified_action(&template.action, &template.resource.kind);
+        self.actions
+            .get(name.as_ref())
+            .and_then(|entry| entry.relation.as_deref())
+    }
+}
