@@ -296,14 +296,18 @@ fn failed_item(invalid: &Invalid) -> ZenDecision {
     }
 }
 
-/// What every AuthZEN question starts with: the caller's verified identity (when a token was
-/// sent, or required) and the tenant, resolved by the decision module.
-struct Caller {
-    identity: Option<Arc<Identity>>,
-    tenant: TenantId,
+/// What every AuthZEN question (evaluations and searches) starts with: the caller's verified
+/// identity (when a token was sent, or required) and the tenant, resolved by the decision
+/// module ([`DecisionPath::resolve_tenant`]).
+pub(crate) struct Caller {
+    /// The verified bearer identity, if any.
+    pub(crate) identity: Option<Arc<Identity>>,
+    /// The tenant whose policy answers.
+    pub(crate) tenant: TenantId,
 }
 
-fn caller(path: &DecisionPath<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+/// The caller of an AuthZEN endpoint: its token verified and its tenant resolved.
+pub(crate) fn caller(path: &DecisionPath<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let identity = path.identify(bearer(headers)?, path.token_required())?;
     let (tenant, _) = path.resolve_tenant(
         header_tenant(headers)?,
