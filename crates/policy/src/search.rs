@@ -23,6 +23,7 @@
 //! after `limit` results or at the end, and names the last candidate it examined; the next page
 //! starts after it. On the same snapshot, pages therefore neither repeat nor skip a result.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use portcullis_core::{Request, qualified_action};
@@ -71,15 +72,33 @@ impl Snapshot {
         kind: SearchKind,
         template: &Request,
     ) -> Result<Vec<String>, SearchError> {
-        let mut found = BTreeSet::new();
+        Ok(self
+            .candidates_after(kind, template, None)?
+            .map(Cow::into_owned)
+            .collect())
+    }
+
+    /// The candidates after `after` (all when `None`), in order, each once. Declared resources
+    /// are read in place from their ordered map, so a page does not copy every id of a type.
+    fn candidates_after<'s>(
+        &'s self,
+        kind: SearchKind,
+        template: &Request,
+        after: Option<&str>,
+    ) -> Result<Box<dyn Iterator<Item = Cow<'s, str>> + 's>, SearchError> {
+        let after_owned = after.map(str::to_owned);
+        let beyond = move |candidate: &str| after_owned.as_deref().is_none_or(|a| candidate > a);
         match kind {
             SearchKind::Subject => {
                 let wanted = template.principal.kind.as_str();
-                for (id, entry) in self.principals.iter() {
-                    if entry.kind.as_deref().unwrap_or("user") == wanted {
-                        found.insert(id.clone());
-                    }
-                }
+                let mut found: Vec<Cow<'s, str>> = self
+                    .principals
+                    .iter()
+                    .filter(|(id, entry)| {
+                        entry.kind.as_deref().unwrap_or("user") == wanted && beyond(id)
+                    })
+                    .map(|(id, _)| Cow::Borrowed(id.as_str()))
+                    .collect();
                 if let Some(relation) = self.action_relation(template)
                     && let Some(relations) = &self.relations
                 {
@@ -96,17 +115,33 @@ impl Snapshot {
                         if let portcullis_rebac::User::Object(object) = user
                             && object.object_type == wanted
                             && object.id != "*"
+                            && beyond(&object.id)
                         {
-                            found.insert(object.id);
+                            found.push(Cow::Owned(object.id));
                         }
                     }
                 }
+                found.sort_unstable();
+                found.dedup();
+                Ok(Box::new(found.into_iter()))
             }
             SearchKind::Resource => {
                 let wanted = template.resource.kind.as_str();
-                if let Some(ids) = self.resources.get(wanted) {
-                    found.extend(ids.keys().cloned());
-                }
+                let declared: Box<dyn Iterator<Item = Cow<'s, str>> + 's> =
+                    match self.resources.get(wanted) {
+                        Some(ids) => {
+                            let range = match after {
+                                Some(after) => ids.range::<str, _>((
+                                    std::ops::Bound::Excluded(after),
+                                    std::ops::Bound::Unbounded,
+                                )),
+                                None => ids.range::<str, _>(..),
+                            };
+                            Box::new(range.map(|(id, _)| Cow::Borrowed(id.as_str())))
+                        }
+                        None => Box::new(std::iter::empty()),
+                    };
+                let mut related = BTreeSet::new();
                 if let Some(relation) = self.action_relation(template)
                     && let Some(relations) = &self.relations
                 {
@@ -118,11 +153,21 @@ impl Snapshot {
                         .read()
                         .list_objects(&user, relation, wanted, &Default::default(), &[])
                         .map_err(|error| SearchError(error.to_string()))?;
-                    found.extend(objects.into_iter().map(|object| object.id));
+                    related.extend(
+                        objects
+                            .into_iter()
+                            .map(|object| object.id)
+                            .filter(|id| beyond(id)),
+                    );
                 }
+                Ok(Box::new(Merged {
+                    left: declared.peekable(),
+                    right: related.into_iter().map(Cow::Owned).peekable(),
+                }))
             }
             SearchKind::Action => {
                 let wanted = template.resource.kind.as_str();
+                let mut found = BTreeSet::new();
                 for name in self.actions.keys() {
                     let (kind, verb) = split_action(name);
                     if kind == wanted && !verb.is_empty() {
@@ -131,9 +176,10 @@ impl Snapshot {
                 }
                 found.extend(self.wildcard_grant_index.verbs_on_any_type());
                 found.extend(self.rule_index.verbs_on_any_type());
+                found.retain(|verb| beyond(verb));
+                Ok(Box::new(found.into_iter().map(Cow::Owned)))
             }
         }
-        Ok(found.into_iter().collect())
     }
 
     /// One page of a search: the candidates after `after` (all when `None`) whose decision,
@@ -146,33 +192,33 @@ impl Snapshot {
         after: Option<&str>,
         limit: usize,
     ) -> Result<SearchPage, SearchError> {
-        let candidates = self.search_candidates(kind, template)?;
-        let start = match after {
-            None => 0,
-            Some(after) => candidates.partition_point(|candidate| candidate.as_str() <= after),
-        };
+        let mut candidates = self.candidates_after(kind, template, after)?.peekable();
         let limit = limit.max(1);
         let mut results = Vec::new();
         let mut request = template.clone();
         request.explain = false;
-        let mut examined = start;
-        for candidate in &candidates[start..] {
-            examined += 1;
+        let mut last = None;
+        for candidate in candidates.by_ref() {
             match kind {
-                SearchKind::Subject => candidate.clone_into(&mut request.principal.id),
-                SearchKind::Resource => candidate.clone_into(&mut request.resource.id),
+                SearchKind::Subject => candidate.as_ref().clone_into(&mut request.principal.id),
+                SearchKind::Resource => candidate.as_ref().clone_into(&mut request.resource.id),
                 SearchKind::Action => {
                     request.action = format!("{}:{candidate}", template.resource.kind);
                 }
             }
-            if crate::engine::decide(self, &request).is_allowed() {
-                results.push(candidate.clone());
-                if results.len() == limit {
-                    break;
-                }
+            let allowed = crate::engine::decide(self, &request).is_allowed();
+            if allowed {
+                results.push(candidate.clone().into_owned());
+            }
+            last = Some(candidate);
+            if allowed && results.len() == limit {
+                break;
             }
         }
-        let next = (examined < candidates.len()).then(|| candidates[examined - 1].clone());
+        let next = match (candidates.peek(), last) {
+            (Some(_), Some(last)) => Some(last.into_owned()),
+            _ => None,
+        };
         Ok(SearchPage { results, next })
     }
 
@@ -182,5 +228,34 @@ impl Snapshot {
         self.actions
             .get(name.as_ref())
             .and_then(|entry| entry.relation.as_deref())
+    }
+}
+
+/// Two ordered iterators merged into one, each value once.
+struct Merged<L: Iterator, R: Iterator> {
+    left: std::iter::Peekable<L>,
+    right: std::iter::Peekable<R>,
+}
+
+impl<'s, L, R> Iterator for Merged<L, R>
+where
+    L: Iterator<Item = Cow<'s, str>>,
+    R: Iterator<Item = Cow<'s, str>>,
+{
+    type Item = Cow<'s, str>;
+
+    fn next(&mut self) -> Option<Cow<'s, str>> {
+        match (self.left.peek(), self.right.peek()) {
+            (Some(left), Some(right)) => match left.cmp(right) {
+                std::cmp::Ordering::Less => self.left.next(),
+                std::cmp::Ordering::Greater => self.right.next(),
+                std::cmp::Ordering::Equal => {
+                    self.right.next();
+                    self.left.next()
+                }
+            },
+            (Some(_), None) => self.left.next(),
+            (None, _) => self.right.next(),
+        }
     }
 }
