@@ -162,6 +162,10 @@ level = "warn"
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    // The harness's summary, for the test log.
+    if let Some(summary) = stdout.find("== Summary") {
+        eprintln!("{}", &stdout[summary..]);
+    }
     let results: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(root.join("results.json")).unwrap_or_default())
             .unwrap_or_default();

@@ -207,6 +207,10 @@ struct RawLog {
 
 // ---------------------------------------------------------------------------- validated form
 
+/// The default tenant of the demo configuration (no `bundles` configured): the AuthZEN
+/// certification tenant, so that a plain AuthZEN call to the demo is answered.
+pub const DEMO_DEFAULT_TENANT: &str = "authzen";
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -663,9 +667,12 @@ impl Config {
             trusted_proxies.push(network);
         }
 
+        // The demo answers plain AuthZEN calls with its AuthZEN tenant unless told otherwise.
+        let demo = overrides.bundles.is_none() && raw.bundles.is_none();
         let default_tenant = raw
             .default_tenant
             .as_deref()
+            .or(demo.then_some(DEMO_DEFAULT_TENANT))
             .map(portcullis_core::TenantId::new)
             .transpose()
             .map_err(|e| error("default_tenant", e.to_string()))?;

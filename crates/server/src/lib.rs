@@ -4,7 +4,8 @@
 //! (identity → tenant → admission → route → decide → audit → metrics), on one policy snapshot:
 //!
 //! * JSON API: `POST /v1/check`, `/v1/check/batch`, `/v1/explain`;
-//! * OpenID AuthZEN: `POST /access/v1/evaluation`, `/access/v1/evaluations`;
+//! * OpenID AuthZEN: `POST /access/v1/evaluation`, `/access/v1/evaluations`,
+//!   `/access/v1/search/{subject,resource,action}`;
 //! * forward-auth: `/v1/authz/nginx`, `/v1/authz/traefik`, `/v1/authz/envoy/...`;
 //! * relationship queries: `/v1/relations/...`;
 //! * gRPC on the public listener: Envoy ext_authz and `portcullis.v1`;

@@ -55,6 +55,7 @@ const TABLE: &[(&str, &[&str])] = &[
             "edges::authzen",
             "edges::forward",
             "edges::relations",
+            "edges::search",
             "edges::grpc",
             "edges::operations",
         ],

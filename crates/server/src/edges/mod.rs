@@ -11,6 +11,7 @@ pub mod forward;
 pub mod grpc;
 pub mod operations;
 pub mod relations;
+pub mod search;
 
 use std::sync::Arc;
 
@@ -34,6 +35,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/relations/expand", post(relations::expand))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
+        .route("/access/v1/search/subject", post(search::subject))
+        .route("/access/v1/search/resource", post(search::resource))
+        .route("/access/v1/search/action", post(search::action))
         .route(
             "/.well-known/authzen-configuration",
             get(authzen::authzen_configuration),
