@@ -36,6 +36,7 @@ LABELS = {
     "check": "`POST /v1/check`, allow (no token)",
     "check-audit-off": "`POST /v1/check`, allow (no token), auditing off",
     "check-jwt": "`POST /v1/check`, allow (with JWT)",
+    "authzen": "AuthZEN `POST /access/v1/evaluation`, allow (no token; check's question)",
     "cerbos": "Cerbos `POST /api/check/resources`, allow",
 }
 
@@ -239,6 +240,20 @@ def main() -> int:
             w(f"| {conns} | {p:,.0f} | {c:,.0f} | {p / c:.2f}× | "
               f"{ms(median('p99_us', 'check', conns))} | {ms(median('p99_us', 'cerbos', conns))} | "
               f"{ms(median('p999_us', 'check', conns))} | {ms(median('p999_us', 'cerbos', conns))} |")
+        w("")
+
+    if "authzen" in workloads and "check" in workloads:
+        w("## AuthZEN evaluation vs `POST /v1/check` (the same question, auditing on)")
+        w("")
+        w("| conns | `/v1/check` req/s | AuthZEN req/s | AuthZEN / check | check p99 ms | "
+          "AuthZEN p99 ms |")
+        w("|---:|---:|---:|---:|---:|---:|")
+        for conns in conns_all:
+            c, z = median("rps", "check", conns), median("rps", "authzen", conns)
+            if c is None or z is None:
+                continue
+            w(f"| {conns} | {c:,.0f} | {z:,.0f} | {z / c:.1%} | "
+              f"{ms(median('p99_us', 'check', conns))} | {ms(median('p99_us', 'authzen', conns))} |")
         w("")
 
     for on_name, off_name, title in (

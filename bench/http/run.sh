@@ -9,7 +9,8 @@
 #
 # Knobs (environment): DURATION (s, default 15), RUNS (3), WARMUP (s, 5),
 # CONNECTIONS ("16 64 256"), WORKLOADS ("floor nginx-allow nginx-allow-audit-off nginx-deny
-# check check-audit-off check-jwt cerbos"; the `-audit-off` workloads go to a second server with
+# check check-audit-off check-jwt authzen cerbos"; `authzen` asks check's question as an AuthZEN
+# evaluation; the `-audit-off` workloads go to a second server with
 # `[audit] enabled = false`), SERVER_CPU (0), LOAD_CPU (1), CERBOS_VERSION (0.55.0), RESULTS
 # (bench/http/results.md), SKIP_BUILD=1 to use the binaries already built; OTHER_MAX (CPUs,
 # 0.10), MAX_ATTEMPTS (5) and QUIET_WAIT (s, 600) for runs disturbed by other work on the
@@ -32,7 +33,7 @@ DURATION=${DURATION:-15}
 RUNS=${RUNS:-3}
 WARMUP=${WARMUP:-5}
 CONNECTIONS=${CONNECTIONS:-"16 64 256"}
-WORKLOADS=${WORKLOADS:-"floor nginx-allow nginx-allow-audit-off nginx-deny check check-audit-off check-jwt cerbos"}
+WORKLOADS=${WORKLOADS:-"floor nginx-allow nginx-allow-audit-off nginx-deny check check-audit-off check-jwt authzen cerbos"}
 SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 CERBOS_VERSION=${CERBOS_VERSION:-0.55.0}
@@ -54,7 +55,7 @@ OUTSIDE_IP=203.0.113.9
 
 # The Portcullis workloads, in the order of a round: forward-auth and `/v1/check`, each with
 # auditing on and off, then the rest. Every workload wanted is measured in every round.
-PORTCULLIS_WORKLOADS="nginx-allow nginx-allow-audit-off check check-audit-off nginx-deny check-jwt"
+PORTCULLIS_WORKLOADS="nginx-allow nginx-allow-audit-off check check-audit-off nginx-deny check-jwt authzen"
 
 RAW=$CACHE/http-raw/$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RAW"
@@ -184,6 +185,7 @@ spec() {
     check) SERVER=on SCRIPT=$HERE/check.lua WRK_ENV=(BENCH_TOKEN=) ;;
     check-audit-off) SERVER=off SCRIPT=$HERE/check.lua WRK_ENV=(BENCH_TOKEN=) ;;
     check-jwt) SERVER=on SCRIPT=$HERE/check.lua WRK_ENV=(BENCH_TOKEN="$BOB_TOKEN") ;;
+    authzen) SERVER=on SCRIPT=$HERE/authzen.lua WRK_ENV=() ;;
     cerbos) SERVER=cerbos SCRIPT=$HERE/cerbos.lua WRK_ENV=() ;;
     *) die "unknown workload $1" ;;
   esac
@@ -287,7 +289,7 @@ start_portcullis() {
   wait_for "$name" "${URLS[$name]}/readyz"
 }
 
-if wants_any nginx-allow nginx-deny check check-jwt; then
+if wants_any nginx-allow nginx-deny check check-jwt authzen; then
   say "starting portcullis serve on CPU $SERVER_CPU (${URLS[on]})"
   start_portcullis on "$HERE/portcullis.toml"
   meta PORTCULLIS_RSS_IDLE_KB "$(status_kb "${PIDS[on]}" VmRSS)"
@@ -321,6 +323,7 @@ if [ "${#ROUND[@]}" -gt 0 ] || wants floor; then
     -H "X-Forwarded-Host: ops.acme.example" -H "X-Tenant-ID: acme"
     -H "Authorization: Bearer $BOB_TOKEN")
   check_body='{"tenant":"acme","principal":{"id":"bob"},"action":"app:logs.download","resource":{"type":"app","id":"payments"},"context":{"ip":"172.16.3.4"}}'
+  authzen_body='{"subject":{"type":"user","id":"bob"},"action":{"name":"logs.download"},"resource":{"type":"app","id":"payments"},"context":{"ip":"172.16.3.4"}}'
   for workload in floor "${ROUND[@]}"; do
     wants "$workload" || continue
     spec "$workload"
@@ -341,6 +344,9 @@ if [ "${#ROUND[@]}" -gt 0 ] || wants floor; then
         expect "$workload" '^HTTP/1.1 200.*"decision":"allow"' "$(curl -sS -i -H 'Content-Type: application/json' \
           -H "Authorization: Bearer $BOB_TOKEN" -H "Host: ops.acme.example" -d "$check_body" "$URL/v1/check" \
           | tr -d '\r' | tr '\n' ' ')" ;;
+      authzen)
+        expect "$workload" '^HTTP/1.1 200.*"decision":true' "$(curl -sS -i -H 'Content-Type: application/json' \
+          -H 'X-Tenant-ID: acme' -d "$authzen_body" "$URL/access/v1/evaluation" | tr -d '\r' | tr '\n' ' ')" ;;
     esac
   done
   # The audit trail is written by a thread of its own; give it a moment before looking.

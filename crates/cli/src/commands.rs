@@ -28,6 +28,17 @@ pub fn validate(dir: &Path) -> u8 {
                     if snapshot.tests().len() == 1 { "" } else { "s" },
                     snapshot.revision()
                 );
+                for warning in snapshot.warnings() {
+                    eprintln!(
+                        "{}: warning[{}]: {}",
+                        warning.location,
+                        warning.code.as_str(),
+                        warning.message
+                    );
+                    if let Some(help) = &warning.help {
+                        eprintln!("  help: {help}");
+                    }
+                }
             }
             OK
         }

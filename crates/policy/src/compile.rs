@@ -75,6 +75,8 @@ pub struct Compiled {
     pub(crate) tests: Vec<At<TestDef>>,
     pub(crate) model: Option<Arc<portcullis_rebac::Model>>,
     pub(crate) model_tuples: Arc<Vec<portcullis_rebac::Tuple>>,
+    /// What the bundle may not mean as written, though it loads (see [`Snapshot::warnings`]).
+    pub(crate) warnings: Vec<Diagnostic>,
 }
 
 impl Snapshot {
@@ -91,6 +93,13 @@ impl Snapshot {
     /// Tenant settings (status, time zone, domain, ...).
     pub fn settings(&self) -> &TenantSettings {
         &self.settings
+    }
+
+    /// Warnings: what loads but may not mean what it says. Today: action names whose verb
+    /// holds a `:` (`record:read:all`), which a request naming the plain action (`read:all`)
+    /// cannot reach, as a name with a `:` is taken as already qualified.
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
     }
 
     /// The bundle's test cases.
@@ -907,6 +916,7 @@ pub(crate) fn compile(
         return None;
     }
     let tenant = bundle.tenant.id.clone()?;
+    let warnings = ambiguous_actions(&bundle);
     let Compiler { conditions, .. } = compiler;
     let principals = Arc::new(principals);
     let compiled = Compiled {
@@ -930,6 +940,7 @@ pub(crate) fn compile(
         tests: bundle.tests,
         model_tuples: Arc::new(model_tuples),
         model,
+        warnings,
     };
     let relations = match &compiled.model {
         Some(model) => {
@@ -949,6 +960,56 @@ pub(crate) fn compile(
         data_revision: None,
         relations,
     })
+}
+
+/// Warnings for action names whose verb holds a `:`: a plain request name is qualified by the
+/// resource type only when it holds no `:`, so `record:read:all` cannot be asked for as
+/// `read:all` (that is taken as type `read`, verb `all`).
+fn ambiguous_actions(bundle: &Bundle) -> Vec<Diagnostic> {
+    let mut found: BTreeMap<String, Location> = BTreeMap::new();
+    let mut note = |text: &str, location: &Location| {
+        if let Some((_, verb)) = text.split_once(':')
+            && verb.contains(':')
+        {
+            found
+                .entry(text.to_owned())
+                .or_insert_with(|| location.clone());
+        }
+    };
+    for (name, def) in &bundle.actions {
+        note(name, &def.location);
+    }
+    for def in bundle.roles.values() {
+        for permission in &def.value.permissions {
+            note(&permission.pattern.value.text, &permission.pattern.location);
+        }
+    }
+    for def in bundle.rules.values() {
+        for pattern in &def.value.actions {
+            note(&pattern.text, &def.location);
+        }
+    }
+    for route in &bundle.routes {
+        note(&route.value.action, &route.location);
+    }
+    found
+        .into_iter()
+        .map(|(name, location)| {
+            let (kind, verb) = name.split_once(':').unwrap_or_default();
+            Diagnostic::new(
+                location,
+                Code::AmbiguousAction,
+                format!(
+                    "action `{name}` has a `:` in its verb: a request naming the plain action `{verb}` on a `{kind}` is read as type `{}`, not as `{name}`",
+                    verb.split(':').next().unwrap_or_default()
+                ),
+            )
+            .with_help(format!(
+                "keep verbs free of `:` (`{kind}:{}`) or always name this action in full",
+                verb.replace(':', "-")
+            ))
+        })
+        .collect()
 }
 
 /// Decides, per action, the conditions that depend only on the action and the tenant (for

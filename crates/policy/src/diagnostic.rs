@@ -88,6 +88,9 @@ pub enum Code {
     Model,
     /// A section or a structure larger than the bundle limits allow.
     Limit,
+    /// (Warning) an action name a plain request name could be mistaken for: its verb holds a
+    /// `:`.
+    AmbiguousAction,
 }
 
 impl Code {
@@ -114,6 +117,7 @@ impl Code {
             Code::Unsupported => "unsupported",
             Code::Model => "model",
             Code::Limit => "limit",
+            Code::AmbiguousAction => "ambiguous-action",
         }
     }
 }

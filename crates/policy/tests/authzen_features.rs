@@ -123,6 +123,27 @@ fn action_properties_are_read_per_request() {
 }
 
 #[test]
+fn verbs_with_a_colon_are_warned_about_where_they_are_written() {
+    let snapshot = bundle(
+        "roles:\n  r:\n    permissions: [\"record:read:all\", \"record:read\"]\nrules:\n  - { id: x, effect: permit, actions: [\"doc:a:b\"] }\n",
+    );
+    let warnings: Vec<(String, u32)> = snapshot
+        .warnings()
+        .iter()
+        .map(|w| {
+            assert_eq!(w.code, Code::AmbiguousAction);
+            (w.message.clone(), w.location.pos.map_or(0, |p| p.line))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].0.contains("`doc:a:b`"), "{warnings:?}");
+    assert_eq!(warnings[0].1, 5);
+    assert!(warnings[1].0.contains("`record:read:all`"), "{warnings:?}");
+    assert_eq!(warnings[1].1, 3);
+    assert!(bundle(RECORDS).warnings().is_empty());
+}
+
+#[test]
 fn bad_resource_names_are_located() {
     let files = vec![
         SourceFile {

@@ -41,18 +41,29 @@ pub fn is_acceptable(value: &[u8]) -> bool {
         && value.iter().all(|byte| (0x20..=0x7e).contains(byte))
 }
 
-/// A fresh id: a random UUID, version 4.
+/// A fresh id, in the shape of a UUID (version 4): a random 64-bit prefix chosen once per
+/// process followed by a per-process counter. Ids are unique per process and across
+/// processes with overwhelming probability, and cost no system call per request; they are
+/// correlation keys, not secrets.
 pub fn generate() -> String {
+    static PREFIX: std::sync::OnceLock<[u8; 8]> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let mut bytes = [0u8; 8];
+        // Without randomness the clock distinguishes this process from the others.
+        if getrandom::fill(&mut bytes).is_err() {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|elapsed| elapsed.as_nanos())
+                .unwrap_or_default();
+            bytes.copy_from_slice(&nanos.to_be_bytes()[8..]);
+        }
+        bytes
+    });
+    let count = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut bytes = [0u8; 16];
-    // Without randomness the id is still unique enough to be useful as a correlation key
-    // through the clock; a failed read leaves zeros, which the clock below replaces.
-    if getrandom::fill(&mut bytes).is_err() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|elapsed| elapsed.as_nanos())
-            .unwrap_or_default();
-        bytes = nanos.to_be_bytes();
-    }
+    bytes[..8].copy_from_slice(prefix);
+    bytes[8..].copy_from_slice(&count.to_be_bytes());
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     let hex = hex::encode(bytes);

@@ -266,6 +266,15 @@ fn note(
         report.unchanged.push(entry);
     } else {
         tracing::info!(tenant = %snapshot.tenant(), revision = %snapshot.revision(), "bundle loaded");
+        for warning in snapshot.warnings() {
+            tracing::warn!(
+                tenant = %snapshot.tenant(),
+                "{}: warning[{}]: {}",
+                warning.location,
+                warning.code.as_str(),
+                warning.message
+            );
+        }
         state.metrics.reload("applied", trigger);
         report.applied.push(entry);
     }
