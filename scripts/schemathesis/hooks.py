@@ -14,6 +14,7 @@ import re
 import schemathesis
 
 DECISIONS = ("check", "checkBatch", "explain", "authzenEvaluation", "authzenEvaluations")
+SEARCHES = ("authzenSearchSubject", "authzenSearchResource", "authzenSearchAction")
 RELATIONS = ("relationsCheck", "relationsBatchCheck", "relationsListObjects", "relationsListUsers", "relationsExpand")
 # Every forward-auth operation (each path documents every method).
 FORWARD = (
@@ -32,8 +33,9 @@ FORWARD = (
 RULES = [
     (DECISIONS + RELATIONS, "tenant_mismatch", r"^X-Tenant-ID and the body name different tenants$",
      "X-Tenant-ID must name the body's tenant: a relation between a header and the body"),
-    (DECISIONS, "principal_mismatch", r"^the body names another principal than the bearer token$",
+    (DECISIONS + SEARCHES[1:], "principal_mismatch", r"^the body names another principal than the bearer token$",
      "the body's principal must be the token's subject"),
+    (SEARCHES, "invalid_page_token", None, "a page token comes from an earlier page of the same endpoint"),
     (("authzenEvaluations",), "invalid_request", r"^evaluations\[\d+\] has no (subject|action|resource) and the request gives no default$",
      "each evaluation takes what it lacks from the request's defaults"),
     (RELATIONS, "unknown_relation", None, "types and relations are the tenant's model's"),

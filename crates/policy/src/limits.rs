@@ -25,7 +25,7 @@ pub const MAX_PERMISSIONS: usize = 10_000;
 /// Most principals a bundle declares.
 pub const MAX_PRINCIPALS: usize = 10_000;
 /// Most resources a bundle declares.
-pub const MAX_RESOURCES: usize = 100_000;
+pub const MAX_RESOURCES: usize = 20_000;
 /// Most role assignments of one principal.
 pub const MAX_ASSIGNMENTS_PER_PRINCIPAL: usize = 100;
 /// Most actions a bundle declares.

@@ -130,10 +130,16 @@ impl<'s> DecisionPath<'s> {
 
     /// The tenant that declares `host` (port ignored, case-insensitive) as its domain.
     pub fn tenant_of_host(&self, host: Option<&str>) -> Option<TenantId> {
-        let wanted = host.map(strip_port)?.to_ascii_lowercase();
+        let wanted = host.map(strip_port)?;
         self.policies
             .iter()
-            .find(|snapshot| snapshot.settings().domain.as_deref() == Some(wanted.as_str()))
+            .find(|snapshot| {
+                snapshot
+                    .settings()
+                    .domain
+                    .as_deref()
+                    .is_some_and(|domain| domain.eq_ignore_ascii_case(wanted))
+            })
             .map(|snapshot| snapshot.tenant().clone())
     }
 

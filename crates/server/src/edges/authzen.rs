@@ -24,7 +24,10 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request as HttpRequest, State};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
-use portcullis_core::{Context, Decision, Principal, Request, Resource, TenantId};
+use portcullis_core::{
+    Cause, Context, Decision, DecisionError, Principal, Reason, Request, Resource, Revision,
+    StrategyOutcome, TenantId,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -131,7 +134,55 @@ pub struct ZenDecision {
     pub decision: bool,
     /// Why: the Portcullis decision's id, cause, reasons, forbids, strategy, errors and
     /// revision; or, for a batch item that could not be evaluated, the error.
-    pub context: Value,
+    pub context: ZenContext,
+}
+
+/// The answer of `POST /access/v1/evaluations` with items.
+#[derive(Debug, Clone, Serialize)]
+pub struct ZenDecisions {
+    /// One decision per item answered, in order.
+    pub evaluations: Vec<ZenDecision>,
+}
+
+/// The `context` of an AuthZEN decision.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "made once per answer and moved into it; boxing would only add an allocation"
+)]
+pub enum ZenContext {
+    /// What the Portcullis decision says, moved out of it (no copies).
+    Decision {
+        /// The decision's trace id.
+        id: String,
+        /// Why it was made.
+        cause: Cause,
+        /// The grants that held.
+        reasons: Vec<Reason>,
+        /// The forbids that held.
+        forbids: Vec<Arc<str>>,
+        /// The strategy's outcome.
+        strategy: Option<StrategyOutcome>,
+        /// What could not be evaluated.
+        errors: Vec<DecisionError>,
+        /// The revision decided on.
+        revision: Revision,
+    },
+    /// Why a batch item could not be evaluated.
+    Error {
+        /// Its code and message.
+        error: ItemError,
+    },
+}
+
+/// The error of a batch item that could not be evaluated.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemError {
+    /// `missing_field` or `invalid_request`.
+    pub code: &'static str,
+    /// What is wrong, naming where.
+    pub message: String,
 }
 
 /// How a batch ends.
@@ -273,26 +324,31 @@ pub fn with_defaults(item: Evaluation, defaults: &Evaluations) -> Evaluation {
     }
 }
 
-fn zen_decision(decision: &Decision) -> ZenDecision {
+fn zen_decision(decision: Decision) -> ZenDecision {
     ZenDecision {
         decision: decision.is_allowed(),
-        context: json!({
-            "id": decision.trace_id,
-            "cause": decision.cause,
-            "reasons": decision.reasons,
-            "forbids": decision.forbids,
-            "strategy": decision.strategy,
-            "errors": decision.errors,
-            "revision": decision.revision,
-        }),
+        context: ZenContext::Decision {
+            id: decision.trace_id,
+            cause: decision.cause,
+            reasons: decision.reasons,
+            forbids: decision.forbids,
+            strategy: decision.strategy,
+            errors: decision.errors,
+            revision: decision.revision,
+        },
     }
 }
 
 /// The answer in place of a batch item that could not be evaluated.
-fn failed_item(invalid: &Invalid) -> ZenDecision {
+fn failed_item(invalid: Invalid) -> ZenDecision {
     ZenDecision {
         decision: false,
-        context: json!({ "error": { "code": invalid.code, "message": invalid.message } }),
+        context: ZenContext::Error {
+            error: ItemError {
+                code: invalid.code,
+                message: invalid.message,
+            },
+        },
     }
 }
 
@@ -325,7 +381,7 @@ async fn decide(
 ) -> Result<ZenDecision, ApiError> {
     apply_identity(path, caller.identity.as_deref(), &mut request)?;
     let (_, decision) = path.decide(request, None, user_agent(headers)).await;
-    Ok(zen_decision(&decision))
+    Ok(zen_decision(decision))
 }
 
 /// `POST /access/v1/evaluation`.
@@ -377,7 +433,7 @@ pub async fn evaluations(
         let at = format!("evaluations[{index}].");
         let result = match to_request(&caller.tenant, with_defaults(item, &batch), &at) {
             Ok(request) => decide(&path, &headers, &caller, request).await?,
-            Err(invalid) => failed_item(&invalid),
+            Err(invalid) => failed_item(invalid),
         };
         let stop = match semantic {
             Semantic::ExecuteAll => false,
@@ -389,7 +445,10 @@ pub async fn evaluations(
             break;
         }
     }
-    Ok(Json(json!({ "evaluations": results })).into_response())
+    Ok(Json(ZenDecisions {
+        evaluations: results,
+    })
+    .into_response())
 }
 
 /// The base URL the discovery document names: the configured `public_url`; otherwise the

