@@ -40,9 +40,10 @@ pub struct PageRequest {
     /// Where to continue: the `next_token` of the previous page.
     #[serde(default)]
     pub token: Option<String>,
-    /// Most results on this page.
+    /// Most results on this page (any integer of at least 1; larger than [`MAX_LIMIT`] is
+    /// lowered to it).
     #[serde(default)]
-    pub limit: Option<u64>,
+    pub limit: Option<serde_json::Number>,
 }
 
 /// The body of every search endpoint; unknown members are ignored (AuthZEN 1.0).
@@ -99,15 +100,9 @@ async fn search(
     body: SearchBody,
 ) -> Result<Json<Value>, ApiError> {
     let path = DecisionPath::new(state, "authzen");
-    let limit = match body.page.as_ref().and_then(|page| page.limit) {
+    let limit = match body.page.as_ref().and_then(|page| page.limit.as_ref()) {
         None => DEFAULT_LIMIT,
-        Some(0) => {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                "page.limit must be at least 1",
-            ));
-        }
-        Some(limit) => usize::try_from(limit).unwrap_or(MAX_LIMIT).min(MAX_LIMIT),
+        Some(limit) => page_limit(limit)?,
     };
     let after = match body.page.as_ref().and_then(|page| page.token.as_deref()) {
         None | Some("") => None,
@@ -158,6 +153,27 @@ async fn search(
         "page": { "next_token": next_token },
         "context": { "id": decision.trace_id, "revision": decision.revision },
     })))
+}
+
+/// A `page.limit`: an integer of at least 1 (written as an integer or a whole float, however
+/// large), lowered to [`MAX_LIMIT`].
+fn page_limit(limit: &serde_json::Number) -> Result<usize, ApiError> {
+    let whole = match (limit.as_u64(), limit.as_f64()) {
+        (Some(value), _) => Some(value as f64),
+        (None, Some(value)) if value.fract() == 0.0 => Some(value),
+        _ => None,
+    };
+    match whole {
+        Some(value) if value >= 1.0 => Ok(if value >= MAX_LIMIT as f64 {
+            MAX_LIMIT
+        } else {
+            value as usize
+        }),
+        _ => Err(ApiError::bad_request(
+            "invalid_request",
+            "page.limit must be an integer of at least 1",
+        )),
+    }
 }
 
 /// The evaluation a search stands for, with the searched part's id (or the action's name)
@@ -254,6 +270,22 @@ fn decode_token(kind: SearchKind, token: &str) -> Result<String, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn page_limits_are_whole_numbers_of_at_least_one_capped() {
+        let limit = |text: &str| page_limit(&serde_json::from_str(text).unwrap());
+        assert_eq!(limit("7").unwrap(), 7);
+        assert_eq!(limit("7.0").unwrap(), 7);
+        assert_eq!(limit("1.142057819491686e37").unwrap(), MAX_LIMIT);
+        assert_eq!(limit("18446744073709551615").unwrap(), MAX_LIMIT);
+        for bad in ["0", "-3", "2.5", "-1e40"] {
+            assert_eq!(
+                limit(bad).unwrap_err().status,
+                StatusCode::BAD_REQUEST,
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_round_trip_and_refuse_other_kinds_and_garbage() {
