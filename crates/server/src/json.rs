@@ -51,18 +51,36 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(ApiError::new(
+        read_body(request, state, || {
+            ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "the body must be JSON with Content-Type: application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(unreadable)?;
-        from_slice(&bytes).map(JsonBody)
+            )
+        })
+        .await
+        .map(JsonBody)
     }
+}
+
+/// Reads a request's body strictly as JSON; a body not sent as JSON is refused with
+/// `not_json()` (each API answers that its own way).
+pub async fn read_body<S, T>(
+    request: Request,
+    state: &S,
+    not_json: impl FnOnce() -> ApiError,
+) -> Result<T, ApiError>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    if !is_json(request.headers()) {
+        return Err(not_json());
+    }
+    let bytes = Bytes::from_request(request, state)
+        .await
+        .map_err(unreadable)?;
+    from_slice(&bytes)
 }
 
 /// Whether the content type is `application/json` or `application/<anything>+json`.

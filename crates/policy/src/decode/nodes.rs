@@ -335,6 +335,23 @@ impl Decoder<'_> {
 
     // ---------------------------------------------------------------- shared values
 
+    /// The `attributes` mapping of a principal or resource (`label`), when given.
+    pub(super) fn attributes(
+        &mut self,
+        node: Option<&Node>,
+        label: &str,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let mut attributes = std::collections::BTreeMap::new();
+        if let Some(map) = node {
+            match self.json(map) {
+                serde_json::Value::Object(object) => attributes.extend(object),
+                serde_json::Value::Null => {}
+                _ => self.wrong_type(map, &format!("attributes of {label}"), "a mapping"),
+            }
+        }
+        attributes
+    }
+
     pub(super) fn weekdays(&mut self, node: &Node, what: &str) -> Weekdays {
         let mut set = Weekdays(0);
         for item in self.list(node, what) {

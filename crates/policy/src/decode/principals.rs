@@ -4,10 +4,6 @@
 //! This module owns the shape of a principal and keeps its assignments in a canonical order
 //! without repeats. It must not check that the assigned roles exist: `compile` resolves them.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
 use super::nodes::Decoder;
 use crate::model::{AssignmentDef, PrincipalDef};
 use crate::yaml::{Node, NodeKind};
@@ -56,14 +52,7 @@ impl Decoder<'_> {
         }
         roles.sort_by(|a, b| (&a.role, &a.on).cmp(&(&b.role, &b.on)));
         roles.dedup_by(|a, b| a.role == b.role && a.on == b.on);
-        let mut attributes = BTreeMap::new();
-        if let Some(map) = fields.get("attributes") {
-            match self.json(map) {
-                Value::Object(object) => attributes.extend(object),
-                Value::Null => {}
-                _ => self.wrong_type(map, &format!("attributes of {label}"), "a mapping"),
-            }
-        }
+        let attributes = self.attributes(fields.get("attributes"), label);
         Some(PrincipalDef {
             kind,
             roles,

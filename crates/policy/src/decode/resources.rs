@@ -4,10 +4,6 @@
 //! does not declare but never override a declared one. This module owns the shape of one
 //! entry; `compile` checks the `type:id` form of the names.
 
-use std::collections::BTreeMap;
-
-use serde_json::Value;
-
 use super::nodes::Decoder;
 use crate::model::ResourceDef;
 use crate::yaml::{Node, NodeKind};
@@ -19,14 +15,7 @@ impl Decoder<'_> {
         }
         let fields = self.fields(node, label, &["attributes", "description"])?;
         self.description(&fields);
-        let mut attributes = BTreeMap::new();
-        if let Some(map) = fields.get("attributes") {
-            match self.json(map) {
-                Value::Object(object) => attributes.extend(object),
-                Value::Null => {}
-                _ => self.wrong_type(map, &format!("attributes of {label}"), "a mapping"),
-            }
-        }
+        let attributes = self.attributes(fields.get("attributes"), label);
         Some(ResourceDef { attributes })
     }
 }

@@ -20,7 +20,6 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequest, Request as HttpRequest, State};
 use axum::http::{HeaderMap, StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
@@ -53,16 +52,14 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
-        if !crate::json::is_json(request.headers()) {
-            return Err(ApiError::bad_request(
+        crate::json::read_body(request, state, || {
+            ApiError::bad_request(
                 "unsupported_media_type",
                 "AuthZEN requests are JSON sent with Content-Type: application/json",
-            ));
-        }
-        let bytes = Bytes::from_request(request, state)
-            .await
-            .map_err(crate::json::unreadable)?;
-        crate::json::from_slice(&bytes).map(ZenBody)
+            )
+        })
+        .await
+        .map(ZenBody)
     }
 }
 
