@@ -17,6 +17,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Every allocation of the process goes through mimalloc (see the workspace manifest).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Multi-tenant, zero-trust authorization: may this request happen?
 #[derive(Debug, Parser)]
 #[command(name = "portcullis", version, about, long_about = None)]

@@ -267,25 +267,60 @@ fn kill_9_during_a_load_loses_nothing_acknowledged_and_the_chain_resumes() {
     assert_eq!(last[0]["actor"], "mallory");
     assert_eq!(last[0]["outcome"], "deny");
 
-    // Any edit of a written record is caught, naming the record.
-    let tenant_dir = data.join("audit").join("acme");
-    let segment = std::fs::read_dir(&tenant_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-        .max()
-        .expect("an active segment");
-    let text = std::fs::read_to_string(&segment).unwrap();
-    let forged = text.replacen("\"outcome\":\"deny\"", "\"outcome\":\"allow\"", 1);
-    assert_ne!(text, forged, "the segment holds a deny to forge");
-    std::fs::write(&segment, forged).unwrap();
+    // Any edit of a written record is caught, naming the record. The newest segment holding a
+    // deny is edited: the last decision may have filled a segment, which is then rotated (and
+    // possibly compressed) and a new, empty one started.
+    forge_newest_deny(&data.join("audit").join("acme"));
     let (ok, report) = verify(&data, false);
     assert!(!ok, "a forged outcome must be caught: {report}");
     assert!(
         report.contains("\"seq\""),
         "the report names the record: {report}"
     );
+}
+
+/// Rewrites the first `"outcome":"deny"` of the newest segment (plain or gzip) that holds one
+/// into an allow, keeping the segment's form.
+fn forge_newest_deny(tenant_dir: &Path) {
+    use std::io::{Read, Write};
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(tenant_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".jsonl") || name.ends_with(".jsonl.gz")
+        })
+        .collect();
+    segments.sort();
+    for segment in segments.iter().rev() {
+        let bytes = std::fs::read(segment).unwrap();
+        let compressed = segment.to_string_lossy().ends_with(".gz");
+        let text = if compressed {
+            let mut text = String::new();
+            flate2::read::GzDecoder::new(&bytes[..])
+                .read_to_string(&mut text)
+                .unwrap();
+            text
+        } else {
+            String::from_utf8(bytes).unwrap()
+        };
+        let forged = text.replacen("\"outcome\":\"deny\"", "\"outcome\":\"allow\"", 1);
+        if forged == text {
+            continue;
+        }
+        let bytes = if compressed {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(forged.as_bytes()).unwrap();
+            encoder.finish().unwrap()
+        } else {
+            forged.into_bytes()
+        };
+        std::fs::write(segment, bytes).unwrap();
+        return;
+    }
+    panic!("no segment of {} holds a deny to forge", tenant_dir.display());
 }
 
 // ------------------------------------------------------------------ sealing after a crash
