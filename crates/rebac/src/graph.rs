@@ -1124,9 +1124,15 @@ impl Graph {
                 json!({"name": name, "leaf": {"computed": {"userset": format!("{object}#{}", self.model.relation_names[*r2 as usize])}}})
             }
             CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                // Objects of a type without the computed relation contribute nothing.
                 let mut parents: Vec<u32> = Vec::new();
                 view.for_forward(pair(o, *tupleset), |user, _| {
-                    if tag(user) == TAG_OBJECT {
+                    if tag(user) == TAG_OBJECT
+                        && self
+                            .model
+                            .relation(view.object_type(low(user)), *computed)
+                            .is_some()
+                    {
                         parents.push(low(user));
                     }
                 });
