@@ -209,6 +209,17 @@ impl CRewrite {
         }
     }
 
+    /// Whether the rewrite has a `but not` anywhere.
+    fn excludes(&self) -> bool {
+        match self {
+            CRewrite::Leaf(_) => false,
+            CRewrite::Union(children) | CRewrite::Intersection(children) => {
+                children.iter().any(CRewrite::excludes)
+            }
+            CRewrite::Difference(_) => true,
+        }
+    }
+
     /// Distinct leaves, in order; `positive` leaves out the subtracted side of `but not`.
     fn leaves(&self, positive: bool, out: &mut Vec<Leaf>) {
         match self {
@@ -252,9 +263,11 @@ pub(crate) struct CRelation {
     pub direct: Vec<CDirect>,
     /// The rewrite is a union of leaves (no `and`, no `but not`).
     pub monotone: bool,
-    /// The distinct leaves outside the subtracted side of every `but not` (the edges that
-    /// can grant), computed once here instead of per query.
-    pub positive_leaves: Box<[Leaf]>,
+    /// The rewrite has a `but not`.
+    pub excludes: bool,
+    /// The distinct leaves, the subtracted sides of `but not` included (every edge a query
+    /// may have to follow), computed once here instead of per query.
+    pub leaves: Box<[Leaf]>,
     /// Where the relation is in the syntax tree: (type index, relation index).
     ast_index: (u32, u32),
 }
@@ -1046,15 +1059,17 @@ fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
             };
             let rewrite = compile_rewrite(&relation.rewrite, &place, &tables, errors);
             let monotone = rewrite.monotone();
-            let mut positive_leaves = Vec::new();
-            rewrite.leaves(true, &mut positive_leaves);
+            let mut leaves = Vec::new();
+            rewrite.leaves(false, &mut leaves);
+            let excludes = rewrite.excludes();
             relations[t as usize].insert(
                 r,
                 CRelation {
                     rewrite,
                     direct,
                     monotone,
-                    positive_leaves: positive_leaves.into_boxed_slice(),
+                    excludes,
+                    leaves: leaves.into_boxed_slice(),
                     ast_index: (type_index as u32, relation_index as u32),
                 },
             );
