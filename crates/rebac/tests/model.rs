@@ -450,3 +450,61 @@ fn tupleset_types_without_the_relation_contribute_nothing() {
         json!([{"userset": "folder:f#can_view"}])
     );
 }
+
+#[test]
+fn list_users_reports_a_condition_error_like_list_objects() {
+    let model = Arc::new(
+        Model::from_dsl(&format!(
+            "{HEAD}type folder\n  relations\n    define viewer: [user]\ntype document\n  relations\n    define parent: [folder with a, folder with b]\n    define viewer: viewer from parent\ncondition a(x: int) {{\n  x > 0\n}}\ncondition b(y: int) {{\n  y > 0\n}}\n"
+        ))
+        .unwrap(),
+    );
+    let mut graph = Graph::new(model);
+    for (user, relation, object, condition) in [
+        ("folder:f", "parent", "document:1", Some("a")),
+        ("folder:g", "parent", "document:1", Some("b")),
+        ("user:jon", "viewer", "folder:f", None),
+        ("user:jon", "viewer", "folder:g", None),
+    ] {
+        let mut tuple = Tuple::parse(user, relation, object).unwrap();
+        tuple.condition = condition.map(|name| portcullis_rebac::TupleCondition {
+            name: name.to_owned(),
+            context: Map::new(),
+        });
+        graph.write(tuple).unwrap();
+    }
+    let mut context = Map::new();
+    context.insert("x".into(), json!(1));
+    let missing = QueryError::MissingParameter {
+        condition: "b".into(),
+        parameter: "y".into(),
+    };
+    let objects = graph.list_objects(
+        &"user:jon".parse().unwrap(),
+        "viewer",
+        "document",
+        &context,
+        &[],
+    );
+    assert_eq!(objects, Err(missing.clone()));
+    let users = graph.list_users(
+        &"document:1".parse().unwrap(),
+        "viewer",
+        &["user".parse().unwrap()],
+        &context,
+        &[],
+    );
+    assert_eq!(users, Err(missing));
+    // With both parameters, both answer.
+    context.insert("y".into(), json!(0));
+    let users = graph
+        .list_users(
+            &"document:1".parse().unwrap(),
+            "viewer",
+            &["user".parse().unwrap()],
+            &context,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(users, vec!["user:jon".parse().unwrap()]);
+}
