@@ -109,6 +109,9 @@ pub struct ListUsersCase {
     /// Expected users.
     #[serde(default)]
     pub expect: Vec<String>,
+    /// Expected error (substring) instead of users.
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// Loads every `*.yaml` file of `dir`, sorted by file name.

@@ -1,8 +1,9 @@
-//! The benchmark world: a deterministic, seeded generator of a large tenant.
+//! Seeded world generators: the benchmark world (a large tenant) and small random worlds for
+//! property tests ([`small_world`]).
 //!
-//! Owns the world's model text, its tuples and sample queries, shared by the criterion bench
-//! and the `rebac-report` binary. It must not depend on a random-number crate: a small
-//! xorshift keeps it reproducible from the seed alone.
+//! Owns the worlds' model text, their tuples and sample queries, shared by the criterion bench,
+//! the `rebac-report` binary and the property tests. It must not depend on a random-number
+//! crate: a small xorshift keeps it reproducible from the seed alone.
 //!
 //! Shape: users; groups three levels deep (top groups contain `mid#member`, mid groups
 //! contain `leaf#member`, leaf groups contain users); folders five levels deep (`parent`);
@@ -227,5 +228,172 @@ pub fn world(params: &Params) -> World {
         tuples,
         checks,
         list_user,
+    }
+}
+
+/// A small random world for property tests: a model, tuples, and what to ask about.
+#[derive(Debug, Clone)]
+pub struct SmallWorld {
+    /// Model DSL text.
+    pub model: String,
+    /// Tuples (each allowed by the model).
+    pub tuples: Vec<Tuple>,
+    /// Users to ask about (`user:u0` ...; the last one is named in no tuple).
+    pub users: Vec<User>,
+    /// Every object of every type.
+    pub objects: Vec<ObjectRef>,
+    /// Every `(type, relation)` of the model other than the tuplesets.
+    pub relations: Vec<(String, String)>,
+}
+
+/// Relations defined per type of [`small_world`]: `t0` defines `r0`..`r3`, `t1` `r0`..`r2`,
+/// `t2` `r0`..`r1`, so that `x from parent` often reaches types without `x`.
+const SMALL_RELATIONS: [usize; 3] = [4, 3, 2];
+const SMALL_OBJECTS: usize = 3;
+const SMALL_USERS: usize = 3;
+
+/// A random world from `seed`: user type `user`, object types `t0`..`t2` each with
+/// `define parent: [t0, t1, t2]` and relations `rI: [direct] or E` or `rI: [direct] but not E`,
+/// where the direct types are `user` plus maybe `user:*` and usersets `tJ#rY`, and `E` nests
+/// `or`, `and` and `but not` over `rX` (a relation defined before `rI` on the same type, so
+/// computed relations never loop) and `rX from parent`. Tuples pick parents (self-parents and
+/// loops included) and direct users at random, so userset and parent cycles are common, and
+/// many pass through `but not`.
+pub fn small_world(seed: u64) -> SmallWorld {
+    let mut rng = XorShift(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1));
+    let chance = |rng: &mut XorShift, percent: u32| rng.below(100) < percent;
+    let mut model = String::from("model\n  schema 1.1\ntype user\n");
+    // Per (type, relation): the direct types as (type, relation or "" or "*").
+    let mut direct: Vec<Vec<Vec<(usize, String)>>> = Vec::new();
+    for (t, &count) in SMALL_RELATIONS.iter().enumerate() {
+        model.push_str(&format!(
+            "type t{t}\n  relations\n    define parent: [t0, t1, t2]\n"
+        ));
+        let mut per_type = Vec::new();
+        for r in 0..count {
+            let mut types: Vec<(usize, String)> = vec![(usize::MAX, String::new())];
+            if chance(&mut rng, 25) {
+                types.push((usize::MAX, "*".to_owned()));
+            }
+            for _ in 0..rng.below(3) {
+                let j = rng.below(3) as usize;
+                let y = rng.below(SMALL_RELATIONS[j] as u32) as usize;
+                let entry = (j, format!("r{y}"));
+                if !types.contains(&entry) {
+                    types.push(entry);
+                }
+            }
+            let list: Vec<String> = types
+                .iter()
+                .map(|(j, rel)| match (rel.as_str(), *j) {
+                    ("", _) => "user".to_owned(),
+                    ("*", _) => "user:*".to_owned(),
+                    (rel, j) => format!("t{j}#{rel}"),
+                })
+                .collect();
+            let expression = small_expression(&mut rng, r, 2);
+            let word = if chance(&mut rng, 40) {
+                "but not"
+            } else {
+                "or"
+            };
+            model.push_str(&format!(
+                "    define r{r}: [{}] {word} {expression}\n",
+                list.join(", ")
+            ));
+            per_type.push(types);
+        }
+        direct.push(per_type);
+    }
+    let object = |t: usize, i: usize| ObjectRef {
+        object_type: format!("t{t}"),
+        id: format!("o{i}"),
+    };
+    let users: Vec<User> = (0..=SMALL_USERS)
+        .map(|u| User::Object(obj("user", format!("u{u}"))))
+        .collect();
+    let mut tuples = Vec::new();
+    let mut objects = Vec::new();
+    let mut relations = Vec::new();
+    for (t, per_type) in direct.iter().enumerate() {
+        for (r, _) in per_type.iter().enumerate() {
+            relations.push((format!("t{t}"), format!("r{r}")));
+        }
+        for i in 0..SMALL_OBJECTS {
+            objects.push(object(t, i));
+            for j in 0..3 {
+                for k in 0..SMALL_OBJECTS {
+                    if chance(&mut rng, 12) {
+                        tuples.push(tuple(object(t, i), "parent", User::Object(object(j, k))));
+                    }
+                }
+            }
+            for (r, types) in per_type.iter().enumerate() {
+                let relation = format!("r{r}");
+                for (j, rel) in types {
+                    match rel.as_str() {
+                        "" => {
+                            for user in users.iter().take(SMALL_USERS) {
+                                if chance(&mut rng, 20) {
+                                    tuples.push(tuple(object(t, i), &relation, user.clone()));
+                                }
+                            }
+                        }
+                        "*" => {
+                            if chance(&mut rng, 15) {
+                                tuples.push(tuple(
+                                    object(t, i),
+                                    &relation,
+                                    User::Wildcard("user".into()),
+                                ));
+                            }
+                        }
+                        rel => {
+                            for k in 0..SMALL_OBJECTS {
+                                if chance(&mut rng, 15) {
+                                    tuples.push(tuple(
+                                        object(t, i),
+                                        &relation,
+                                        User::Userset {
+                                            object: object(*j, k),
+                                            relation: rel.to_owned(),
+                                        },
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    SmallWorld {
+        model,
+        tuples,
+        users,
+        objects,
+        relations,
+    }
+}
+
+/// A random operand for relation `r{own}`: `rX` with `X < own`, `rX from parent`, or an
+/// `or` / `and` / `but not` of such, nested at most `depth` levels.
+fn small_expression(rng: &mut XorShift, own: usize, depth: u32) -> String {
+    let leaf = |rng: &mut XorShift| {
+        if own > 0 && rng.below(2) == 0 {
+            format!("r{}", rng.below(own as u32))
+        } else {
+            format!("r{} from parent", rng.below(4))
+        }
+    };
+    if depth == 0 || rng.below(3) == 0 {
+        return leaf(rng);
+    }
+    let a = small_expression(rng, own, depth - 1);
+    let b = small_expression(rng, own, depth - 1);
+    match rng.below(3) {
+        0 => format!("({a} or {b})"),
+        1 => format!("({a} and {b})"),
+        _ => format!("({a} but not {b})"),
     }
 }

@@ -8,9 +8,33 @@
 //!
 //! Semantics (as OpenFGA): a union grants if any operand grants, and an evaluation error in
 //! one operand only surfaces if no operand grants; an intersection denies if any operand
-//! denies; `a but not b` denies when `a` denies or `b` grants. A cycle (reaching the same
-//! `object#relation` again while resolving it) grants nothing on that path. Resolving more than
+//! denies; `a but not b` denies when `a` denies or `b` grants. Resolving more than
 //! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
+//!
+//! Cycles (as OpenFGA's check): reaching an `object#relation` that is already being resolved
+//! on the same path closes a cycle, and that step answers *cycle*, a third value next to yes
+//! and no. It grants nothing, and it is not a "no" that a `but not` could turn into a grant:
+//! - a union is yes if any operand is yes, otherwise an error if any operand failed,
+//!   otherwise cycle if any operand is cycle, otherwise no;
+//! - an intersection is no if any operand is no, otherwise cycle if any is cycle, otherwise
+//!   an error if any failed, otherwise yes;
+//! - `a but not b` is no if `a` is no or `b` is yes, otherwise cycle if `a` or `b` is cycle,
+//!   otherwise an error if either failed, otherwise yes;
+//! - the query's answer is yes only for yes: a cycle at the top is "not a member".
+//!
+//! So with `viewer: [user] but not restricted`, `restricted: [user, document#viewer]` and
+//! tuples `document:1#viewer@user:jon`, `document:1#restricted@document:1#viewer`, both
+//! `viewer` and `restricted` deny jon (each reaches itself through the other). OpenFGA resolves
+//! operands concurrently and returns the first decisive one, so where an intersection has both
+//! a "no" and a "cycle" operand its result depends on timing; this evaluator always takes the
+//! "no" (the order-independent reading). A "no" that met no cycle is remembered for the rest
+//! of the query; a cycle answer is not, since it depends on the path it was reached on.
+//!
+//! `list_objects` and `list_users` answer exactly what `check` answers for each object or user:
+//! their candidates are confirmed by `check` wherever a cycle or `but not` could make the two
+//! differ, and both fail with the condition error of any edge they follow whose condition
+//! cannot be evaluated (OpenFGA's list objects and list users do the same). `expand` is one
+//! level deep and meets no cycle.
 //!
 //! Bounds: every query is bounded by the resolve depth and by a budget of
 //! [`MAX_QUERY_STEPS`] steps (one per relation resolved, rewrite term evaluated, tuple or index
@@ -789,7 +813,7 @@ impl Graph {
         let object = view.intern(t, &request.object.id);
         let budget = Budget::new();
         let mut eval = Eval::new(&view, &request.context, user, &budget);
-        let allowed = eval.check(object, t, r, How::Start, 0)?;
+        let allowed = eval.check(object, t, r, How::Start, 0)? == Truth::Yes;
         let path = if allowed {
             eval.render_path()
         } else {
@@ -843,6 +867,12 @@ impl Graph {
                 stack.extend(inputs.iter().copied());
             }
         }
+        // Under `but not`, a cycle can make a check deny what a derivation from the user
+        // reaches (a cycle closed on the check's path is undetermined, not a member), so
+        // then every object found is confirmed by a check as well.
+        let negation = relevant
+            .iter()
+            .any(|&(t, r)| model.relation(t, r).is_some_and(|d| d.excludes));
         let mut eval = Eval::new(&view, context, user_key, &budget);
         let mut facts: FxHashSet<u64> = FxHashSet::default();
         // Facts in the order found, with the number of relations nested between each and the
@@ -891,12 +921,13 @@ impl Graph {
                 let Some(def) = model.relation(t, r) else {
                     continue;
                 };
-                if !(def.monotone
-                    || tag(user_key) == TAG_USERSET
-                        && p == pair(low(user_key), key_relation(user_key)))
+                let is_target = t == target_type && r == target_relation;
+                if !(tag(user_key) == TAG_USERSET
+                    && p == pair(low(user_key), key_relation(user_key)))
+                    && (!def.monotone || is_target && negation)
                 {
                     let mut confirm = Eval::new(&view, context, user_key, &budget);
-                    if !confirm.check(o, t, r, How::Start, 0)? {
+                    if confirm.check(o, t, r, How::Start, 0)? != Truth::Yes {
                         continue;
                     }
                 }
@@ -967,8 +998,9 @@ impl Graph {
 
     /// The users that have `relation` on `object` and match one of `filters`: objects and
     /// wildcards (`user:*`) for a `type` filter, usersets for a `type#relation` filter. Sorted.
-    /// Candidates are found by following every positive edge from the object (each
-    /// `object#relation` once, so cycles end), then each is confirmed by a check; the whole
+    /// Candidates are found by following every edge from the object (each `object#relation`
+    /// once, so cycles end; an edge whose condition is false is not followed, and one whose
+    /// condition cannot be evaluated fails the query), then each is confirmed by a check; the whole
     /// query shares one budget of [`MAX_QUERY_STEPS`], and each confirmation is bounded by
     /// [`MAX_RESOLVE_DEPTH`].
     pub fn list_users(
@@ -995,11 +1027,16 @@ impl Graph {
             };
             wanted_types.push((ft, fr));
         }
-        // Over-approximate by following every positive edge, then confirm each candidate.
+        // Over-approximate by following every edge (the subtracted sides of `but not`
+        // included), then confirm each candidate with a check. A condition on an edge followed
+        // is evaluated: an edge whose condition is false is not followed, and one whose
+        // condition cannot be evaluated (a missing parameter) fails the query, as in
+        // `list_objects` (and OpenFGA's list users).
+        let conditions = Eval::new(&view, context, key_object(start), &budget);
         let mut seen: FxHashSet<u64> = FxHashSet::default();
         let mut stack = vec![pair(start, r)];
         let mut candidates: FxHashSet<u64> = FxHashSet::default();
-        let mut steps = 0u64;
+        let mut edges: Vec<(u64, u32, bool)> = Vec::new();
         while let Some(p) = stack.pop() {
             if !seen.insert(p) {
                 continue;
@@ -1010,28 +1047,47 @@ impl Graph {
             let Some(def) = model.relation(ot, rel) else {
                 continue;
             };
-            budget.spend(1 + def.positive_leaves.len() as u64)?;
-            for leaf in &def.positive_leaves {
-                match *leaf {
-                    Leaf::This => view.for_forward(p, |user, _| {
-                        steps += 1;
-                        candidates.insert(user);
-                        if tag(user) == TAG_USERSET {
-                            stack.push(pair(low(user), key_relation(user)));
+            budget.spend(1 + def.leaves.len() as u64)?;
+            for leaf in &def.leaves {
+                let (read, tupleset) = match *leaf {
+                    Leaf::This => (p, None),
+                    Leaf::Computed(r2) => {
+                        stack.push(pair(o, r2));
+                        continue;
+                    }
+                    Leaf::Ttu { tupleset, computed } => (pair(o, tupleset), Some(computed)),
+                };
+                for index in view.indexes() {
+                    let Some(adj) = index.forward.get(&read) else {
+                        continue;
+                    };
+                    edges.clear();
+                    edges.extend(adj.direct.iter().map(|&(u, c)| (key_object(u), c, false)));
+                    edges.extend(adj.sets.iter().map(|&(u, c)| (u, c, false)));
+                    budget.spend(edges.len() as u64)?;
+                    for edge in &mut edges {
+                        edge.2 = conditions.condition_holds(index, edge.1)?;
+                    }
+                    for &(user, _, holds) in &edges {
+                        if !holds {
+                            continue;
                         }
-                    }),
-                    Leaf::Computed(r2) => stack.push(pair(o, r2)),
-                    Leaf::Ttu { tupleset, computed } => {
-                        view.for_forward(pair(o, tupleset), |user, _| {
-                            steps += 1;
-                            if tag(user) == TAG_OBJECT {
-                                stack.push(pair(low(user), computed));
+                        match tupleset {
+                            None => {
+                                candidates.insert(user);
+                                if tag(user) == TAG_USERSET {
+                                    stack.push(pair(low(user), key_relation(user)));
+                                }
                             }
-                        })
+                            Some(computed) => {
+                                if tag(user) == TAG_OBJECT {
+                                    stack.push(pair(low(user), computed));
+                                }
+                            }
+                        }
                     }
                 }
             }
-            budget.spend(std::mem::take(&mut steps))?;
         }
         let mut out = Vec::new();
         for candidate in candidates {
@@ -1056,7 +1112,7 @@ impl Graph {
                 continue;
             }
             let mut eval = Eval::new(&view, context, candidate, &budget);
-            if eval.check(start, t, r, How::Start, 0)? {
+            if eval.check(start, t, r, How::Start, 0)? == Truth::Yes {
                 out.push(view.user_of(candidate));
             }
         }
@@ -1124,9 +1180,15 @@ impl Graph {
                 json!({"name": name, "leaf": {"computed": {"userset": format!("{object}#{}", self.model.relation_names[*r2 as usize])}}})
             }
             CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                // Objects of a type without the computed relation contribute nothing.
                 let mut parents: Vec<u32> = Vec::new();
                 view.for_forward(pair(o, *tupleset), |user, _| {
-                    if tag(user) == TAG_OBJECT {
+                    if tag(user) == TAG_OBJECT
+                        && self
+                            .model
+                            .relation(view.object_type(low(user)), *computed)
+                            .is_some()
+                    {
                         parents.push(low(user));
                     }
                 });
@@ -1312,6 +1374,45 @@ impl Budget {
     }
 }
 
+/// The answer of one resolution step. `Cycle`: the step reached an `object#relation` that is
+/// already being resolved on the same path, and its answer depends on that; it grants nothing,
+/// and it is not a plain `No` under `but not` (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Truth {
+    Yes,
+    No,
+    Cycle,
+}
+
+/// The union of outcomes: Yes if any is; otherwise an error if any; otherwise a cycle if any
+/// met one; otherwise No.
+#[derive(Default)]
+struct AnyOf {
+    error: Option<QueryError>,
+    cycle: bool,
+}
+
+impl AnyOf {
+    /// Adds one outcome; true when it grants (the union is then Yes).
+    fn add(&mut self, outcome: Result<Truth, QueryError>) -> bool {
+        match outcome {
+            Ok(Truth::Yes) => return true,
+            Ok(Truth::No) => {}
+            Ok(Truth::Cycle) => self.cycle = true,
+            Err(e) => self.error = Some(e),
+        }
+        false
+    }
+
+    fn finish(self) -> Result<Truth, QueryError> {
+        match self.error {
+            Some(e) => Err(e),
+            None if self.cycle => Ok(Truth::Cycle),
+            None => Ok(Truth::No),
+        }
+    }
+}
+
 struct Eval<'v, 'g> {
     view: &'v View<'g>,
     context: &'v Map<String, Value>,
@@ -1416,6 +1517,9 @@ impl<'v, 'g> Eval<'v, 'g> {
         error.map_or(Ok(false), Err)
     }
 
+    /// Resolves `object#relation` for the user: [`Truth::Yes`], [`Truth::No`], or
+    /// [`Truth::Cycle`] when the answer depends on reaching an `object#relation` that is
+    /// already being resolved on this path (see the module documentation).
     fn check(
         &mut self,
         object: u32,
@@ -1423,7 +1527,7 @@ impl<'v, 'g> Eval<'v, 'g> {
         relation: u32,
         how: How,
         depth: u32,
-    ) -> Result<bool, QueryError> {
+    ) -> Result<Truth, QueryError> {
         self.budget.spend(1)?;
         let key = pair(object, relation);
         if tag(self.user) == TAG_USERSET && self.user == key_userset(object, relation) {
@@ -1437,43 +1541,45 @@ impl<'v, 'g> Eval<'v, 'g> {
                 how,
                 condition: None,
             });
-            return Ok(true);
+            return Ok(Truth::Yes);
         }
         if self.stack.contains(&key) {
             self.cycles += 1;
-            return Ok(false);
+            return Ok(Truth::Cycle);
         }
         if self.no_grant.contains(&key) {
-            return Ok(false);
+            return Ok(Truth::No);
         }
         if depth >= MAX_RESOLVE_DEPTH {
             return Err(QueryError::DepthExceeded);
         }
         let model = self.model();
         let Some(def) = model.relation(object_type, relation) else {
-            return Ok(false);
+            return Ok(Truth::No);
         };
         let cycles_before = self.cycles;
         self.stack.push(key);
         let result = self.rewrite(object, object_type, relation, def, &def.rewrite, depth);
         self.stack.pop();
         match result {
-            Ok(true) => {
+            Ok(Truth::Yes) => {
                 self.path.push(Step::Node {
                     object,
                     relation,
                     how,
                     condition: None,
                 });
-                Ok(true)
+                Ok(Truth::Yes)
             }
-            Ok(false) => {
+            Ok(Truth::No) => {
+                // Only an answer that met no cycle is independent of the path it was
+                // reached on, and so valid wherever the same `object#relation` is reached.
                 if self.cycles == cycles_before {
                     self.no_grant.insert(key);
                 }
-                Ok(false)
+                Ok(Truth::No)
             }
-            Err(e) => Err(e),
+            other => other,
         }
     }
 
@@ -1489,7 +1595,7 @@ impl<'v, 'g> Eval<'v, 'g> {
         def: &CRelation,
         rewrite: &CRewrite,
         depth: u32,
-    ) -> Result<bool, QueryError> {
+    ) -> Result<Truth, QueryError> {
         self.budget.spend(1)?;
         match rewrite {
             CRewrite::Leaf(Leaf::This) => self.direct(object, relation, depth),
@@ -1497,7 +1603,7 @@ impl<'v, 'g> Eval<'v, 'g> {
                 self.check(object, object_type, *r2, How::Computed, depth + 1)
             }
             CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
-                let mut error = None;
+                let mut any = AnyOf::default();
                 let view = self.view;
                 for index in view.indexes() {
                     let Some(adj) = index.forward.get(&pair(object, *tupleset)) else {
@@ -1509,96 +1615,104 @@ impl<'v, 'g> Eval<'v, 'g> {
                             Ok(true) => {}
                             Ok(false) => continue,
                             Err(e) => {
-                                error = Some(e);
+                                any.error = Some(e);
                                 continue;
                             }
                         }
                         let parent_type = view.object_type(parent);
-                        match self.check(
+                        let outcome = self.check(
                             parent,
                             parent_type,
                             *computed,
                             How::From(*tupleset),
                             depth + 1,
-                        ) {
-                            Ok(true) => {
-                                if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
-                                    *condition = Self::condition_id(index, slot);
-                                }
-                                return Ok(true);
+                        );
+                        if any.add(outcome) {
+                            if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                                *condition = Self::condition_id(index, slot);
                             }
-                            Ok(false) => {}
-                            Err(e) => error = Some(e),
+                            return Ok(Truth::Yes);
                         }
                     }
                 }
-                error.map_or(Ok(false), Err)
+                any.finish()
             }
             CRewrite::Union(children) => {
-                let mut error = None;
+                let mut any = AnyOf::default();
                 for child in children {
-                    match self.rewrite(object, object_type, relation, def, child, depth) {
-                        Ok(true) => return Ok(true),
-                        Ok(false) => {}
-                        Err(e) => error = Some(e),
+                    let outcome = self.rewrite(object, object_type, relation, def, child, depth);
+                    if any.add(outcome) {
+                        return Ok(Truth::Yes);
                     }
                 }
-                error.map_or(Ok(false), Err)
+                any.finish()
             }
             CRewrite::Intersection(children) => {
+                // No if any operand is No; otherwise a cycle if any operand met one (an error
+                // then does not matter, as in OpenFGA); otherwise an error if any; else Yes.
                 let mark = self.path.len();
                 let mut error = None;
+                let mut cycle = false;
                 for (i, child) in children.iter().enumerate() {
                     let keep = self.path.len();
                     match self.rewrite(object, object_type, relation, def, child, depth) {
-                        Ok(true) => {
+                        Ok(Truth::Yes) => {
                             if i > 0 {
                                 self.path.truncate(keep);
                             }
                         }
-                        Ok(false) => {
+                        Ok(Truth::No) => {
                             self.path.truncate(mark);
-                            return Ok(false);
+                            return Ok(Truth::No);
                         }
+                        Ok(Truth::Cycle) => cycle = true,
                         Err(e) => error = Some(e),
                     }
                 }
-                if let Some(e) = error {
+                if cycle || error.is_some() {
                     self.path.truncate(mark);
-                    return Err(e);
                 }
-                Ok(true)
+                if cycle {
+                    return Ok(Truth::Cycle);
+                }
+                match error {
+                    Some(e) => Err(e),
+                    None => Ok(Truth::Yes),
+                }
             }
             CRewrite::Difference(both) => {
                 let (base, subtract) = &**both;
                 let mark = self.path.len();
-                if !self.rewrite(object, object_type, relation, def, base, depth)? {
-                    return Ok(false);
+                let base = self.rewrite(object, object_type, relation, def, base, depth);
+                if matches!(base, Ok(Truth::No)) {
+                    return Ok(Truth::No);
                 }
                 let keep = self.path.len();
-                match self.rewrite(object, object_type, relation, def, subtract, depth) {
-                    Ok(true) => {
-                        self.path.truncate(mark);
-                        Ok(false)
-                    }
-                    Ok(false) => {
-                        self.path.truncate(keep);
-                        Ok(true)
-                    }
-                    Err(e) => {
-                        self.path.truncate(mark);
-                        Err(e)
-                    }
+                let subtract = self.rewrite(object, object_type, relation, def, subtract, depth);
+                // `base but not subtract`: a granting subtract denies and a cycle in it makes
+                // the whole undetermined, whatever the base; then a cycle in the base does;
+                // then errors surface.
+                let result = match (base, subtract) {
+                    (_, Ok(Truth::Yes)) => Ok(Truth::No),
+                    (_, Ok(Truth::Cycle)) | (Ok(Truth::Cycle), _) => Ok(Truth::Cycle),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                    (Ok(base), Ok(Truth::No)) => Ok(base),
+                };
+                if matches!(result, Ok(Truth::Yes)) {
+                    self.path.truncate(keep);
+                } else {
+                    self.path.truncate(mark);
                 }
+                result
             }
         }
     }
 
-    fn direct(&mut self, object: u32, relation: u32, depth: u32) -> Result<bool, QueryError> {
+    fn direct(&mut self, object: u32, relation: u32, depth: u32) -> Result<Truth, QueryError> {
         let p = pair(object, relation);
         let view = self.view;
         let user = self.user;
-        let mut error = None;
+        let mut any = AnyOf::default();
         for index in view.indexes() {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
@@ -1619,10 +1733,10 @@ impl<'v, 'g> Eval<'v, 'g> {
                             key: user,
                             condition: Self::condition_id(index, slot),
                         });
-                        return Ok(true);
+                        return Ok(Truth::Yes);
                     }
                     Ok(false) => {}
-                    Err(e) => error = Some(e),
+                    Err(e) => any.error = Some(e),
                 }
             }
             for &(set, slot) in &adj.sets {
@@ -1638,10 +1752,10 @@ impl<'v, 'g> Eval<'v, 'g> {
                                     key: set,
                                     condition: Self::condition_id(index, slot),
                                 });
-                                return Ok(true);
+                                return Ok(Truth::Yes);
                             }
                             Ok(false) => {}
-                            Err(e) => error = Some(e),
+                            Err(e) => any.error = Some(e),
                         }
                     }
                     TAG_USERSET => {
@@ -1652,28 +1766,26 @@ impl<'v, 'g> Eval<'v, 'g> {
                             Ok(true) => {}
                             Ok(false) => continue,
                             Err(e) => {
-                                error = Some(e);
+                                any.error = Some(e);
                                 continue;
                             }
                         }
                         let o2 = low(set);
                         let t2 = view.object_type(o2);
-                        match self.check(o2, t2, key_relation(set), How::Userset, depth + 1) {
-                            Ok(true) => {
-                                if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
-                                    *condition = Self::condition_id(index, slot);
-                                }
-                                return Ok(true);
+                        let outcome =
+                            self.check(o2, t2, key_relation(set), How::Userset, depth + 1);
+                        if any.add(outcome) {
+                            if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                                *condition = Self::condition_id(index, slot);
                             }
-                            Ok(false) => {}
-                            Err(e) => error = Some(e),
+                            return Ok(Truth::Yes);
                         }
                     }
                     _ => {}
                 }
             }
         }
-        error.map_or(Ok(false), Err)
+        any.finish()
     }
 
     fn render_path(&self) -> Vec<String> {

@@ -5,7 +5,11 @@
 //! - [`Tuple`], [`User`], [`ObjectRef`]: relationship tuples in OpenFGA's wire shape.
 //! - [`Graph`]: one tenant's in-memory index with check, batch check, list objects, list
 //!   users and expand, updated incrementally.
-//! - [`corpus`]: the data-driven conformance corpus format; [`generate`]: the benchmark world.
+//! - [`corpus`]: the data-driven conformance corpus format; [`generate`]: the benchmark world
+//!   and small random worlds (cycles, `but not`) for property tests.
+//!
+//! Cycles follow OpenFGA's check: the step that closes one answers "cycle", which grants
+//! nothing and which `but not` does not turn into a grant (see the `graph` module).
 //!
 //! This crate is synchronous and pure: no I/O, no clock reads, no async.
 #![forbid(unsafe_code)]

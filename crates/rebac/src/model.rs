@@ -209,6 +209,17 @@ impl CRewrite {
         }
     }
 
+    /// Whether the rewrite has a `but not` anywhere.
+    fn excludes(&self) -> bool {
+        match self {
+            CRewrite::Leaf(_) => false,
+            CRewrite::Union(children) | CRewrite::Intersection(children) => {
+                children.iter().any(CRewrite::excludes)
+            }
+            CRewrite::Difference(_) => true,
+        }
+    }
+
     /// Distinct leaves, in order; `positive` leaves out the subtracted side of `but not`.
     fn leaves(&self, positive: bool, out: &mut Vec<Leaf>) {
         match self {
@@ -252,9 +263,11 @@ pub(crate) struct CRelation {
     pub direct: Vec<CDirect>,
     /// The rewrite is a union of leaves (no `and`, no `but not`).
     pub monotone: bool,
-    /// The distinct leaves outside the subtracted side of every `but not` (the edges that
-    /// can grant), computed once here instead of per query.
-    pub positive_leaves: Box<[Leaf]>,
+    /// The rewrite has a `but not`.
+    pub excludes: bool,
+    /// The distinct leaves, the subtracted sides of `but not` included (every edge a query
+    /// may have to follow), computed once here instead of per query.
+    pub leaves: Box<[Leaf]>,
     /// Where the relation is in the syntax tree: (type index, relation index).
     ast_index: (u32, u32),
 }
@@ -1046,15 +1059,17 @@ fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
             };
             let rewrite = compile_rewrite(&relation.rewrite, &place, &tables, errors);
             let monotone = rewrite.monotone();
-            let mut positive_leaves = Vec::new();
-            rewrite.leaves(true, &mut positive_leaves);
+            let mut leaves = Vec::new();
+            rewrite.leaves(false, &mut leaves);
+            let excludes = rewrite.excludes();
             relations[t as usize].insert(
                 r,
                 CRelation {
                     rewrite,
                     direct,
                     monotone,
-                    positive_leaves: positive_leaves.into_boxed_slice(),
+                    excludes,
+                    leaves: leaves.into_boxed_slice(),
                     ast_index: (type_index as u32, relation_index as u32),
                 },
             );
@@ -1195,37 +1210,44 @@ fn compile_rewrite(
                 );
                 return this;
             }
-            let mut ok = true;
-            for d in &ts_def.directly_related {
-                let Some(&target) = tables.type_ids.get(&d.type_name) else {
-                    continue;
-                };
-                let has = tables
-                    .relation_ids
-                    .get(computed)
-                    .is_some_and(|id| tables.defined[target as usize].contains(id));
-                if !has {
-                    ok = false;
-                    err(
-                        errors,
-                        *pos,
-                        rpath.clone(),
-                        format!(
-                            "`{computed} from {tupleset}` in `{}#{relation_name}`: `{tupleset}` may point at type `{}`, which has no relation `{computed}`; define `{computed}` on `{}` or remove `{}` from `{tupleset}`",
-                            type_def.name, d.type_name, d.type_name, d.type_name
-                        ),
-                    );
-                }
-            }
-            match (ok, tables.relation_ids.get(computed)) {
-                (true, Some(&id)) => {
+            // As OpenFGA: valid when at least one type the tupleset may point at defines the
+            // computed relation; objects of the other types contribute nothing.
+            let computed_id = tables.relation_ids.get(computed).copied();
+            let some_defines = computed_id.is_some_and(|id| {
+                ts_def.directly_related.iter().any(|d| {
+                    tables
+                        .type_ids
+                        .get(&d.type_name)
+                        .is_some_and(|&target| tables.defined[target as usize].contains(&id))
+                })
+            });
+            match computed_id {
+                Some(id) if some_defines => {
                     tables.valid_ttu.borrow_mut().insert((t, ts, id));
                     CRewrite::Leaf(Leaf::Ttu {
                         tupleset: ts,
                         computed: id,
                     })
                 }
-                _ => this,
+                _ => {
+                    let mut types: Vec<&str> = Vec::new();
+                    for d in &ts_def.directly_related {
+                        if !types.contains(&d.type_name.as_str()) {
+                            types.push(&d.type_name);
+                        }
+                    }
+                    err(
+                        errors,
+                        *pos,
+                        rpath.clone(),
+                        format!(
+                            "`{computed} from {tupleset}` in `{}#{relation_name}`: none of the types `{tupleset}` may point at ({}) has a relation `{computed}`; define `{computed}` on at least one of them",
+                            type_def.name,
+                            name_list(types.into_iter())
+                        ),
+                    );
+                    this
+                }
             }
         }
         Rewrite::Union(children) => CRewrite::Union(
@@ -1439,6 +1461,10 @@ fn link(model: &mut Model) {
                             .map(|ts| ts.direct.as_slice())
                             .unwrap_or_default();
                         for target in targets.iter().map(|d| d.type_id) {
+                            // Types without the computed relation contribute nothing.
+                            if !model.relations[target as usize].contains_key(&computed) {
+                                continue;
+                            }
                             entry.push((target, computed));
                             dependents.entry((target, computed)).or_default().push(
                                 Dependent::Ttu {

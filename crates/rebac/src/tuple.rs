@@ -147,12 +147,16 @@ fn valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || matches!(c, ':' | '#' | '@' | '*'))
 }
 
+/// An object id, by OpenFGA's rule (`^[^#:\s]+$`): non-empty, without whitespace, `#` or
+/// `:` (so `user:b:c` is refused rather than read as id `b:c`), and at most
+/// [`MAX_NAME_LENGTH`] bytes. `@` and `*` are allowed (`user:anne@example.com`); an id that is
+/// exactly `*` is the wildcard, which only a user may be.
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= MAX_NAME_LENGTH
         && !id
             .chars()
-            .any(|c| c.is_whitespace() || matches!(c, '#' | '@' | '*'))
+            .any(|c| c.is_whitespace() || matches!(c, '#' | ':'))
 }
 
 /// Checks a relation name.
@@ -182,7 +186,7 @@ impl FromStr for ObjectRef {
             return Err(parse_error(
                 "object",
                 text,
-                "the type must be non-empty, without whitespace, `#`, `@` or `*`",
+                "the type must be non-empty, at most 256 bytes, without whitespace, `:`, `#`, `@` or `*`",
             ));
         }
         if id == "*" {
@@ -196,7 +200,7 @@ impl FromStr for ObjectRef {
             return Err(parse_error(
                 "object",
                 text,
-                "the id must be non-empty, at most 256 bytes, without whitespace, `#`, `@` or `*`",
+                "the id must be non-empty, at most 256 bytes, without whitespace, `#` or `:`",
             ));
         }
         Ok(ObjectRef::new(object_type, id))
@@ -341,6 +345,45 @@ mod tests {
         assert!(error.to_string().contains("non-empty"), "{error}");
         let error = "group:eng#".parse::<User>().unwrap_err();
         assert!(error.to_string().contains("relation"), "{error}");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused_as_openfga_refuses_them() {
+        // More than one `:` or `#`, whitespace, empty parts.
+        for user in [
+            "user:b:c",
+            "user:b:c#member",
+            "group:a#member#x",
+            "a:b:*",
+            "user:an ne",
+            "user:",
+            ":anne",
+            "user:a\tb",
+        ] {
+            assert!(user.parse::<User>().is_err(), "{user} accepted");
+        }
+        for object in [
+            "doc:a:b", "doc:a#b", "doc:a b", "doc:", ":a", "doc", "doc:*",
+        ] {
+            assert!(object.parse::<ObjectRef>().is_err(), "{object} accepted");
+        }
+        let error = "user:b:c".parse::<User>().unwrap_err();
+        assert!(
+            error.to_string().contains("without whitespace, `#` or `:`"),
+            "{error}"
+        );
+        // What OpenFGA accepts in an id: `@`, `*` inside an id, `.`, `/`, `|`, unicode.
+        for user in [
+            "user:anne@example.com",
+            "user:a*b",
+            "folder:a/b.c",
+            "user:ü|1",
+        ] {
+            let parsed: User = user.parse().unwrap();
+            assert_eq!(parsed.to_string(), user);
+        }
+        let userset: User = "group:eng@x#member".parse().unwrap();
+        assert_eq!(userset.to_string(), "group:eng@x#member");
     }
 
     #[test]

@@ -80,20 +80,21 @@ fn corpus() {
                 &case.context,
                 &case.contextual_tuples,
             );
-            let ok = match &got {
-                Ok(users) => {
+            let ok = match (&got, &case.error) {
+                (Ok(users), None) => {
                     let mut got: Vec<String> = users.iter().map(ToString::to_string).collect();
                     let mut want = case.expect.clone();
                     got.sort();
                     want.sort();
                     got == want
                 }
-                Err(_) => false,
+                (Err(error), Some(want)) => error.to_string().contains(want.as_str()),
+                _ => false,
             };
             if !ok {
                 failures.push(format!(
-                    "{}: list_users {}#{} {:?}: got {got:?}, want {:?}",
-                    file.name, case.object, case.relation, case.filters, case.expect
+                    "{}: list_users {}#{} {:?}: got {got:?}, want {:?}/{:?}",
+                    file.name, case.object, case.relation, case.filters, case.expect, case.error
                 ));
             }
         }

@@ -75,7 +75,7 @@ fn bad_tupleset() {
     let text = format!(
         "{HEAD}type folder\ntype doc\n  relations\n    define parent: [folder]\n    define viewer: [user] or viewer from parent\n"
     );
-    assert_error(&text, 8, 30, "has no relation `viewer`");
+    assert_error(&text, 8, 30, "has a relation `viewer`");
 }
 
 #[test]
@@ -356,4 +356,155 @@ fn path_explains_the_grant() {
         tree["tree"]["root"]["union"]["nodes"][1]["leaf"]["tupleToUserset"]["computed"][0]["userset"],
         "folder:a#viewer"
     );
+}
+
+/// The model of issue 15: `parent` may point at `folder` (which defines `can_view`) and at
+/// `employee` (which does not).
+const PARTIAL_TTU: &str = "model\n  schema 1.1\ntype user\ntype employee\ntype folder\n  relations\n    define can_view: [user]\ntype document\n  relations\n    define parent: [folder, employee]\n    define viewer: can_view from parent\n";
+
+#[test]
+fn tuple_to_userset_is_valid_when_one_tupleset_type_defines_the_relation() {
+    let model = Model::from_dsl(PARTIAL_TTU).unwrap();
+    // The JSON form goes through the same validator.
+    let from_json = Model::from_json(&model.to_json_string()).unwrap();
+    assert_eq!(from_json.ast(), model.ast());
+    // Chains and computed relations reached through such a tupleset, with wildcards.
+    let chained = format!(
+        "{PARTIAL_TTU}    define reader: viewer or [user:*]\ntype report\n  relations\n    define parent: [document, employee, folder]\n    define viewer: reader from parent or can_view from parent\n"
+    );
+    let chained = Model::from_dsl(&chained).unwrap();
+    Model::from_json(&chained.to_json_string()).unwrap();
+}
+
+#[test]
+fn tuple_to_userset_is_refused_when_no_tupleset_type_defines_the_relation() {
+    let text = "model\n  schema 1.1\ntype user\ntype employee\ntype team\ntype document\n  relations\n    define parent: [team, employee]\n    define viewer: can_view from parent\n";
+    assert_error(text, 9, 20, "none of the types `parent` may point at");
+    let json = r#"{"schema_version":"1.1","type_definitions":[{"type":"user"},{"type":"employee"},{"type":"folder","relations":{"can_view":{"this":{}}},"metadata":{"relations":{"can_view":{"directly_related_user_types":[{"type":"user"}]}}}},{"type":"document","relations":{"parent":{"this":{}},"viewer":{"tupleToUserset":{"tupleset":{"relation":"parent"},"computedUserset":{"relation":"can_view"}}}},"metadata":{"relations":{"parent":{"directly_related_user_types":[{"type":"employee"}]}}}}]}"#;
+    let errors = Model::from_json(json).unwrap_err().0;
+    assert!(
+        errors.iter().any(
+            |e| e.path.as_deref() == Some("type_definitions[3].relations.viewer")
+                && e.message.contains("has a relation `can_view`")
+        ),
+        "{errors:?}"
+    );
+    // With `folder` added to the tupleset's types, the same JSON model is valid.
+    Model::from_json(&json.replace(
+        r#"[{"type":"employee"}]"#,
+        r#"[{"type":"employee"},{"type":"folder"}]"#,
+    ))
+    .unwrap();
+}
+
+#[test]
+fn tupleset_types_without_the_relation_contribute_nothing() {
+    let model = Arc::new(Model::from_dsl(PARTIAL_TTU).unwrap());
+    let tuples = [
+        ("user:anne", "can_view", "folder:f"),
+        ("folder:f", "parent", "document:d"),
+        ("employee:e", "parent", "document:d"),
+        ("employee:e", "parent", "document:x"),
+    ]
+    .map(|(u, r, o)| Tuple::parse(u, r, o).unwrap());
+    let graph = Graph::build(model, tuples).unwrap();
+    let check = |user: &str, object: &str| {
+        graph
+            .check(&CheckRequest::new(
+                user.parse().unwrap(),
+                "viewer",
+                object.parse().unwrap(),
+            ))
+            .unwrap()
+            .allowed
+    };
+    assert!(check("user:anne", "document:d"));
+    assert!(!check("user:anne", "document:x"));
+    assert!(!check("user:bob", "document:d"));
+    let objects = graph
+        .list_objects(
+            &"user:anne".parse().unwrap(),
+            "viewer",
+            "document",
+            &Map::new(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(objects, vec!["document:d".parse().unwrap()]);
+    let users = graph
+        .list_users(
+            &"document:d".parse().unwrap(),
+            "viewer",
+            &["user".parse().unwrap()],
+            &Map::new(),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(users, vec!["user:anne".parse().unwrap()]);
+    // Expand lists only the tupleset objects whose type defines the relation.
+    let tree = graph
+        .expand(&"document:d".parse().unwrap(), "viewer", &[])
+        .unwrap();
+    assert_eq!(
+        tree["tree"]["root"]["leaf"]["tupleToUserset"]["computed"],
+        json!([{"userset": "folder:f#can_view"}])
+    );
+}
+
+#[test]
+fn list_users_reports_a_condition_error_like_list_objects() {
+    let model = Arc::new(
+        Model::from_dsl(&format!(
+            "{HEAD}type folder\n  relations\n    define viewer: [user]\ntype document\n  relations\n    define parent: [folder with a, folder with b]\n    define viewer: viewer from parent\ncondition a(x: int) {{\n  x > 0\n}}\ncondition b(y: int) {{\n  y > 0\n}}\n"
+        ))
+        .unwrap(),
+    );
+    let mut graph = Graph::new(model);
+    for (user, relation, object, condition) in [
+        ("folder:f", "parent", "document:1", Some("a")),
+        ("folder:g", "parent", "document:1", Some("b")),
+        ("user:jon", "viewer", "folder:f", None),
+        ("user:jon", "viewer", "folder:g", None),
+    ] {
+        let mut tuple = Tuple::parse(user, relation, object).unwrap();
+        tuple.condition = condition.map(|name| portcullis_rebac::TupleCondition {
+            name: name.to_owned(),
+            context: Map::new(),
+        });
+        graph.write(tuple).unwrap();
+    }
+    let mut context = Map::new();
+    context.insert("x".into(), json!(1));
+    let missing = QueryError::MissingParameter {
+        condition: "b".into(),
+        parameter: "y".into(),
+    };
+    let objects = graph.list_objects(
+        &"user:jon".parse().unwrap(),
+        "viewer",
+        "document",
+        &context,
+        &[],
+    );
+    assert_eq!(objects, Err(missing.clone()));
+    let users = graph.list_users(
+        &"document:1".parse().unwrap(),
+        "viewer",
+        &["user".parse().unwrap()],
+        &context,
+        &[],
+    );
+    assert_eq!(users, Err(missing));
+    // With both parameters, both answer.
+    context.insert("y".into(), json!(0));
+    let users = graph
+        .list_users(
+            &"document:1".parse().unwrap(),
+            "viewer",
+            &["user".parse().unwrap()],
+            &context,
+            &[],
+        )
+        .unwrap();
+    assert_eq!(users, vec!["user:jon".parse().unwrap()]);
 }

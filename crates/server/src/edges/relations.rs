@@ -208,7 +208,8 @@ pub fn query_error_code(error: &QueryError) -> &'static str {
         QueryError::DepthExceeded => "depth_exceeded",
         QueryError::TooComplex => "too_complex",
         QueryError::IndexIncomplete(_) => "index_incomplete",
-        QueryError::UnknownType(_) | QueryError::UnknownRelation { .. } => "unknown_relation",
+        QueryError::UnknownType(_) => "unknown_type",
+        QueryError::UnknownRelation { .. } => "unknown_relation",
         QueryError::InvalidContextualTuple(_) => "invalid_tuple",
         QueryError::TooManyContextualTuples(_) | QueryError::TooManyChecks(_) => "too_many",
     }
