@@ -320,7 +320,10 @@ fn forge_newest_deny(tenant_dir: &Path) {
         std::fs::write(segment, bytes).unwrap();
         return;
     }
-    panic!("no segment of {} holds a deny to forge", tenant_dir.display());
+    panic!(
+        "no segment of {} holds a deny to forge",
+        tenant_dir.display()
+    );
 }
 
 // ------------------------------------------------------------------ sealing after a crash
