@@ -350,6 +350,10 @@ pub fn small_world(seed: u64) -> SmallWorld {
                         }
                         rel => {
                             for k in 0..SMALL_OBJECTS {
+                                if (*j, k, rel) == (t, i, relation.as_str()) {
+                                    // `x#r@x#r` holds without a tuple; it cannot be stored.
+                                    continue;
+                                }
                                 if chance(&mut rng, 15) {
                                     tuples.push(tuple(
                                         object(t, i),
@@ -394,6 +398,553 @@ fn small_expression(rng: &mut XorShift, own: usize, depth: u32) -> String {
     match rng.below(3) {
         0 => format!("({a} or {b})"),
         1 => format!("({a} and {b})"),
+        _ => format!("({a} but not {b})"),
+    }
+}
+
+/// A random world for differential testing against OpenFGA ([`diff_world`]): a model that
+/// may use every construct of schema 1.1, tuples, and queries in scenarios.
+#[derive(Debug, Clone)]
+pub struct DiffWorld {
+    /// Model DSL text (sometimes invalid on purpose: computed relations that loop, `from`
+    /// over a relation no tupleset type defines, over-long relation names).
+    pub model: String,
+    /// Stored tuples, each admitted by the model when the model is valid; no two share
+    /// object, relation and user.
+    pub tuples: Vec<Tuple>,
+    /// Query scenarios; the first has no contextual tuples.
+    pub scenarios: Vec<DiffScenario>,
+}
+
+/// Queries asked with the same contextual tuples.
+#[derive(Debug, Clone, Default)]
+pub struct DiffScenario {
+    /// Contextual tuples (none shares object, relation and user with a stored tuple).
+    pub contextual_tuples: Vec<Tuple>,
+    /// Checks.
+    pub checks: Vec<DiffCheck>,
+    /// List objects queries.
+    pub list_objects: Vec<DiffListObjects>,
+    /// List users queries (one filter each).
+    pub list_users: Vec<DiffListUsers>,
+}
+
+/// A check of [`DiffWorld`].
+#[derive(Debug, Clone)]
+pub struct DiffCheck {
+    /// User (object, userset or wildcard).
+    pub user: User,
+    /// Relation.
+    pub relation: String,
+    /// Object.
+    pub object: ObjectRef,
+    /// Request context.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A list-objects query of [`DiffWorld`].
+#[derive(Debug, Clone)]
+pub struct DiffListObjects {
+    /// User.
+    pub user: User,
+    /// Relation.
+    pub relation: String,
+    /// Object type.
+    pub object_type: String,
+    /// Request context.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// A list-users query of [`DiffWorld`].
+#[derive(Debug, Clone)]
+pub struct DiffListUsers {
+    /// Object.
+    pub object: ObjectRef,
+    /// Relation.
+    pub relation: String,
+    /// Filter: a type, or `type#relation`.
+    pub filter: String,
+    /// Request context.
+    pub context: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The conditions every [`diff_world`] model declares.
+const DIFF_CONDITIONS: &str = "condition less(x: int, y: int) {
+  x < y
+}
+condition flag(ok: bool) {
+  ok
+}
+";
+
+/// One entry of a relation's direct types in [`diff_world`].
+#[derive(Debug, Clone, PartialEq)]
+struct DirectEntry {
+    /// `None` for the `user` type, else the object type index.
+    ty: Option<usize>,
+    /// `""` plain, `"*"` wildcard, else a relation (userset).
+    rel: String,
+    /// Condition name, if any.
+    condition: Option<&'static str>,
+}
+
+impl DirectEntry {
+    fn render(&self) -> String {
+        let ty = self
+            .ty
+            .map_or_else(|| "user".to_owned(), |t| format!("t{t}"));
+        let base = match self.rel.as_str() {
+            "" => ty,
+            "*" => format!("{ty}:*"),
+            rel => format!("{ty}#{rel}"),
+        };
+        match self.condition {
+            Some(c) => format!("{base} with {c}"),
+            None => base,
+        }
+    }
+}
+
+/// A random world for differential testing from `seed`.
+///
+/// Types `user` and `t0`..`t{n-1}` (n is 2 or 3), each object type with 2 to 4 relations
+/// `r0`.. and usually a tupleset `parent` (direct object types, sometimes conditional). A
+/// relation is direct types (`user`, `user:*`, `tJ`, `tJ:*`, `tJ#rY`, any of them maybe
+/// `with less` or `with flag`), a rewrite expression (`rX`, `rX from parent`, nested `or`,
+/// `and`, `but not`), or both joined by `or`, `and` or `but not`. Computed relations mostly
+/// point at earlier relations; sometimes later ones, so computed loops (which OpenFGA refuses)
+/// appear. Tuples carry conditions with partial stored context; queries supply the rest (or
+/// not, so missing-parameter errors appear). Userset and parent cycles are common.
+pub fn diff_world(seed: u64) -> DiffWorld {
+    let mut rng = XorShift(seed.wrapping_mul(0x2545_F491_4F6C_DD1D).max(1) ^ 0x5DEE_CE66);
+    let chance = |rng: &mut XorShift, percent: u32| rng.below(100) < percent;
+    let types = 2 + rng.below(2) as usize;
+    let counts: Vec<usize> = (0..types).map(|_| 2 + rng.below(3) as usize).collect();
+    // parent[t] = the tupleset's direct types (type index, conditional), if any.
+    let parents: Vec<Option<Vec<(usize, bool)>>> = (0..types)
+        .map(|_| {
+            if chance(&mut rng, 85) {
+                let mut list: Vec<(usize, bool)> = Vec::new();
+                for j in 0..types {
+                    if list.is_empty() && j + 1 == types || chance(&mut rng, 55) {
+                        list.push((j, chance(&mut rng, 8)));
+                    }
+                }
+                Some(list)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let mut model = String::from("model\n  schema 1.1\ntype user\n");
+    let mut direct: Vec<Vec<Vec<DirectEntry>>> = Vec::new();
+    for t in 0..types {
+        model.push_str(&format!("type t{t}\n  relations\n"));
+        if let Some(list) = &parents[t] {
+            let rendered: Vec<String> = list
+                .iter()
+                .map(|(j, c)| {
+                    if *c {
+                        format!("t{j} with flag")
+                    } else {
+                        format!("t{j}")
+                    }
+                })
+                .collect();
+            model.push_str(&format!("    define parent: [{}]\n", rendered.join(", ")));
+        }
+        let mut per_type = Vec::new();
+        for r in 0..counts[t] {
+            let mut entries: Vec<DirectEntry> = Vec::new();
+            let has_expression_operand = r > 0 || parents[t].is_some();
+            let with_direct = !has_expression_operand || chance(&mut rng, 75);
+            if with_direct {
+                let mut push = |entry: DirectEntry| {
+                    if !entries
+                        .iter()
+                        .any(|e| e.ty == entry.ty && e.rel == entry.rel)
+                    {
+                        entries.push(entry);
+                    }
+                };
+                let condition = |rng: &mut XorShift| match rng.below(100) {
+                    0..=11 => Some("less"),
+                    12..=16 => Some("flag"),
+                    _ => None,
+                };
+                if chance(&mut rng, 75) {
+                    let c = condition(&mut rng);
+                    push(DirectEntry {
+                        ty: None,
+                        rel: String::new(),
+                        condition: c,
+                    });
+                }
+                if chance(&mut rng, 20) {
+                    let c = if chance(&mut rng, 15) {
+                        Some("flag")
+                    } else {
+                        None
+                    };
+                    push(DirectEntry {
+                        ty: None,
+                        rel: "*".into(),
+                        condition: c,
+                    });
+                }
+                if chance(&mut rng, 12) {
+                    push(DirectEntry {
+                        ty: Some(rng.below(types as u32) as usize),
+                        rel: String::new(),
+                        condition: None,
+                    });
+                }
+                if chance(&mut rng, 5) {
+                    push(DirectEntry {
+                        ty: Some(rng.below(types as u32) as usize),
+                        rel: "*".into(),
+                        condition: None,
+                    });
+                }
+                for _ in 0..rng.below(3) {
+                    let j = rng.below(types as u32) as usize;
+                    let y = rng.below(counts[j] as u32);
+                    let c = if chance(&mut rng, 8) {
+                        Some("flag")
+                    } else {
+                        None
+                    };
+                    push(DirectEntry {
+                        ty: Some(j),
+                        rel: format!("r{y}"),
+                        condition: c,
+                    });
+                }
+                if entries.is_empty() {
+                    entries.push(DirectEntry {
+                        ty: None,
+                        rel: String::new(),
+                        condition: None,
+                    });
+                }
+            }
+            let list: Vec<String> = entries.iter().map(DirectEntry::render).collect();
+            let line = if !has_expression_operand || (with_direct && chance(&mut rng, 35)) {
+                format!("[{}]", list.join(", "))
+            } else {
+                let expression = diff_expression(&mut rng, t, r, &counts, &parents, 2);
+                if with_direct {
+                    let word = match rng.below(10) {
+                        0..=4 => "or",
+                        5..=6 => "and",
+                        _ => "but not",
+                    };
+                    format!("[{}] {word} {expression}", list.join(", "))
+                } else {
+                    // Strip one outer pair of parentheses: `define r: (a or b)` is fine too,
+                    // but the bare form is the common one.
+                    expression
+                }
+            };
+            model.push_str(&format!("    define r{r}: {line}\n"));
+            per_type.push(entries);
+        }
+        if chance(&mut rng, 2) {
+            // Relation names near OpenFGA's limit of 50 characters.
+            let len = 48 + rng.below(5) as usize;
+            model.push_str(&format!("    define {}: [user]\n", "n".repeat(len)));
+        }
+        direct.push(per_type);
+    }
+    model.push_str(DIFF_CONDITIONS);
+
+    let objects_per_type = 3usize;
+    let object = |t: usize, i: usize| ObjectRef {
+        object_type: format!("t{t}"),
+        id: format!("o{i}"),
+    };
+    let user = |u: usize| User::Object(obj("user", format!("u{u}")));
+    let random_condition = |rng: &mut XorShift, name: &str| -> TupleConditionSpec {
+        let mut context = serde_json::Map::new();
+        match name {
+            "less" => {
+                if rng.below(100) < 60 {
+                    context.insert("y".into(), serde_json::Value::from(rng.below(6)));
+                }
+                if rng.below(100) < 10 {
+                    context.insert("x".into(), serde_json::Value::from(rng.below(6)));
+                }
+            }
+            _ => {
+                if rng.below(100) < 50 {
+                    context.insert("ok".into(), serde_json::Value::from(rng.below(2) == 0));
+                }
+            }
+        }
+        (name.to_owned(), context)
+    };
+    type TupleConditionSpec = (String, serde_json::Map<String, serde_json::Value>);
+    let make = |object: ObjectRef,
+                relation: &str,
+                user: User,
+                condition: Option<TupleConditionSpec>| Tuple {
+        object,
+        relation: relation.to_owned(),
+        user,
+        condition: condition.map(|(name, context)| crate::tuple::TupleCondition { name, context }),
+    };
+    // Every tuple the model admits, for the stored and contextual draws.
+    let mut candidates: Vec<(Tuple, u32)> = Vec::new();
+    for t in 0..types {
+        for i in 0..objects_per_type {
+            if let Some(list) = &parents[t] {
+                for (j, conditional) in list {
+                    for k in 0..objects_per_type {
+                        let condition = conditional.then(|| random_condition(&mut rng, "flag"));
+                        candidates.push((
+                            make(
+                                object(t, i),
+                                "parent",
+                                User::Object(object(*j, k)),
+                                condition,
+                            ),
+                            10,
+                        ));
+                    }
+                }
+            }
+            for (r, entries) in direct[t].iter().enumerate() {
+                let relation = format!("r{r}");
+                for entry in entries {
+                    let condition = entry.condition.map(|c| random_condition(&mut rng, c));
+                    match (entry.ty, entry.rel.as_str()) {
+                        (None, "") => {
+                            for u in 0..3 {
+                                let c = condition
+                                    .clone()
+                                    .map(|(n, _)| random_condition(&mut rng, &n));
+                                candidates.push((make(object(t, i), &relation, user(u), c), 22));
+                            }
+                        }
+                        (None, _) => candidates.push((
+                            make(
+                                object(t, i),
+                                &relation,
+                                User::Wildcard("user".into()),
+                                condition,
+                            ),
+                            15,
+                        )),
+                        (Some(j), "") => {
+                            for k in 0..objects_per_type {
+                                candidates.push((
+                                    make(object(t, i), &relation, User::Object(object(j, k)), None),
+                                    12,
+                                ));
+                            }
+                        }
+                        (Some(j), "*") => candidates.push((
+                            make(
+                                object(t, i),
+                                &relation,
+                                User::Wildcard(format!("t{j}")),
+                                None,
+                            ),
+                            15,
+                        )),
+                        (Some(j), rel) => {
+                            for k in 0..objects_per_type {
+                                if j == t && k == i && rel == relation {
+                                    // `x#r@x#r` holds without a tuple; it cannot be stored.
+                                    continue;
+                                }
+                                let c = condition
+                                    .clone()
+                                    .map(|(n, _)| random_condition(&mut rng, &n));
+                                candidates.push((
+                                    make(
+                                        object(t, i),
+                                        &relation,
+                                        User::Userset {
+                                            object: object(j, k),
+                                            relation: rel.to_owned(),
+                                        },
+                                        c,
+                                    ),
+                                    10,
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut tuples = Vec::new();
+    let mut spare = Vec::new();
+    for (tuple, percent) in candidates {
+        if chance(&mut rng, percent) {
+            tuples.push(tuple);
+        } else {
+            spare.push(tuple);
+        }
+    }
+
+    // What to ask about.
+    let mut subjects: Vec<User> = (0..4).map(user).collect();
+    subjects.push(User::Wildcard("user".into()));
+    for (t, &count) in counts.iter().enumerate() {
+        subjects.push(User::Object(object(t, rng.below(3) as usize)));
+        let r = rng.below(count as u32);
+        subjects.push(User::Userset {
+            object: object(t, rng.below(3) as usize),
+            relation: format!("r{r}"),
+        });
+    }
+    let contexts: Vec<serde_json::Map<String, serde_json::Value>> = {
+        let full = |x: u32, y: Option<u32>, ok: Option<bool>| {
+            let mut m = serde_json::Map::new();
+            m.insert("x".into(), serde_json::Value::from(x));
+            if let Some(y) = y {
+                m.insert("y".into(), serde_json::Value::from(y));
+            }
+            if let Some(ok) = ok {
+                m.insert("ok".into(), serde_json::Value::from(ok));
+            }
+            m
+        };
+        vec![
+            full(1, Some(3), Some(true)),
+            full(4, Some(2), Some(false)),
+            full(2, None, Some(true)),
+            serde_json::Map::new(),
+        ]
+    };
+    let pick_context = |rng: &mut XorShift| {
+        let roll = rng.below(100);
+        let i = if roll < 45 {
+            0
+        } else if roll < 75 {
+            1
+        } else if roll < 90 {
+            2
+        } else {
+            3
+        };
+        contexts[i].clone()
+    };
+    let mut scenarios = Vec::new();
+    for s in 0..2 {
+        let mut scenario = DiffScenario::default();
+        if s == 1 {
+            let n = 1 + rng.below(4) as usize;
+            for _ in 0..n {
+                if spare.is_empty() {
+                    break;
+                }
+                let i = rng.below(spare.len() as u32) as usize;
+                scenario.contextual_tuples.push(spare.swap_remove(i));
+            }
+        }
+        let scale = if s == 0 { 1 } else { 2 };
+        for _ in 0..36 / scale {
+            let t = rng.below(types as u32) as usize;
+            let r = rng.below(counts[t] as u32);
+            let id = if chance(&mut rng, 5) {
+                7
+            } else {
+                rng.below(3) as usize
+            };
+            scenario.checks.push(DiffCheck {
+                user: subjects[rng.below(subjects.len() as u32) as usize].clone(),
+                relation: format!("r{r}"),
+                object: object(t, id),
+                context: pick_context(&mut rng),
+            });
+        }
+        for _ in 0..10 / scale {
+            let t = rng.below(types as u32) as usize;
+            let r = rng.below(counts[t] as u32);
+            scenario.list_objects.push(DiffListObjects {
+                user: subjects[rng.below(subjects.len() as u32) as usize].clone(),
+                relation: format!("r{r}"),
+                object_type: format!("t{t}"),
+                context: pick_context(&mut rng),
+            });
+        }
+        for _ in 0..10 / scale {
+            let t = rng.below(types as u32) as usize;
+            let r = rng.below(counts[t] as u32);
+            let filter = match rng.below(10) {
+                0..=5 => "user".to_owned(),
+                6..=7 => format!("t{}", rng.below(types as u32)),
+                _ => {
+                    let j = rng.below(types as u32) as usize;
+                    format!("t{j}#r{}", rng.below(counts[j] as u32))
+                }
+            };
+            scenario.list_users.push(DiffListUsers {
+                object: object(t, rng.below(3) as usize),
+                relation: format!("r{r}"),
+                filter,
+                context: pick_context(&mut rng),
+            });
+        }
+        scenarios.push(scenario);
+    }
+    DiffWorld {
+        model,
+        tuples,
+        scenarios,
+    }
+}
+
+/// A rewrite expression for relation `r{own}` of type `t{t}`: `rX` (mostly an earlier
+/// relation, sometimes a later one), `rX from parent` (mostly a relation some parent type
+/// defines), or `or` / `and` / `but not` of such, nested at most `depth` levels.
+fn diff_expression(
+    rng: &mut XorShift,
+    t: usize,
+    own: usize,
+    counts: &[usize],
+    parents: &[Option<Vec<(usize, bool)>>],
+    depth: u32,
+) -> String {
+    let leaf = |rng: &mut XorShift| -> String {
+        let computed = |rng: &mut XorShift| -> Option<String> {
+            let roll = rng.below(100);
+            if own > 0 && roll < 94 {
+                Some(format!("r{}", rng.below(own as u32)))
+            } else if roll >= 94 && counts[t] > own + 1 {
+                let later = own + 1 + rng.below((counts[t] - own - 1) as u32) as usize;
+                Some(format!("r{later}"))
+            } else {
+                None
+            }
+        };
+        let from = |rng: &mut XorShift| -> Option<String> {
+            let list = parents[t].as_ref()?;
+            let (j, _) = list[rng.below(list.len() as u32) as usize];
+            let max = if rng.below(100) < 5 { 5 } else { counts[j] };
+            Some(format!("r{} from parent", rng.below(max as u32)))
+        };
+        let first = if rng.below(2) == 0 {
+            computed(rng).or_else(|| from(rng))
+        } else {
+            from(rng).or_else(|| computed(rng))
+        };
+        // The caller only asks when one of the two exists.
+        first.unwrap_or_else(|| "r0".to_owned())
+    };
+    // Nest less the deeper it goes: deep `but not` over cycles is slow for OpenFGA.
+    if depth == 0 || rng.below(10) < 7 - depth.min(2) * 2 + 2 {
+        return leaf(rng);
+    }
+    let a = diff_expression(rng, t, own, counts, parents, depth - 1);
+    let b = diff_expression(rng, t, own, counts, parents, depth - 1);
+    match rng.below(5) {
+        0 | 1 => format!("({a} or {b})"),
+        2 => format!("({a} and {b})"),
         _ => format!("({a} but not {b})"),
     }
 }

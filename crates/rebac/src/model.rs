@@ -454,6 +454,16 @@ impl Model {
                     tuple.object.object_type, tuple.relation
                 ))
             })?;
+        if let User::Userset { object, relation } = &tuple.user
+            && *object == tuple.object
+            && *relation == tuple.relation
+        {
+            // `doc:1#viewer@doc:1#viewer` always holds; OpenFGA refuses to store it.
+            return Err(fail(
+                "the user is the tuple's own object and relation, which holds without a tuple"
+                    .to_owned(),
+            ));
+        }
         let (user_type, kind) = match &tuple.user {
             User::Object(object) => (object.object_type.as_str(), DirectKind::Plain),
             User::Wildcard(user_type) => (user_type.as_str(), DirectKind::Wildcard),
@@ -1091,6 +1101,9 @@ fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
         link(&mut model);
         check_resolvable(&model, errors, json);
     }
+    if errors.is_empty() {
+        check_openfga_rules(&model.ast, errors, json);
+    }
     // Drop placeholder ids of conditions that failed to compile.
     model.condition_ids.retain(|_, id| *id != u32::MAX);
     model
@@ -1491,4 +1504,290 @@ fn link(model: &mut Model) {
     }
     model.dependents = dependents;
     model.inputs = inputs;
+}
+
+/// OpenFGA's longest relation name.
+pub const MAX_RELATION_NAME: usize = 50;
+/// Most steps of the entrypoint search per model (see [`has_entrypoint`]).
+const ENTRYPOINT_BUDGET: u64 = 200_000;
+/// OpenFGA's longest type name.
+pub const MAX_TYPE_NAME: usize = 254;
+
+/// The relations of a model by type and name, for [`check_openfga_rules`].
+type Defs<'a> = FxHashMap<&'a str, FxHashMap<&'a str, &'a RelationDef>>;
+
+/// Relations already entered on the way to a rewrite, per type: `false` while being resolved,
+/// `true` once known to have a direct entry. Per-type tables are shared between a walk and the
+/// walks it starts (OpenFGA's validator copies only the outer table), which decides which
+/// models it refuses, so this mirrors it.
+type Entered<'a> = FxHashMap<&'a str, std::rc::Rc<std::cell::RefCell<FxHashMap<&'a str, bool>>>>;
+
+/// The rules OpenFGA's model validator adds to ours, so that a model is refused exactly when
+/// OpenFGA refuses it: relation names at most [`MAX_RELATION_NAME`] characters and type names
+/// at most [`MAX_TYPE_NAME`]; every relation has an *entrypoint* (some way in from a direct
+/// type, where `and` and `but not` need one in every operand); and no relation reaches itself
+/// through computed relations of the same object (`a: [user] or b`, `b: [user] or a`), even
+/// where direct types make each satisfiable.
+fn check_openfga_rules(ast: &ModelAst, errors: &mut Problems, json: bool) {
+    let mut defs: Defs<'_> = FxHashMap::default();
+    for type_def in &ast.types {
+        let relations = defs.entry(type_def.name.as_str()).or_default();
+        for relation in &type_def.relations {
+            relations.insert(relation.name.as_str(), relation);
+        }
+    }
+    let budget = std::cell::Cell::new(ENTRYPOINT_BUDGET);
+    let mut order: Vec<(usize, &TypeDef)> = ast.types.iter().enumerate().collect();
+    order.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    for (type_index, type_def) in order {
+        if type_def.name.chars().count() > MAX_TYPE_NAME {
+            err(
+                errors,
+                type_def.pos,
+                json.then(|| format!("type_definitions[{type_index}]")),
+                format!(
+                    "type name `{}` is longer than {MAX_TYPE_NAME} characters",
+                    type_def.name
+                ),
+            );
+        }
+        let mut relations: Vec<&RelationDef> = type_def.relations.iter().collect();
+        relations.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut finished = FxHashSet::default();
+        for relation in relations {
+            let path =
+                json.then(|| format!("type_definitions[{type_index}].relations.{}", relation.name));
+            let name = format!("{}#{}", type_def.name, relation.name);
+            if relation.name.chars().count() > MAX_RELATION_NAME {
+                err(
+                    errors,
+                    relation.pos,
+                    path,
+                    format!(
+                        "relation name `{}` is longer than {MAX_RELATION_NAME} characters",
+                        relation.name
+                    ),
+                );
+                continue;
+            }
+            let (entry, looped) = has_entrypoint(
+                &defs,
+                &type_def.name,
+                &relation.name,
+                &relation.rewrite,
+                &FxHashMap::default(),
+                &budget,
+            );
+            if !entry {
+                let why = if looped {
+                    "it only leads back to itself (a potential loop)"
+                } else {
+                    "no path from it reaches a directly related type"
+                };
+                err(
+                    errors,
+                    relation.pos,
+                    path,
+                    format!(
+                        "`{name}` has no entrypoint: {why}; every relation needs a way in from direct types, and `and` and `but not` need one in each operand"
+                    ),
+                );
+                continue;
+            }
+            if computed_cycle(
+                &defs,
+                &type_def.name,
+                &relation.name,
+                &mut FxHashSet::default(),
+                &mut finished,
+            ) {
+                err(
+                    errors,
+                    relation.pos,
+                    path,
+                    format!(
+                        "`{name}` reaches itself through computed relations of the same object (a cycle); OpenFGA refuses such models"
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Whether `rewrite` (of `type_name#relation`) has an entrypoint, and whether the search met
+/// a relation already being resolved. See [`check_openfga_rules`].
+fn has_entrypoint<'a>(
+    defs: &Defs<'a>,
+    type_name: &'a str,
+    relation: &'a str,
+    rewrite: &'a Rewrite,
+    entered: &Entered<'a>,
+    budget: &std::cell::Cell<u64>,
+) -> (bool, bool) {
+    // The search is exponential in the worst case; out of budget it answers "has one" (the
+    // relation is known satisfiable from `check_resolvable`), so huge models are not refused
+    // on this rule alone.
+    if budget.get() == 0 {
+        return (true, false);
+    }
+    budget.set(budget.get() - 1);
+    let mut own = entered.clone();
+    own.entry(type_name)
+        .or_default()
+        .borrow_mut()
+        .insert(relation, false);
+    let known = |table: &Entered<'a>, t: &str, r: &str| -> Option<bool> {
+        table.get(t).and_then(|m| m.borrow().get(r).copied())
+    };
+    let Some(def) = defs.get(type_name).and_then(|m| m.get(relation)) else {
+        return (false, false);
+    };
+    match rewrite {
+        Rewrite::This => {
+            for direct in &def.directly_related {
+                let Some(target_relation) = direct.relation.as_deref() else {
+                    if let Some(table) = own.get(type_name) {
+                        table.borrow_mut().insert(relation, true);
+                    }
+                    return (true, false);
+                };
+                let target_type = direct.type_name.as_str();
+                if known(&own, target_type, target_relation).is_some() {
+                    continue;
+                }
+                let Some(target) = defs.get(target_type).and_then(|m| m.get(target_relation))
+                else {
+                    return (false, false);
+                };
+                if has_entrypoint(
+                    defs,
+                    target_type,
+                    target_relation,
+                    &target.rewrite,
+                    &own,
+                    budget,
+                )
+                .0
+                {
+                    return (true, false);
+                }
+            }
+            (false, false)
+        }
+        Rewrite::Computed {
+            relation: other, ..
+        } => {
+            if let Some(value) = known(&own, type_name, other) {
+                return (value, true);
+            }
+            match defs.get(type_name).and_then(|m| m.get(other.as_str())) {
+                Some(target) => {
+                    has_entrypoint(defs, type_name, other, &target.rewrite, &own, budget)
+                }
+                None => (false, false),
+            }
+        }
+        Rewrite::TupleToUserset {
+            tupleset, computed, ..
+        } => {
+            let Some(set) = defs.get(type_name).and_then(|m| m.get(tupleset.as_str())) else {
+                return (false, false);
+            };
+            for direct in &set.directly_related {
+                let target_type = direct.type_name.as_str();
+                let Some(target) = defs.get(target_type).and_then(|m| m.get(computed.as_str()))
+                else {
+                    continue;
+                };
+                if let Some(value) = known(&own, target_type, computed) {
+                    if value {
+                        return (true, false);
+                    }
+                    continue;
+                }
+                if has_entrypoint(defs, target_type, computed, &target.rewrite, &own, budget).0 {
+                    return (true, false);
+                }
+            }
+            (false, false)
+        }
+        Rewrite::Union(children) => {
+            let mut looped = false;
+            for child in children {
+                let (entry, child_looped) =
+                    has_entrypoint(defs, type_name, relation, child, entered, budget);
+                if entry {
+                    return (true, false);
+                }
+                looped |= child_looped;
+            }
+            (false, looped)
+        }
+        Rewrite::Intersection(children) => {
+            for child in children {
+                let (entry, looped) =
+                    has_entrypoint(defs, type_name, relation, child, entered, budget);
+                if !entry {
+                    return (false, looped);
+                }
+            }
+            (true, false)
+        }
+        Rewrite::Difference(base, subtract) => {
+            for child in [&**base, &**subtract] {
+                let (entry, looped) =
+                    has_entrypoint(defs, type_name, relation, child, entered, budget);
+                if !entry {
+                    return (false, looped);
+                }
+            }
+            (true, false)
+        }
+    }
+}
+
+/// Whether `type_name#relation` reaches a cycle of computed relations of the same type
+/// (`x from y` and direct types end the walk). Depth-first with three states, so linear in
+/// the relations and computed operands of the type: `finished` holds relations known to reach
+/// no cycle, `path` those being walked.
+fn computed_cycle<'a>(
+    defs: &Defs<'a>,
+    type_name: &'a str,
+    relation: &'a str,
+    path: &mut FxHashSet<&'a str>,
+    finished: &mut FxHashSet<&'a str>,
+) -> bool {
+    if finished.contains(relation) {
+        return false;
+    }
+    if !path.insert(relation) {
+        return true;
+    }
+    let Some(def) = defs.get(type_name).and_then(|m| m.get(relation)) else {
+        path.remove(relation);
+        return false;
+    };
+    let mut computed = Vec::new();
+    let mut stack = vec![&def.rewrite];
+    while let Some(rewrite) = stack.pop() {
+        match rewrite {
+            Rewrite::This | Rewrite::TupleToUserset { .. } => {}
+            Rewrite::Computed {
+                relation: other, ..
+            } => computed.push(other.as_str()),
+            Rewrite::Union(children) | Rewrite::Intersection(children) => stack.extend(children),
+            Rewrite::Difference(base, subtract) => {
+                stack.push(base);
+                stack.push(subtract);
+            }
+        }
+    }
+    for other in computed {
+        if computed_cycle(defs, type_name, other, path, finished) {
+            return true;
+        }
+    }
+    path.remove(relation);
+    finished.insert(relation);
+    false
 }

@@ -508,3 +508,51 @@ fn list_users_reports_a_condition_error_like_list_objects() {
         .unwrap();
     assert_eq!(users, vec!["user:jon".parse().unwrap()]);
 }
+
+/// Models OpenFGA refuses (found by the differential test) are refused here too.
+#[test]
+fn models_openfga_refuses_are_refused() {
+    let refused = |text: &str, needle: &str| {
+        let error = Model::from_dsl(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted:\n{text}"));
+        assert!(error.to_string().contains(needle), "{error}");
+    };
+    let head = "model\n  schema 1.1\ntype user\ntype doc\n  relations\n";
+    // Computed relations that loop, though each has direct types.
+    refused(
+        &format!("{head}    define r0: [user] or r1\n    define r1: [user] or r0\n"),
+        "cycle",
+    );
+    // A `but not` whose subtracted operand only leads back to the relation itself.
+    refused(
+        &format!("{head}    define parent: [doc]\n    define r0: [user] but not r0 from parent\n"),
+        "no entrypoint",
+    );
+    // Relation names longer than 50 characters.
+    refused(
+        &format!("{head}    define {}: [user]\n", "n".repeat(51)),
+        "longer than 50",
+    );
+    assert!(Model::from_dsl(&format!("{head}    define {}: [user]\n", "n".repeat(50))).is_ok());
+    // Still accepted: a loop through `from` with a direct way in.
+    assert!(
+        Model::from_dsl(&format!(
+            "{head}    define parent: [doc]\n    define r0: [user] or r0 from parent\n"
+        ))
+        .is_ok()
+    );
+}
+
+/// `doc:1#viewer@doc:1#viewer` holds without a tuple; OpenFGA refuses to store it.
+#[test]
+fn a_tuple_naming_its_own_userset_is_refused() {
+    let model = Model::from_dsl(
+        "model\n  schema 1.1\ntype user\ntype doc\n  relations\n    define viewer: [user, doc#viewer]\n",
+    )
+    .unwrap();
+    let own = Tuple::parse("doc:1#viewer", "viewer", "doc:1").unwrap();
+    assert!(model.validate_tuple(&own).is_err());
+    let other = Tuple::parse("doc:2#viewer", "viewer", "doc:1").unwrap();
+    assert!(model.validate_tuple(&other).is_ok());
+}

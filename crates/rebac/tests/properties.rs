@@ -167,6 +167,11 @@ fn naive(tuples: &BTreeSet<(String, String, String)>) -> Facts {
     f
 }
 
+/// `x#r@x#r`: holds without a tuple, and cannot be stored (as in OpenFGA).
+fn implicit(tuple: &Tuple) -> bool {
+    matches!(&tuple.user, User::Userset { object, relation } if *object == tuple.object && *relation == tuple.relation)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
     #[test]
@@ -174,7 +179,7 @@ proptest! {
         let all = universe();
         let chosen: BTreeSet<(String, String, String)> = all.iter().zip(&mask).filter(|(_, m)| **m).map(|(t, _)| t.clone()).collect();
         let model = Arc::new(Model::from_dsl(MODEL).unwrap());
-        let tuples: Vec<Tuple> = chosen.iter().map(|(u, r, o)| Tuple::parse(u, r, o).unwrap()).collect();
+        let tuples: Vec<Tuple> = chosen.iter().map(|(u, r, o)| Tuple::parse(u, r, o).unwrap()).filter(|t| !implicit(t)).collect();
         let graph = Graph::build(model, tuples).unwrap();
         let expected = naive(&chosen);
         let empty = Map::new();
@@ -256,7 +261,9 @@ proptest! {
     /// model, and the streamed JSON text equals the JSON tree's.
     #[test]
     fn models_round_trip_through_dsl_and_json(text in model_strategy()) {
-        let model = Model::from_dsl(&text).unwrap();
+        // Models OpenFGA refuses (computed cycles, relations without an entrypoint) are
+        // refused here too and have nothing to round-trip.
+        let Ok(model) = Model::from_dsl(&text) else { return Ok(()) };
         let again = Model::from_dsl(&model.to_dsl()).unwrap();
         prop_assert_eq!(model.ast(), again.ast());
         let json = model.to_json_string();
@@ -288,6 +295,7 @@ proptest! {
         for m in &members {
             tuples.push(Tuple::parse("user:u", "member", &format!("group:g{m}")).unwrap());
         }
+        tuples.retain(|t| !implicit(t));
         let graph = Graph::build(model, tuples).unwrap();
         let user: User = "user:u".parse().unwrap();
         let listed = graph.list_objects(&user, "member", "group", &Map::new(), &[]);
@@ -332,7 +340,9 @@ proptest! {
     #[test]
     fn list_objects_and_list_users_agree_with_check_in_random_cyclic_worlds(seed in any::<u64>()) {
         let world = portcullis_rebac::generate::small_world(seed);
-        let model = Arc::new(Model::from_dsl(&world.model).unwrap_or_else(|e| panic!("{e}\n{}", world.model)));
+        // Worlds whose `but not` operands have no entrypoint are refused, as OpenFGA refuses them.
+        let Ok(model) = Model::from_dsl(&world.model) else { return Ok(()) };
+        let model = Arc::new(model);
         let graph = Graph::build(model, world.tuples.clone()).unwrap();
         let empty = Map::new();
         let filter = ["user".parse::<UserFilter>().unwrap()];
