@@ -314,12 +314,12 @@ async fn current_files(
             Ok(Ok(files)) => Ok(files),
             Ok(Err(error)) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "read_failed",
+                "store_error",
                 format!("the tenant's bundle folder could not be read: {error}"),
             )),
             Err(error) => Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "read_failed",
+                "store_error",
                 format!("the tenant's bundle folder could not be read: {error}"),
             )),
         };
