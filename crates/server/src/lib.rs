@@ -33,7 +33,8 @@
 //!    index), [`snapshots::tuples`];
 //! 10. [`decision`]: the one decision path;
 //! 11. [`admin`]: the admin API (one file per resource);
-//! 12. [`edges`]: one module per protocol, plus the public router and operations endpoints;
+//! 12. [`edges`]: one module per protocol (OpenFGA's HTTP API among them), plus the public
+//!     router and operations endpoints;
 //! 13. [`serve`]: listeners, reload triggers, shutdown.
 #![forbid(unsafe_code)]
 

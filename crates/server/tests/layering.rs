@@ -58,6 +58,7 @@ const TABLE: &[(&str, &[&str])] = &[
             "edges::search",
             "edges::grpc",
             "edges::operations",
+            "edges::openfga",
         ],
     ),
     ("service", &["serve"]),

@@ -103,9 +103,9 @@ pub(super) async fn record_changes(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(audit) = &state.audit else {
+    if state.audit.is_none() {
         return next.run(request).await;
-    };
+    }
     let method = request.method().clone();
     let template = request
         .extensions()
@@ -133,6 +133,28 @@ pub(super) async fn record_changes(
     let action = format!("{method} {template}");
     let response = next.run(request).await;
     let status = response.status();
+    match record_change(&state, &tenant, &admin, &action, path, query, status).await {
+        Ok(()) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// Records one administrative change made by `admin` on `tenant` (`action` is the method and
+/// route template; `path` and `query` as called; `status` as answered) durably in the audit
+/// log. Used by [`record_changes`] and by the other edges that make administrative changes
+/// (the OpenFGA API's writes). Without an audit log there is nothing to record.
+pub(crate) async fn record_change(
+    state: &AppState,
+    tenant: &str,
+    admin: &str,
+    action: &str,
+    path: String,
+    query: Option<String>,
+    status: StatusCode,
+) -> Result<(), ApiError> {
+    let Some(audit) = &state.audit else {
+        return Ok(());
+    };
     let mut details = Map::new();
     details.insert("path".into(), Value::String(path));
     if let Some(query) = query {
@@ -141,24 +163,23 @@ pub(super) async fn record_changes(
     details.insert("status".into(), Value::from(status.as_u16()));
     match audit
         .change(
-            &tenant,
-            &admin,
-            &action,
+            tenant,
+            admin,
+            action,
             &format!("tenant:{tenant}"),
             status.is_success(),
             details,
         )
         .await
     {
-        Ok(_) => response,
+        Ok(_) => Ok(()),
         Err(error) => {
             tracing::error!(%error, %action, "an admin call could not be recorded in the audit log");
-            ApiError::new(
+            Err(ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "audit_failed",
                 "the call could not be recorded in the audit log (if it changed something, the change was applied); the server log has the details",
-            )
-            .into_response()
+            ))
         }
     }
 }

@@ -199,3 +199,137 @@ pub(super) async fn activate_bundle(
         },
     )
 }
+
+/// Why a model write was refused.
+#[derive(Debug)]
+pub(crate) enum ModelWriteError {
+    /// The tenant's current bundle could not be read.
+    Read(ApiError),
+    /// The new bundle was refused.
+    Upload(UploadError),
+}
+
+/// Makes `model` the tenant's relationship model, keeping everything else of its bundle: the
+/// active bundle's files (from the store's history, or the tenant's folder) with the model file
+/// rewritten — in the modeling language, or as JSON when the bundle names a `.json` model — or
+/// a new bundle holding only the model when the tenant has none. The result is installed like
+/// an upload by `uploader` (validated, recorded as a new version of the bundle history, applied;
+/// stored tuples are kept). The caller has authorized `admin:bundle.upload`.
+pub(crate) async fn write_model(
+    state: &AppState,
+    tenant: &TenantId,
+    model: &portcullis_policy::rebac::Model,
+    uploader: &str,
+) -> Result<Arc<portcullis_policy::Snapshot>, ModelWriteError> {
+    let mut files = current_files(state, tenant)
+        .await
+        .map_err(ModelWriteError::Read)?;
+    if files.is_empty() {
+        files.insert(
+            "tenant.yaml".to_owned(),
+            format!("tenant: {tenant}\ntimezone: UTC\n"),
+        );
+    }
+    // The file a top-level `model:` key names, in whichever policy file declares it.
+    let named = files.iter().find_map(|(name, text)| {
+        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            return None;
+        }
+        text.lines().find_map(|line| {
+            let value = line.strip_prefix("model:")?;
+            let value = value.split('#').next().unwrap_or("").trim();
+            let value = value.trim_matches(|c| c == '"' || c == '\'');
+            (!value.is_empty()).then(|| (name.clone(), value.to_owned()))
+        })
+    });
+    let model_file = match named {
+        Some((_, file)) => file,
+        None => {
+            let file = "model.fga".to_owned();
+            let tenant_file = if files.contains_key("tenant.yaml") {
+                "tenant.yaml".to_owned()
+            } else {
+                "model.yaml".to_owned()
+            };
+            let text = files.entry(tenant_file).or_default();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("model: model.fga\n");
+            file
+        }
+    };
+    let text = if model_file.ends_with(".json") {
+        model.to_json_string()
+    } else {
+        model.to_dsl()
+    };
+    files.insert(model_file, text);
+    let files: Vec<SourceFile> = files
+        .into_iter()
+        .map(|(name, text)| SourceFile {
+            path: PathBuf::from(tenant.as_str()).join(name),
+            text,
+        })
+        .collect();
+    crate::snapshots::reload::install_upload(state, tenant, files, uploader)
+        .await
+        .map_err(ModelWriteError::Upload)
+}
+
+/// The files of the tenant's current bundle: its active version in the store, else its bundle
+/// folder's policy files, else none.
+async fn current_files(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    let folder = match state
+        .loaded
+        .lock()
+        .await
+        .bases
+        .get(tenant)
+        .map(|base| base.source.clone())
+    {
+        Some(crate::snapshots::loaded::Source::Folder(folder)) => Some(folder),
+        _ => None,
+    };
+    if let Some(folder) = folder {
+        let read =
+            tokio::task::spawn_blocking(move || -> std::io::Result<BTreeMap<String, String>> {
+                let mut files = BTreeMap::new();
+                for entry in std::fs::read_dir(&folder)? {
+                    let entry = entry?;
+                    let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                        continue;
+                    };
+                    if entry.file_type()?.is_file() && valid_file_name(&name) {
+                        files.insert(name, std::fs::read_to_string(entry.path())?);
+                    }
+                }
+                Ok(files)
+            })
+            .await;
+        return match read {
+            Ok(Ok(files)) => Ok(files),
+            Ok(Err(error)) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                format!("the tenant's bundle folder could not be read: {error}"),
+            )),
+            Err(error) => Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "store_error",
+                format!("the tenant's bundle folder could not be read: {error}"),
+            )),
+        };
+    }
+    Ok(state
+        .store
+        .tenant(tenant)
+        .bundle(None)
+        .await
+        .map_err(store_error)?
+        .map(|bundle| bundle.files)
+        .unwrap_or_default())
+}

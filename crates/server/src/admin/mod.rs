@@ -43,7 +43,12 @@ use portcullis_core::TenantId;
 use crate::error::{ApiError, store_error};
 use crate::state::AppState;
 
-pub(crate) use access::{admin_for, authorize};
+pub(crate) use access::{
+    Admin, AdminAction, BundleUpload, TenantsCreate, TenantsDelete, TenantsList, TenantsRead,
+    TuplesRead, TuplesWrite, admin_for, authorize, record_change,
+};
+pub(crate) use bundles::{ModelWriteError, write_model};
+pub(crate) use tenants::{create, delete};
 
 /// The tenant whose bundle authorizes admin calls.
 pub const SYSTEM_TENANT: &str = "system";

@@ -63,11 +63,24 @@ pub(super) async fn create_tenant(
     JsonBody(body): JsonBody<NewTenant>,
 ) -> Result<Response, ApiError> {
     let tenant = path_tenant(&body.tenant)?;
-    authorize(&state, &admin, TenantsCreate::ACTION, tenant.as_str()).await?;
+    let record = create(&state, &admin, &tenant, body.domain.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "tenant": record.tenant, "status": record.status, "domain": record.domain, "data_revision": record.data_revision }))).into_response())
+}
+
+/// Creates a tenant in the directory once `admin` may (`admin:tenants.create`), and loads it;
+/// a tenant that exists is a conflict (409 `tenant_exists`). Shared with the OpenFGA API's
+/// store creation.
+pub(crate) async fn create(
+    state: &AppState,
+    admin: &Admin,
+    tenant: &portcullis_core::TenantId,
+    domain: Option<&str>,
+) -> Result<portcullis_store::TenantRecord, ApiError> {
+    authorize(state, admin, TenantsCreate::ACTION, tenant.as_str()).await?;
     let record = state
         .store
-        .tenant(&tenant)
-        .create(body.domain.as_deref())
+        .tenant(tenant)
+        .create(domain)
         .await
         .map_err(|error| match error {
             StoreError::Conflict(message) => {
@@ -75,8 +88,8 @@ pub(super) async fn create_tenant(
             }
             other => store_error(other),
         })?;
-    refresh_tenant(&state, &tenant).await;
-    Ok((StatusCode::CREATED, Json(json!({ "tenant": record.tenant, "status": record.status, "domain": record.domain, "data_revision": record.data_revision }))).into_response())
+    refresh_tenant(state, tenant).await;
+    Ok(record)
 }
 
 pub(super) async fn read_tenant(
@@ -136,12 +149,23 @@ pub(super) async fn delete_tenant(
             format!("deleting a tenant removes all its data; repeat its id as ?confirm={tenant}"),
         ));
     }
+    delete(&state, &tenant).await?;
+    Ok(Json(json!({ "tenant": tenant, "deleted": true })))
+}
+
+/// Deletes a tenant and all its data (the caller has authorized and confirmed it): refused for
+/// tenants defined by files (409 `managed_by_files`), 404 `unknown_tenant` when it does not
+/// exist. Shared with the OpenFGA API's store deletion.
+pub(crate) async fn delete(
+    state: &AppState,
+    tenant: &portcullis_core::TenantId,
+) -> Result<(), ApiError> {
     let source = state
         .loaded
         .lock()
         .await
         .bases
-        .get(&tenant)
+        .get(tenant)
         .map(|b| b.source.clone());
     match source {
         Some(Source::Folder(folder)) => {
@@ -169,7 +193,7 @@ pub(super) async fn delete_tenant(
     }
     state
         .store
-        .tenant(&tenant)
+        .tenant(tenant)
         .delete()
         .await
         .map_err(|error| match error {
@@ -179,9 +203,9 @@ pub(super) async fn delete_tenant(
             ),
             other => store_error(other),
         })?;
-    state.quotas.remove(&tenant);
-    refresh_tenant(&state, &tenant).await;
-    Ok(Json(json!({ "tenant": tenant, "deleted": true })))
+    state.quotas.remove(tenant);
+    refresh_tenant(state, tenant).await;
+    Ok(())
 }
 
 async fn set_status<A: AdminAction>(

@@ -9,6 +9,7 @@ pub mod api;
 pub mod authzen;
 pub mod forward;
 pub mod grpc;
+pub mod openfga;
 pub mod operations;
 pub mod relations;
 pub mod search;
@@ -33,6 +34,37 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/relations/list-objects", post(relations::list_objects))
         .route("/v1/relations/list-users", post(relations::list_users))
         .route("/v1/relations/expand", post(relations::expand))
+        .route(
+            "/stores",
+            get(openfga::list_stores).post(openfga::create_store),
+        )
+        .route(
+            "/stores/{store_id}",
+            get(openfga::get_store).delete(openfga::delete_store),
+        )
+        .route(
+            "/stores/{store_id}/authorization-models",
+            get(openfga::list_models).post(openfga::write_model),
+        )
+        .route(
+            "/stores/{store_id}/authorization-models/{id}",
+            get(openfga::read_model),
+        )
+        .route("/stores/{store_id}/write", post(openfga::write))
+        .route("/stores/{store_id}/read", post(openfga::read))
+        .route("/stores/{store_id}/changes", get(openfga::read_changes))
+        .route("/stores/{store_id}/check", post(openfga::check))
+        .route("/stores/{store_id}/batch-check", post(openfga::batch_check))
+        .route("/stores/{store_id}/expand", post(openfga::expand))
+        .route(
+            "/stores/{store_id}/list-objects",
+            post(openfga::list_objects),
+        )
+        .route(
+            "/stores/{store_id}/streamed-list-objects",
+            post(openfga::streamed_list_objects),
+        )
+        .route("/stores/{store_id}/list-users", post(openfga::list_users))
         .route("/access/v1/evaluation", post(authzen::evaluation))
         .route("/access/v1/evaluations", post(authzen::evaluations))
         .route("/access/v1/search/subject", post(search::subject))

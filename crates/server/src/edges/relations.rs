@@ -282,12 +282,12 @@ fn authenticate(
 
 /// What a query asked, as the decision record names it: the user as principal, the query and
 /// relation as action, the object (or `type:*`) as resource.
-struct Asked {
-    tenant: TenantId,
-    user: String,
-    action: String,
-    resource: Resource,
-    context: Map<String, Value>,
+pub(crate) struct Asked {
+    pub(crate) tenant: TenantId,
+    pub(crate) user: String,
+    pub(crate) action: String,
+    pub(crate) resource: Resource,
+    pub(crate) context: Map<String, Value>,
 }
 
 impl Asked {
@@ -311,10 +311,10 @@ impl Asked {
 }
 
 /// An answered query, with the trace id of its decision.
-struct Answered<T> {
-    answer: T,
-    revision: u64,
-    trace_id: String,
+pub(crate) struct Answered<T> {
+    pub(crate) answer: T,
+    pub(crate) revision: u64,
+    pub(crate) trace_id: String,
 }
 
 /// Answers one query through the decision module: the caller authenticated and admitted, the
@@ -335,6 +335,32 @@ where
     O: FnOnce(&T) -> (bool, Vec<String>),
 {
     authenticate(path, headers, &asked.tenant)?;
+    let answered =
+        answer_authenticated(path, user_agent(headers), at_least, asked, query, outcome).await?;
+    let answer = answered.answer.map_err(|error| query_error(&error))?;
+    Ok(Answered {
+        answer,
+        revision: answered.revision,
+        trace_id: answered.trace_id,
+    })
+}
+
+/// [`answer`] for a caller an edge has already authenticated for `asked.tenant`: admission,
+/// the index, the query on the evaluation pool, and the decision record. The query's own
+/// failure is in the answer (recorded as an error), for the edge to render in its protocol.
+pub(crate) async fn answer_authenticated<T, Q, O>(
+    path: &DecisionPath<'_>,
+    user_agent: Option<&str>,
+    at_least: Option<u64>,
+    asked: Asked,
+    query: Q,
+    outcome: O,
+) -> Result<Answered<Result<T, QueryError>>, ApiError>
+where
+    T: Send + 'static,
+    Q: FnOnce(&Relations) -> Result<T, QueryError> + Send + 'static,
+    O: FnOnce(&T) -> (bool, Vec<String>),
+{
     let _admitted = path.admit(&asked.tenant)?;
     let relations = index(path, &asked.tenant, at_least).await?;
     let revision = relations.revision();
@@ -401,12 +427,9 @@ where
         trace_id: String::new(),
         explanation: None,
     };
-    let (_, decision) = path
-        .record(asked.request(), decision, user_agent(headers))
-        .await;
-    let answer = result.map_err(|error| query_error(&error))?;
+    let (_, decision) = path.record(asked.request(), decision, user_agent).await;
     Ok(Answered {
-        answer,
+        answer: result,
         revision,
         trace_id: decision.trace_id,
     })
