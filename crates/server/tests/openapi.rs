@@ -1725,6 +1725,12 @@ async fn send_every_example(listener: Listener) -> usize {
     let mut ops = operations(&doc);
     in_document_order(listener.text(), &mut ops);
     for op in ops {
+        // OpenFGA's API names stores and models by the ULIDs the server mints when a store is
+        // created or a model written, so a fixed example cannot name one; tests/openfga.rs
+        // drives every one of these operations against stores it creates.
+        if op.tags().contains(&"OpenFGA") {
+            continue;
+        }
         let uri = op.uri();
         let headers = op.example_headers();
         let mut bodies: Vec<(String, Option<Vec<u8>>)> = op

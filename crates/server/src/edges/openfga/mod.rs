@@ -423,10 +423,32 @@ where
     type Rejection = FgaError;
 
     async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, FgaError> {
-        crate::json::JsonBody::<T>::from_request(request, state)
-            .await
-            .map(|crate::json::JsonBody(value)| FgaJson(value))
-            .map_err(FgaError::from)
+        let crate::json::JsonBody(mut body) =
+            crate::json::JsonBody::<serde_json::Value>::from_request(request, state)
+                .await
+                .map_err(FgaError::from)?;
+        drop_nulls(&mut body);
+        crate::json::from_value(body)
+            .map(FgaJson)
+            .map_err(|error| FgaError::validation(error.to_string()))
+    }
+}
+
+/// Removes every member whose value is `null`, at any depth: OpenFGA's API reads JSON as
+/// protocol buffers do, where `null` is the field's default (its Go clients, the `fga` CLI
+/// among them, send `"tuple_keys": null` for an empty list). A `context` is left as sent: it
+/// is a JSON object of condition parameters, where `null` is a value.
+fn drop_nulls(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(members) => {
+            members.retain(|_, member| !member.is_null());
+            members
+                .iter_mut()
+                .filter(|(name, _)| name.as_str() != "context")
+                .for_each(|(_, member)| drop_nulls(member));
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(drop_nulls),
+        _ => {}
     }
 }
 
