@@ -117,8 +117,8 @@ fn the_python_sdk_works_unchanged() {
     assert_eq!(
         out["batch"],
         serde_json::json!([
-            ["document:roadmap", true, null],
-            ["document:budget", false, null]
+            ["document:budget", false, null],
+            ["document:roadmap", true, null]
         ])
     );
     assert_eq!(out["list_objects"], serde_json::json!(["document:budget"]));

@@ -102,7 +102,10 @@ async def main(url, token):
                 ]
             )
         )
-        out["batch"] = [[r.request.object, r.allowed, r.error] for r in batch.result]
+        # Answers come in no particular order: sorted by object.
+        out["batch"] = sorted(
+            ([r.request.object, r.allowed, r.error] for r in batch.result), key=lambda r: r[0]
+        )
         listed = await fga.list_objects(
             ClientListObjectsRequest(user="user:bob", relation="viewer", type="document")
         )
