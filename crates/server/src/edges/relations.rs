@@ -601,16 +601,7 @@ pub async fn run_check_batch(
         at_least,
         asked,
         move |relations| Ok(relations.read().batch_check(&requests)),
-        |answers| {
-            let granted = answers
-                .iter()
-                .filter(|answer| matches!(answer, Ok(result) if result.allowed))
-                .count();
-            (
-                true,
-                vec![format!("{granted} of {} checks hold", answers.len())],
-            )
-        },
+        batch_summary,
     )
     .await?;
     let revision = answered.revision;
@@ -821,4 +812,23 @@ pub async fn run_expand(
         map.insert("trace_id".to_owned(), Value::String(answered.trace_id));
     }
     Ok(tree)
+}
+
+/// How a batch of relationship checks is recorded: as one answered decision whose reason says
+/// how many of the checks hold.
+#[allow(
+    clippy::ptr_arg,
+    reason = "passed as the summary function, which receives the answer as it is"
+)]
+pub(crate) fn batch_summary(
+    answers: &Vec<Result<portcullis_policy::rebac::CheckResult, QueryError>>,
+) -> (bool, Vec<String>) {
+    let granted = answers
+        .iter()
+        .filter(|answer| matches!(answer, Ok(result) if result.allowed))
+        .count();
+    (
+        true,
+        vec![format!("{granted} of {} checks hold", answers.len())],
+    )
 }

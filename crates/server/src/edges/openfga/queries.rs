@@ -357,16 +357,7 @@ pub async fn batch_check(
         at_least,
         asked,
         move |relations| Ok(relations.read().batch_check(&requests)),
-        |answers| {
-            let granted = answers
-                .iter()
-                .filter(|answer| matches!(answer, Ok(result) if result.allowed))
-                .count();
-            (
-                true,
-                vec![format!("{granted} of {} checks hold", answers.len())],
-            )
-        },
+        crate::edges::relations::batch_summary,
     )
     .await?;
     let mut result = Map::new();
