@@ -12,6 +12,9 @@
 //! request that is not HTTP — is listed in the README (Decision service, "Limits on request
 //! heads").
 //!
+//! Every request is named here (`X-Request-ID`, see [`crate::request_id`]) before the limits
+//! are checked, so that refusals carry the name too.
+//!
 //! This module owns the accept loop and graceful shutdown; it must not look into requests
 //! beyond their heads: routing, identity and bodies belong to the routers.
 
@@ -36,6 +39,7 @@ use tower::util::Oneshot;
 
 use crate::config::Limits;
 use crate::error::ApiError;
+use crate::request_id::{self, Named};
 use crate::tls::PeerInfo;
 
 /// The configured limits on request heads.
@@ -121,8 +125,8 @@ pub fn header_too_large(message: String) -> ApiError {
     )
 }
 
-/// The service of one connection: the head limits, then the router, with the peer available
-/// to handlers as `ConnectInfo<PeerInfo>`.
+/// The service of one connection: names the request ([`request_id`]), checks the head limits,
+/// then runs the router, with the peer available to handlers as `ConnectInfo<PeerInfo>`.
 #[derive(Clone)]
 struct ConnectionService {
     router: Router,
@@ -133,17 +137,21 @@ struct ConnectionService {
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Response = Response;
     type Error = Infallible;
-    type Future = Either<Ready<Result<Response, Infallible>>, Oneshot<Router, Request<Body>>>;
+    type Future =
+        Either<Ready<Result<Response, Infallible>>, Named<Oneshot<Router, Request<Body>>>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let id = request_id::of_request(request.headers());
         if let Err(error) = self.limits.check(request.uri(), request.headers()) {
-            return Either::Left(ready(Ok(error.into_response())));
+            let mut response = error.into_response();
+            request_id::answer(&mut response, &id);
+            return Either::Left(ready(Ok(response)));
         }
         let mut request = request.map(Body::new);
         request
             .extensions_mut()
             .insert(ConnectInfo(self.peer.clone()));
-        Either::Right(self.router.clone().oneshot(request))
+        Either::Right(Named::new(id, self.router.clone().oneshot(request)))
     }
 }
 

@@ -461,6 +461,7 @@ impl<'s> DecisionPath<'s> {
         started: Instant,
     ) -> Decision {
         let known = self.snapshot(&request.tenant).is_some();
+        let request_id = crate::request_id::current();
         if let Some(audit) = &self.state.audit
             && let Err(error) = audit
                 .decision(
@@ -468,7 +469,9 @@ impl<'s> DecisionPath<'s> {
                     &decision,
                     self.edge,
                     user_agent,
-                    crate::request_id::current().as_deref(),
+                    request_id
+                        .as_ref()
+                        .map(crate::request_id::RequestId::as_str),
                     known,
                 )
                 .await

@@ -63,6 +63,58 @@ where
     }
 }
 
+/// A request's headers and its JSON body read strictly (as [`JsonBody`]). The headers are moved
+/// out of the request, where axum's `HeaderMap` extractor would copy them.
+#[derive(Debug, Clone, Default)]
+pub struct JsonRequest<T> {
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: T,
+}
+
+impl<S, T> FromRequest<S> for JsonRequest<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let (headers, body) = read_request(request, state, || {
+            ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "the body must be JSON with Content-Type: application/json",
+            )
+        })
+        .await?;
+        Ok(JsonRequest { headers, body })
+    }
+}
+
+/// Reads a request's body strictly as JSON and hands back its headers with it; a body not sent
+/// as JSON is refused with `not_json()` (each API answers that its own way).
+pub async fn read_request<S, T>(
+    request: Request,
+    state: &S,
+    not_json: impl FnOnce() -> ApiError,
+) -> Result<(HeaderMap, T), ApiError>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    let (mut parts, body) = request.into_parts();
+    if !is_json(&parts.headers) {
+        return Err(not_json());
+    }
+    let headers = std::mem::take(&mut parts.headers);
+    let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+        .await
+        .map_err(unreadable)?;
+    Ok((headers, from_slice(&bytes)?))
+}
+
 /// Reads a request's body strictly as JSON; a body not sent as JSON is refused with
 /// `not_json()` (each API answers that its own way).
 pub async fn read_body<S, T>(

@@ -383,10 +383,18 @@ async fn x_request_id_is_echoed_everywhere_and_recorded_with_the_decision() {
             .bearer_auth(ADMIN_TOKEN),
         client().get(format!("{admin_base}/admin/v1/tenants")),
         client().get(format!("{admin_base}/nothing")),
+        // A head over the configured limits is refused before any router runs.
+        client()
+            .get(format!("{base}/healthz"))
+            .header("x-oversized", "a".repeat(17 * 1024)),
     ];
+    let last = probes.len() - 1;
     for (index, probe) in probes.into_iter().enumerate() {
         let id = format!("probe-{index}");
         let response = probe.header("x-request-id", &id).send().await.unwrap();
+        if index == last {
+            assert_eq!(response.status(), 431);
+        }
         assert_eq!(
             response
                 .headers()

@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::decision::DecisionPath;
 use crate::error::ApiError;
 use crate::identity::{HostBinding, Identity, bearer};
-use crate::json::JsonBody;
+use crate::json::JsonRequest;
 use crate::state::AppState;
 
 /// The tenant named by `X-Tenant-ID`, validated.
@@ -109,8 +109,10 @@ fn reconcile_tenant(headers: &HeaderMap, request: &Request) -> Result<(), ApiErr
 /// `POST /v1/check`.
 pub async fn check(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    JsonBody(mut request): JsonBody<Request>,
+    JsonRequest {
+        headers,
+        body: mut request,
+    }: JsonRequest<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     let path = DecisionPath::new(&state, "http");
     reconcile_tenant(&headers, &request)?;
@@ -123,8 +125,10 @@ pub async fn check(
 /// `POST /v1/explain`: a check whose decision always carries the explanation.
 pub async fn explain(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    JsonBody(mut request): JsonBody<Request>,
+    JsonRequest {
+        headers,
+        body: mut request,
+    }: JsonRequest<Request>,
 ) -> Result<Json<Decision>, ApiError> {
     let path = DecisionPath::new(&state, "http");
     reconcile_tenant(&headers, &request)?;
@@ -153,8 +157,10 @@ pub struct BatchResponse {
 /// `POST /v1/check/batch`.
 pub async fn check_batch(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    JsonBody(batch): JsonBody<BatchRequest>,
+    JsonRequest {
+        headers,
+        body: batch,
+    }: JsonRequest<BatchRequest>,
 ) -> Result<Json<BatchResponse>, ApiError> {
     let limit = state.config.limits.max_batch;
     if batch.requests.is_empty() {

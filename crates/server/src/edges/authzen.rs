@@ -52,15 +52,40 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
-        crate::json::read_body(request, state, || {
-            ApiError::bad_request(
-                "unsupported_media_type",
-                "AuthZEN requests are JSON sent with Content-Type: application/json",
-            )
-        })
-        .await
-        .map(ZenBody)
+        crate::json::read_body(request, state, not_zen_json)
+            .await
+            .map(ZenBody)
     }
+}
+
+/// A request's headers and its body read as [`ZenBody`] reads it; the headers are moved out of
+/// the request, not copied.
+#[derive(Debug, Clone, Default)]
+pub struct ZenRequest<T> {
+    /// The request's headers.
+    pub headers: HeaderMap,
+    /// Its body.
+    pub body: T,
+}
+
+impl<S, T> FromRequest<S> for ZenRequest<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
+        let (headers, body) = crate::json::read_request(request, state, not_zen_json).await?;
+        Ok(ZenRequest { headers, body })
+    }
+}
+
+fn not_zen_json() -> ApiError {
+    ApiError::bad_request(
+        "unsupported_media_type",
+        "AuthZEN requests are JSON sent with Content-Type: application/json",
+    )
 }
 
 /// An AuthZEN subject or resource as sent: `type` and `id` are checked once the request's
@@ -384,8 +409,10 @@ async fn decide(
 /// `POST /access/v1/evaluation`.
 pub async fn evaluation(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ZenBody(evaluation): ZenBody<Evaluation>,
+    ZenRequest {
+        headers,
+        body: evaluation,
+    }: ZenRequest<Evaluation>,
 ) -> Result<Json<ZenDecision>, ApiError> {
     let path = DecisionPath::new(&state, "authzen");
     let caller = caller(&path, &headers)?;
@@ -398,8 +425,10 @@ pub async fn evaluation(
 /// is one Access Evaluation and is answered like one.
 pub async fn evaluations(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    ZenBody(mut batch): ZenBody<Evaluations>,
+    ZenRequest {
+        headers,
+        body: mut batch,
+    }: ZenRequest<Evaluations>,
 ) -> Result<Response, ApiError> {
     let semantic = semantic(batch.options.as_ref())?;
     let items = batch.evaluations.take().unwrap_or_default();

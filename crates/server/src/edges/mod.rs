@@ -86,6 +86,5 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(crate::error::not_found)
         .method_not_allowed_fallback(crate::error::method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn(crate::request_id::layer))
         .with_state(state)
 }
