@@ -1623,6 +1623,18 @@ impl<'v, 'g> Eval<'v, 'g> {
         }
         if self.stack.contains(&key) {
             self.cycles += 1;
+            // OpenFGA resolves a relation that is recursive through itself for an object user
+            // as a search that visits each object once: back on one already visited is a dead
+            // end (no), not a cycle. The answer still depends on the path, so it is counted
+            // as a cycle for what is remembered.
+            if tag(self.user) != TAG_USERSET
+                && self
+                    .model()
+                    .recursive
+                    .contains(&(self.user_type, object_type, relation))
+            {
+                return Ok(Truth::No);
+            }
             return Ok(Truth::Cycle);
         }
         if self.no_grant.contains(&key) {
