@@ -29,6 +29,10 @@
 //!   otherwise an error if either failed, otherwise yes;
 //! - the query's answer is yes only for yes: a cycle at the top is "not a member".
 //!
+//! Except, as in OpenFGA, in a relation recursive through itself that OpenFGA resolves by
+//! searching the objects it links (`Model::recursive`, for object and wildcard users): there
+//! coming back to an `object#relation` on the path is a plain no.
+//!
 //! So with `viewer: [user] but not restricted`, `restricted: [user, document#viewer]` and
 //! tuples `document:1#viewer@user:jon`, `document:1#restricted@document:1#viewer`, both
 //! `viewer` and `restricted` deny jon (each reaches itself through the other). OpenFGA resolves
@@ -38,8 +42,10 @@
 //! of the query; a cycle answer is not, since it depends on the path it was reached on.
 //!
 //! `list_objects` answers exactly what `check` answers for each object: its candidates are
-//! confirmed by `check` wherever a cycle or `but not` could make the two differ, and it fails
-//! with the condition error of any edge it follows whose condition cannot be evaluated.
+//! confirmed by `check` wherever a cycle or `but not` could make the two differ. An edge whose
+//! condition cannot be evaluated fails it where OpenFGA's pruned expansion reads the edge (the
+//! lightest operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
+//! elsewhere.
 //! `list_users` is OpenFGA's list-users expansion (the `list_users` module), which is a set
 //! computation rather than a check per user and differs from `check` where `but not` meets a
 //! cycle or a wildcard, as OpenFGA's does. `expand` is one level deep and meets no cycle.
@@ -54,6 +60,7 @@
 //! [`QueryError::IndexIncomplete`], since a missing tuple could turn a `but not` into a grant.
 
 mod list_users;
+mod pruned;
 
 use std::cell::Cell;
 use std::sync::Arc;
@@ -886,6 +893,32 @@ impl Graph {
             .any(|&(t, r)| model.relation(t, r).is_some_and(|d| d.excludes));
         let reach = Reach::new(&view, user_key, &budget)?;
         let mut eval = Eval::new(&view, context, user_key, &budget, &reach);
+        // A condition that cannot be evaluated fails the query only on the part of the model
+        // OpenFGA's list objects expands; elsewhere the edge is a dead end.
+        let terminal = match tag(user_key) {
+            TAG_USERSET => {
+                pruned::Terminal::Userset(view.object_type(low(user_key)), key_relation(user_key))
+            }
+            TAG_WILDCARD => pruned::Terminal::Type(low(user_key)),
+            _ => pruned::Terminal::Type(view.object_type(low(user_key))),
+        };
+        budget.spend(model.inputs.len() as u64)?;
+        let followed = pruned::followed_leaves(model, (target_type, target_relation), terminal);
+        // Candidates are found through the pruned part only: every object a relation grants
+        // is found through the lightest operand of its `and` and the base of its `but not`
+        // too, and is then confirmed by check.
+        let pruned_nodes: FxHashSet<(u32, u32)> = followed.iter().map(|(node, _)| *node).collect();
+        relevant.retain(|node| pruned_nodes.contains(node));
+        let holds = |eval: &mut Eval<'_, '_>,
+                     p: u64,
+                     user: u64,
+                     leaf: ((u32, u32), Leaf)|
+         -> Result<bool, QueryError> {
+            match eval.edge_holds(p, user) {
+                Err(_) if !followed.contains(&leaf) => Ok(false),
+                other => other,
+            }
+        };
         let mut facts: FxHashSet<u64> = FxHashSet::default();
         // Facts in the order found, with the number of relations nested between each and the
         // user (its height); breadth first, so heights never decrease along the queue.
@@ -915,7 +948,14 @@ impl Graph {
             if !relevant.contains(&(view.object_type(o), r)) {
                 continue;
             }
-            if edge_user != u64::MAX && !eval.edge_holds(p, edge_user)? {
+            if edge_user != u64::MAX
+                && !holds(
+                    &mut eval,
+                    p,
+                    edge_user,
+                    ((view.object_type(o), r), Leaf::This),
+                )?
+            {
                 continue;
             }
             candidates.push(p);
@@ -965,7 +1005,10 @@ impl Graph {
             budget.spend(next.len() as u64)?;
             for q in next.drain(..) {
                 let (qo, qr) = pair_parts(q);
-                if relevant.contains(&(view.object_type(qo), qr)) && eval.edge_holds(q, userset)? {
+                let qt = view.object_type(qo);
+                if relevant.contains(&(qt, qr))
+                    && holds(&mut eval, q, userset, ((qt, qr), Leaf::This))?
+                {
                     candidates.push(q);
                 }
             }
@@ -990,9 +1033,18 @@ impl Graph {
                             budget.spend(next.len() as u64)?;
                             for q in next.drain(..) {
                                 let (qo, qr) = pair_parts(q);
+                                let leaf = Leaf::Ttu {
+                                    tupleset,
+                                    computed: r,
+                                };
                                 if qr == tupleset
                                     && view.object_type(qo) == type_id
-                                    && eval.edge_holds(q, key_object(o))?
+                                    && holds(
+                                        &mut eval,
+                                        q,
+                                        key_object(o),
+                                        ((type_id, relation), leaf),
+                                    )?
                                 {
                                     candidates.push(pair(qo, relation));
                                 }

@@ -308,6 +308,10 @@ pub struct Model {
     /// recursive strategy for users of that type, where coming back to an object already
     /// visited is a plain "no" rather than a cycle (see `model/recursive.rs`).
     pub(crate) recursive: FxHashSet<(u32, u32, u32)>,
+    /// Whether OpenFGA can build its weighted graph of the model (no loop through tuples
+    /// passes through `and` or `but not`); the strategies and the list objects pruning that
+    /// depend on it apply only then.
+    pub(crate) weighable: bool,
 }
 
 /// A relation that reads another one (see [`Model::dependents`]).
@@ -1103,6 +1107,7 @@ fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
         dependents: FxHashMap::default(),
         inputs: FxHashMap::default(),
         recursive: FxHashSet::default(),
+        weighable: false,
     };
     if errors.is_empty() {
         link(&mut model);
@@ -1511,6 +1516,7 @@ fn link(model: &mut Model) {
     }
     model.dependents = dependents;
     model.inputs = inputs;
+    model.weighable = recursive::weighable(model);
     model.recursive = recursive::recursive_relations(model);
 }
 

@@ -295,7 +295,7 @@ fn operators<'r>(rewrite: &'r CRewrite, out: &mut Vec<&'r CRewrite>) {
 /// `viewer: [user] but not blocked` with `blocked: [doc#viewer]`). Without that graph OpenFGA
 /// uses none of the strategies that depend on it, the recursive one included, anywhere in the
 /// model.
-fn weighable(model: &Model) -> bool {
+pub(super) fn weighable(model: &Model) -> bool {
     let mut found = Vec::new();
     let mut next = Vec::new();
     for (t, relations) in model.relations.iter().enumerate() {
@@ -354,7 +354,7 @@ pub(super) fn recursive_relations(model: &Model) -> FxHashSet<(u32, u32, u32)> {
             }
         }
     }
-    if candidates.is_empty() || !weighable(model) {
+    if candidates.is_empty() || !model.weighable {
         return out;
     }
     let mut pointed_by: FxHashMap<(u32, u32), Vec<(u32, u32)>> = FxHashMap::default();
