@@ -11,6 +11,13 @@
 //! denies; `a but not b` denies when `a` denies or `b` grants. Resolving more than
 //! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
 //!
+//! Condition errors in check (as OpenFGA reads tuples): the tuple naming the user itself fails
+//! with its condition's error; the userset and wildcard tuples of a relation are one read, and
+//! so are the tuples of a tupleset: a tuple of such a read whose condition cannot be evaluated
+//! is skipped, and the error counts only when no tuple of the read passed its condition. A
+//! relation from which the model has no path to the user's type (or, for a userset user, to
+//! its relation) is no without reading anything, so no condition on the way can fail it.
+//!
 //! Cycles (as OpenFGA's check): reaching an `object#relation` that is already being resolved
 //! on the same path closes a cycle, and that step answers *cycle*, a third value next to yes
 //! and no. It grants nothing, and it is not a "no" that a `but not` could turn into a grant:
@@ -22,6 +29,10 @@
 //!   otherwise an error if either failed, otherwise yes;
 //! - the query's answer is yes only for yes: a cycle at the top is "not a member".
 //!
+//! Except, as in OpenFGA, in a relation recursive through itself that OpenFGA resolves by
+//! searching the objects it links (`Model::recursive`, for object and wildcard users): there
+//! coming back to an `object#relation` on the path is a plain no.
+//!
 //! So with `viewer: [user] but not restricted`, `restricted: [user, document#viewer]` and
 //! tuples `document:1#viewer@user:jon`, `document:1#restricted@document:1#viewer`, both
 //! `viewer` and `restricted` deny jon (each reaches itself through the other). OpenFGA resolves
@@ -30,11 +41,14 @@
 //! "no" (the order-independent reading). A "no" that met no cycle is remembered for the rest
 //! of the query; a cycle answer is not, since it depends on the path it was reached on.
 //!
-//! `list_objects` and `list_users` answer exactly what `check` answers for each object or user:
-//! their candidates are confirmed by `check` wherever a cycle or `but not` could make the two
-//! differ, and both fail with the condition error of any edge they follow whose condition
-//! cannot be evaluated (OpenFGA's list objects and list users do the same). `expand` is one
-//! level deep and meets no cycle.
+//! `list_objects` answers exactly what `check` answers for each object: its candidates are
+//! confirmed by `check` wherever a cycle or `but not` could make the two differ. An edge whose
+//! condition cannot be evaluated fails it where OpenFGA's pruned expansion reads the edge (the
+//! lightest operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
+//! elsewhere.
+//! `list_users` is OpenFGA's list-users expansion (the `list_users` module), which is a set
+//! computation rather than a check per user and differs from `check` where `but not` meets a
+//! cycle or a wildcard, as OpenFGA's does. `expand` is one level deep and meets no cycle.
 //!
 //! Bounds: every query is bounded by the resolve depth and by a budget of
 //! [`MAX_QUERY_STEPS`] steps (one per relation resolved, rewrite term evaluated, tuple or index
@@ -45,6 +59,9 @@
 //! incomplete, and an incomplete index answers every query with
 //! [`QueryError::IndexIncomplete`], since a missing tuple could turn a `but not` into a grant.
 
+mod list_users;
+mod pruned;
+
 use std::cell::Cell;
 use std::sync::Arc;
 
@@ -53,7 +70,7 @@ use serde_json::{Map, Value, json};
 use smallvec::SmallVec;
 
 use crate::condition::EvalError;
-use crate::model::{CRelation, CRewrite, Dependent, Leaf, Model, TupleError};
+use crate::model::{CRelation, CRewrite, Dependent, DirectKind, Leaf, Model, TupleError};
 use crate::tuple::{ObjectRef, Tuple, TupleCondition, User};
 
 /// OpenFGA's default resolution depth: the most relations resolved inside one another.
@@ -812,7 +829,8 @@ impl Graph {
         let user = self.user_key(&mut view, &request.user)?;
         let object = view.intern(t, &request.object.id);
         let budget = Budget::new();
-        let mut eval = Eval::new(&view, &request.context, user, &budget);
+        let reach = Reach::new(&view, user, &budget)?;
+        let mut eval = Eval::new(&view, &request.context, user, &budget, &reach);
         let allowed = eval.check(object, t, r, How::Start, 0)? == Truth::Yes;
         let path = if allowed {
             eval.render_path()
@@ -873,7 +891,34 @@ impl Graph {
         let negation = relevant
             .iter()
             .any(|&(t, r)| model.relation(t, r).is_some_and(|d| d.excludes));
-        let mut eval = Eval::new(&view, context, user_key, &budget);
+        let reach = Reach::new(&view, user_key, &budget)?;
+        let mut eval = Eval::new(&view, context, user_key, &budget, &reach);
+        // A condition that cannot be evaluated fails the query only on the part of the model
+        // OpenFGA's list objects expands; elsewhere the edge is a dead end.
+        let terminal = match tag(user_key) {
+            TAG_USERSET => {
+                pruned::Terminal::Userset(view.object_type(low(user_key)), key_relation(user_key))
+            }
+            TAG_WILDCARD => pruned::Terminal::Type(low(user_key)),
+            _ => pruned::Terminal::Type(view.object_type(low(user_key))),
+        };
+        budget.spend(model.inputs.len() as u64)?;
+        let followed = pruned::followed_leaves(model, (target_type, target_relation), terminal);
+        // Candidates are found through the pruned part only: every object a relation grants
+        // is found through the lightest operand of its `and` and the base of its `but not`
+        // too, and is then confirmed by check.
+        let pruned_nodes: FxHashSet<(u32, u32)> = followed.iter().map(|(node, _)| *node).collect();
+        relevant.retain(|node| pruned_nodes.contains(node));
+        let holds = |eval: &mut Eval<'_, '_>,
+                     p: u64,
+                     user: u64,
+                     leaf: ((u32, u32), Leaf)|
+         -> Result<bool, QueryError> {
+            match eval.edge_holds(p, user) {
+                Err(_) if !followed.contains(&leaf) => Ok(false),
+                other => other,
+            }
+        };
         let mut facts: FxHashSet<u64> = FxHashSet::default();
         // Facts in the order found, with the number of relations nested between each and the
         // user (its height); breadth first, so heights never decrease along the queue.
@@ -903,7 +948,14 @@ impl Graph {
             if !relevant.contains(&(view.object_type(o), r)) {
                 continue;
             }
-            if edge_user != u64::MAX && !eval.edge_holds(p, edge_user)? {
+            if edge_user != u64::MAX
+                && !holds(
+                    &mut eval,
+                    p,
+                    edge_user,
+                    ((view.object_type(o), r), Leaf::This),
+                )?
+            {
                 continue;
             }
             candidates.push(p);
@@ -926,7 +978,7 @@ impl Graph {
                     && p == pair(low(user_key), key_relation(user_key)))
                     && (!def.monotone || is_target && negation)
                 {
-                    let mut confirm = Eval::new(&view, context, user_key, &budget);
+                    let mut confirm = Eval::new(&view, context, user_key, &budget, &reach);
                     if confirm.check(o, t, r, How::Start, 0)? != Truth::Yes {
                         continue;
                     }
@@ -953,7 +1005,10 @@ impl Graph {
             budget.spend(next.len() as u64)?;
             for q in next.drain(..) {
                 let (qo, qr) = pair_parts(q);
-                if relevant.contains(&(view.object_type(qo), qr)) && eval.edge_holds(q, userset)? {
+                let qt = view.object_type(qo);
+                if relevant.contains(&(qt, qr))
+                    && holds(&mut eval, q, userset, ((qt, qr), Leaf::This))?
+                {
                     candidates.push(q);
                 }
             }
@@ -978,9 +1033,18 @@ impl Graph {
                             budget.spend(next.len() as u64)?;
                             for q in next.drain(..) {
                                 let (qo, qr) = pair_parts(q);
+                                let leaf = Leaf::Ttu {
+                                    tupleset,
+                                    computed: r,
+                                };
                                 if qr == tupleset
                                     && view.object_type(qo) == type_id
-                                    && eval.edge_holds(q, key_object(o))?
+                                    && holds(
+                                        &mut eval,
+                                        q,
+                                        key_object(o),
+                                        ((type_id, relation), leaf),
+                                    )?
                                 {
                                     candidates.push(pair(qo, relation));
                                 }
@@ -997,12 +1061,14 @@ impl Graph {
     }
 
     /// The users that have `relation` on `object` and match one of `filters`: objects and
-    /// wildcards (`user:*`) for a `type` filter, usersets for a `type#relation` filter. Sorted.
-    /// Candidates are found by following every edge from the object (each `object#relation`
-    /// once, so cycles end; an edge whose condition is false is not followed, and one whose
-    /// condition cannot be evaluated fails the query), then each is confirmed by a check; the whole
-    /// query shares one budget of [`MAX_QUERY_STEPS`], and each confirmation is bounded by
-    /// [`MAX_RESOLVE_DEPTH`].
+    /// wildcards (`user:*`) of the type for a `type` filter; for a `type#relation` filter the
+    /// usersets with that relation, and the objects and wildcards of that type too (as OpenFGA
+    /// lists them). Sorted. Answered by OpenFGA's list-users expansion (see the `list_users`
+    /// module), which is not a check per user: under `but not` with cycles or wildcards its
+    /// list can differ from what `check` answers for each user, as OpenFGA's does. Several
+    /// filters are answered one after the other and their lists merged. The whole query
+    /// shares one budget of [`MAX_QUERY_STEPS`]; one expansion nests at most
+    /// [`MAX_RESOLVE_DEPTH`] relations.
     pub fn list_users(
         &self,
         object: &ObjectRef,
@@ -1025,98 +1091,20 @@ impl Graph {
                 Some(fr) => Some(self.check_type_relation(&filter.user_type, fr)?.1),
                 None => None,
             };
-            wanted_types.push((ft, fr));
-        }
-        // Over-approximate by following every edge (the subtracted sides of `but not`
-        // included), then confirm each candidate with a check. A condition on an edge followed
-        // is evaluated: an edge whose condition is false is not followed, and one whose
-        // condition cannot be evaluated (a missing parameter) fails the query, as in
-        // `list_objects` (and OpenFGA's list users).
-        let conditions = Eval::new(&view, context, key_object(start), &budget);
-        let mut seen: FxHashSet<u64> = FxHashSet::default();
-        let mut stack = vec![pair(start, r)];
-        let mut candidates: FxHashSet<u64> = FxHashSet::default();
-        let mut edges: Vec<(u64, u32, bool)> = Vec::new();
-        while let Some(p) = stack.pop() {
-            if !seen.insert(p) {
-                continue;
-            }
-            let (o, rel) = pair_parts(p);
-            let ot = view.object_type(o);
-            candidates.insert(key_userset(o, rel));
-            let Some(def) = model.relation(ot, rel) else {
-                continue;
-            };
-            budget.spend(1 + def.leaves.len() as u64)?;
-            for leaf in &def.leaves {
-                let (read, tupleset) = match *leaf {
-                    Leaf::This => (p, None),
-                    Leaf::Computed(r2) => {
-                        stack.push(pair(o, r2));
-                        continue;
-                    }
-                    Leaf::Ttu { tupleset, computed } => (pair(o, tupleset), Some(computed)),
-                };
-                for index in view.indexes() {
-                    let Some(adj) = index.forward.get(&read) else {
-                        continue;
-                    };
-                    edges.clear();
-                    edges.extend(adj.direct.iter().map(|&(u, c)| (key_object(u), c, false)));
-                    edges.extend(adj.sets.iter().map(|&(u, c)| (u, c, false)));
-                    budget.spend(edges.len() as u64)?;
-                    for edge in &mut edges {
-                        edge.2 = conditions.condition_holds(index, edge.1)?;
-                    }
-                    for &(user, _, holds) in &edges {
-                        if !holds {
-                            continue;
-                        }
-                        match tupleset {
-                            None => {
-                                candidates.insert(user);
-                                if tag(user) == TAG_USERSET {
-                                    stack.push(pair(low(user), key_relation(user)));
-                                }
-                            }
-                            Some(computed) => {
-                                if tag(user) == TAG_OBJECT {
-                                    stack.push(pair(low(user), computed));
-                                }
-                            }
-                        }
-                    }
-                }
+            if !wanted_types.contains(&(ft, fr)) {
+                wanted_types.push((ft, fr));
             }
         }
-        let mut out = Vec::new();
-        for candidate in candidates {
-            let keep = match tag(candidate) {
-                TAG_OBJECT => {
-                    let ct = view.object_type(low(candidate));
-                    wanted_types
-                        .iter()
-                        .any(|(ft, fr)| *ft == ct && fr.is_none())
-                }
-                TAG_USERSET => {
-                    let ct = view.object_type(low(candidate));
-                    wanted_types
-                        .iter()
-                        .any(|(ft, fr)| *ft == ct && *fr == Some(key_relation(candidate)))
-                }
-                _ => wanted_types
-                    .iter()
-                    .any(|(ft, fr)| *ft == low(candidate) && fr.is_none()),
-            };
-            if !keep {
-                continue;
-            }
-            let mut eval = Eval::new(&view, context, candidate, &budget);
-            if eval.check(start, t, r, How::Start, 0)? == Truth::Yes {
-                out.push(view.user_of(candidate));
-            }
+        let reach = Reach::everything();
+        let conditions = Eval::new(&view, context, key_object(start), &budget, &reach);
+        let mut keys: Vec<u64> = Vec::new();
+        for (ft, fr) in wanted_types {
+            let mut run = list_users::ListUsers::new(&view, &conditions, &budget, ft, fr);
+            keys.extend(run.run(start, t, r)?);
         }
+        let mut out: Vec<User> = keys.into_iter().map(|key| view.user_of(key)).collect();
         out.sort();
+        out.dedup();
         Ok(out)
     }
 
@@ -1413,10 +1401,150 @@ impl AnyOf {
     }
 }
 
+/// The relations from which the model has a path to a user (OpenFGA's `PathExists`): for an
+/// object or wildcard user, to its type or its type's wildcard; for a userset user, to its
+/// relation. Every operand counts, the subtracted side of `but not` included. A check of a
+/// relation outside this set is no without reading tuples, so a condition on the way cannot
+/// fail it.
+struct Reach {
+    /// `None`: every relation (for queries that do not test paths).
+    relations: Option<FxHashSet<(u32, u32)>>,
+}
+
+impl Reach {
+    fn everything() -> Reach {
+        Reach { relations: None }
+    }
+
+    fn new(view: &View<'_>, user: u64, budget: &Budget) -> Result<Reach, QueryError> {
+        let model = &*view.graph.model;
+        // What a relation's direct types and rewrite point at.
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        enum Node {
+            Type(u32),
+            Wildcard(u32),
+            Relation(u32, u32),
+        }
+        let mut pointed_by: FxHashMap<Node, Vec<(u32, u32)>> = FxHashMap::default();
+        let mut edges = 0u64;
+        for type_id in 0..model.type_names.len() as u32 {
+            for relation in model.relations_of(type_id) {
+                let Some(def) = model.relation(type_id, relation) else {
+                    continue;
+                };
+                let mut add = |node: Node| {
+                    pointed_by
+                        .entry(node)
+                        .or_default()
+                        .push((type_id, relation));
+                };
+                for leaf in def.leaves.iter() {
+                    match *leaf {
+                        Leaf::This => {
+                            for d in &def.direct {
+                                add(match d.kind {
+                                    DirectKind::Plain => Node::Type(d.type_id),
+                                    DirectKind::Wildcard => Node::Wildcard(d.type_id),
+                                    DirectKind::Userset(r) => Node::Relation(d.type_id, r),
+                                });
+                                edges += 1;
+                            }
+                        }
+                        Leaf::Computed(r2) => {
+                            add(Node::Relation(type_id, r2));
+                            edges += 1;
+                        }
+                        Leaf::Ttu { tupleset, computed } => {
+                            let Some(ts) = model.relation(type_id, tupleset) else {
+                                continue;
+                            };
+                            for d in &ts.direct {
+                                if model.relation(d.type_id, computed).is_some() {
+                                    add(Node::Relation(d.type_id, computed));
+                                    edges += 1;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        budget.spend(edges)?;
+        let mut relations = FxHashSet::default();
+        let mut stack: Vec<Node> = match tag(user) {
+            TAG_USERSET => {
+                let node = (view.object_type(low(user)), key_relation(user));
+                relations.insert(node);
+                vec![Node::Relation(node.0, node.1)]
+            }
+            TAG_WILDCARD => vec![Node::Type(low(user)), Node::Wildcard(low(user))],
+            _ => {
+                let t = view.object_type(low(user));
+                vec![Node::Type(t), Node::Wildcard(t)]
+            }
+        };
+        while let Some(node) = stack.pop() {
+            let Some(from) = pointed_by.get(&node) else {
+                continue;
+            };
+            for &(t, r) in from {
+                if relations.insert((t, r)) {
+                    stack.push(Node::Relation(t, r));
+                }
+            }
+        }
+        Ok(Reach {
+            relations: Some(relations),
+        })
+    }
+
+    fn contains(&self, object_type: u32, relation: u32) -> bool {
+        self.relations
+            .as_ref()
+            .is_none_or(|set| set.contains(&(object_type, relation)))
+    }
+}
+
+/// The condition errors of one read of tuples (a tupleset, or the userset and wildcard tuples
+/// of a relation), which OpenFGA reports only when no tuple of the read passed its condition.
+#[derive(Default)]
+struct Skipped {
+    passed: bool,
+    error: Option<QueryError>,
+}
+
+impl Skipped {
+    /// Records one tuple's condition; true when the tuple is to be followed.
+    fn follow(&mut self, holds: Result<bool, QueryError>) -> bool {
+        match holds {
+            Ok(true) => {
+                self.passed = true;
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                self.error = Some(e);
+                false
+            }
+        }
+    }
+
+    /// Adds the read's error to `any` when no tuple passed.
+    fn finish(self, any: &mut AnyOf) {
+        if !self.passed
+            && let Some(e) = self.error
+        {
+            any.error = Some(e);
+        }
+    }
+}
+
 struct Eval<'v, 'g> {
     view: &'v View<'g>,
     context: &'v Map<String, Value>,
     budget: &'v Budget,
+    /// The relations the user's type can reach in the model at all.
+    reach: &'v Reach,
     user: u64,
     user_type: u32,
     stack: SmallVec<[u64; 16]>,
@@ -1431,6 +1559,7 @@ impl<'v, 'g> Eval<'v, 'g> {
         context: &'v Map<String, Value>,
         user: u64,
         budget: &'v Budget,
+        reach: &'v Reach,
     ) -> Self {
         let user_type = if tag(user) == TAG_WILDCARD {
             low(user)
@@ -1441,6 +1570,7 @@ impl<'v, 'g> Eval<'v, 'g> {
             view,
             context,
             budget,
+            reach,
             user,
             user_type,
             stack: SmallVec::new(),
@@ -1545,6 +1675,18 @@ impl<'v, 'g> Eval<'v, 'g> {
         }
         if self.stack.contains(&key) {
             self.cycles += 1;
+            // OpenFGA resolves a relation that is recursive through itself for an object user
+            // as a search that visits each object once: back on one already visited is a dead
+            // end (no), not a cycle. The answer still depends on the path, so it is counted
+            // as a cycle for what is remembered.
+            if tag(self.user) != TAG_USERSET
+                && self
+                    .model()
+                    .recursive
+                    .contains(&(self.user_type, object_type, relation))
+            {
+                return Ok(Truth::No);
+            }
             return Ok(Truth::Cycle);
         }
         if self.no_grant.contains(&key) {
@@ -1552,6 +1694,11 @@ impl<'v, 'g> Eval<'v, 'g> {
         }
         if depth >= MAX_RESOLVE_DEPTH {
             return Err(QueryError::DepthExceeded);
+        }
+        if !self.reach.contains(object_type, relation) {
+            // No path in the model leads from the relation to the user's type: no, without
+            // reading a tuple or evaluating a condition (as OpenFGA).
+            return Ok(Truth::No);
         }
         let model = self.model();
         let Some(def) = model.relation(object_type, relation) else {
@@ -1603,7 +1750,10 @@ impl<'v, 'g> Eval<'v, 'g> {
                 self.check(object, object_type, *r2, How::Computed, depth + 1)
             }
             CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                // As OpenFGA reads the tupleset: a tuple whose condition cannot be evaluated
+                // is skipped, and its error counts only when no tuple's condition held.
                 let mut any = AnyOf::default();
+                let mut skipped = Skipped::default();
                 let view = self.view;
                 for index in view.indexes() {
                     let Some(adj) = index.forward.get(&pair(object, *tupleset)) else {
@@ -1611,13 +1761,8 @@ impl<'v, 'g> Eval<'v, 'g> {
                     };
                     for &(parent, slot) in &adj.direct {
                         self.budget.spend(1)?;
-                        match self.condition_holds(index, slot) {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                any.error = Some(e);
-                                continue;
-                            }
+                        if !skipped.follow(self.condition_holds(index, slot)) {
+                            continue;
                         }
                         let parent_type = view.object_type(parent);
                         let outcome = self.check(
@@ -1635,6 +1780,7 @@ impl<'v, 'g> Eval<'v, 'g> {
                         }
                     }
                 }
+                skipped.finish(&mut any);
                 any.finish()
             }
             CRewrite::Union(children) => {
@@ -1713,11 +1859,11 @@ impl<'v, 'g> Eval<'v, 'g> {
         let view = self.view;
         let user = self.user;
         let mut any = AnyOf::default();
+        // The tuple naming the user itself; its condition's error counts as it is.
         for index in view.indexes() {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
-            // The user itself.
             let slot = if tag(user) == TAG_OBJECT {
                 adj.direct
                     .binary_search_by_key(&low(user), |e| e.0)
@@ -1739,36 +1885,34 @@ impl<'v, 'g> Eval<'v, 'g> {
                     Err(e) => any.error = Some(e),
                 }
             }
+        }
+        // Userset and wildcard tuples, read together as OpenFGA reads them: a tuple whose
+        // condition cannot be evaluated is skipped, and its error counts only when no tuple's
+        // condition held.
+        let mut skipped = Skipped::default();
+        for index in view.indexes() {
+            let Some(adj) = index.forward.get(&p) else {
+                continue;
+            };
             for &(set, slot) in &adj.sets {
                 self.budget.spend(1)?;
+                if !skipped.follow(self.condition_holds(index, slot)) {
+                    continue;
+                }
                 match tag(set) {
                     TAG_WILDCARD => {
                         if tag(user) != TAG_OBJECT || low(set) != self.user_type {
                             continue;
                         }
-                        match self.condition_holds(index, slot) {
-                            Ok(true) => {
-                                self.path.push(Step::User {
-                                    key: set,
-                                    condition: Self::condition_id(index, slot),
-                                });
-                                return Ok(Truth::Yes);
-                            }
-                            Ok(false) => {}
-                            Err(e) => any.error = Some(e),
-                        }
+                        self.path.push(Step::User {
+                            key: set,
+                            condition: Self::condition_id(index, slot),
+                        });
+                        return Ok(Truth::Yes);
                     }
                     TAG_USERSET => {
                         if set == user {
                             continue;
-                        }
-                        match self.condition_holds(index, slot) {
-                            Ok(true) => {}
-                            Ok(false) => continue,
-                            Err(e) => {
-                                any.error = Some(e);
-                                continue;
-                            }
                         }
                         let o2 = low(set);
                         let t2 = view.object_type(o2);
@@ -1785,6 +1929,7 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
             }
         }
+        skipped.finish(&mut any);
         any.finish()
     }
 

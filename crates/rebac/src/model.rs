@@ -11,6 +11,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use serde_json::Value;
 
 use crate::condition::{CompiledCondition, ParamType};
+
+mod recursive;
 use crate::tuple::{Tuple, User};
 
 /// Largest accepted model text (DSL or JSON), in bytes.
@@ -302,6 +304,14 @@ pub struct Model {
     /// For `(type, relation)`: the `(type, relation)` pairs its value is computed from, each
     /// listed once.
     pub(crate) inputs: FxHashMap<(u32, u32), Vec<(u32, u32)>>,
+    /// `(user type, type, relation)`: the relations OpenFGA's check resolves with its
+    /// recursive strategy for users of that type, where coming back to an object already
+    /// visited is a plain "no" rather than a cycle (see `model/recursive.rs`).
+    pub(crate) recursive: FxHashSet<(u32, u32, u32)>,
+    /// Whether OpenFGA can build its weighted graph of the model (no loop through tuples
+    /// passes through `and` or `but not`); the strategies and the list objects pruning that
+    /// depend on it apply only then.
+    pub(crate) weighable: bool,
 }
 
 /// A relation that reads another one (see [`Model::dependents`]).
@@ -1096,6 +1106,8 @@ fn compile(ast: ModelAst, errors: &mut Problems, json: bool) -> Model {
         condition_ids,
         dependents: FxHashMap::default(),
         inputs: FxHashMap::default(),
+        recursive: FxHashSet::default(),
+        weighable: false,
     };
     if errors.is_empty() {
         link(&mut model);
@@ -1504,6 +1516,8 @@ fn link(model: &mut Model) {
     }
     model.dependents = dependents;
     model.inputs = inputs;
+    model.weighable = recursive::weighable(model);
+    model.recursive = recursive::recursive_relations(model);
 }
 
 /// OpenFGA's longest relation name.

@@ -432,7 +432,7 @@ fn show_world(seed: u64, world: &DiffWorld) -> String {
 }
 
 #[test]
-#[ignore = "open disagreements with OpenFGA remain (list users, lazily evaluated conditions); run with --run-ignored"]
+#[ignore = "open disagreements with OpenFGA remain (check cycles under `and`/`but not`, list objects pruning); run with --run-ignored"]
 fn portcullis_agrees_with_openfga_on_random_worlds() {
     let Some(fga) = find_fga() else {
         if std::env::var("CI").is_ok_and(|v| v == "true") {
