@@ -1,12 +1,12 @@
 //! Criterion benches of search (AuthZEN subject, resource and action search) on a tenant of
-//! 10,000 principals and 20,000 declared resources (the most a bundle may declare), against the
-//! floor of the same number of plain decisions.
+//! 10,000 principals and 100,000 declared resources (the most a bundle may declare), against
+//! the floor of the same number of plain decisions.
 //!
 //! `cargo bench -p portcullis-bench --bench search`
 //!
 //! The tenant: principals `u0`..`u9999` in ten teams, each a `member` (who reads the documents
 //! of their team) or, one in ten, an `editor` (who also writes them); documents `doc:d0`..
-//! `doc:d19999`, each of one team. A member may read 2,000 documents; a document is readable
+//! `doc:d99999`, each of one team. A member may read 10,000 documents; a document is readable
 //! by 1,000 principals. The conditions compare attributes, so every candidate costs a CEL
 //! evaluation, as in a policy that scopes by attribute.
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
@@ -19,7 +19,7 @@ use portcullis_core::{Principal, Request, Resource, TenantId};
 use portcullis_policy::{LoadOptions, SearchKind, Snapshot, SourceFile, compile_files, decide};
 
 const PRINCIPALS: usize = 10_000;
-const RESOURCES: usize = 20_000;
+const RESOURCES: usize = 100_000;
 const TEAMS: usize = 10;
 
 fn tenant() -> Snapshot {
@@ -113,7 +113,7 @@ fn benches(c: &mut Criterion) {
             black_box(page)
         })
     });
-    // The floor: the same 20,000 decisions, one by one, without enumerating or paging.
+    // The floor: the same 100,000 decisions, one by one, without enumerating or paging.
     let ids: Vec<String> = (0..RESOURCES).map(|r| format!("d{r}")).collect();
     group.bench_function("floor/decide_every_resource", |b| {
         b.iter(|| {

@@ -42,7 +42,7 @@ pub use cel::common::value::CowVal;
 pub use cel::context::VariableResolver;
 pub use cel::extractors::This;
 pub use cel::{Context, ExecutionError, Value};
-pub use value::{InputError, check_json, from_json};
+pub use value::{Field, Input, InputError, check_json, from_json};
 
 /// A compiled expression, instrumented so that its loops charge the run-time budget.
 pub struct Expression {

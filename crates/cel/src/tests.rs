@@ -280,3 +280,188 @@ proptest! {
             "{text}: spent {} > estimate {}", budget.spent(), expression.estimated_cost());
     }
 }
+
+// ------------------------------------------------------------ inputs built without JSON
+
+/// JSON values near and over each input limit: long strings and keys, long lists, deep
+/// nesting, numbers of every kind.
+fn json_strategy() -> impl Strategy<Value = serde_json::Value> {
+    let long = "x".repeat(limits::MAX_INPUT_STRING_BYTES + 1);
+    let leaf = prop_oneof![
+        Just(serde_json::Value::Null),
+        any::<bool>().prop_map(serde_json::Value::from),
+        any::<i64>().prop_map(serde_json::Value::from),
+        (i64::MAX as u64..=u64::MAX).prop_map(serde_json::Value::from),
+        (-1e9f64..1e9).prop_map(serde_json::Value::from),
+        "[a-c]{0,3}".prop_map(serde_json::Value::from),
+        Just(serde_json::Value::from(long.clone())),
+    ];
+    leaf.prop_recursive(4, 24, 4, move |inner| {
+        let long = long.clone();
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::from),
+            proptest::collection::btree_map(
+                prop_oneof![4 => "[a-c]{1,2}".boxed(), 1 => Just(long.clone()).boxed()],
+                inner.clone(),
+                0..4
+            )
+            .prop_map(|entries| serde_json::Value::Object(entries.into_iter().collect())),
+            (inner.clone(), any::<bool>()).prop_map(|(value, deep)| {
+                // Past the depth limit, or just within it.
+                let mut nested = value;
+                let levels = if deep { limits::MAX_INPUT_DEPTH } else { 3 };
+                for _ in 0..levels {
+                    nested = json!([nested]);
+                }
+                nested
+            }),
+            Just(serde_json::Value::from(vec![
+                1;
+                limits::MAX_INPUT_ITEMS + 1
+            ])),
+        ]
+    })
+}
+
+/// What `Input` holds, as the owned `Value` a condition's result would be.
+fn value_of(input: &Input<'_>) -> Value {
+    Value::try_from(&*input.as_val()).unwrap()
+}
+
+/// A field of an object built from parts, and the JSON it stands for.
+#[derive(Debug, Clone)]
+enum FieldSpec {
+    Null,
+    Bool(bool),
+    Str(String),
+    Strings(Vec<String>),
+    Map(serde_json::Map<String, serde_json::Value>),
+    Json(serde_json::Value),
+    Object(Vec<(&'static str, FieldSpec)>),
+}
+
+const FIELD_NAMES: [&str; 4] = ["id", "type", "roles", "attributes"];
+
+fn field_strategy() -> impl Strategy<Value = FieldSpec> {
+    let long = "x".repeat(limits::MAX_INPUT_STRING_BYTES + 1);
+    let plain = prop_oneof![
+        Just(FieldSpec::Null),
+        any::<bool>().prop_map(FieldSpec::Bool),
+        prop_oneof![3 => "[a-c]{0,3}".boxed(), 1 => Just(long.clone()).boxed()]
+            .prop_map(FieldSpec::Str),
+        prop_oneof![
+            3 => proptest::collection::vec(
+                prop_oneof![3 => "[a-c]{0,3}".boxed(), 1 => Just(long.clone()).boxed()],
+                0..4
+            )
+            .boxed(),
+            1 => Just(vec![String::new(); limits::MAX_INPUT_ITEMS + 1]).boxed(),
+        ]
+        .prop_map(FieldSpec::Strings),
+        json_strategy().prop_map(|value| match value {
+            serde_json::Value::Object(entries) => FieldSpec::Map(entries),
+            other => FieldSpec::Json(other),
+        }),
+        json_strategy().prop_map(FieldSpec::Json),
+    ];
+    plain.prop_recursive(2, 8, 4, |inner| {
+        (
+            Just(FIELD_NAMES).prop_shuffle(),
+            proptest::collection::vec(inner, 4),
+        )
+            .prop_map(|(names, fields)| FieldSpec::Object(names.into_iter().zip(fields).collect()))
+    })
+}
+
+impl FieldSpec {
+    fn field(&self) -> Field<'_> {
+        match self {
+            FieldSpec::Null => Field::Null,
+            FieldSpec::Bool(value) => Field::Bool(*value),
+            FieldSpec::Str(text) => Field::Str(text),
+            FieldSpec::Strings(items) => Field::Strings(items.iter().map(String::as_str).collect()),
+            FieldSpec::Map(entries) => Field::Map(entries),
+            FieldSpec::Json(value) => Field::Json(value),
+            FieldSpec::Object(fields) => Field::Object(
+                fields
+                    .iter()
+                    .map(|(name, spec)| (*name, spec.field()))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match self {
+            FieldSpec::Null => serde_json::Value::Null,
+            FieldSpec::Bool(value) => json!(value),
+            FieldSpec::Str(text) => json!(text),
+            FieldSpec::Strings(items) => json!(items),
+            FieldSpec::Map(entries) => serde_json::Value::Object(entries.clone()),
+            FieldSpec::Json(value) => value.clone(),
+            FieldSpec::Object(fields) => serde_json::Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, spec)| ((*name).to_owned(), spec.json()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `Input::json` and `Input::map` give what `from_json` gives: the same value, or the same
+    /// error.
+    #[test]
+    fn inputs_from_json_equal_from_json(value in json_strategy()) {
+        let expected = from_json("v", &value);
+        let input = Input::json("v", &value);
+        prop_assert_eq!(input.as_ref().map(value_of), expected.as_ref().cloned());
+        if let serde_json::Value::Object(entries) = &value {
+            let input = Input::map("v", entries);
+            prop_assert_eq!(input.as_ref().map(value_of), expected.as_ref().cloned());
+        }
+    }
+
+    /// An object built from fields is the value, or the error, `from_json` gives for the JSON
+    /// object with those fields, whatever order they are given in.
+    #[test]
+    fn objects_from_fields_equal_their_json(
+        names in Just(FIELD_NAMES).prop_shuffle(),
+        specs in proptest::collection::vec(field_strategy(), 4),
+    ) {
+        let fields: Vec<(&'static str, FieldSpec)> = names.into_iter().zip(specs).collect();
+        let json = FieldSpec::Object(fields.clone()).json();
+        let expected = from_json("v", &json);
+        let parts: [(&'static str, Field<'_>); 4] =
+            std::array::from_fn(|index| (fields[index].0, fields[index].1.field()));
+        let input = Input::object("v", parts);
+        prop_assert_eq!(input.as_ref().map(value_of), expected.as_ref().cloned());
+    }
+}
+
+#[test]
+fn an_object_of_fields_reports_the_problem_its_json_would() {
+    let long = "x".repeat(limits::MAX_INPUT_STRING_BYTES + 1);
+    let items = vec![String::new(); limits::MAX_INPUT_ITEMS + 1];
+    let attributes = json!({ "note": long }).as_object().cloned().unwrap();
+    let built = Input::object(
+        "principal",
+        [
+            ("id", Field::Str(&long)),
+            ("type", Field::Str("user")),
+            (
+                "roles",
+                Field::Strings(items.iter().map(String::as_str).collect()),
+            ),
+            ("attributes", Field::Map(&attributes)),
+        ],
+    )
+    .unwrap_err();
+    let json = json!({ "id": long, "type": "user", "roles": items, "attributes": attributes });
+    let expected = from_json("principal", &json).unwrap_err();
+    assert_eq!(built, expected);
+    assert!(built.path.starts_with("principal."), "{built}");
+}

@@ -8,7 +8,7 @@
 //! this; swapping in a new one is the only way to change policy.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use portcullis_core::{Effect, TenantId};
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub(crate) compiled: Arc<Compiled>,
     /// The bundle's principals merged with the run-time ones (shadows `Compiled::principals`).
     pub(crate) principals: Arc<FxHashMap<String, PrincipalEntry>>,
+    /// The ids of `principals` in order, sorted when a search first enumerates them.
+    pub(crate) principal_order: Arc<OnceLock<Vec<Box<str>>>>,
     /// Suspended by the store (the bundle may also say so).
     pub(crate) suspended: bool,
     /// Revision of the run-time data, when the store provided some.
@@ -127,6 +129,7 @@ impl Snapshot {
         Snapshot {
             compiled: Arc::clone(&self.compiled),
             principals: Arc::clone(&self.principals),
+            principal_order: Arc::clone(&self.principal_order),
             suspended: self.suspended,
             data_revision: self.data_revision,
             relations: Some(relations),
@@ -955,6 +958,7 @@ pub(crate) fn compile(
     };
     Some(Snapshot {
         principals: Arc::clone(&compiled.principals),
+        principal_order: Arc::default(),
         compiled: Arc::new(compiled),
         suspended: false,
         data_revision: None,
@@ -1023,15 +1027,21 @@ fn settle_static_conditions(
     tenant: &TenantId,
     settings: &TenantSettings,
 ) {
-    struct Fixed {
-        action: serde_json::Value,
-        tenant: serde_json::Value,
+    struct Fixed<'a> {
+        action: &'a str,
+        write: bool,
+        properties: &'a serde_json::Map<String, serde_json::Value>,
+        tenant: &'a TenantId,
+        settings: &'a TenantSettings,
     }
-    impl crate::condition::VariableSource for Fixed {
-        fn variable(&self, name: &str) -> Option<serde_json::Value> {
+    impl crate::condition::VariableSource for Fixed<'_> {
+        fn variable(
+            &self,
+            name: &str,
+        ) -> Option<Result<portcullis_cel::Input<'_>, portcullis_cel::InputError>> {
             match name {
-                "action" => Some(self.action.clone()),
-                "tenant" => Some(self.tenant.clone()),
+                "action" => Some(action_variable(self.action, self.write, self.properties)),
+                "tenant" => Some(tenant_variable(self.tenant, self.settings)),
                 _ => None,
             }
         }
@@ -1042,7 +1052,7 @@ fn settle_static_conditions(
         whole: &["tenant"],
         fields: &[("action", crate::variables::SETTLED_ACTION_FIELDS)],
     };
-    let tenant_value = tenant_variable(tenant, settings);
+    let no_properties = serde_json::Map::new();
     // Only conditions with a conjunct over the fixed variables alone can be settled; the rest
     // are not evaluated here at all. Those that can share one budget for the whole bundle:
     // once it is spent, what is left is decided per request, as without this step.
@@ -1060,8 +1070,11 @@ fn settle_static_conditions(
     };
     for (name, entry) in actions.iter_mut() {
         let fixed = Fixed {
-            action: action_variable(name, entry.write, &serde_json::Map::new()),
-            tenant: tenant_value.clone(),
+            action: name,
+            write: entry.write,
+            properties: &no_properties,
+            tenant,
+            settings,
         };
         entry.grants.retain_mut(|grant| {
             let Some(condition) = grant.condition else {

@@ -8,8 +8,7 @@
 
 use std::sync::OnceLock;
 
-use portcullis_cel::{Budget, EvalError, Expression, InputError, Value as CelValue};
-use serde_json::Value as JsonValue;
+use portcullis_cel::{Budget, EvalError, Expression, Input, InputError, Value as CelValue};
 
 pub use portcullis_cel::CompileError as SyntaxError;
 
@@ -140,16 +139,37 @@ impl Condition {
 /// A source of the variables of one decision. Implemented by the engine; each variable is
 /// asked for at most once per decision.
 pub trait VariableSource: Sync {
-    /// The value of a top-level variable (one of [`VARIABLES`]) as JSON.
-    fn variable(&self, name: &str) -> Option<JsonValue>;
+    /// The value of a top-level variable (one of [`VARIABLES`]), which may borrow from the
+    /// source, or why it cannot be handed to a condition (over the input limits).
+    fn variable(&self, name: &str) -> Option<Result<Input<'_>, InputError>>;
 }
 
-/// The variables of one decision, converted to CEL values on first use, and the decision's
-/// evaluation budget, which every condition it evaluates shares.
+/// The variables of one decision, built on first use and then lent to every condition that
+/// reads them, and the decision's evaluation budget, which every condition it evaluates
+/// shares.
 pub struct Activation<'a> {
     source: &'a dyn VariableSource,
-    cache: [OnceLock<Option<Result<CelValue, InputError>>>; 6],
+    /// A variable built beforehand, by name, which the source is not asked for.
+    lent: Option<(&'static str, &'a Result<Input<'a>, InputError>)>,
+    cache: [OnceLock<Slot<'a>>; 6],
     budget: Budget,
+}
+
+/// A variable of one decision, once a condition has read it.
+enum Slot<'a> {
+    /// Asked of the source (`None` when it has no such variable).
+    Built(Option<Result<Input<'a>, InputError>>),
+    /// Lent by the caller.
+    Lent(&'a Result<Input<'a>, InputError>),
+}
+
+impl<'a> Slot<'a> {
+    fn value(&self) -> Option<&Result<Input<'a>, InputError>> {
+        match self {
+            Slot::Built(value) => value.as_ref(),
+            Slot::Lent(value) => Some(value),
+        }
+    }
 }
 
 impl std::fmt::Debug for Activation<'_> {
@@ -163,8 +183,18 @@ impl std::fmt::Debug for Activation<'_> {
 impl<'a> Activation<'a> {
     /// An activation reading from `source`, with a fresh decision budget.
     pub fn new(source: &'a dyn VariableSource) -> Self {
+        Activation::lending(source, None)
+    }
+
+    /// Like [`Activation::new`], with the variable `lent` names taking the value it holds
+    /// instead of asking `source` for it; that value must be the one `source` would give.
+    pub fn lending(
+        source: &'a dyn VariableSource,
+        lent: Option<(&'static str, &'a Result<Input<'a>, InputError>)>,
+    ) -> Self {
         Activation {
             source,
+            lent,
             cache: Default::default(),
             budget: Budget::per_evaluation(),
         }
@@ -176,39 +206,39 @@ impl<'a> Activation<'a> {
     }
 
     fn input_error(&self) -> Option<&InputError> {
-        self.cache.iter().find_map(|slot| match slot.get() {
-            Some(Some(Err(error))) => Some(error),
-            _ => None,
-        })
+        self.cache
+            .iter()
+            .find_map(|slot| match slot.get().and_then(Slot::value) {
+                Some(Err(error)) => Some(error),
+                _ => None,
+            })
     }
 }
 
 impl portcullis_cel::VariableResolver for Activation<'_> {
     fn resolve<'b>(&'b self, variable: &str) -> Option<portcullis_cel::CowVal<'b, 'b>> {
         let index = VARIABLES.iter().position(|name| *name == variable)?;
-        let value = self.cache[index]
-            .get_or_init(|| {
-                self.source
-                    .variable(variable)
-                    .map(|json| portcullis_cel::from_json(variable, &json))
+        self.cache[index]
+            .get_or_init(|| match self.lent {
+                Some((name, value)) if name == variable => Slot::Lent(value),
+                _ => Slot::Built(self.source.variable(variable)),
             })
-            .as_ref()?
+            .value()?
             .as_ref()
-            .ok()?
-            .clone();
-        value.try_into().ok().map(portcullis_cel::CowVal::Owned)
+            .ok()
+            .map(Input::as_val)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value as JsonValue, json};
 
     struct Fixed(JsonValue);
     impl VariableSource for Fixed {
-        fn variable(&self, name: &str) -> Option<JsonValue> {
-            self.0.get(name).cloned()
+        fn variable(&self, name: &str) -> Option<Result<Input<'_>, InputError>> {
+            self.0.get(name).map(|value| Input::json(name, value))
         }
     }
 

@@ -21,11 +21,12 @@ use std::cell::OnceCell;
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
+use portcullis_cel::{Field, Input, InputError};
 use portcullis_core::{
     AttributeSource, Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason,
     ReasonKind, Request, Revision, StrategyOutcome, TenantId, qualified_action,
 };
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 use crate::bits::BitSet;
 use crate::compile::{
@@ -76,6 +77,25 @@ pub fn decide_with_strategy(
     request: &Request,
     extra_strategy: Option<&str>,
 ) -> Decision {
+    decide_in(snapshot, request, extra_strategy, None)
+}
+
+/// Decides `request` as [`decide`] does, lending the conditions `shared`'s variable where it
+/// is the request's (see [`Shared`]): the decision is the same, built with less work.
+pub(crate) fn decide_sharing(
+    snapshot: &Snapshot,
+    request: &Request,
+    shared: Option<&Shared<'_>>,
+) -> Decision {
+    decide_in(snapshot, request, None, shared)
+}
+
+fn decide_in(
+    snapshot: &Snapshot,
+    request: &Request,
+    extra_strategy: Option<&str>,
+    shared: Option<&Shared<'_>>,
+) -> Decision {
     if request.tenant != snapshot.tenant {
         return refuse(request, &snapshot.revision, Cause::TenantUnknown);
     }
@@ -92,20 +112,16 @@ pub fn decide_with_strategy(
         Some(entry) => Cow::Borrowed(entry),
         None => Cow::Owned(unlisted_action(snapshot, &action_name)),
     };
-    let view = View {
+    let view = View::new(
         snapshot,
         request,
         principal,
-        declared_resource: snapshot
-            .resources
-            .get(&request.resource.kind)
-            .and_then(|ids| ids.get(&request.resource.id)),
-        action_name: &action_name,
-        assigned: &assigned,
-        write: action.write,
-        inherited: OnceLock::new(),
-    };
-    let activation = Activation::new(&view);
+        &action_name,
+        &assigned,
+        action.write,
+    );
+    let lent = shared.and_then(|shared| shared.lend(snapshot, request, &assigned));
+    let activation = Activation::lending(&view, lent);
     let mut evaluation = Evaluation {
         view: &view,
         activation: &activation,
@@ -273,18 +289,44 @@ struct View<'a> {
     assigned: &'a BitSet,
     write: bool,
     inherited: OnceLock<BitSet>,
+    /// What [`View::principal_attributes`], [`View::resource_attributes`] and
+    /// [`View::context`] build when they cannot borrow.
+    merged_principal_attributes: OnceLock<Map<String, Value>>,
+    merged_resource_attributes: OnceLock<Map<String, Value>>,
+    context: OnceLock<Map<String, Value>>,
 }
 
-impl View<'_> {
+impl<'a> View<'a> {
+    fn new(
+        snapshot: &'a Snapshot,
+        request: &'a Request,
+        principal: Option<&'a PrincipalEntry>,
+        action_name: &'a str,
+        assigned: &'a BitSet,
+        write: bool,
+    ) -> Self {
+        View {
+            snapshot,
+            request,
+            principal,
+            declared_resource: snapshot
+                .resources
+                .get(&request.resource.kind)
+                .and_then(|ids| ids.get(&request.resource.id)),
+            action_name,
+            assigned,
+            write,
+            inherited: OnceLock::new(),
+            merged_principal_attributes: OnceLock::new(),
+            merged_resource_attributes: OnceLock::new(),
+            context: OnceLock::new(),
+        }
+    }
+
     /// Assigned roles and every role they inherit.
     fn inherited(&self) -> &BitSet {
-        self.inherited.get_or_init(|| {
-            let mut all = BitSet::new();
-            for role in self.assigned.iter() {
-                all.union_with(&self.snapshot.roles.closure[role]);
-            }
-            all
-        })
+        self.inherited
+            .get_or_init(|| inherited_roles(self.snapshot, self.assigned))
     }
 
     fn role_names(&self) -> Vec<Arc<str>> {
@@ -295,31 +337,53 @@ impl View<'_> {
     }
 
     /// Request attributes overridden by the bundle's stored attributes.
-    fn principal_attributes(&self) -> Map<String, Value> {
-        let mut attributes = self.request.principal.attributes.clone();
-        if let Some(entry) = self.principal {
-            for (key, value) in &entry.attributes {
-                attributes.insert(key.clone(), value.clone());
-            }
-        }
-        attributes
+    fn principal_attributes(&self) -> &Map<String, Value> {
+        overridden(
+            &self.request.principal.attributes,
+            self.principal.map(|entry| &entry.attributes),
+            &self.merged_principal_attributes,
+        )
     }
 
     /// Request attributes overridden by the resource's declared ones.
-    fn resource_attributes(&self) -> Cow<'_, Map<String, Value>> {
-        match self.declared_resource {
-            None => Cow::Borrowed(&self.request.resource.attributes),
-            Some(declared) if self.request.resource.attributes.is_empty() => {
-                Cow::Borrowed(declared)
-            }
-            Some(declared) => {
-                let mut attributes = self.request.resource.attributes.clone();
-                for (key, value) in declared {
-                    attributes.insert(key.clone(), value.clone());
-                }
-                Cow::Owned(attributes)
-            }
+    fn resource_attributes(&self) -> &Map<String, Value> {
+        overridden(
+            &self.request.resource.attributes,
+            self.declared_resource,
+            &self.merged_resource_attributes,
+        )
+    }
+
+    /// The `context` variable: the request's context attributes, with its address, time,
+    /// source and certificate under their names.
+    fn context(&self) -> &Map<String, Value> {
+        let context = &self.request.context;
+        if context.ip.is_none()
+            && context.time.is_none()
+            && context.source.is_none()
+            && context.cert.is_none()
+        {
+            return &context.attributes;
         }
+        self.context.get_or_init(|| {
+            let mut variable = context.attributes.clone();
+            if let Some(ip) = context.ip {
+                variable.insert("ip".into(), Value::String(ip.to_string()));
+            }
+            if let Some(time) = context.time {
+                variable.insert("time".into(), Value::String(time.to_string()));
+            }
+            if let Some(source) = &context.source {
+                variable.insert("source".into(), Value::String(source.clone()));
+            }
+            if let Some(cert) = &context.cert {
+                variable.insert(
+                    "cert".into(),
+                    serde_json::to_value(cert).unwrap_or(Value::Null),
+                );
+            }
+            variable
+        })
     }
 
     /// Where each principal and resource attribute came from.
@@ -358,51 +422,219 @@ impl View<'_> {
     }
 }
 
+/// `base` with every entry of `overrides` set over it: borrowed when only one of the two has
+/// entries, else merged into `merged` (once).
+fn overridden<'v>(
+    base: &'v Map<String, Value>,
+    overrides: Option<&'v Map<String, Value>>,
+    merged: &'v OnceLock<Map<String, Value>>,
+) -> &'v Map<String, Value> {
+    match overrides {
+        None => base,
+        Some(overrides) if overrides.is_empty() => base,
+        Some(overrides) if base.is_empty() => overrides,
+        Some(overrides) => merged.get_or_init(|| {
+            let mut merged = base.clone();
+            for (key, value) in overrides {
+                merged.insert(key.clone(), value.clone());
+            }
+            merged
+        }),
+    }
+}
+
+/// The `principal` variable: the request's principal as the bundle completes it (its type,
+/// `roles`: the roles `inherited`, `attributes`: as [`View::principal_attributes`]).
+fn principal_variable<'v>(
+    snapshot: &'v Snapshot,
+    principal: &'v portcullis_core::Principal,
+    entry: Option<&'v PrincipalEntry>,
+    inherited: &BitSet,
+    attributes: &'v Map<String, Value>,
+) -> Result<Input<'v>, InputError> {
+    let kind = entry
+        .and_then(|entry| entry.kind.as_deref())
+        .unwrap_or(&principal.kind);
+    let roles = inherited
+        .iter()
+        .map(|role| &*snapshot.roles.names[role])
+        .collect();
+    Input::object(
+        "principal",
+        [
+            ("id", Field::Str(&principal.id)),
+            ("type", Field::Str(kind)),
+            ("roles", Field::Strings(roles)),
+            ("attributes", Field::Map(attributes)),
+        ],
+    )
+}
+
+/// The `resource` variable, its `attributes` as [`View::resource_attributes`].
+fn resource_variable<'v>(
+    resource: &'v portcullis_core::Resource,
+    attributes: &'v Map<String, Value>,
+) -> Result<Input<'v>, InputError> {
+    Input::object(
+        "resource",
+        [
+            ("type", Field::Str(&resource.kind)),
+            ("id", Field::Str(&resource.id)),
+            ("attributes", Field::Map(attributes)),
+        ],
+    )
+}
+
+/// The roles `assigned` and every role they inherit.
+fn inherited_roles(snapshot: &Snapshot, assigned: &BitSet) -> BitSet {
+    let mut all = BitSet::new();
+    for role in assigned.iter() {
+        all.union_with(&snapshot.roles.closure[role]);
+    }
+    all
+}
+
 impl VariableSource for View<'_> {
-    fn variable(&self, name: &str) -> Option<Value> {
+    fn variable(&self, name: &str) -> Option<Result<Input<'_>, InputError>> {
         let request = self.request;
         Some(match name {
-            "principal" => json!({
-                "id": request.principal.id,
-                "type": self.principal.and_then(|p| p.kind.clone()).unwrap_or_else(|| request.principal.kind.clone()),
-                "roles": self.role_names().iter().map(|r| r.to_string()).collect::<Vec<_>>(),
-                "attributes": self.principal_attributes(),
-            }),
-            "resource" => json!({
-                "type": request.resource.kind,
-                "id": request.resource.id,
-                "attributes": self.resource_attributes(),
-            }),
+            "principal" => principal_variable(
+                self.snapshot,
+                &request.principal,
+                self.principal,
+                self.inherited(),
+                self.principal_attributes(),
+            ),
+            "resource" => resource_variable(&request.resource, self.resource_attributes()),
             "action" => action_variable(self.action_name, self.write, &request.action_properties),
-            "context" => {
-                let mut context = request.context.attributes.clone();
-                if let Some(ip) = request.context.ip {
-                    context.insert("ip".into(), Value::String(ip.to_string()));
-                }
-                if let Some(time) = request.context.time {
-                    context.insert("time".into(), Value::String(time.to_string()));
-                }
-                if let Some(source) = &request.context.source {
-                    context.insert("source".into(), Value::String(source.clone()));
-                }
-                if let Some(cert) = &request.context.cert {
-                    context.insert(
-                        "cert".into(),
-                        serde_json::to_value(cert).unwrap_or(Value::Null),
-                    );
-                }
-                Value::Object(context)
-            }
+            "context" => Input::map("context", self.context()),
             "tenant" => tenant_variable(&self.snapshot.tenant, &self.snapshot.settings),
-            "env" => json!({ "supply_chain": { "high_risk": request.env.supply_chain.high_risk } }),
+            "env" => Input::object(
+                "env",
+                [(
+                    "supply_chain",
+                    Field::Object(vec![(
+                        "high_risk",
+                        Field::Bool(request.env.supply_chain.high_risk),
+                    )]),
+                )],
+            ),
             _ => return None,
         })
     }
 }
 
-struct Evaluation<'a> {
+/// A condition variable built once for many decisions that differ in one part of the request
+/// only: the `principal` of a search over resources, the `resource` of a search over subjects.
+/// [`decide_sharing`] lends it to a decision only after checking that the decision would have
+/// built the same value (same snapshot, same principal or resource, and for the principal the
+/// same assigned roles); otherwise the decision builds its own.
+pub(crate) struct Shared<'a> {
+    snapshot: &'a Snapshot,
+    part: SharedPart<'a>,
+    value: Result<Input<'a>, InputError>,
+}
+
+impl std::fmt::Debug for Shared<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("value", &self.value)
+            .finish_non_exhaustive()
+    }
+}
+
+enum SharedPart<'a> {
+    Principal {
+        principal: &'a portcullis_core::Principal,
+        assigned: BitSet,
+    },
+    Resource {
+        resource: &'a portcullis_core::Resource,
+    },
+}
+
+impl<'a> Shared<'a> {
+    /// The `principal` variable of `template`, for decisions that differ from it only in the
+    /// resource; `merged` holds the principal's attributes if they must be merged.
+    pub(crate) fn principal(
+        snapshot: &'a Snapshot,
+        template: &'a Request,
+        merged: &'a OnceLock<Map<String, Value>>,
+    ) -> Shared<'a> {
+        let principal = &template.principal;
+        let entry = snapshot.principals.get(&principal.id);
+        let assigned = assigned_roles(snapshot, template, entry).into_owned();
+        let attributes = overridden(
+            &principal.attributes,
+            entry.map(|entry| &entry.attributes),
+            merged,
+        );
+        let value = principal_variable(
+            snapshot,
+            principal,
+            entry,
+            &inherited_roles(snapshot, &assigned),
+            attributes,
+        );
+        Shared {
+            snapshot,
+            part: SharedPart::Principal {
+                principal,
+                assigned,
+            },
+            value,
+        }
+    }
+
+    /// The `resource` variable of `template`, for decisions that differ from it only in the
+    /// principal; `merged` holds the resource's attributes if they must be merged.
+    pub(crate) fn resource(
+        snapshot: &'a Snapshot,
+        template: &'a Request,
+        merged: &'a OnceLock<Map<String, Value>>,
+    ) -> Shared<'a> {
+        let resource = &template.resource;
+        let declared = snapshot
+            .resources
+            .get(&resource.kind)
+            .and_then(|ids| ids.get(&resource.id));
+        let value = resource_variable(resource, overridden(&resource.attributes, declared, merged));
+        Shared {
+            snapshot,
+            part: SharedPart::Resource { resource },
+            value,
+        }
+    }
+
+    /// The variable's slot and value, if a decision on `request` (whose principal holds the
+    /// roles `assigned`) on `snapshot` would build the same.
+    fn lend(
+        &self,
+        snapshot: &Snapshot,
+        request: &Request,
+        assigned: &BitSet,
+    ) -> Option<(&'static str, &Result<Input<'a>, InputError>)> {
+        if !std::ptr::eq(self.snapshot, snapshot) {
+            return None;
+        }
+        let same = match &self.part {
+            SharedPart::Principal {
+                principal,
+                assigned: shared,
+            } => request.principal == **principal && assigned == shared,
+            SharedPart::Resource { resource } => request.resource == **resource,
+        };
+        let name = match self.part {
+            SharedPart::Principal { .. } => "principal",
+            SharedPart::Resource { .. } => "resource",
+        };
+        same.then_some((name, &self.value))
+    }
+}
+
+struct Evaluation<'e, 'a> {
     view: &'a View<'a>,
-    activation: &'a Activation<'a>,
+    activation: &'e Activation<'a>,
     local_time: OnceCell<Result<LocalTime, String>>,
     /// Factors evaluated so far, and those that held (after direction).
     known: BitSet,
@@ -412,7 +644,7 @@ struct Evaluation<'a> {
     errors: Vec<DecisionError>,
 }
 
-impl Evaluation<'_> {
+impl Evaluation<'_, '_> {
     fn run(&mut self, action: &ActionEntry, extra_strategy: Option<&str>) -> Decision {
         let snapshot = self.view.snapshot;
         let request = self.view.request;
@@ -914,5 +1146,311 @@ impl PolicySet {
             Some(snapshot) => decide(snapshot, request),
             None => refuse(request, &Arc::from("none"), Cause::TenantUnknown),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        reason = "test code: a failed setup step must fail the test"
+    )]
+
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    const TENANT: &str = "tenant: acme\ntimezone: Asia/Shanghai\ndomain: acme.example\n";
+
+    /// Conditions over every variable, so that decisions carry their values and errors.
+    const POLICY: &str = r#"
+roles:
+  base: { permissions: ["doc:read"] }
+  member:
+    inherits: [base]
+    permissions:
+      - { permission: "doc:write", when: "resource.attributes.team == principal.attributes.team" }
+      - { permission: "doc:tag", when: "'owner' in principal.roles || size(principal.roles) > 2 && 'a' in resource.attributes.tags" }
+  owner:
+    permissions:
+      - { permission: "doc:delete", when: "principal.type == 'user' && resource.id == 'd1'" }
+      - { permission: "app:run", when: "context.source == 'internal' || context.level > 2" }
+rules:
+  - id: props
+    effect: permit
+    actions: ["doc:read", "app:run"]
+    when: "has(action.properties.ok) && action.write == false && tenant.domain == 'acme.example'"
+  - id: risky
+    effect: forbid
+    actions: ["doc:write"]
+    when: "env.supply_chain.high_risk || context.ip == '10.0.0.1'"
+principals:
+  alice:
+    roles: [member, { role: owner, on: "doc:d1" }]
+    attributes: { team: red, level: 3 }
+  bob: { type: service, roles: [base, owner] }
+  carol: { roles: [member] }
+resources:
+  "doc:d1": { attributes: { team: red, tags: [a, b] } }
+  "doc:d2":
+  "doc:d3": { attributes: { team: blue } }
+"#;
+
+    fn snapshot() -> &'static Snapshot {
+        static SNAPSHOT: OnceLock<Snapshot> = OnceLock::new();
+        SNAPSHOT.get_or_init(|| {
+            let mut bundle = crate::model::Bundle::default();
+            let mut diagnostics = crate::diagnostic::Diagnostics::default();
+            for (path, text) in [("acme/tenant.yaml", TENANT), ("acme/policy.yaml", POLICY)] {
+                let file: Arc<std::path::Path> = Arc::from(std::path::Path::new(path));
+                let root = crate::yaml::parse(text, &crate::yaml::YamlLimits::default()).unwrap();
+                let tenant = path.ends_with("tenant.yaml");
+                crate::decode::decode_file(
+                    &mut bundle,
+                    &file,
+                    text,
+                    &root,
+                    tenant,
+                    &mut diagnostics,
+                );
+            }
+            let snapshot = crate::compile::compile(bundle, &[], &mut diagnostics);
+            assert!(diagnostics.is_empty(), "{diagnostics:?}");
+            snapshot.unwrap()
+        })
+    }
+
+    /// Attribute maps: small, overlapping the bundle's keys, sometimes over an input limit.
+    fn attributes() -> impl Strategy<Value = Value> {
+        let value = prop_oneof![
+            4 => prop_oneof![Just(json!("red")), Just(json!("blue")), Just(json!(3)), Just(json!(["a"]))],
+            1 => Just(json!("x".repeat(portcullis_cel::limits::MAX_INPUT_STRING_BYTES + 1))),
+            1 => Just(json!(vec![0; portcullis_cel::limits::MAX_INPUT_ITEMS + 1])),
+        ];
+        proptest::collection::btree_map(
+            proptest::sample::select(&["team", "level", "tags", "ip", "source", "ok"][..]),
+            value,
+            0..3,
+        )
+        .prop_map(|entries| json!(entries))
+    }
+
+    fn requests() -> impl Strategy<Value = Request> {
+        (
+            (
+                proptest::sample::select(&["alice", "bob", "carol", "dave"][..]),
+                proptest::sample::select(&["user", "service"][..]),
+                proptest::sample::subsequence(&["base", "owner", "ghost"][..], 0..3),
+                attributes(),
+            ),
+            (
+                proptest::sample::select(&["doc", "app"][..]),
+                proptest::sample::select(&["d1", "d2", "d3", "d9", ""][..]),
+                attributes(),
+            ),
+            proptest::sample::select(
+                &["read", "write", "tag", "delete", "doc:write", "app:run", "purge"][..],
+            ),
+            attributes(),
+            (
+                proptest::option::of(Just("10.0.0.1")),
+                proptest::option::of(Just("2026-03-02T10:00:00Z")),
+                proptest::option::of(Just("internal")),
+                any::<bool>(),
+                attributes(),
+            ),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(principal, resource, action, properties, context, high_risk, explain)| {
+                    let mut context_json = json!({});
+                    if let Some(ip) = context.0 {
+                        context_json["ip"] = json!(ip);
+                    }
+                    if let Some(time) = context.1 {
+                        context_json["time"] = json!(time);
+                    }
+                    if let Some(source) = context.2 {
+                        context_json["source"] = json!(source);
+                    }
+                    if context.3 {
+                        context_json["cert"] = json!({ "subject_cn": "svc", "serial": "0a" });
+                    }
+                    let mut request: Request = serde_json::from_value(json!({
+                        "tenant": "acme",
+                        "principal": {
+                            "id": principal.0,
+                            "type": principal.1,
+                            "roles": principal.2,
+                            "attributes": principal.3,
+                        },
+                        "action": action,
+                        "action_properties": properties,
+                        "resource": { "type": resource.0, "id": resource.1, "attributes": resource.2 },
+                        "context": context_json,
+                        "env": { "supply_chain": { "high_risk": high_risk } },
+                        "explain": explain,
+                    }))
+                    .unwrap();
+                    // Set directly, as an edge may: the keys may be those of the typed fields.
+                    if let Value::Object(attributes) = context.4 {
+                        request.context.attributes = attributes;
+                    }
+                    request
+                },
+            )
+    }
+
+    /// The variables as JSON, built the way decisions built them before they were built as
+    /// CEL values directly: the reference the values must equal.
+    fn reference(view: &View<'_>, name: &str) -> Option<Value> {
+        let request = view.request;
+        let mut principal_attributes = request.principal.attributes.clone();
+        if let Some(entry) = view.principal {
+            for (key, value) in &entry.attributes {
+                principal_attributes.insert(key.clone(), value.clone());
+            }
+        }
+        let mut resource_attributes = request.resource.attributes.clone();
+        for (key, value) in view.declared_resource.into_iter().flatten() {
+            resource_attributes.insert(key.clone(), value.clone());
+        }
+        Some(match name {
+            "principal" => json!({
+                "id": request.principal.id,
+                "type": view.principal.and_then(|p| p.kind.clone()).unwrap_or_else(|| request.principal.kind.clone()),
+                "roles": view.role_names().iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+                "attributes": principal_attributes,
+            }),
+            "resource" => json!({
+                "type": request.resource.kind,
+                "id": request.resource.id,
+                "attributes": resource_attributes,
+            }),
+            "action" => json!({
+                "name": view.action_name,
+                "write": view.write,
+                "properties": request.action_properties,
+            }),
+            "context" => {
+                let mut context = request.context.attributes.clone();
+                if let Some(ip) = request.context.ip {
+                    context.insert("ip".into(), Value::String(ip.to_string()));
+                }
+                if let Some(time) = request.context.time {
+                    context.insert("time".into(), Value::String(time.to_string()));
+                }
+                if let Some(source) = &request.context.source {
+                    context.insert("source".into(), Value::String(source.clone()));
+                }
+                if let Some(cert) = &request.context.cert {
+                    context.insert("cert".into(), serde_json::to_value(cert).unwrap());
+                }
+                Value::Object(context)
+            }
+            "tenant" => json!({
+                "id": view.snapshot.tenant.as_str(),
+                "timezone": view.snapshot.settings.timezone,
+                "domain": view.snapshot.settings.domain,
+            }),
+            "env" => json!({ "supply_chain": { "high_risk": request.env.supply_chain.high_risk } }),
+            _ => return None,
+        })
+    }
+
+    fn as_value(input: &Input<'_>) -> portcullis_cel::Value {
+        portcullis_cel::Value::try_from(&*input.as_val()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Every variable a decision hands its conditions is the value, or the input error,
+        /// of the JSON it stands for.
+        #[test]
+        fn variables_equal_their_json(request in requests()) {
+            let snapshot = snapshot();
+            let principal = snapshot.principals.get(&request.principal.id);
+            let assigned = assigned_roles(snapshot, &request, principal);
+            let action_name = qualified_action(&request.action, &request.resource.kind);
+            let write = snapshot
+                .actions
+                .get(action_name.as_ref())
+                .is_some_and(|entry| entry.write);
+            let view = View::new(snapshot, &request, principal, &action_name, &assigned, write);
+            for name in crate::condition::VARIABLES.iter().chain(&["nothing"]) {
+                let expected = reference(&view, name)
+                    .map(|json| portcullis_cel::from_json(name, &json));
+                let found = view
+                    .variable(name)
+                    .map(|value| value.as_ref().map(as_value).map_err(Clone::clone));
+                prop_assert_eq!(found, expected, "{}", name);
+            }
+        }
+
+        /// A decision lent a search's shared variable is the decision made without it, whether
+        /// or not the variable is the decision's own.
+        #[test]
+        fn shared_variables_change_no_decision(template in requests(), other in requests()) {
+            let snapshot = snapshot();
+            let merged = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+            let shared = [
+                Shared::principal(snapshot, &template, &merged[0]),
+                Shared::resource(snapshot, &template, &merged[1]),
+                Shared::principal(snapshot, &other, &merged[2]),
+                Shared::resource(snapshot, &other, &merged[3]),
+            ];
+            let mut asks = vec![other.clone()];
+            for action in ["read", "write", "tag", "delete", "app:run"] {
+                let mut varied = template.clone();
+                action.clone_into(&mut varied.action);
+                for id in ["d1", "d2", "d3", "d9", ""] {
+                    let mut ask = varied.clone();
+                    id.clone_into(&mut ask.resource.id);
+                    asks.push(ask);
+                }
+                for id in ["alice", "bob", "carol", "dave"] {
+                    let mut ask = varied.clone();
+                    id.clone_into(&mut ask.principal.id);
+                    asks.push(ask);
+                }
+            }
+            for ask in &asks {
+                let expected = decide(snapshot, ask);
+                for shared in &shared {
+                    prop_assert_eq!(&decide_sharing(snapshot, ask, Some(shared)), &expected);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_search_lends_the_unchanging_variable() {
+        let snapshot = snapshot();
+        let template: Request = serde_json::from_value(json!({
+            "tenant": "acme",
+            "principal": { "id": "alice" },
+            "action": "write",
+            "resource": { "type": "doc", "id": "" },
+        }))
+        .unwrap();
+        let merged = OnceLock::new();
+        let shared = Shared::principal(snapshot, &template, &merged);
+        let mut ask = template.clone();
+        "d3".clone_into(&mut ask.resource.id);
+        let assigned = assigned_roles(snapshot, &ask, snapshot.principals.get("alice"));
+        let lent = shared.lend(snapshot, &ask, &assigned);
+        assert!(matches!(lent, Some(("principal", Ok(_)))));
+        // Alice's `owner` role on `doc:d1` changes her roles there: not lent.
+        "d1".clone_into(&mut ask.resource.id);
+        let assigned = assigned_roles(snapshot, &ask, snapshot.principals.get("alice"));
+        assert!(shared.lend(snapshot, &ask, &assigned).is_none());
+        // Another principal's variable is never lent.
+        "carol".clone_into(&mut ask.principal.id);
+        let assigned = assigned_roles(snapshot, &ask, snapshot.principals.get("carol"));
+        assert!(shared.lend(snapshot, &ask, &assigned).is_none());
     }
 }

@@ -119,6 +119,7 @@ impl Snapshot {
         let snapshot = Snapshot {
             compiled: Arc::clone(&self.compiled),
             principals: Arc::new(principals),
+            principal_order: Arc::default(),
             suspended: data.suspended,
             data_revision: Some(data.revision),
             relations: self.relations.clone(),

@@ -91,14 +91,26 @@ impl Snapshot {
         match kind {
             SearchKind::Subject => {
                 let wanted = template.principal.kind.as_str();
-                let mut found: Vec<Cow<'s, str>> = self
-                    .principals
+                let order = self.principal_order.get_or_init(|| {
+                    let mut ids: Vec<Box<str>> = self
+                        .principals
+                        .keys()
+                        .map(|id| id.as_str().into())
+                        .collect();
+                    ids.sort_unstable();
+                    ids
+                });
+                let start = after.map_or(0, |after| order.partition_point(|id| **id <= *after));
+                let kind = wanted.to_owned();
+                let declared = order[start..]
                     .iter()
-                    .filter(|(id, entry)| {
-                        entry.kind.as_deref().unwrap_or("user") == wanted && beyond(id)
+                    .filter(move |id| {
+                        self.principals
+                            .get(&***id)
+                            .is_some_and(|entry| entry.kind.as_deref().unwrap_or("user") == kind)
                     })
-                    .map(|(id, _)| Cow::Borrowed(id.as_str()))
-                    .collect();
+                    .map(|id| Cow::Borrowed(&**id));
+                let mut related = BTreeSet::new();
                 if let Some(relation) = self.action_relation(template)
                     && let Some(relations) = &self.relations
                 {
@@ -117,13 +129,14 @@ impl Snapshot {
                             && object.id != "*"
                             && beyond(&object.id)
                         {
-                            found.push(Cow::Owned(object.id));
+                            related.insert(object.id);
                         }
                     }
                 }
-                found.sort_unstable();
-                found.dedup();
-                Ok(Box::new(found.into_iter()))
+                Ok(Box::new(Merged {
+                    left: declared.peekable(),
+                    right: related.into_iter().map(Cow::Owned).peekable(),
+                }))
             }
             SearchKind::Resource => {
                 let wanted = template.resource.kind.as_str();
@@ -195,8 +208,18 @@ impl Snapshot {
         let mut candidates = self.candidates_after(kind, template, after)?.peekable();
         let limit = limit.max(1);
         let mut results = Vec::new();
+        // The part of the request no candidate changes is built into a condition variable once.
+        let merged = std::sync::OnceLock::new();
+        let shared = match kind {
+            SearchKind::Resource => Some(crate::engine::Shared::principal(self, template, &merged)),
+            SearchKind::Subject => Some(crate::engine::Shared::resource(self, template, &merged)),
+            SearchKind::Action => None,
+        };
         let mut request = template.clone();
         request.explain = false;
+        // Every decision qualifies a plain action by the resource type, which no candidate
+        // changes: qualified once here, it is not formatted again per candidate.
+        request.qualify_action();
         let mut last = None;
         for candidate in candidates.by_ref() {
             match kind {
@@ -206,7 +229,8 @@ impl Snapshot {
                     request.action = format!("{}:{candidate}", template.resource.kind);
                 }
             }
-            let allowed = crate::engine::decide(self, &request).is_allowed();
+            let allowed =
+                crate::engine::decide_sharing(self, &request, shared.as_ref()).is_allowed();
             if allowed {
                 results.push(candidate.clone().into_owned());
             }

@@ -896,6 +896,33 @@ fn sections_over_their_limits_are_refused_where_the_limit_is_passed() {
 }
 
 #[test]
+fn declared_resources_over_their_limit_are_refused_where_the_limit_is_passed() {
+    let limit = portcullis_policy::limits::MAX_RESOURCES;
+    let mut policy = String::from("resources:\n");
+    for resource in 0..=limit {
+        policy.push_str(&format!("  \"doc:r{resource:06}\":\n"));
+    }
+    // Resources are kept in id order; the first one past the limit is the last, on the line
+    // after the limit's.
+    assert_one(
+        &problems(&policy),
+        "policy.yaml",
+        (limit + 2) as u32,
+        3,
+        Code::Limit,
+        &format!(
+            "{} resources in the bundle, more than the limit of {limit}",
+            limit + 1
+        ),
+    );
+    let mut policy = String::from("resources:\n");
+    for resource in 0..limit {
+        policy.push_str(&format!("  \"doc:r{resource:06}\":\n"));
+    }
+    assert!(problems(&policy).is_empty());
+}
+
+#[test]
 fn wildcards_resolving_past_the_limit_are_refused() {
     // 1,001 roles with `*:*` each apply to each of 1,000 declared actions: 1,001,000 pairs.
     let mut policy = String::from("roles:\n");
