@@ -126,13 +126,9 @@ where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    if !is_json(request.headers()) {
-        return Err(not_json());
-    }
-    let bytes = Bytes::from_request(request, state)
+    read_request(request, state, not_json)
         .await
-        .map_err(unreadable)?;
-    from_slice(&bytes)
+        .map(|(_, body)| body)
 }
 
 /// Whether the content type is `application/json` or `application/<anything>+json`.
