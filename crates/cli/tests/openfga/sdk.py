@@ -1,8 +1,8 @@
 """OpenFGA's Python SDK (PyPI `openfga-sdk`) against `portcullis serve`, unchanged.
 
 Usage: sdk.py API_URL TOKEN. Creates a store, writes a model and tuples, and asks check, batch
-check, list objects (plain and streamed), expand and read changes; prints one JSON object with
-what each call answered, which crates/cli/tests/openfga_clients.rs checks.
+check, list objects (plain and streamed), list users, expand and read changes; prints one JSON
+object with what each call answered, which crates/cli/tests/openfga_clients.rs checks.
 """
 
 import asyncio
@@ -20,8 +20,11 @@ from openfga_sdk.client.models import (
     ClientTuple,
     ClientWriteRequest,
 )
+from openfga_sdk.client.models.list_users_request import ClientListUsersRequest
 from openfga_sdk.credentials import CredentialConfiguration, Credentials
 from openfga_sdk.models.create_store_request import CreateStoreRequest
+from openfga_sdk.models.fga_object import FgaObject
+from openfga_sdk.models.user_type_filter import UserTypeFilter
 
 MODEL = {
     "schema_version": "1.1",
@@ -114,6 +117,14 @@ async def main(url, token):
             ClientListObjectsRequest(user="user:bob", relation="viewer", type="document")
         )
         out["streamed"] = sorted([item.object async for item in streamed])
+        users = await fga.list_users(
+            ClientListUsersRequest(
+                object=FgaObject(type="document", id="budget"),
+                relation="viewer",
+                user_filters=[UserTypeFilter(type="user")],
+            )
+        )
+        out["list_users"] = sorted(f"{u.object.type}:{u.object.id}" for u in users.users)
         expanded = await fga.expand(ClientExpandRequest(relation="viewer", object="document:roadmap"))
         out["expand"] = expanded.tree.root.name
         changes = await fga.read_changes(ClientReadChangesRequest(type="document"))
