@@ -634,3 +634,72 @@ async fn the_openfga_api_serves_stores_models_tuples_and_queries() {
     );
     server.stop().await;
 }
+
+/// A `page_size` query parameter that is not a number (empty, as `?page_size=` sends it, or
+/// text) is a 400 with OpenFGA's error body naming the parameter on every list endpoint that
+/// reads it from the query; out of range is `page_size_invalid`; 0 is the default page.
+#[tokio::test]
+async fn malformed_page_sizes_are_openfga_validation_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let server = server_on(&bundles, "", trading_day_after_close()).await;
+    let fga = Fga {
+        base: format!("http://{}", server.addr),
+        admin: format!("http://{}", server.admin_addr),
+    };
+    let (status, body) = fga.post("/stores", json!({ "name": "pages" })).await;
+    assert_eq!(status, 201, "{body}");
+    let store = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = fga
+        .post(&format!("/stores/{store}/authorization-models"), model())
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = fga
+        .post(
+            &format!("/stores/{store}/write"),
+            json!({ "writes": { "tuple_keys": [key("user:anne", "owner", "document:1")] } }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let endpoints = [
+        "/stores".to_owned(),
+        format!("/stores/{store}/authorization-models"),
+        format!("/stores/{store}/changes"),
+    ];
+    for endpoint in &endpoints {
+        for (query, code) in [
+            ("page_size=", "validation_error"),
+            ("page_size=ten", "validation_error"),
+            ("page_size=1.5", "validation_error"),
+            ("page_size=-1", "page_size_invalid"),
+            ("page_size=101", "page_size_invalid"),
+        ] {
+            let (status, body) = fga.get(&format!("{endpoint}?{query}")).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some(code)),
+                "{endpoint}?{query}: {body}"
+            );
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains("page_size"), "{endpoint}?{query}: {body}");
+            assert_eq!(
+                body.as_object().map(serde_json::Map::len),
+                Some(2),
+                "only code and message: {body}"
+            );
+        }
+        let (status, body) = fga.get(&format!("{endpoint}?page_size=0")).await;
+        assert_eq!(status, 200, "{endpoint}?page_size=0: {body}");
+    }
+    // Alongside other parameters too.
+    let (status, body) = fga
+        .get(&format!("/stores/{store}/changes?type=document&page_size="))
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("validation_error")),
+        "{body}"
+    );
+    server.stop().await;
+}
