@@ -22,6 +22,14 @@
 //! evaluation pool instead, so that one tenant's expensive policy holds its own answers back
 //! and not the runtime that serves every tenant.
 //!
+//! Most questions are answered without waiting for anything: [`DecisionPath::decide_now`]
+//! evaluates a cheap decision and queues its record there and then, and hands back a
+//! [`Decided::Later`] — a boxed continuation on the same policy set — only for a decision that
+//! must go to the evaluation pool or wait for room in a full audit buffer. Keeping those
+//! waiting states out of the common path keeps small the futures that every request moves
+//! (forward-auth's handlers are plain functions that answer at once, or return that
+//! continuation); [`DecisionPath::decide`] is the same for edges that simply await it.
+//!
 //! Edges translate their protocol into calls here and render what comes back; the protocol
 //! errors they answer are theirs ([`IdentityError`] has no HTTP in it). This module must not
 //! know about HTTP bodies, gRPC messages or proxy headers.
@@ -35,9 +43,12 @@ use portcullis_core::{
 use portcullis_policy::{PolicySet, RouteMatch, SearchKind, SearchPage, Snapshot};
 use portcullis_tenant::quota::{QuotaLimit, QuotaPermit};
 
+use crate::audit::{NotQueued, WaitingRecord};
 use crate::error::ApiError;
 use crate::identity::{HostBinding, Identity, IdentityError, IdentityErrorKind, strip_port};
+use crate::metrics::TenantLabel;
 use crate::state::AppState;
+use portcullis_audit::AuditError;
 
 /// Decisions whose conditions may cost more than this many CEL units (a few hundred
 /// microseconds of evaluation), or that may consult the relation index, are evaluated on the
@@ -69,6 +80,22 @@ impl<'s> DecisionPath<'s> {
             policies: state.policies(),
             edge,
         }
+    }
+
+    /// A path that goes on with a question started on another path, with that path's policy
+    /// set ([`into_policies`](DecisionPath::into_policies)): for edges that hand a question
+    /// still waiting to a future of its own.
+    pub fn resume(state: &'s AppState, edge: &'static str, policies: Arc<PolicySet>) -> Self {
+        DecisionPath {
+            state,
+            policies,
+            edge,
+        }
+    }
+
+    /// The policy set this question is answered with, to [`resume`](DecisionPath::resume) it.
+    pub fn into_policies(self) -> Arc<PolicySet> {
+        self.policies
     }
 
     /// The server state.
@@ -257,35 +284,73 @@ impl<'s> DecisionPath<'s> {
     /// decision.
     pub async fn decide(
         &self,
-        mut request: Request,
+        request: Request,
         strategy: Option<&str>,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
+        self.decide_now(request, strategy, user_agent)
+            .finish(self)
+            .await
+    }
+
+    /// [`decide`](DecisionPath::decide) as far as it goes without waiting: a cheap decision
+    /// whose record the audit buffer takes is done here and now; one that must run on the
+    /// evaluation pool, or whose record must wait for room, is handed back to be completed
+    /// with [`Decided::finish`]. Edges that answer most questions without waiting use it to
+    /// keep the waiting machinery out of their common path.
+    pub fn decide_now(
+        &self,
+        mut request: Request,
+        strategy: Option<&str>,
+        user_agent: Option<&str>,
+    ) -> Decided {
         // A plain action name is decided, and recorded, in its qualified form.
         request.qualify_action();
         self.prepare(&mut request);
         let started = Instant::now();
-        let snapshot = self.snapshot(&request.tenant).cloned();
-        let (request, decision) = match snapshot {
-            None => {
-                let decision =
-                    portcullis_policy::refuse(&request, &unknown_revision(), Cause::TenantUnknown);
-                (request, decision)
-            }
-            Some(snapshot) => self.evaluate(snapshot, request, strategy).await,
+        let Some(snapshot) = self.snapshot(&request.tenant) else {
+            let decision =
+                portcullis_policy::refuse(&request, &unknown_revision(), Cause::TenantUnknown);
+            return self.finish_now(request, decision, user_agent, started);
         };
-        let decision = self.finish(&request, decision, user_agent, started).await;
-        (request, decision)
+        let costly = snapshot.evaluation_cost_bound(&request.action, strategy) > INLINE_COST
+            || snapshot.consults_relations(&request.action);
+        if costly {
+            return Decided::Later(Box::new(Pending {
+                stage: Stage::Evaluate {
+                    snapshot: Arc::clone(snapshot),
+                    strategy: strategy.map(str::to_owned),
+                    user_agent: user_agent.map(str::to_owned),
+                },
+                request,
+                started,
+            }));
+        }
+        let decision = portcullis_policy::decide_with_strategy(snapshot, &request, strategy);
+        self.finish_now(request, decision, user_agent, started)
     }
 
     /// A denial decided before any policy is evaluated (the tenant is unknown, or no route
     /// matches), recorded and counted like every decision.
     pub async fn refuse(
         &self,
-        mut request: Request,
+        request: Request,
         cause: Cause,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
+        self.refuse_now(request, cause, user_agent)
+            .finish(self)
+            .await
+    }
+
+    /// [`refuse`](DecisionPath::refuse) as far as it goes without waiting (see
+    /// [`decide_now`](DecisionPath::decide_now)).
+    pub fn refuse_now(
+        &self,
+        mut request: Request,
+        cause: Cause,
+        user_agent: Option<&str>,
+    ) -> Decided {
         self.prepare(&mut request);
         let started = Instant::now();
         let revision = match self.snapshot(&request.tenant) {
@@ -293,8 +358,7 @@ impl<'s> DecisionPath<'s> {
             None => unknown_revision(),
         };
         let decision = portcullis_policy::refuse(&request, &revision, cause);
-        let decision = self.finish(&request, decision, user_agent, started).await;
-        (request, decision)
+        self.finish_now(request, decision, user_agent, started)
     }
 
     /// Records an answer the edge computed from this question's snapshot (a relationship
@@ -308,10 +372,9 @@ impl<'s> DecisionPath<'s> {
     ) -> (Request, Decision) {
         self.prepare(&mut request);
         decision.trace_id = request.trace_id.clone().unwrap_or_default();
-        let decision = self
-            .finish(&request, decision, user_agent, Instant::now())
-            .await;
-        (request, decision)
+        self.finish_now(request, decision, user_agent, Instant::now())
+            .finish(self)
+            .await
     }
 
     /// Runs `job` where a question of `tenant` that may be expensive must run: on the
@@ -338,33 +401,14 @@ impl<'s> DecisionPath<'s> {
         }
     }
 
-    /// Evaluates a request on its tenant's snapshot: inline when it is cheap, on the
-    /// evaluation pool when it may not be.
-    async fn evaluate(
+    /// Evaluates a request on the evaluation pool; if the pool cannot take it, the request
+    /// is denied with the reason.
+    async fn evaluate_on_pool(
         &self,
         snapshot: Arc<Snapshot>,
         request: Request,
-        strategy: Option<&str>,
+        strategy: Option<String>,
     ) -> (Request, Decision) {
-        let costly = snapshot.evaluation_cost_bound(&request.action, strategy) > INLINE_COST
-            || snapshot.consults_relations(&request.action);
-        if !costly {
-            let decision = portcullis_policy::decide_with_strategy(&snapshot, &request, strategy);
-            return (request, decision);
-        }
-        let strategy = strategy.map(str::to_owned);
-        let trace_id = request.trace_id.clone().unwrap_or_default();
-        let failed = |error: crate::evaluation::PoolError, request: &Request| {
-            let mut decision =
-                portcullis_policy::refuse(request, snapshot.revision(), Cause::Error);
-            decision.trace_id.clone_from(&trace_id);
-            decision.errors.push(DecisionError {
-                kind: ErrorKind::Cel,
-                statement: Arc::from("evaluation"),
-                message: error.to_string(),
-            });
-            decision
-        };
         // The request travels to the pool and back; if the pool cannot take it, a copy
         // answers the denial.
         let kept = request.clone();
@@ -384,7 +428,14 @@ impl<'s> DecisionPath<'s> {
         match outcome {
             Ok(answer) => answer,
             Err(error) => {
-                let decision = failed(error, &kept);
+                let mut decision =
+                    portcullis_policy::refuse(&kept, snapshot.revision(), Cause::Error);
+                decision.trace_id = kept.trace_id.clone().unwrap_or_default();
+                decision.errors.push(DecisionError {
+                    kind: ErrorKind::Cel,
+                    statement: Arc::from("evaluation"),
+                    message: error.to_string(),
+                });
                 (kept, decision)
             }
         }
@@ -412,7 +463,7 @@ impl<'s> DecisionPath<'s> {
         let Some(snapshot) = self.snapshot(&template.tenant).cloned() else {
             let decision =
                 portcullis_policy::refuse(&template, &unknown_revision(), Cause::TenantUnknown);
-            let decision = self.finish(&template, decision, user_agent, started).await;
+            let (_, decision) = self.finish(template, decision, user_agent, started).await;
             let page = SearchPage {
                 results: Vec::new(),
                 next: None,
@@ -448,55 +499,218 @@ impl<'s> DecisionPath<'s> {
                 message: failure.to_string(),
             });
         }
-        let decision = self.finish(&template, decision, user_agent, started).await;
+        let (_, decision) = self.finish(template, decision, user_agent, started).await;
         page.map(|page| (page, decision))
     }
 
     /// Audits and counts a decision; a decision the audit log refuses becomes a denial.
     async fn finish(
         &self,
-        request: &Request,
+        request: Request,
+        decision: Decision,
+        user_agent: Option<&str>,
+        started: Instant,
+    ) -> (Request, Decision) {
+        match self.queue_record(request, decision, user_agent, started) {
+            Ok(done) => done,
+            Err(waiting) => Box::pin(self.record_when_room(waiting, started)).await,
+        }
+    }
+
+    /// Audits and counts a decision if its record can be queued at once; otherwise hands it
+    /// back to wait for room in the audit buffer.
+    fn finish_now(
+        &self,
+        request: Request,
+        decision: Decision,
+        user_agent: Option<&str>,
+        started: Instant,
+    ) -> Decided {
+        match self.queue_record(request, decision, user_agent, started) {
+            Ok((request, decision)) => Decided::Now(request, decision),
+            Err(waiting) => Decided::Later(Box::new(Pending {
+                request: waiting.request,
+                stage: Stage::Record {
+                    decision: waiting.decision,
+                    record: waiting.record,
+                },
+                started,
+            })),
+        }
+    }
+
+    /// Queues a decision's record and counts the decision; a decision the audit log refuses
+    /// becomes a denial. A record the full buffer does not take is handed back.
+    fn queue_record(
+        &self,
+        request: Request,
         mut decision: Decision,
         user_agent: Option<&str>,
         started: Instant,
-    ) -> Decision {
-        let known = self.snapshot(&request.tenant).is_some();
-        let request_id = crate::request_id::current();
-        if let Some(audit) = &self.state.audit
-            && let Err(error) = audit
-                .decision(
-                    request,
-                    &decision,
-                    self.edge,
-                    user_agent,
-                    request_id
-                        .as_ref()
-                        .map(crate::request_id::RequestId::as_str),
-                    known,
-                )
-                .await
-        {
-            tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
-            decision.decision = Effect::Deny;
-            decision.cause = Cause::Error;
-            decision.reasons.clear();
-            decision.errors.push(DecisionError {
-                kind: ErrorKind::Audit,
-                statement: Arc::from("audit"),
-                message: format!("the decision could not be recorded: {error}"),
-            });
+    ) -> Result<(Request, Decision), Box<Unrecorded>> {
+        if let Some(audit) = &self.state.audit {
+            let known = self.snapshot(&request.tenant).is_some();
+            let request_id = crate::request_id::current();
+            let queued = audit.decision_now(
+                &request,
+                &decision,
+                self.edge,
+                user_agent,
+                request_id
+                    .as_ref()
+                    .map(crate::request_id::RequestId::as_str),
+                known,
+            );
+            match queued {
+                Ok(()) => {}
+                Err(NotQueued::Refused(error)) => refused_by_audit(&request, &mut decision, &error),
+                Err(NotQueued::Full(record)) => {
+                    return Err(Box::new(Unrecorded {
+                        request,
+                        decision,
+                        record,
+                    }));
+                }
+            }
         }
+        self.count(&request, &decision, started);
+        Ok((request, decision))
+    }
+
+    /// Waits for room for a decision's record, then counts the decision; a record that
+    /// finds no room in time turns the decision into a denial.
+    async fn record_when_room(
+        &self,
+        waiting: Box<Unrecorded>,
+        started: Instant,
+    ) -> (Request, Decision) {
+        let Unrecorded {
+            request,
+            mut decision,
+            record,
+        } = *waiting;
+        if let Some(audit) = &self.state.audit
+            && let Err(error) = audit.wait_for_room(record).await
+        {
+            refused_by_audit(&request, &mut decision, &error);
+        }
+        self.count(&request, &decision, started);
+        (request, decision)
+    }
+
+    /// Counts a decision in the metrics.
+    fn count(&self, request: &Request, decision: &Decision, started: Instant) {
         // Only loaded tenants get their own series: callers must not be able to mint labels.
-        let label = if known {
-            request.tenant.as_str()
+        let label = if self.snapshot(&request.tenant).is_some() {
+            TenantLabel::Loaded(request.tenant.clone())
         } else {
-            "unknown"
+            TenantLabel::Unknown
         };
         self.state
             .metrics
             .decision(label, decision.is_allowed(), self.edge, started.elapsed());
-        decision
     }
+}
+
+/// A decision taken at once, or what it still waits for.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the common case is taken at once and must not allocate; the rare one is boxed"
+)]
+pub enum Decided {
+    /// Decided, recorded and counted: the request as decided and the decision.
+    Now(Request, Decision),
+    /// Waiting for the evaluation pool or for room in the audit buffer; complete it with
+    /// [`Decided::finish`] on a path with the same policy set.
+    Later(Box<Pending>),
+}
+
+impl Decided {
+    /// The request and decision, once whatever the decision waits for is done.
+    pub async fn finish(self, path: &DecisionPath<'_>) -> (Request, Decision) {
+        match self {
+            Decided::Now(request, decision) => (request, decision),
+            // Boxed so that the futures of the edges' common path stay small.
+            Decided::Later(pending) => Box::pin(pending.complete(path)).await,
+        }
+    }
+}
+
+/// What a decision that could not be taken at once still has to do.
+#[derive(Debug)]
+pub struct Pending {
+    stage: Stage,
+    request: Request,
+    started: Instant,
+}
+
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a stage lives inside the boxed `Pending` only"
+)]
+enum Stage {
+    /// To be evaluated on the evaluation pool, then recorded.
+    Evaluate {
+        snapshot: Arc<Snapshot>,
+        strategy: Option<String>,
+        user_agent: Option<String>,
+    },
+    /// Decided; its record waits for room in the audit buffer.
+    Record {
+        decision: Decision,
+        record: Box<WaitingRecord>,
+    },
+}
+
+/// A decision whose record the full audit buffer did not take.
+struct Unrecorded {
+    request: Request,
+    decision: Decision,
+    record: Box<WaitingRecord>,
+}
+
+impl Pending {
+    async fn complete(self, path: &DecisionPath<'_>) -> (Request, Decision) {
+        let Pending {
+            stage,
+            request,
+            started,
+        } = self;
+        let waiting = match stage {
+            Stage::Evaluate {
+                snapshot,
+                strategy,
+                user_agent,
+            } => {
+                let (request, decision) = path.evaluate_on_pool(snapshot, request, strategy).await;
+                match path.queue_record(request, decision, user_agent.as_deref(), started) {
+                    Ok(done) => return done,
+                    Err(waiting) => waiting,
+                }
+            }
+            Stage::Record { decision, record } => Box::new(Unrecorded {
+                request,
+                decision,
+                record,
+            }),
+        };
+        path.record_when_room(waiting, started).await
+    }
+}
+
+/// A decision the audit log could not record becomes a denial that says so.
+fn refused_by_audit(request: &Request, decision: &mut Decision, error: &AuditError) {
+    tracing::error!(tenant = %request.tenant, %error, "the audit log refused a decision record; denying");
+    decision.decision = Effect::Deny;
+    decision.cause = Cause::Error;
+    decision.reasons.clear();
+    decision.errors.push(DecisionError {
+        kind: ErrorKind::Audit,
+        statement: Arc::from("audit"),
+        message: format!("the decision could not be recorded: {error}"),
+    });
 }
 
 /// Which rule of [`DecisionPath::resolve_tenant`] named the tenant.

@@ -98,7 +98,9 @@ impl IdentityErrorKind {
 pub struct Verifier {
     config: IdentityConfig,
     issuers: BTreeMap<String, IssuerKeys>,
-    verified: RwLock<HashMap<Box<str>, Verified>>,
+    // Keyed by the token with a fast non-cryptographic hash: only tokens whose signature
+    // verified are ever inserted, so a caller cannot fill the map with colliding keys.
+    verified: RwLock<HashMap<Box<str>, Verified, rustc_hash::FxBuildHasher>>,
 }
 
 /// Tokens remembered at most (each a few hundred bytes).
@@ -249,7 +251,7 @@ impl Verifier {
         Ok(Verifier {
             config: config.clone(),
             issuers,
-            verified: RwLock::new(HashMap::new()),
+            verified: RwLock::new(HashMap::default()),
         })
     }
 

@@ -163,7 +163,24 @@ pub(crate) fn unreadable(rejection: BytesRejection) -> ApiError {
 /// Reads a request body strictly.
 pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(Strict(&mut deserializer)).map_err(api_error)?;
+    // Read without keeping track of the path; a body that does not read is read again with
+    // the path kept, for the error to name where it went wrong (reading is deterministic, so
+    // the second reading fails the same way).
+    let value = match T::deserialize(Strict(&mut deserializer)) {
+        Ok(value) => value,
+        Err(_) => {
+            let mut again = serde_json::Deserializer::from_slice(bytes);
+            return Err(
+                match serde_path_to_error::deserialize::<_, T>(Strict(&mut again)) {
+                    Err(error) => api_error(error),
+                    Ok(_) => ApiError::bad_request(
+                        "malformed_json",
+                        "the body is not valid JSON".to_owned(),
+                    ),
+                },
+            );
+        }
+    };
     deserializer.end().map_err(|error| {
         ApiError::bad_request(
             "malformed_json",

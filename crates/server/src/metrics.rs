@@ -1,20 +1,41 @@
 //! Prometheus metrics: decisions by tenant, outcome and edge; decision latency; reloads.
 
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use portcullis_core::TenantId;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+/// The tenant label of a decision: a loaded tenant's id (shared, not copied per decision), or
+/// `unknown`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub enum TenantLabel {
+    /// A loaded tenant.
+    Loaded(TenantId),
+    /// A tenant that is not loaded.
+    Unknown,
+}
+
+impl EncodeLabelValue for TenantLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            TenantLabel::Loaded(tenant) => tenant.as_str(),
+            TenantLabel::Unknown => "unknown",
+        })
+    }
+}
+
 /// Labels of the decision counter.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
     /// Tenant id, or `unknown` for tenants that are not loaded (callers cannot mint series).
-    pub tenant: String,
+    pub tenant: TenantLabel,
     /// `allow` or `deny`.
     pub outcome: &'static str,
     /// Which edge answered.
@@ -108,10 +129,16 @@ impl Metrics {
     }
 
     /// Counts one decision.
-    pub fn decision(&self, tenant: &str, allowed: bool, edge: &'static str, elapsed: Duration) {
+    pub fn decision(
+        &self,
+        tenant: TenantLabel,
+        allowed: bool,
+        edge: &'static str,
+        elapsed: Duration,
+    ) {
         self.decisions
             .get_or_create(&DecisionLabels {
-                tenant: tenant.to_owned(),
+                tenant,
                 outcome: if allowed { "allow" } else { "deny" },
                 edge,
             })

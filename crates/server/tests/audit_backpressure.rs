@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::Connection;
-use support::{client, copy_demo, server_on, trading_day_after_close};
+use support::{client, copy_demo, server_on, token, trading_day_after_close};
 
 async fn check(base: &str) -> Value {
     client()
@@ -32,6 +32,28 @@ async fn check(base: &str) -> Value {
         .unwrap()
 }
 
+/// Forward-auth's question (nginx): bob downloads the logs of app payments from the office.
+/// The status and the decision id.
+async fn forward(base: &str) -> (u16, String) {
+    let response = client()
+        .get(format!("{base}/v1/authz/nginx"))
+        .header("x-original-method", "GET")
+        .header("x-original-uri", "/ops/apps/payments/logs/x")
+        .header("x-forwarded-for", "172.16.3.4")
+        .header("x-forwarded-host", "ops.acme.example")
+        .header("x-tenant-id", "acme")
+        .bearer_auth(token(json!({ "sub": "bob" })))
+        .send()
+        .await
+        .unwrap();
+    let id = response
+        .headers()
+        .get("x-portcullis-decision-id")
+        .map(|id| id.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (response.status().as_u16(), id)
+}
+
 // `#[tokio::test]` runs the server and the test on one thread: exactly the runtime a server
 // confined to one CPU uses.
 #[tokio::test(flavor = "current_thread")]
@@ -43,6 +65,7 @@ async fn a_full_buffer_waits_without_stalling_other_connections_then_fails_close
     let server = server_on(&bundles, extra, trading_day_after_close()).await;
     let base = format!("http://{}", server.addr);
     assert_eq!(check(&base).await["decision"], "allow");
+    assert_eq!(forward(&base).await.0, 200);
 
     // Another process holds the store's database: the audit writer cannot commit, so the
     // buffer fills.
@@ -59,6 +82,13 @@ async fn a_full_buffer_waits_without_stalling_other_connections_then_fails_close
         .map(|_| {
             let base = base.clone();
             tokio::spawn(async move { check(&base).await })
+        })
+        .collect();
+    // Forward-auth decisions, answered at once while there is room, wait like the others.
+    let forwarded: Vec<_> = (0..4)
+        .map(|_| {
+            let base = base.clone();
+            tokio::spawn(async move { forward(&base).await })
         })
         .collect();
     // While decisions wait for room in the full buffer, the runtime answers other
@@ -100,10 +130,28 @@ async fn a_full_buffer_waits_without_stalling_other_connections_then_fails_close
         }
     }
     assert!(refused > 0, "some decisions waited past max_wait_ms");
+    // Forward-auth answers 403 for a decision that found no room, never 200 without its
+    // record; every answer carries its decision id.
+    let mut forward_refused = 0;
+    for handle in forwarded {
+        let (status, id) = handle.await.unwrap();
+        assert!(
+            status == 200 || status == 403,
+            "forward-auth answered {status}"
+        );
+        assert_eq!(id.len(), 32, "decision id {id:?}");
+        if status == 403 {
+            forward_refused += 1;
+        }
+    }
+    assert!(
+        forward_refused > 0,
+        "some forward-auth decisions waited past max_wait_ms"
+    );
 
     // The writer catches up and decisions are recorded again.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while check(&base).await["decision"] != "allow" {
+    while check(&base).await["decision"] != "allow" || forward(&base).await.0 != 200 {
         assert!(
             Instant::now() < deadline,
             "decisions stayed refused after the lock was released"

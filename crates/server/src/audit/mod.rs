@@ -285,15 +285,16 @@ impl Auditor {
         (self.log.buffered(), self.log.capacity())
     }
 
-    /// Records a decision. `Err` means the record was not accepted (the buffer stayed full
-    /// under the tenant's policy): the caller must deny. A full buffer under the `block`
-    /// policy is waited on asynchronously, never by blocking the thread, up to the policy's
-    /// `max_wait_ms`.
+    /// Records a decision if it can be done at once: the record is queued (or sampled out),
+    /// or refused — the caller must then deny —, or, the buffer being full under the tenant's
+    /// `block` policy, handed back to wait for room with
+    /// [`wait_for_room`](Auditor::wait_for_room), asynchronously and never by blocking the
+    /// thread, up to the policy's `max_wait_ms`.
     ///
     /// `known_tenant` is false for a request naming a tenant that is not loaded: its record
     /// goes to the `system` tenant's log (naming the requested tenant in its details), so
     /// that callers cannot create a log for every tenant id they invent.
-    pub async fn decision(
+    pub fn decision_now(
         &self,
         request: &Request,
         decision: &Decision,
@@ -301,19 +302,30 @@ impl Auditor {
         user_agent: Option<&str>,
         request_id: Option<&str>,
         known_tenant: bool,
-    ) -> Result<(), AuditError> {
-        let prepared = self.prepare_decision(
-            request,
-            decision,
-            edge,
-            (user_agent, request_id),
-            known_tenant,
-        )?;
+    ) -> Result<(), NotQueued> {
+        let prepared = self
+            .prepare_decision(
+                request,
+                decision,
+                edge,
+                (user_agent, request_id),
+                known_tenant,
+            )
+            .map_err(NotQueued::Refused)?;
         match self.log.try_queue(&prepared) {
             Err(AuditError::BufferFull { .. }) => {}
-            other => return other,
+            other => return other.map_err(NotQueued::Refused),
         }
-        // Full: wait as long as the tenant's policy allows, then give up (the caller denies).
+        match *prepared.on_full() {
+            FullPolicy::Block { .. } => Err(NotQueued::Full(Box::new(WaitingRecord(prepared)))),
+            FullPolicy::Deny => self.log.try_queue(&prepared).map_err(NotQueued::Refused),
+        }
+    }
+
+    /// Waits for room for a record the full buffer did not take, as long as the tenant's
+    /// policy allows, then gives up (the caller denies).
+    pub async fn wait_for_room(&self, waiting: Box<WaitingRecord>) -> Result<(), AuditError> {
+        let prepared = waiting.0;
         let FullPolicy::Block { max_wait_ms } = *prepared.on_full() else {
             return self.log.try_queue(&prepared);
         };
@@ -424,8 +436,21 @@ impl Auditor {
     }
 }
 
+/// Why [`Auditor::decision_now`] did not queue a record.
+#[derive(Debug)]
+pub enum NotQueued {
+    /// The log refused it: the caller must deny.
+    Refused(AuditError),
+    /// The buffer is full and the tenant's policy says to wait for room.
+    Full(Box<WaitingRecord>),
+}
+
+/// A decision record waiting for room in the audit buffer.
+#[derive(Debug)]
+pub struct WaitingRecord(PreparedDecision);
+
 thread_local! {
-    /// The record [`Auditor::decision`] fills on this thread.
+    /// The record [`Auditor::decision_now`] fills on this thread.
     static DECISION_RECORD: std::cell::RefCell<Option<Record>> = const { std::cell::RefCell::new(None) };
 }
 

@@ -10,17 +10,20 @@
 //! (the tenant is over its quota). It never redirects.
 
 use std::borrow::Cow;
+use std::future::{Future, Ready, ready};
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use futures_util::future::Either;
 use ipnet::IpNet;
 use portcullis_core::{Cause, ClientCert, Context, Decision, Request, Resource, TenantId};
 use serde_json::{Value, json};
 
-use crate::decision::DecisionPath;
+use crate::decision::{Decided, DecisionPath, Pending};
 use crate::edges::api::header_tenant;
 use crate::error::ApiError;
 use crate::identity::{HostBinding, bearer, strip_port};
@@ -51,78 +54,98 @@ impl Flavor {
 /// The path prefix under which Envoy's HTTP ext_authz forwards the original path.
 pub const ENVOY_PREFIX: &str = "/v1/authz/envoy";
 
+/// A forward-auth handler's answer: ready at once for a question decided without waiting
+/// (almost every one), a boxed future for one that waits for the evaluation pool or for room
+/// in the audit buffer. Keeping the waiting out of the common path keeps the future that the
+/// router moves for every request small.
+pub type Answer = Either<Ready<Response>, Pin<Box<dyn Future<Output = Response> + Send>>>;
+
 /// `/v1/authz/nginx`.
-pub async fn nginx(
-    state: State<Arc<AppState>>,
-    peer: ConnectInfo<PeerInfo>,
+pub fn nginx(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
-) -> Response {
-    respond(&state, &peer, Flavor::Nginx, request).await
+) -> Answer {
+    respond(state, &peer, Flavor::Nginx, request)
 }
 
 /// `/v1/authz/traefik`.
-pub async fn traefik(
-    state: State<Arc<AppState>>,
-    peer: ConnectInfo<PeerInfo>,
+pub fn traefik(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
-) -> Response {
-    respond(&state, &peer, Flavor::Traefik, request).await
+) -> Answer {
+    respond(state, &peer, Flavor::Traefik, request)
 }
 
 /// `/v1/authz/envoy/...`.
-pub async fn envoy(
-    state: State<Arc<AppState>>,
-    peer: ConnectInfo<PeerInfo>,
+pub fn envoy(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     request: axum::extract::Request,
-) -> Response {
-    respond(&state, &peer, Flavor::Envoy, request).await
+) -> Answer {
+    respond(state, &peer, Flavor::Envoy, request)
 }
 
 // The handlers take the request apart and borrow its method, URI and headers rather than
 // extracting them, which would copy the whole header map for every decision.
-async fn respond(
-    state: &AppState,
+fn respond(
+    state: Arc<AppState>,
     peer: &PeerInfo,
     flavor: Flavor,
     request: axum::extract::Request,
-) -> Response {
+) -> Answer {
     let (parts, _body) = request.into_parts();
-    let path = DecisionPath::new(state, flavor.edge());
-    match authorize(
+    let path = DecisionPath::new(&state, flavor.edge());
+    let step = authorize(
         &path,
         peer,
         flavor,
         &parts.method,
         &parts.uri,
         &parts.headers,
-    )
-    .await
-    {
-        Ok(Outcome::Allowed {
+    );
+    match step {
+        Ok(Step::Done(outcome)) => Either::Left(ready(render(outcome))),
+        Ok(Step::Waiting(waiting)) => {
+            // The rest of the question is answered with the same policy set.
+            let policies = path.into_policies();
+            Either::Right(Box::pin(async move {
+                let path = DecisionPath::resume(&state, flavor.edge(), policies);
+                render(waiting.finish(&path).await)
+            }))
+        }
+        Err(error) => Either::Left(ready(error.into_response())),
+    }
+}
+
+/// The proxy's answer for an outcome.
+fn render(outcome: Outcome) -> Response {
+    match outcome {
+        Outcome::Allowed {
             decision,
             user,
             tenant,
             roles,
-        }) => {
+        } => {
             let mut response = StatusCode::OK.into_response();
             let out = response.headers_mut();
-            put(out, "x-portcullis-user", &user);
-            put(out, "x-portcullis-tenant", tenant.as_str());
-            put(out, "x-portcullis-roles", &roles.join(","));
-            put(out, "x-portcullis-decision-id", &decision.trace_id);
+            put(out, &X_PORTCULLIS_USER, &user);
+            put(out, &X_PORTCULLIS_TENANT, tenant.as_str());
+            put(out, &X_PORTCULLIS_ROLES, &roles.join(","));
+            put(out, &X_PORTCULLIS_DECISION_ID, &decision.trace_id);
             response
         }
-        Ok(Outcome::Denied { decision, reason }) => {
+        Outcome::Denied { decision, reason } => {
             let body = denied_body(&decision, &reason);
             let mut response = (StatusCode::FORBIDDEN, axum::Json(body)).into_response();
             put(
                 response.headers_mut(),
-                "x-portcullis-decision-id",
+                &X_PORTCULLIS_DECISION_ID,
                 &decision.trace_id,
             );
             response
         }
-        Err(error) => error.into_response(),
     }
 }
 
@@ -137,14 +160,39 @@ pub fn denied_body(decision: &Decision, reason: &Value) -> Value {
     })
 }
 
-fn put(headers: &mut HeaderMap, name: &'static str, value: &str) {
+fn put(headers: &mut HeaderMap, name: &HeaderName, value: &str) {
     // Values that are not valid header text (control characters) are left out, not mangled.
     if let Ok(value) = HeaderValue::from_str(value) {
-        headers.insert(HeaderName::from_static(name), value);
+        headers.insert(name.clone(), value);
     }
 }
 
-fn text<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<Option<&'h str>, ApiError> {
+// The headers read and written here, named once rather than parsed at every request.
+static X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+static X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+static X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+static X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_PORTCULLIS_TIME: HeaderName = HeaderName::from_static("x-portcullis-time");
+static X_SSL_CLIENT_FINGERPRINT: HeaderName = HeaderName::from_static("x-ssl-client-fingerprint");
+static X_SSL_CLIENT_VERIFY: HeaderName = HeaderName::from_static("x-ssl-client-verify");
+static X_SSL_CLIENT_CERT: HeaderName = HeaderName::from_static("x-ssl-client-cert");
+static X_FORWARDED_TLS_CLIENT_CERT: HeaderName =
+    HeaderName::from_static("x-forwarded-tls-client-cert");
+static X_FORWARDED_CLIENT_CERT: HeaderName = HeaderName::from_static("x-forwarded-client-cert");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_PORTCULLIS_USER: HeaderName = HeaderName::from_static("x-portcullis-user");
+static X_PORTCULLIS_TENANT: HeaderName = HeaderName::from_static("x-portcullis-tenant");
+static X_PORTCULLIS_ROLES: HeaderName = HeaderName::from_static("x-portcullis-roles");
+static X_PORTCULLIS_DECISION_ID: HeaderName = HeaderName::from_static("x-portcullis-decision-id");
+
+fn text<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+    limit: usize,
+) -> Result<Option<&'h str>, ApiError> {
     let Some(value) = headers.get(name) else {
         return Ok(None);
     };
@@ -159,7 +207,11 @@ fn text<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<Option<&
         .map_err(|_| ApiError::bad_request("invalid_header", format!("{name} is not text")))
 }
 
-fn required<'h>(headers: &'h HeaderMap, name: &str, limit: usize) -> Result<&'h str, ApiError> {
+fn required<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+    limit: usize,
+) -> Result<&'h str, ApiError> {
     text(headers, name, limit)?
         .filter(|value| !value.is_empty())
         .ok_or_else(|| {
@@ -195,7 +247,7 @@ pub fn client_ip(
     if !is_trusted(trusted, peer) {
         return Ok(peer);
     }
-    if let Some(list) = text(headers, "x-forwarded-for", limit)? {
+    if let Some(list) = text(headers, &X_FORWARDED_FOR, limit)? {
         let mut hops = Vec::new();
         for hop in list.split(',') {
             hops.push(parse_ip(hop).ok_or_else(|| {
@@ -218,7 +270,7 @@ pub fn client_ip(
             return Ok(client);
         }
     }
-    if let Some(real) = text(headers, "x-real-ip", limit)? {
+    if let Some(real) = text(headers, &X_REAL_IP, limit)? {
         return parse_ip(real)
             .ok_or_else(|| ApiError::bad_request("invalid_header", "X-Real-IP is not an address"));
     }
@@ -239,13 +291,13 @@ fn proxy_cert(
     match flavor {
         Flavor::Nginx => {
             let sha1 =
-                text(headers, "x-ssl-client-fingerprint", limit)?.map(str::to_ascii_lowercase);
+                text(headers, &X_SSL_CLIENT_FINGERPRINT, limit)?.map(str::to_ascii_lowercase);
             let verified =
-                text(headers, "x-ssl-client-verify", limit)?.is_some_and(|v| v == "SUCCESS");
+                text(headers, &X_SSL_CLIENT_VERIFY, limit)?.is_some_and(|v| v == "SUCCESS");
             if !verified {
                 return Ok((None, None));
             }
-            let cert = match text(headers, "x-ssl-client-cert", limit)? {
+            let cert = match text(headers, &X_SSL_CLIENT_CERT, limit)? {
                 Some(escaped) => Some(client_cert_from_pem(&decode(escaped)).ok_or_else(|| {
                     ApiError::bad_request(
                         "invalid_header",
@@ -256,7 +308,7 @@ fn proxy_cert(
             };
             Ok((cert, sha1))
         }
-        Flavor::Traefik => match text(headers, "x-forwarded-tls-client-cert", limit)? {
+        Flavor::Traefik => match text(headers, &X_FORWARDED_TLS_CLIENT_CERT, limit)? {
             Some(escaped) => {
                 let first = decode(escaped);
                 let first = first.split(',').next().unwrap_or_default().to_owned();
@@ -270,7 +322,7 @@ fn proxy_cert(
             }
             None => Ok((None, None)),
         },
-        Flavor::Envoy => match text(headers, "x-forwarded-client-cert", limit)? {
+        Flavor::Envoy => match text(headers, &X_FORWARDED_CLIENT_CERT, limit)? {
             Some(xfcc) => Ok((parse_xfcc(xfcc), None)),
             None => Ok((None, None)),
         },
@@ -383,14 +435,14 @@ pub enum Outcome {
     },
 }
 
-async fn authorize(
+fn authorize(
     path: &DecisionPath<'_>,
     peer: &PeerInfo,
     flavor: Flavor,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<Outcome, ApiError> {
+) -> Result<Step, ApiError> {
     let config = &path.state().config;
     let forwarded = read_forwarded(
         flavor,
@@ -402,7 +454,7 @@ async fn authorize(
         headers,
     )?;
     let agent = crate::edges::api::user_agent(headers);
-    decide_forwarded(path, forwarded, agent).await
+    decide_forwarded_now(path, forwarded, agent)
 }
 
 /// Reads what a proxy's forward-auth request says about the original request: its method and
@@ -422,12 +474,12 @@ pub fn read_forwarded<'h>(
     let trusted = is_trusted(trusted_proxies, peer.addr.ip());
     let (original_method, original_uri) = match flavor {
         Flavor::Nginx => (
-            Cow::Borrowed(text(headers, "x-original-method", limit)?.unwrap_or(method.as_str())),
-            Cow::Borrowed(required(headers, "x-original-uri", limit)?),
+            Cow::Borrowed(text(headers, &X_ORIGINAL_METHOD, limit)?.unwrap_or(method.as_str())),
+            Cow::Borrowed(required(headers, &X_ORIGINAL_URI, limit)?),
         ),
         Flavor::Traefik => (
-            Cow::Borrowed(required(headers, "x-forwarded-method", limit)?),
-            Cow::Borrowed(required(headers, "x-forwarded-uri", limit)?),
+            Cow::Borrowed(required(headers, &X_FORWARDED_METHOD, limit)?),
+            Cow::Borrowed(required(headers, &X_FORWARDED_URI, limit)?),
         ),
         Flavor::Envoy => {
             let path = uri.path().strip_prefix(ENVOY_PREFIX).unwrap_or("/");
@@ -440,9 +492,9 @@ pub fn read_forwarded<'h>(
         }
     };
     let host = if trusted {
-        text(headers, "x-forwarded-host", limit)?.or(text(headers, "host", limit)?)
+        text(headers, &X_FORWARDED_HOST, limit)?.or(text(headers, &http::header::HOST, limit)?)
     } else {
-        text(headers, "host", limit)?
+        text(headers, &http::header::HOST, limit)?
     };
     let (mut cert, cert_sha1) = if trusted {
         proxy_cert(flavor, headers, limit)?
@@ -452,7 +504,7 @@ pub fn read_forwarded<'h>(
     if let Some(own) = &peer.cert {
         cert = Some((**own).clone());
     }
-    let time = match text(headers, "x-portcullis-time", limit)? {
+    let time = match text(headers, &X_PORTCULLIS_TIME, limit)? {
         Some(value) if trusted => Some(value.parse::<jiff::Timestamp>().map_err(|e| {
             ApiError::bad_request("invalid_header", format!("X-Portcullis-Time: {e}"))
         })?),
@@ -510,6 +562,19 @@ pub async fn decide_forwarded(
     forwarded: Forwarded<'_>,
     user_agent: Option<&str>,
 ) -> Result<Outcome, ApiError> {
+    match decide_forwarded_now(path, forwarded, user_agent)? {
+        Step::Done(outcome) => Ok(outcome),
+        Step::Waiting(waiting) => Ok(waiting.finish(path).await),
+    }
+}
+
+/// [`decide_forwarded`] as far as it goes without waiting (see
+/// [`DecisionPath::decide_now`]).
+pub fn decide_forwarded_now(
+    path: &DecisionPath<'_>,
+    forwarded: Forwarded<'_>,
+    user_agent: Option<&str>,
+) -> Result<Step, ApiError> {
     let original_path = original_path(&forwarded.uri)?;
     let host = forwarded.host.as_deref();
 
@@ -532,7 +597,8 @@ pub async fn decide_forwarded(
     let _admitted = path.admit(&tenant)?;
 
     // The circumstances.
-    let mut attributes = serde_json::Map::new();
+    // Room for every attribute set below, so that the map is not grown three times.
+    let mut attributes = serde_json::Map::with_capacity(4);
     let method = forwarded.method.to_ascii_uppercase();
     attributes.insert("method".into(), Value::String(method.clone()));
     attributes.insert("path".into(), Value::String(original_path.to_string()));
@@ -567,30 +633,79 @@ pub async fn decide_forwarded(
     // Denials before any policy: the tenant is not loaded, or no route matches. They are
     // decisions like the others, recorded and counted.
     let Some(snapshot) = path.snapshot(&tenant) else {
-        let (_, decision) = path.refuse(request, Cause::TenantUnknown, user_agent).await;
-        return Ok(denied(decision));
+        let decided = path.refuse_now(request, Cause::TenantUnknown, user_agent);
+        return Ok(Step::of(path, tenant, decided));
     };
     let Some(route) = snapshot.match_route(&forwarded.method, &original_path) else {
-        let (_, decision) = path.refuse(request, Cause::NoRoute, user_agent).await;
-        return Ok(denied(decision));
+        let decided = path.refuse_now(request, Cause::NoRoute, user_agent);
+        return Ok(Step::of(path, tenant, decided));
     };
     request.action = route.action.to_owned();
-    request.resource = route.resource.clone();
-    let (request, decision) = path.decide(request, route.strategy, user_agent).await;
-    if decision.is_allowed() {
-        let roles = snapshot
+    request.resource = route.resource;
+    let decided = path.decide_now(request, route.strategy, user_agent);
+    Ok(Step::of(path, tenant, decided))
+}
+
+/// Where a forward-auth question stands once [`decide_forwarded_now`] returns.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "the common case is answered at once and must not allocate; the rare one is boxed"
+)]
+pub enum Step {
+    /// Answered.
+    Done(Outcome),
+    /// Waiting for the evaluation pool or for room in the audit buffer.
+    Waiting(Waiting),
+}
+
+impl Step {
+    fn of(path: &DecisionPath<'_>, tenant: TenantId, decided: Decided) -> Step {
+        match decided {
+            Decided::Now(request, decision) => Step::Done(outcome(path, tenant, request, decision)),
+            Decided::Later(pending) => Step::Waiting(Waiting { pending, tenant }),
+        }
+    }
+}
+
+/// A forward-auth decision still waiting.
+#[derive(Debug)]
+pub struct Waiting {
+    pending: Box<Pending>,
+    tenant: TenantId,
+}
+
+impl Waiting {
+    /// The outcome, once the decision is done; `path` must have the policy set the question
+    /// was started with.
+    pub async fn finish(self, path: &DecisionPath<'_>) -> Outcome {
+        let (request, decision) = Decided::Later(self.pending).finish(path).await;
+        outcome(path, self.tenant, request, decision)
+    }
+}
+
+/// A decision's outcome: allowed with the principal's effective roles, or denied.
+fn outcome(
+    path: &DecisionPath<'_>,
+    tenant: TenantId,
+    request: Request,
+    decision: Decision,
+) -> Outcome {
+    if !decision.is_allowed() {
+        return denied(decision);
+    }
+    let roles = path.snapshot(&tenant).map_or_else(Vec::new, |snapshot| {
+        snapshot
             .effective_roles(&request.principal, &request.resource)
             .iter()
             .map(|r| r.to_string())
-            .collect();
-        Ok(Outcome::Allowed {
-            user: request.principal.id,
-            tenant,
-            roles,
-            decision,
-        })
-    } else {
-        Ok(denied(decision))
+            .collect()
+    });
+    Outcome::Allowed {
+        user: request.principal.id,
+        tenant,
+        roles,
+        decision,
     }
 }
 
@@ -601,7 +716,7 @@ fn denied(decision: Decision) -> Outcome {
 
 /// The trace id of a W3C `traceparent` header, if well formed.
 pub fn traceparent(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("traceparent")?.to_str().ok()?;
+    let value = headers.get(&TRACEPARENT)?.to_str().ok()?;
     let mut parts = value.split('-');
     let (_version, trace) = (parts.next()?, parts.next()?);
     (trace.len() == 32 && trace.bytes().all(|b| b.is_ascii_hexdigit()) && trace != "0".repeat(32))
