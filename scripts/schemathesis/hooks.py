@@ -80,6 +80,20 @@ RULES = [
      "correlation ids must differ within a batch: a relation between its checks"),
     (("openfgaRead", "openfgaReadChanges", "openfgaListModels"), "invalid_continuation_token", None,
      "a continuation token comes from an earlier page of the same list"),
+    # The changes, when a run gives the admin token (public.toml does not, see there).
+    (("openfgaWrite",), "validation_error", r"^(writes|deletes)\[\d+\] ", "tuples must fit the store's model"),
+    (("openfgaWrite",), "authorization_model_not_found", None, "a model id is one of the store's models"),
+    (("openfgaWrite",), "validation_error", r"is not the store's active model",
+     "only the store's active model is written against"),
+    (("openfgaWrite",), "write_failed_due_to_invalid_input", None,
+     "a tuple written must not exist yet, one deleted must exist: the store's data"),
+    (("openfgaWrite",), "cannot_allow_duplicate_tuples_in_one_request", None,
+     "a tuple may be named once in writes and deletes together: a relation between items"),
+    (("openfgaWrite",), "exceeded_entity_limit", None, "the limit of 100 counts writes and deletes together"),
+    (("openfgaWrite",), "validation_error", r"^the write has neither",
+     "a write needs a tuple in writes or in deletes: a relation between two members"),
+    (("openfgaWriteModel",), "invalid_authorization_model", None,
+     "a model must compile, and fit the rest of the store's bundle (its actions' relations, its tuples)"),
 ]
 
 
