@@ -35,7 +35,7 @@ pub use model::{
     MAX_REWRITE_OPERANDS, MAX_REWRITE_TERMS, MAX_TYPES, Model, ModelAst, ModelError, ModelErrors,
     Pos, RelationDef, Rewrite, TupleError, TypeDef,
 };
-pub use tuple::{ObjectRef, ParseError, Tuple, TupleCondition, User};
+pub use tuple::{ObjectRef, ParseError, Tuple, TupleCondition, User, parse_relation};
 
 /// Checks the size of a write batch against [`MAX_TUPLES_PER_WRITE`] and validates every
 /// tuple, reporting all problems.

@@ -748,12 +748,25 @@ fn each_document_is_openapi_3_1_with_its_listeners_endpoints() {
         (admin["type"].as_str(), admin["scheme"].as_str()),
         (Some("http"), Some("bearer"))
     );
-    assert!(
-        Listener::Public.document()["components"]["securitySchemes"]
-            .get("adminToken")
-            .is_none(),
-        "the public document does not describe admin tokens"
+    // The public listener takes an admin token on OpenFGA's operations only (docs/openfga.md):
+    // its document declares the scheme, the same as the admin document's, for those alone.
+    let public = Listener::Public.document();
+    assert_eq!(
+        &public["components"]["securitySchemes"]["adminToken"], admin,
+        "the public document declares the admin token as the admin document does"
     );
+    let mut openfga = 0;
+    for op in operations(&public) {
+        let admin_token = op.security().iter().flatten().any(|s| s == "adminToken");
+        assert_eq!(
+            admin_token,
+            op.tags().contains(&"OpenFGA"),
+            "public {}: only OpenFGA's operations take an admin token, and each does",
+            op.name()
+        );
+        openfga += usize::from(admin_token);
+    }
+    assert_eq!(openfga, 16, "OpenFGA's operations");
 }
 
 /// Components of the same name mean the same thing in both documents: a schema tightened in
@@ -827,6 +840,34 @@ fn every_reference_resolves() {
         assert!(
             found > 50,
             "{listener:?}: only {found} references: the walk is broken"
+        );
+    }
+}
+
+/// Every security requirement of every operation (and the document's default) names a scheme
+/// of the same document's `components.securitySchemes`: a requirement naming none is one a
+/// client (or schemathesis) cannot satisfy or even recognise.
+#[test]
+fn every_security_requirement_names_a_declared_scheme() {
+    for listener in LISTENERS {
+        let doc = listener.document();
+        let declared = doc["components"]["securitySchemes"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{listener:?}: no securitySchemes"));
+        let mut named = 0;
+        for op in operations(&doc) {
+            for scheme in op.security().iter().flatten() {
+                assert!(
+                    declared.contains_key(scheme),
+                    "{listener:?} {}: security names `{scheme}`, which the document does not declare",
+                    op.name()
+                );
+                named += 1;
+            }
+        }
+        assert!(
+            named > 10,
+            "{listener:?}: only {named} requirements: the walk is broken"
         );
     }
 }

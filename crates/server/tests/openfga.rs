@@ -703,3 +703,125 @@ async fn malformed_page_sizes_are_openfga_validation_errors() {
     );
     server.stop().await;
 }
+
+/// A relation or type name no model could define (with `*`, `:`, `#`, `@` or whitespace, or
+/// empty) is the request's `validation_error` on every query, naming the member: in a batch
+/// check too, where it is not one check's answer but the whole batch's refusal. A well-formed
+/// name the model lacks stays the model's answer (`relation_not_found`, per check in a batch).
+#[tokio::test]
+async fn malformed_relation_names_are_validation_errors_of_the_whole_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let server = server_on(&bundles, "", trading_day_after_close()).await;
+    let fga = Fga {
+        base: format!("http://{}", server.addr),
+        admin: format!("http://{}", server.admin_addr),
+    };
+    let (status, body) = fga.post("/stores", json!({ "name": "names" })).await;
+    assert_eq!(status, 201, "{body}");
+    let store = body["id"].as_str().unwrap().to_owned();
+    let (status, body) = fga
+        .post(&format!("/stores/{store}/authorization-models"), model())
+        .await;
+    assert_eq!(status, 201, "{body}");
+
+    let checks = |relation: &str| {
+        json!({ "checks": [
+            { "tuple_key": key("user:anne", "viewer", "document:1"), "correlation_id": "a" },
+            { "tuple_key": key("user:anne", relation, "document:1"), "correlation_id": "b" },
+        ] })
+    };
+    for bad in ["viewer*", "view er", "a:b", "a#b", "a@b"] {
+        let requests = [
+            (
+                "check",
+                json!({ "tuple_key": key("user:anne", bad, "document:1") }),
+                "tuple_key.relation",
+            ),
+            ("batch-check", checks(bad), "tuple_key.relation"),
+            (
+                "expand",
+                json!({ "tuple_key": { "relation": bad, "object": "document:1" } }),
+                "tuple_key.relation",
+            ),
+            (
+                "list-objects",
+                json!({ "type": "document", "relation": bad, "user": "user:anne" }),
+                "`relation`",
+            ),
+            (
+                "list-objects",
+                json!({ "type": bad, "relation": "viewer", "user": "user:anne" }),
+                "`type`",
+            ),
+            (
+                "streamed-list-objects",
+                json!({ "type": "document", "relation": bad, "user": "user:anne" }),
+                "`relation`",
+            ),
+            (
+                "list-users",
+                json!({ "object": { "type": "document", "id": "1" }, "relation": bad,
+                "user_filters": [{ "type": "user" }] }),
+                "`relation`",
+            ),
+            (
+                "list-users",
+                json!({ "object": { "type": "document", "id": "1" }, "relation": "viewer",
+                "user_filters": [{ "type": bad }] }),
+                "user_filters.type",
+            ),
+            (
+                "list-users",
+                json!({ "object": { "type": "document", "id": "1" }, "relation": "viewer",
+                "user_filters": [{ "type": "group", "relation": bad }] }),
+                "user_filters.relation",
+            ),
+        ];
+        for (endpoint, request, named) in requests {
+            let (status, body) = fga
+                .post(&format!("/stores/{store}/{endpoint}"), request)
+                .await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (400, Some("validation_error")),
+                "{endpoint} with {bad:?}: {body}"
+            );
+            let message = body["message"].as_str().unwrap_or_default();
+            assert!(message.contains(named), "{endpoint} with {bad:?}: {body}");
+        }
+    }
+
+    // A well-formed relation the model does not define: the model's answer, per check.
+    let (status, body) = fga
+        .post(&format!("/stores/{store}/batch-check"), checks("editor"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"]["a"]["allowed"], json!(false), "{body}");
+    assert_eq!(
+        body["result"]["b"]["error"]["input_error"],
+        json!("relation_not_found"),
+        "{body}"
+    );
+    let (status, body) = fga
+        .post(
+            &format!("/stores/{store}/check"),
+            json!({ "tuple_key": key("user:anne", "editor", "document:1") }),
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (400, Some("relation_not_found")),
+        "{body}"
+    );
+    // An empty user filter relation is absent: the type's own users.
+    let (status, body) = fga
+        .post(
+            &format!("/stores/{store}/list-users"),
+            json!({ "object": { "type": "document", "id": "1" }, "relation": "viewer",
+                "user_filters": [{ "type": "user", "relation": "" }] }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.stop().await;
+}

@@ -144,6 +144,14 @@ fn required<'a>(value: Option<&'a String>, field: &str) -> Result<&'a str, FgaEr
         .ok_or_else(|| FgaError::validation(format!("`{field}` is required")))
 }
 
+/// A relation (or type) name by OpenFGA's rules: 1 to 256 bytes without whitespace, `:`, `#`,
+/// `@` or `*`. Checked before the query, so that a name no model could define is the request's
+/// error (the whole request's, in a batch), not a per-check answer.
+fn relation_name(text: &str, field: &str) -> Result<String, FgaError> {
+    portcullis_policy::rebac::parse_relation(text)
+        .map_err(|error| FgaError::validation(format!("`{field}`: {error}")))
+}
+
 fn parse_user(text: &str) -> Result<User, FgaError> {
     text.parse()
         .map_err(|error: portcullis_policy::rebac::ParseError| {
@@ -253,7 +261,10 @@ pub async fn check(
 ) -> Result<Json<Value>, FgaError> {
     let path = DecisionPath::new(&state, EDGE);
     let user = required(body.tuple_key.user.as_ref(), "tuple_key.user")?.to_owned();
-    let relation = required(body.tuple_key.relation.as_ref(), "tuple_key.relation")?.to_owned();
+    let relation = relation_name(
+        required(body.tuple_key.relation.as_ref(), "tuple_key.relation")?,
+        "tuple_key.relation",
+    )?;
     let object = required(body.tuple_key.object.as_ref(), "tuple_key.object")?.to_owned();
     let request = CheckRequest {
         user: parse_user(&user)?,
@@ -321,11 +332,14 @@ pub async fn batch_check(
             )));
         }
         let user = required(item.tuple_key.user.as_ref(), "tuple_key.user")?;
-        let relation = required(item.tuple_key.relation.as_ref(), "tuple_key.relation")?;
+        let relation = relation_name(
+            required(item.tuple_key.relation.as_ref(), "tuple_key.relation")?,
+            "tuple_key.relation",
+        )?;
         let object = required(item.tuple_key.object.as_ref(), "tuple_key.object")?;
         requests.push(CheckRequest {
             user: parse_user(user)?,
-            relation: relation.to_owned(),
+            relation,
             object: parse_object(object)?,
             context: item.context.unwrap_or_default(),
             contextual_tuples: contextual(item.contextual_tuples)?,
@@ -387,7 +401,10 @@ pub async fn expand(
     FgaJson(body): FgaJson<ExpandBody>,
 ) -> Result<Json<Value>, FgaError> {
     let path = DecisionPath::new(&state, EDGE);
-    let relation = required(body.tuple_key.relation.as_ref(), "tuple_key.relation")?.to_owned();
+    let relation = relation_name(
+        required(body.tuple_key.relation.as_ref(), "tuple_key.relation")?,
+        "tuple_key.relation",
+    )?;
     let object = parse_object(required(
         body.tuple_key.object.as_ref(),
         "tuple_key.object",
@@ -429,6 +446,8 @@ async fn objects_of(
 ) -> Result<Vec<String>, FgaError> {
     let path = DecisionPath::new(state, EDGE);
     let user = parse_user(&body.user)?;
+    relation_name(&body.relation, "relation")?;
+    relation_name(&body.object_type, "type")?;
     let contextual = contextual(body.contextual_tuples)?;
     let context = body.context.unwrap_or_default();
     let (tenant, at_least) = prepare(
@@ -524,14 +543,22 @@ pub async fn list_users(
             "user_filters needs exactly one filter, such as {\"type\": \"user\"}",
         ));
     }
-    let filters: Vec<UserFilter> = body
+    relation_name(&body.relation, "relation")?;
+    let filters = body
         .user_filters
         .iter()
-        .map(|filter| UserFilter {
-            user_type: filter.user_type.clone(),
-            relation: filter.relation.clone().filter(|r| !r.is_empty()),
+        .map(|filter| {
+            Ok(UserFilter {
+                user_type: relation_name(&filter.user_type, "user_filters.type")?,
+                relation: filter
+                    .relation
+                    .as_deref()
+                    .filter(|r| !r.is_empty())
+                    .map(|r| relation_name(r, "user_filters.relation"))
+                    .transpose()?,
+            })
         })
-        .collect();
+        .collect::<Result<Vec<UserFilter>, FgaError>>()?;
     let contextual = body.contextual_tuples.unwrap_or_default();
     limit_contextual(&contextual)?;
     let context = body.context.unwrap_or_default();
