@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# HTTP load benchmark of relationship checks (`POST /v1/relations/check`). Starts the release
-# binary on one core with the demo bundles, creates tenant `rel-bench` with a team/folder/doc
-# model, writes a world of tuples through the admin API, then runs wrk on the other core.
+# HTTP load benchmark of relationship checks: `POST /v1/relations/check` and the same questions
+# through OpenFGA's API (`POST /stores/rel-bench/check`, and its batch check). Starts the
+# release binary on one core with the demo bundles, creates tenant `rel-bench` with a
+# team/folder/doc model, writes a world of tuples through the admin API, then runs wrk on the
+# other core.
 #
 #   bench/http/relations.sh                   # 3 runs of 15 s at 64 connections
 #   DURATION=5 RUNS=1 bench/http/relations.sh # a quick look
 #
 # Knobs: DURATION (s, 15), RUNS (3), CONNECTIONS (64), USERS (2000), TEAMS (100), FOLDERS (400),
-# DOCS (4000), SERVER_CPU (0), LOAD_CPU (1), SKIP_BUILD=1 to use the existing binary
+# DOCS (4000), BATCH (50, questions per OpenFGA batch check), SERVER_CPU (0), LOAD_CPU (1),
+# SKIP_BUILD=1 to use the existing binary
 # (PORTCULLIS_BIN, default target/release/portcullis).
 set -euo pipefail
 
@@ -20,6 +23,7 @@ USERS=${USERS:-2000}
 TEAMS=${TEAMS:-100}
 FOLDERS=${FOLDERS:-400}
 DOCS=${DOCS:-4000}
+BATCH=${BATCH:-50}
 SERVER_CPU=${SERVER_CPU:-0}
 BIN=${PORTCULLIS_BIN:-target/release/portcullis}
 LOAD_CPU=${LOAD_CPU:-1}
@@ -97,8 +101,21 @@ PY
 curl -sS -H 'Content-Type: application/json' \
   -d '{"tenant":"rel-bench","user":"user:u0","relation":"viewer","object":"doc:d0"}' \
   "$PUBLIC/v1/relations/check" >&2; echo >&2
+# Native and OpenFGA's check alternate run by run (native, OpenFGA, native, …), so that a slow
+# spell of the machine falls on both; then OpenFGA's batch check of BATCH (50) questions per
+# request over one connection, whose p50 is a batch's latency.
+curl -sS -H 'Content-Type: application/json' \
+  -d '{"tuple_key":{"user":"user:u0","relation":"viewer","object":"doc:d0"}}' \
+  "$PUBLIC/stores/rel-bench/check" >&2; echo >&2
 for run in $(seq "$RUNS"); do
   REL_USERS=$USERS REL_DOCS=$DOCS taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
-    -s bench/http/relations.lua "$PUBLIC" | grep RESULT | sed "s/^/run $run: /"
+    -s bench/http/relations.lua "$PUBLIC" | grep RESULT | sed "s/^/run $run native \/v1\/relations\/check: /"
+  REL_USERS=$USERS REL_DOCS=$DOCS taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
+    -s bench/http/openfga.lua "$PUBLIC" | grep RESULT | sed "s/^/run $run OpenFGA \/stores\/{id}\/check: /"
+done
+for run in $(seq "$RUNS"); do
+  OPENFGA_BATCH=$BATCH REL_USERS=$USERS REL_DOCS=$DOCS taskset -c "$LOAD_CPU" wrk -t1 -c1 \
+    -d"${DURATION}s" -s bench/http/openfga.lua "$PUBLIC" | grep RESULT |
+    sed "s/^/run $run OpenFGA batch check of $BATCH, 1 connection: /"
 done
 echo "server RSS: $(grep VmRSS /proc/$SERVER_PID/status)"
