@@ -107,6 +107,9 @@ curl -sS -H 'Content-Type: application/json' \
 curl -sS -H 'Content-Type: application/json' \
   -d '{"tuple_key":{"user":"user:u0","relation":"viewer","object":"doc:d0"}}' \
   "$PUBLIC/stores/rel-bench/check" >&2; echo >&2
+curl -sS -H 'Content-Type: application/json' \
+  -d '{"checks":[{"tuple_key":{"user":"user:u0","relation":"viewer","object":"doc:d0"},"correlation_id":"c1"},{"tuple_key":{"user":"user:u7919","relation":"viewer","object":"doc:d1"},"correlation_id":"c2"}]}' \
+  "$PUBLIC/stores/rel-bench/batch-check" >&2; echo >&2
 for run in $(seq "$RUNS"); do
   REL_USERS=$USERS REL_DOCS=$DOCS taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" \
     -s bench/http/relations.lua "$PUBLIC" | grep RESULT | sed "s/^/run $run native \/v1\/relations\/check: /"
