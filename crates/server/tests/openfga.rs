@@ -10,6 +10,7 @@
 
 mod support;
 
+use portcullis_server::RunningServer;
 use reqwest::Method;
 use serde_json::{Value, json};
 use support::{
@@ -635,25 +636,32 @@ async fn the_openfga_api_serves_stores_models_tuples_and_queries() {
     server.stop().await;
 }
 
-/// A `page_size` query parameter that is not a number (empty, as `?page_size=` sends it, or
-/// text) is a 400 with OpenFGA's error body naming the parameter on every list endpoint that
-/// reads it from the query; out of range is `page_size_invalid`; 0 is the default page.
-#[tokio::test]
-async fn malformed_page_sizes_are_openfga_validation_errors() {
-    let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
+/// A server on a copy of the demo bundles with a new store named `name` holding [`model`]:
+/// the server, a client for it and the store's id.
+async fn store_with_model(dir: &std::path::Path, name: &str) -> (RunningServer, Fga, String) {
+    let bundles = copy_demo(dir);
     let server = server_on(&bundles, "", trading_day_after_close()).await;
     let fga = Fga {
         base: format!("http://{}", server.addr),
         admin: format!("http://{}", server.admin_addr),
     };
-    let (status, body) = fga.post("/stores", json!({ "name": "pages" })).await;
+    let (status, body) = fga.post("/stores", json!({ "name": name })).await;
     assert_eq!(status, 201, "{body}");
     let store = body["id"].as_str().unwrap().to_owned();
     let (status, body) = fga
         .post(&format!("/stores/{store}/authorization-models"), model())
         .await;
     assert_eq!(status, 201, "{body}");
+    (server, fga, store)
+}
+
+/// A `page_size` query parameter that is not a number (empty, as `?page_size=` sends it, or
+/// text) is a 400 with OpenFGA's error body naming the parameter on every list endpoint that
+/// reads it from the query; out of range is `page_size_invalid`; 0 is the default page.
+#[tokio::test]
+async fn malformed_page_sizes_are_openfga_validation_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, fga, store) = store_with_model(dir.path(), "pages").await;
     let (status, body) = fga
         .post(
             &format!("/stores/{store}/write"),
@@ -711,19 +719,7 @@ async fn malformed_page_sizes_are_openfga_validation_errors() {
 #[tokio::test]
 async fn malformed_relation_names_are_validation_errors_of_the_whole_query() {
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
-    let server = server_on(&bundles, "", trading_day_after_close()).await;
-    let fga = Fga {
-        base: format!("http://{}", server.addr),
-        admin: format!("http://{}", server.admin_addr),
-    };
-    let (status, body) = fga.post("/stores", json!({ "name": "names" })).await;
-    assert_eq!(status, 201, "{body}");
-    let store = body["id"].as_str().unwrap().to_owned();
-    let (status, body) = fga
-        .post(&format!("/stores/{store}/authorization-models"), model())
-        .await;
-    assert_eq!(status, 201, "{body}");
+    let (server, fga, store) = store_with_model(dir.path(), "names").await;
 
     let checks = |relation: &str| {
         json!({ "checks": [
