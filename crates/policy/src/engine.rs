@@ -77,17 +77,21 @@ pub fn decide_with_strategy(
     request: &Request,
     extra_strategy: Option<&str>,
 ) -> Decision {
-    decide_in(snapshot, request, extra_strategy, None)
+    decide_in(snapshot, request, extra_strategy, None, None)
 }
 
 /// Decides `request` as [`decide`] does, lending the conditions `shared`'s variable where it
 /// is the request's (see [`Shared`]): the decision is the same, built with less work.
+/// `declared`, when given, is what the caller already looked up: the attributes the bundle
+/// declares for the request's resource (`None`: not declared), which the decision then does
+/// not look up again.
 pub(crate) fn decide_sharing(
     snapshot: &Snapshot,
     request: &Request,
     shared: Option<&Shared<'_>>,
+    declared: Option<Option<&Map<String, Value>>>,
 ) -> Decision {
-    decide_in(snapshot, request, None, shared)
+    decide_in(snapshot, request, None, shared, declared)
 }
 
 fn decide_in(
@@ -95,6 +99,7 @@ fn decide_in(
     request: &Request,
     extra_strategy: Option<&str>,
     shared: Option<&Shared<'_>>,
+    declared: Option<Option<&Map<String, Value>>>,
 ) -> Decision {
     if request.tenant != snapshot.tenant {
         return refuse(request, &snapshot.revision, Cause::TenantUnknown);
@@ -112,10 +117,12 @@ fn decide_in(
         Some(entry) => Cow::Borrowed(entry),
         None => Cow::Owned(unlisted_action(snapshot, &action_name)),
     };
+    let declared = declared.unwrap_or_else(|| declared_resource(snapshot, &request.resource));
     let view = View::new(
         snapshot,
         request,
         principal,
+        declared,
         &action_name,
         &assigned,
         action.write,
@@ -301,6 +308,7 @@ impl<'a> View<'a> {
         snapshot: &'a Snapshot,
         request: &'a Request,
         principal: Option<&'a PrincipalEntry>,
+        declared_resource: Option<&'a Map<String, Value>>,
         action_name: &'a str,
         assigned: &'a BitSet,
         write: bool,
@@ -309,10 +317,7 @@ impl<'a> View<'a> {
             snapshot,
             request,
             principal,
-            declared_resource: snapshot
-                .resources
-                .get(&request.resource.kind)
-                .and_then(|ids| ids.get(&request.resource.id)),
+            declared_resource,
             action_name,
             assigned,
             write,
@@ -420,6 +425,17 @@ impl<'a> View<'a> {
             .and_then(|entry| entry.attributes.get(key))
             .or_else(|| self.request.principal.attributes.get(key))
     }
+}
+
+/// The attributes the bundle declares for `resource`, if it declares the resource.
+fn declared_resource<'s>(
+    snapshot: &'s Snapshot,
+    resource: &portcullis_core::Resource,
+) -> Option<&'s Map<String, Value>> {
+    snapshot
+        .resources
+        .get(&resource.kind)
+        .and_then(|ids| ids.get(&resource.id))
 }
 
 /// `base` with every entry of `overrides` set over it: borrowed when only one of the two has
@@ -594,10 +610,7 @@ impl<'a> Shared<'a> {
         merged: &'a OnceLock<Map<String, Value>>,
     ) -> Shared<'a> {
         let resource = &template.resource;
-        let declared = snapshot
-            .resources
-            .get(&resource.kind)
-            .and_then(|ids| ids.get(&resource.id));
+        let declared = declared_resource(snapshot, resource);
         let value = resource_variable(resource, overridden(&resource.attributes, declared, merged));
         Shared {
             snapshot,
@@ -1380,7 +1393,16 @@ resources:
                 .actions
                 .get(action_name.as_ref())
                 .is_some_and(|entry| entry.write);
-            let view = View::new(snapshot, &request, principal, &action_name, &assigned, write);
+            let declared = declared_resource(snapshot, &request.resource);
+            let view = View::new(
+                snapshot,
+                &request,
+                principal,
+                declared,
+                &action_name,
+                &assigned,
+                write,
+            );
             for name in crate::condition::VARIABLES.iter().chain(&["nothing"]) {
                 let expected = reference(&view, name)
                     .map(|json| portcullis_cel::from_json(name, &json));
@@ -1391,8 +1413,8 @@ resources:
             }
         }
 
-        /// A decision lent a search's shared variable is the decision made without it, whether
-        /// or not the variable is the decision's own.
+        /// A decision lent a search's shared variable (and the resource's declared attributes)
+        /// is the decision made without it, whether or not the variable is the decision's own.
         #[test]
         fn shared_variables_change_no_decision(template in requests(), other in requests()) {
             let snapshot = snapshot();
@@ -1420,8 +1442,15 @@ resources:
             }
             for ask in &asks {
                 let expected = decide(snapshot, ask);
+                // Given or not the resource's declared attributes, as a search gives them.
+                let declared = declared_resource(snapshot, &ask.resource);
                 for shared in &shared {
-                    prop_assert_eq!(&decide_sharing(snapshot, ask, Some(shared)), &expected);
+                    for declared in [None, Some(declared)] {
+                        prop_assert_eq!(
+                            &decide_sharing(snapshot, ask, Some(shared), declared),
+                            &expected
+                        );
+                    }
                 }
             }
         }

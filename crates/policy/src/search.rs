@@ -27,6 +27,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use portcullis_core::{Request, qualified_action};
+use serde_json::{Map, Value};
 
 use crate::compile::Snapshot;
 use crate::model::split_action;
@@ -52,6 +53,10 @@ pub struct SearchPage {
     pub next: Option<String>,
 }
 
+/// A candidate of a search: its id (or action name) and, for a resource the bundle declares,
+/// its declared attributes, which the decision then does not look up again.
+type Candidate<'s> = (Cow<'s, str>, Option<&'s Map<String, Value>>);
+
 /// A search that could not enumerate its candidates (a relation query over its budget).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchError(pub String);
@@ -74,7 +79,7 @@ impl Snapshot {
     ) -> Result<Vec<String>, SearchError> {
         Ok(self
             .candidates_after(kind, template, None)?
-            .map(Cow::into_owned)
+            .map(|(id, _)| id.into_owned())
             .collect())
     }
 
@@ -85,7 +90,7 @@ impl Snapshot {
         kind: SearchKind,
         template: &Request,
         after: Option<&str>,
-    ) -> Result<Box<dyn Iterator<Item = Cow<'s, str>> + 's>, SearchError> {
+    ) -> Result<Box<dyn Iterator<Item = Candidate<'s>> + 's>, SearchError> {
         let after_owned = after.map(str::to_owned);
         let beyond = move |candidate: &str| after_owned.as_deref().is_none_or(|a| candidate > a);
         match kind {
@@ -109,7 +114,7 @@ impl Snapshot {
                             .get(&***id)
                             .is_some_and(|entry| entry.kind.as_deref().unwrap_or("user") == kind)
                     })
-                    .map(|id| Cow::Borrowed(&**id));
+                    .map(|id| (Cow::Borrowed(&**id), None));
                 let mut related = BTreeSet::new();
                 if let Some(relation) = self.action_relation(template)
                     && let Some(relations) = &self.relations
@@ -135,12 +140,15 @@ impl Snapshot {
                 }
                 Ok(Box::new(Merged {
                     left: declared.peekable(),
-                    right: related.into_iter().map(Cow::Owned).peekable(),
+                    right: related
+                        .into_iter()
+                        .map(|id| (Cow::Owned(id), None))
+                        .peekable(),
                 }))
             }
             SearchKind::Resource => {
                 let wanted = template.resource.kind.as_str();
-                let declared: Box<dyn Iterator<Item = Cow<'s, str>> + 's> =
+                let declared: Box<dyn Iterator<Item = Candidate<'s>> + 's> =
                     match self.resources.get(wanted) {
                         Some(ids) => {
                             let range = match after {
@@ -150,7 +158,9 @@ impl Snapshot {
                                 )),
                                 None => ids.range::<str, _>(..),
                             };
-                            Box::new(range.map(|(id, _)| Cow::Borrowed(id.as_str())))
+                            Box::new(range.map(|(id, attributes)| {
+                                (Cow::Borrowed(id.as_str()), Some(attributes))
+                            }))
                         }
                         None => Box::new(std::iter::empty()),
                     };
@@ -173,9 +183,13 @@ impl Snapshot {
                             .filter(|id| beyond(id)),
                     );
                 }
+                // A related object that is not declared (the declared ones come from `left`).
                 Ok(Box::new(Merged {
                     left: declared.peekable(),
-                    right: related.into_iter().map(Cow::Owned).peekable(),
+                    right: related
+                        .into_iter()
+                        .map(|id| (Cow::Owned(id), None))
+                        .peekable(),
                 }))
             }
             SearchKind::Action => {
@@ -190,7 +204,9 @@ impl Snapshot {
                 found.extend(self.wildcard_grant_index.verbs_on_any_type());
                 found.extend(self.rule_index.verbs_on_any_type());
                 found.retain(|verb| beyond(verb));
-                Ok(Box::new(found.into_iter().map(Cow::Owned)))
+                Ok(Box::new(
+                    found.into_iter().map(|verb| (Cow::Owned(verb), None)),
+                ))
             }
         }
     }
@@ -221,16 +237,21 @@ impl Snapshot {
         // changes: qualified once here, it is not formatted again per candidate.
         request.qualify_action();
         let mut last = None;
-        for candidate in candidates.by_ref() {
+        for (candidate, declared) in candidates.by_ref() {
+            // What the decision need not look up: a resource candidate's declared attributes.
+            let mut known = None;
             match kind {
                 SearchKind::Subject => candidate.as_ref().clone_into(&mut request.principal.id),
-                SearchKind::Resource => candidate.as_ref().clone_into(&mut request.resource.id),
+                SearchKind::Resource => {
+                    candidate.as_ref().clone_into(&mut request.resource.id);
+                    known = Some(declared);
+                }
                 SearchKind::Action => {
                     request.action = format!("{}:{candidate}", template.resource.kind);
                 }
             }
             let allowed =
-                crate::engine::decide_sharing(self, &request, shared.as_ref()).is_allowed();
+                crate::engine::decide_sharing(self, &request, shared.as_ref(), known).is_allowed();
             if allowed {
                 results.push(candidate.clone().into_owned());
             }
@@ -255,7 +276,8 @@ impl Snapshot {
     }
 }
 
-/// Two ordered iterators merged into one, each value once.
+/// Two iterators of candidates ordered by id merged into one, each id once (the left one's
+/// where both hold it).
 struct Merged<L: Iterator, R: Iterator> {
     left: std::iter::Peekable<L>,
     right: std::iter::Peekable<R>,
@@ -263,14 +285,14 @@ struct Merged<L: Iterator, R: Iterator> {
 
 impl<'s, L, R> Iterator for Merged<L, R>
 where
-    L: Iterator<Item = Cow<'s, str>>,
-    R: Iterator<Item = Cow<'s, str>>,
+    L: Iterator<Item = Candidate<'s>>,
+    R: Iterator<Item = Candidate<'s>>,
 {
-    type Item = Cow<'s, str>;
+    type Item = Candidate<'s>;
 
-    fn next(&mut self) -> Option<Cow<'s, str>> {
+    fn next(&mut self) -> Option<Candidate<'s>> {
         match (self.left.peek(), self.right.peek()) {
-            (Some(left), Some(right)) => match left.cmp(right) {
+            (Some(left), Some(right)) => match left.0.cmp(&right.0) {
                 std::cmp::Ordering::Less => self.left.next(),
                 std::cmp::Ordering::Greater => self.right.next(),
                 std::cmp::Ordering::Equal => {
