@@ -7,11 +7,12 @@
 #   bench/http/instructions.sh BINARY [BINARY...]
 #
 # Each BINARY is a build of `portcullis` (or of the `floor` binary of crates/bench, recognised
-# by its name). For each workload of WORKLOADS ("nginx check"; also "nginx-deny" and
-# "nginx-audit-off") the server is started under callgrind on SERVER_CPU (0) with the
-# benchmark configuration (bench/http/portcullis.toml, a fresh data folder), warmed up for 3 s
-# with instrumentation off, then loaded by wrk (one thread, 4 connections, on LOAD_CPU, 1) for
-# DURATION seconds (15) with instrumentation on; the counts are dumped and divided by the
+# by its name). For each workload of WORKLOADS ("nginx check"; also "nginx-deny",
+# "nginx-audit-off" and "authzen", check's question as an AuthZEN evaluation) the server is
+# started under callgrind on SERVER_CPU (0) with the benchmark configuration
+# (bench/http/portcullis.toml, a fresh data folder), warmed up for 3 s with instrumentation
+# off, then loaded by wrk (one thread, 4 connections, on LOAD_CPU, 1) for DURATION seconds (15)
+# with instrumentation on; the counts are dumped and divided by the
 # requests wrk completed. Printed per binary and workload: instructions per request in all,
 # on the runtime thread that serves the requests (tokio's scheduler) and on the audit writer's
 # thread. Under valgrind SHA-256 runs without the CPU's SHA instructions, so the writer's
@@ -60,6 +61,7 @@ measure() {
     nginx-deny) script=$HERE/nginx.lua; client_ip=203.0.113.9 ;;
     nginx-audit-off) script=$HERE/nginx.lua; printf '\n[audit]\nenabled = false\n' >>"$config" ;;
     check) script=$HERE/check.lua; token= ;;
+    authzen) script=$HERE/authzen.lua; token= ;;
     *) die "unknown workload $workload" ;;
   esac
   local args=(serve --config "$config")

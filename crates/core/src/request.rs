@@ -63,7 +63,11 @@ pub fn qualified_action<'a>(action: &'a str, kind: &str) -> std::borrow::Cow<'a,
     if action.contains(':') || kind.is_empty() {
         std::borrow::Cow::Borrowed(action)
     } else {
-        std::borrow::Cow::Owned(format!("{kind}:{action}"))
+        let mut qualified = String::with_capacity(kind.len() + 1 + action.len());
+        qualified.push_str(kind);
+        qualified.push(':');
+        qualified.push_str(action);
+        std::borrow::Cow::Owned(qualified)
     }
 }
 

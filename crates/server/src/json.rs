@@ -194,7 +194,12 @@ pub fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn from_value<T: DeserializeOwned>(
     value: Value,
 ) -> Result<T, serde_path_to_error::Error<serde_json::Error>> {
-    serde_path_to_error::deserialize(Strict(value))
+    // As `from_slice`: read without keeping track of the path, and only a value that does not
+    // read is read again with the path kept.
+    match T::deserialize(Strict(&value)) {
+        Ok(read) => Ok(read),
+        Err(_) => serde_path_to_error::deserialize(Strict(value)),
+    }
 }
 
 /// The documented error of a body that did not read: `malformed_json` for syntax, otherwise

@@ -21,7 +21,8 @@ use crate::state::AppState;
 
 /// The tenant named by `X-Tenant-ID`, validated.
 pub fn header_tenant(headers: &HeaderMap) -> Result<Option<TenantId>, ApiError> {
-    let Some(value) = headers.get("x-tenant-id") else {
+    static X_TENANT_ID: http::HeaderName = http::HeaderName::from_static("x-tenant-id");
+    let Some(value) = headers.get(&X_TENANT_ID) else {
         return Ok(None);
     };
     let text = value
