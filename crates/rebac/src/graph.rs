@@ -12,9 +12,10 @@
 //! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
 //!
 //! Condition errors in check (as OpenFGA reads tuples): the tuple naming the user itself fails
-//! with its condition's error; the userset and wildcard tuples of a relation are one read, and
-//! so are the tuples of a tupleset: a tuple of such a read whose condition cannot be evaluated
-//! is skipped, and the error counts only when no tuple of the read passed its condition. A
+//! with its condition's error; the wildcard tuples of an object user's type are one read, the
+//! userset tuples of a relation another, and the tuples of a tupleset another: a tuple of such
+//! a read whose condition cannot be evaluated is skipped, and the error counts only when no
+//! tuple of the read passed its condition. A userset user reads no wildcard tuples. A
 //! relation from which the model has no path to the user's type (or, for a userset user, to
 //! its relation) is no without reading anything, so no condition on the way can fail it.
 //!
@@ -1505,8 +1506,9 @@ impl Reach {
     }
 }
 
-/// The condition errors of one read of tuples (a tupleset, or the userset and wildcard tuples
-/// of a relation), which OpenFGA reports only when no tuple of the read passed its condition.
+/// The condition errors of one read of tuples (a tupleset, the wildcard tuples or the userset
+/// tuples of a relation), which OpenFGA reports only when no tuple of the read passed its
+/// condition.
 #[derive(Default)]
 struct Skipped {
     passed: bool,
@@ -1886,46 +1888,52 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
             }
         }
-        // Userset and wildcard tuples, read together as OpenFGA reads them: a tuple whose
-        // condition cannot be evaluated is skipped, and its error counts only when no tuple's
-        // condition held.
+        // The wildcard tuples of the user's type (for an object user) and the userset tuples
+        // are two reads, as OpenFGA reads them: within each read, a tuple whose condition
+        // cannot be evaluated is skipped, and its error counts only when no tuple of that
+        // read passed its condition.
+        if tag(user) == TAG_OBJECT {
+            let mut skipped = Skipped::default();
+            let wildcard = key_wildcard(self.user_type);
+            for index in view.indexes() {
+                let Some(adj) = index.forward.get(&p) else {
+                    continue;
+                };
+                let Some(&(_, slot)) = adj.sets.iter().find(|e| e.0 == wildcard) else {
+                    continue;
+                };
+                self.budget.spend(1)?;
+                if skipped.follow(self.condition_holds(index, slot)) {
+                    self.path.push(Step::User {
+                        key: wildcard,
+                        condition: Self::condition_id(index, slot),
+                    });
+                    return Ok(Truth::Yes);
+                }
+            }
+            skipped.finish(&mut any);
+        }
         let mut skipped = Skipped::default();
         for index in view.indexes() {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
             for &(set, slot) in &adj.sets {
-                self.budget.spend(1)?;
-                if !skipped.follow(self.condition_holds(index, slot)) {
+                if tag(set) != TAG_USERSET {
                     continue;
                 }
-                match tag(set) {
-                    TAG_WILDCARD => {
-                        if tag(user) != TAG_OBJECT || low(set) != self.user_type {
-                            continue;
-                        }
-                        self.path.push(Step::User {
-                            key: set,
-                            condition: Self::condition_id(index, slot),
-                        });
-                        return Ok(Truth::Yes);
+                self.budget.spend(1)?;
+                if !skipped.follow(self.condition_holds(index, slot)) || set == user {
+                    continue;
+                }
+                let o2 = low(set);
+                let t2 = view.object_type(o2);
+                let outcome = self.check(o2, t2, key_relation(set), How::Userset, depth + 1);
+                if any.add(outcome) {
+                    if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                        *condition = Self::condition_id(index, slot);
                     }
-                    TAG_USERSET => {
-                        if set == user {
-                            continue;
-                        }
-                        let o2 = low(set);
-                        let t2 = view.object_type(o2);
-                        let outcome =
-                            self.check(o2, t2, key_relation(set), How::Userset, depth + 1);
-                        if any.add(outcome) {
-                            if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
-                                *condition = Self::condition_id(index, slot);
-                            }
-                            return Ok(Truth::Yes);
-                        }
-                    }
-                    _ => {}
+                    return Ok(Truth::Yes);
                 }
             }
         }
