@@ -541,17 +541,20 @@ fn portcullis_agrees_with_openfga_on_random_worlds() {
             REASKS
         };
         for reask in 0..reasks {
-            let dir = root.join(format!("b{batch}-reask{reask}"));
-            std::fs::create_dir_all(&dir).unwrap();
+            // One world per run: a loaded machine makes OpenFGA's list queries run into their
+            // deadline, where it answers with what it found so far.
             for name in &worlds_to_reask {
+                let dir = root.join(format!("b{batch}-reask{reask}-{name}"));
+                std::fs::create_dir_all(&dir).unwrap();
                 let path = dir.join(format!("{name}.fga.yaml"));
                 std::fs::write(&path, serde_json::to_string_pretty(&files[*name]).unwrap())
                     .unwrap();
-            }
-            let again = openfga_answers(&run_fga(&fga, &root, yaml_files(&dir), &mut runs).report);
-            for (query, theirs) in &mut disagreeing {
-                if let Some(answer) = again.get(&query.test) {
-                    theirs.push(answer.clone());
+                let again =
+                    openfga_answers(&run_fga(&fga, &root, yaml_files(&dir), &mut runs).report);
+                for (query, theirs) in &mut disagreeing {
+                    if let Some(answer) = again.get(&query.test) {
+                        theirs.push(answer.clone());
+                    }
                 }
             }
         }
