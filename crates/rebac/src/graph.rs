@@ -45,7 +45,7 @@
 //! `list_objects` answers exactly what `check` answers for each object: its candidates are
 //! confirmed by `check` wherever a cycle or `but not` could make the two differ. An edge whose
 //! condition cannot be evaluated fails it where OpenFGA's pruned expansion reads the edge (the
-//! lightest operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
+//! first operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
 //! elsewhere.
 //! `list_users` is OpenFGA's list-users expansion (the `list_users` module), which is a set
 //! computation rather than a check per user and differs from `check` where `but not` meets a
@@ -896,17 +896,10 @@ impl Graph {
         let mut eval = Eval::new(&view, context, user_key, &budget, &reach);
         // A condition that cannot be evaluated fails the query only on the part of the model
         // OpenFGA's list objects expands; elsewhere the edge is a dead end.
-        let terminal = match tag(user_key) {
-            TAG_USERSET => {
-                pruned::Terminal::Userset(view.object_type(low(user_key)), key_relation(user_key))
-            }
-            TAG_WILDCARD => pruned::Terminal::Type(low(user_key)),
-            _ => pruned::Terminal::Type(view.object_type(low(user_key))),
-        };
         budget.spend(model.inputs.len() as u64)?;
-        let followed = pruned::followed_leaves(model, (target_type, target_relation), terminal);
+        let followed = pruned::followed_leaves(model, (target_type, target_relation));
         // Candidates are found through the pruned part only: every object a relation grants
-        // is found through the lightest operand of its `and` and the base of its `but not`
+        // is found through the first operand of its `and` and the base of its `but not`
         // too, and is then confirmed by check.
         let pruned_nodes: FxHashSet<(u32, u32)> = followed.iter().map(|(node, _)| *node).collect();
         relevant.retain(|node| pruned_nodes.contains(node));
