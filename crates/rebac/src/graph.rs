@@ -903,15 +903,18 @@ impl Graph {
         // too, and is then confirmed by check.
         let pruned_nodes: FxHashSet<(u32, u32)> = followed.iter().map(|(node, _)| *node).collect();
         relevant.retain(|node| pruned_nodes.contains(node));
+        // OpenFGA reads the edges of the pruned part that lead up from the user without
+        // checking the relations on the way; an edge there whose condition cannot be evaluated
+        // fails the query. Every other edge whose condition fails is a dead end below.
+        if !model.conditions.is_empty() {
+            pruned_errors(&view, &mut eval, user_key, &followed, &budget)?;
+        }
         let holds = |eval: &mut Eval<'_, '_>,
                      p: u64,
                      user: u64,
-                     leaf: ((u32, u32), Leaf)|
+                     _leaf: ((u32, u32), Leaf)|
          -> Result<bool, QueryError> {
-            match eval.edge_holds(p, user) {
-                Err(_) if !followed.contains(&leaf) => Ok(false),
-                other => other,
-            }
+            Ok(eval.edge_holds(p, user).unwrap_or(false))
         };
         let mut facts: FxHashSet<u64> = FxHashSet::default();
         // Facts in the order found, with the number of relations nested between each and the
@@ -1331,6 +1334,142 @@ enum Step {
         key: u64,
         condition: Option<u32>,
     },
+}
+
+/// Walks up from the user over the part of the model OpenFGA's list objects expands (the
+/// leaves in `followed`), as OpenFGA does: every edge whose condition holds is followed, with
+/// no check of the relations reached, and the first edge whose condition cannot be evaluated
+/// is the query's error.
+fn pruned_errors(
+    view: &View<'_>,
+    eval: &mut Eval<'_, '_>,
+    user_key: u64,
+    followed: &FxHashSet<((u32, u32), Leaf)>,
+    budget: &Budget,
+) -> Result<(), QueryError> {
+    let model = &*view.graph.model;
+    let mut seen: FxHashSet<u64> = FxHashSet::default();
+    let mut work: Vec<u64> = Vec::new();
+    let mut next: Vec<u64> = Vec::new();
+    let edge = |eval: &mut Eval<'_, '_>,
+                p: u64,
+                user: u64,
+                leaf: ((u32, u32), Leaf),
+                work: &mut Vec<u64>|
+     -> Result<(), QueryError> {
+        if followed.contains(&leaf) && eval.edge_holds(p, user)? {
+            work.push(p);
+        }
+        Ok(())
+    };
+    match tag(user_key) {
+        TAG_OBJECT => {
+            let user_type = view.object_type(low(user_key));
+            for key in [user_key, key_wildcard(user_type)] {
+                view.for_reverse(key, |p| next.push(p));
+                budget.spend(next.len() as u64)?;
+                for p in next.drain(..) {
+                    let (o, r) = pair_parts(p);
+                    edge(
+                        eval,
+                        p,
+                        key,
+                        ((view.object_type(o), r), Leaf::This),
+                        &mut work,
+                    )?;
+                }
+            }
+        }
+        TAG_USERSET => {
+            work.push(pair(low(user_key), key_relation(user_key)));
+            view.for_reverse(user_key, |p| next.push(p));
+            budget.spend(next.len() as u64)?;
+            for p in next.drain(..) {
+                let (o, r) = pair_parts(p);
+                edge(
+                    eval,
+                    p,
+                    user_key,
+                    ((view.object_type(o), r), Leaf::This),
+                    &mut work,
+                )?;
+            }
+        }
+        _ => {
+            view.for_reverse(user_key, |p| next.push(p));
+            budget.spend(next.len() as u64)?;
+            for p in next.drain(..) {
+                let (o, r) = pair_parts(p);
+                edge(
+                    eval,
+                    p,
+                    user_key,
+                    ((view.object_type(o), r), Leaf::This),
+                    &mut work,
+                )?;
+            }
+        }
+    }
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        budget.spend(1)?;
+        let (o, r) = pair_parts(p);
+        let t = view.object_type(o);
+        let userset = key_userset(o, r);
+        view.for_reverse(userset, |q| next.push(q));
+        budget.spend(next.len() as u64)?;
+        for q in next.drain(..) {
+            let (qo, qr) = pair_parts(q);
+            edge(
+                eval,
+                q,
+                userset,
+                ((view.object_type(qo), qr), Leaf::This),
+                &mut work,
+            )?;
+        }
+        let Some(dependents) = model.dependents.get(&(t, r)) else {
+            continue;
+        };
+        budget.spend(dependents.len() as u64)?;
+        for dependent in dependents {
+            match *dependent {
+                Dependent::Computed(r2) => {
+                    if followed.contains(&((t, r2), Leaf::Computed(r))) {
+                        work.push(pair(o, r2));
+                    }
+                }
+                Dependent::Ttu {
+                    type_id,
+                    relation,
+                    tupleset,
+                } => {
+                    let leaf = Leaf::Ttu {
+                        tupleset,
+                        computed: r,
+                    };
+                    if !followed.contains(&((type_id, relation), leaf)) {
+                        continue;
+                    }
+                    view.for_reverse(key_object(o), |q| next.push(q));
+                    budget.spend(next.len() as u64)?;
+                    for q in next.drain(..) {
+                        let (qo, qr) = pair_parts(q);
+                        if qr == tupleset
+                            && view.object_type(qo) == type_id
+                            && followed.contains(&((type_id, relation), leaf))
+                            && eval.edge_holds(q, key_object(o))?
+                        {
+                            work.push(pair(qo, relation));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What is left of one query's step budget ([`MAX_QUERY_STEPS`]).
