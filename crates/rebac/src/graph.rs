@@ -976,8 +976,17 @@ impl Graph {
                     && (!def.monotone || is_target && negation)
                 {
                     let mut confirm = Eval::new(&view, context, user_key, &budget, &reach);
-                    if confirm.check(o, t, r, How::Start, 0)? != Truth::Yes {
-                        continue;
+                    match confirm.check(o, t, r, How::Start, 0) {
+                        Ok(Truth::Yes) => {}
+                        Ok(_) => continue,
+                        // OpenFGA checks only the objects of the requested type; a relation
+                        // on the way whose conditions cannot be evaluated is a dead end here.
+                        Err(
+                            QueryError::MissingParameter { .. }
+                            | QueryError::BadParameter { .. }
+                            | QueryError::ConditionFailed { .. },
+                        ) if !is_target => continue,
+                        Err(e) => return Err(e),
                     }
                 }
                 if height >= MAX_RESOLVE_DEPTH {
