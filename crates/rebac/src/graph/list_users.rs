@@ -432,8 +432,10 @@ impl<'a, 'g> ListUsers<'a, 'g> {
         for &(user, status) in &base_order {
             let removed = subtracted.get(&user).copied();
             if base_wildcard {
+                // Kept with its status: a user the base marked as not having the relation
+                // stays so.
                 if removed.is_none() && !subtract_wildcard {
-                    outcome.users.push((user, Status::Has));
+                    outcome.users.push((user, status));
                 }
                 if removed.is_none() && subtract_order.iter().any(|(s, _)| tag(*s) == TAG_WILDCARD)
                 {
