@@ -12,9 +12,10 @@
 //! [`MAX_RESOLVE_DEPTH`] nested relations is [`QueryError::DepthExceeded`].
 //!
 //! Condition errors in check (as OpenFGA reads tuples): the tuple naming the user itself fails
-//! with its condition's error; the userset and wildcard tuples of a relation are one read, and
-//! so are the tuples of a tupleset: a tuple of such a read whose condition cannot be evaluated
-//! is skipped, and the error counts only when no tuple of the read passed its condition. A
+//! with its condition's error; the wildcard tuples of an object user's type are one read, the
+//! userset tuples of a relation another, and the tuples of a tupleset another: a tuple of such
+//! a read whose condition cannot be evaluated is skipped, and the error counts only when no
+//! tuple of the read passed its condition. A userset user reads no wildcard tuples. A
 //! relation from which the model has no path to the user's type (or, for a userset user, to
 //! its relation) is no without reading anything, so no condition on the way can fail it.
 //!
@@ -37,14 +38,19 @@
 //! tuples `document:1#viewer@user:jon`, `document:1#restricted@document:1#viewer`, both
 //! `viewer` and `restricted` deny jon (each reaches itself through the other). OpenFGA resolves
 //! operands concurrently and returns the first decisive one, so where an intersection has both
-//! a "no" and a "cycle" operand its result depends on timing; this evaluator always takes the
-//! "no" (the order-independent reading). A "no" that met no cycle is remembered for the rest
-//! of the query; a cycle answer is not, since it depends on the path it was reached on.
+//! a "no" and a "cycle" operand, or `but not` a "no" base and a "cycle" subtracted side, its
+//! result depends on timing. The evaluator first takes the "no" (the order-independent
+//! reading); when that grants but met a cycle (or the model loops through `and` / `but not`),
+//! the grant must also survive OpenFGA's race as `Eval::timed` replays it: a cycle is
+//! detected before any tuple is read, so the side with fewer reads and dispatches before its
+//! answer wins, which is OpenFGA's usual outcome (a bounded replay; past its step limit the
+//! first answer stands). A "no" that met no cycle is remembered for the rest of the query; a
+//! cycle answer is not, since it depends on the path it was reached on.
 //!
 //! `list_objects` answers exactly what `check` answers for each object: its candidates are
 //! confirmed by `check` wherever a cycle or `but not` could make the two differ. An edge whose
 //! condition cannot be evaluated fails it where OpenFGA's pruned expansion reads the edge (the
-//! lightest operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
+//! first operand of `and`, the base of `but not`: the `pruned` module) and is a dead end
 //! elsewhere.
 //! `list_users` is OpenFGA's list-users expansion (the `list_users` module), which is a set
 //! computation rather than a check per user and differs from `check` where `but not` meets a
@@ -831,7 +837,7 @@ impl Graph {
         let budget = Budget::new();
         let reach = Reach::new(&view, user, &budget)?;
         let mut eval = Eval::new(&view, &request.context, user, &budget, &reach);
-        let allowed = eval.check(object, t, r, How::Start, 0)? == Truth::Yes;
+        let allowed = eval.decide(object, t, r)? == Truth::Yes;
         let path = if allowed {
             eval.render_path()
         } else {
@@ -895,29 +901,25 @@ impl Graph {
         let mut eval = Eval::new(&view, context, user_key, &budget, &reach);
         // A condition that cannot be evaluated fails the query only on the part of the model
         // OpenFGA's list objects expands; elsewhere the edge is a dead end.
-        let terminal = match tag(user_key) {
-            TAG_USERSET => {
-                pruned::Terminal::Userset(view.object_type(low(user_key)), key_relation(user_key))
-            }
-            TAG_WILDCARD => pruned::Terminal::Type(low(user_key)),
-            _ => pruned::Terminal::Type(view.object_type(low(user_key))),
-        };
         budget.spend(model.inputs.len() as u64)?;
-        let followed = pruned::followed_leaves(model, (target_type, target_relation), terminal);
+        let followed = pruned::followed_leaves(model, (target_type, target_relation));
         // Candidates are found through the pruned part only: every object a relation grants
-        // is found through the lightest operand of its `and` and the base of its `but not`
+        // is found through the first operand of its `and` and the base of its `but not`
         // too, and is then confirmed by check.
         let pruned_nodes: FxHashSet<(u32, u32)> = followed.iter().map(|(node, _)| *node).collect();
         relevant.retain(|node| pruned_nodes.contains(node));
+        // OpenFGA reads the edges of the pruned part that lead up from the user without
+        // checking the relations on the way; an edge there whose condition cannot be evaluated
+        // fails the query. Every other edge whose condition fails is a dead end below.
+        if !model.conditions.is_empty() {
+            pruned_errors(&view, &mut eval, user_key, &followed, &budget)?;
+        }
         let holds = |eval: &mut Eval<'_, '_>,
                      p: u64,
                      user: u64,
-                     leaf: ((u32, u32), Leaf)|
+                     _leaf: ((u32, u32), Leaf)|
          -> Result<bool, QueryError> {
-            match eval.edge_holds(p, user) {
-                Err(_) if !followed.contains(&leaf) => Ok(false),
-                other => other,
-            }
+            Ok(eval.edge_holds(p, user).unwrap_or(false))
         };
         let mut facts: FxHashSet<u64> = FxHashSet::default();
         // Facts in the order found, with the number of relations nested between each and the
@@ -979,8 +981,17 @@ impl Graph {
                     && (!def.monotone || is_target && negation)
                 {
                     let mut confirm = Eval::new(&view, context, user_key, &budget, &reach);
-                    if confirm.check(o, t, r, How::Start, 0)? != Truth::Yes {
-                        continue;
+                    match confirm.check(o, t, r, How::Start, 0) {
+                        Ok(Truth::Yes) => {}
+                        Ok(_) => continue,
+                        // OpenFGA checks only the objects of the requested type; a relation
+                        // on the way whose conditions cannot be evaluated is a dead end here.
+                        Err(
+                            QueryError::MissingParameter { .. }
+                            | QueryError::BadParameter { .. }
+                            | QueryError::ConditionFailed { .. },
+                        ) if !is_target => continue,
+                        Err(e) => return Err(e),
                     }
                 }
                 if height >= MAX_RESOLVE_DEPTH {
@@ -1053,6 +1064,18 @@ impl Graph {
                     }
                 }
             }
+        }
+        if negation {
+            // Each object found is answered as `check` answers it, with OpenFGA's races
+            // between a cycle and a "no" (found objects were derived order-independently).
+            let mut kept = Vec::with_capacity(found.len());
+            for o in found {
+                let mut decide = Eval::new(&view, context, user_key, &budget, &reach);
+                if decide.decide(o, target_type, target_relation)? == Truth::Yes {
+                    kept.push(o);
+                }
+            }
+            found = kept;
         }
         let mut out: Vec<ObjectRef> = found.into_iter().map(|o| view.object_ref(o)).collect();
         out.sort();
@@ -1339,6 +1362,170 @@ enum Step {
     },
 }
 
+/// Walks up from the user over the part of the model OpenFGA's list objects expands (the
+/// leaves in `followed`), as OpenFGA does: every edge whose condition holds is followed, with
+/// no check of the relations reached, and the first edge whose condition cannot be evaluated
+/// is the query's error.
+fn pruned_errors(
+    view: &View<'_>,
+    eval: &mut Eval<'_, '_>,
+    user_key: u64,
+    followed: &FxHashSet<((u32, u32), Leaf)>,
+    budget: &Budget,
+) -> Result<(), QueryError> {
+    let model = &*view.graph.model;
+    let mut seen: FxHashSet<u64> = FxHashSet::default();
+    let mut work: Vec<u64> = Vec::new();
+    let mut next: Vec<u64> = Vec::new();
+    let edge = |eval: &mut Eval<'_, '_>,
+                p: u64,
+                user: u64,
+                leaf: ((u32, u32), Leaf),
+                work: &mut Vec<u64>|
+     -> Result<(), QueryError> {
+        if followed.contains(&leaf) && eval.edge_holds(p, user)? {
+            work.push(p);
+        }
+        Ok(())
+    };
+    match tag(user_key) {
+        TAG_OBJECT => {
+            let user_type = view.object_type(low(user_key));
+            for key in [user_key, key_wildcard(user_type)] {
+                view.for_reverse(key, |p| next.push(p));
+                budget.spend(next.len() as u64)?;
+                for p in next.drain(..) {
+                    let (o, r) = pair_parts(p);
+                    edge(
+                        eval,
+                        p,
+                        key,
+                        ((view.object_type(o), r), Leaf::This),
+                        &mut work,
+                    )?;
+                }
+            }
+        }
+        TAG_USERSET => {
+            work.push(pair(low(user_key), key_relation(user_key)));
+            view.for_reverse(user_key, |p| next.push(p));
+            budget.spend(next.len() as u64)?;
+            for p in next.drain(..) {
+                let (o, r) = pair_parts(p);
+                edge(
+                    eval,
+                    p,
+                    user_key,
+                    ((view.object_type(o), r), Leaf::This),
+                    &mut work,
+                )?;
+            }
+        }
+        _ => {
+            view.for_reverse(user_key, |p| next.push(p));
+            budget.spend(next.len() as u64)?;
+            for p in next.drain(..) {
+                let (o, r) = pair_parts(p);
+                edge(
+                    eval,
+                    p,
+                    user_key,
+                    ((view.object_type(o), r), Leaf::This),
+                    &mut work,
+                )?;
+            }
+        }
+    }
+    while let Some(p) = work.pop() {
+        if !seen.insert(p) {
+            continue;
+        }
+        budget.spend(1)?;
+        let (o, r) = pair_parts(p);
+        let t = view.object_type(o);
+        let userset = key_userset(o, r);
+        view.for_reverse(userset, |q| next.push(q));
+        budget.spend(next.len() as u64)?;
+        for q in next.drain(..) {
+            let (qo, qr) = pair_parts(q);
+            edge(
+                eval,
+                q,
+                userset,
+                ((view.object_type(qo), qr), Leaf::This),
+                &mut work,
+            )?;
+        }
+        let Some(dependents) = model.dependents.get(&(t, r)) else {
+            continue;
+        };
+        budget.spend(dependents.len() as u64)?;
+        for dependent in dependents {
+            match *dependent {
+                Dependent::Computed(r2) => {
+                    if followed.contains(&((t, r2), Leaf::Computed(r))) {
+                        work.push(pair(o, r2));
+                    }
+                }
+                Dependent::Ttu {
+                    type_id,
+                    relation,
+                    tupleset,
+                } => {
+                    let leaf = Leaf::Ttu {
+                        tupleset,
+                        computed: r,
+                    };
+                    if !followed.contains(&((type_id, relation), leaf)) {
+                        continue;
+                    }
+                    view.for_reverse(key_object(o), |q| next.push(q));
+                    budget.spend(next.len() as u64)?;
+                    for q in next.drain(..) {
+                        let (qo, qr) = pair_parts(q);
+                        if qr == tupleset
+                            && view.object_type(qo) == type_id
+                            && followed.contains(&((type_id, relation), leaf))
+                            && eval.edge_holds(q, key_object(o))?
+                        {
+                            work.push(pair(qo, relation));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steps (relations resolved, rewrite terms evaluated) one check may spend settling a race
+/// between a cycle and a "no" ([`Eval::timed`]); beyond them the order-independent answer
+/// stands.
+const MAX_TIMED_STEPS: u32 = 5_000;
+
+/// A union of timed outcomes: yes at its first yes; otherwise, once every operand answered
+/// (at `empty` when there is none), an error if any failed, else a cycle if any met one, else
+/// no.
+fn union_timed(
+    outcomes: Vec<(Result<Truth, QueryError>, u32)>,
+    empty: u32,
+) -> (Result<Truth, QueryError>, u32) {
+    if let Some(time) = outcomes
+        .iter()
+        .filter(|(t, _)| matches!(t, Ok(Truth::Yes)))
+        .map(|(_, time)| *time)
+        .min()
+    {
+        return (Ok(Truth::Yes), time);
+    }
+    let time = outcomes.iter().map(|(_, t)| *t).max().unwrap_or(empty);
+    let mut any = AnyOf::default();
+    for (truth, _) in outcomes {
+        any.add(truth);
+    }
+    (any.finish(), time)
+}
+
 /// What is left of one query's step budget ([`MAX_QUERY_STEPS`]).
 struct Budget(Cell<u64>);
 
@@ -1505,8 +1692,9 @@ impl Reach {
     }
 }
 
-/// The condition errors of one read of tuples (a tupleset, or the userset and wildcard tuples
-/// of a relation), which OpenFGA reports only when no tuple of the read passed its condition.
+/// The condition errors of one read of tuples (a tupleset, the wildcard tuples or the userset
+/// tuples of a relation), which OpenFGA reports only when no tuple of the read passed its
+/// condition.
 #[derive(Default)]
 struct Skipped {
     passed: bool,
@@ -1551,6 +1739,10 @@ struct Eval<'v, 'g> {
     no_grant: FxHashSet<u64>,
     cycles: u32,
     path: Vec<Step>,
+    /// Timed "no" answers of `object#relation`s that met no cycle ([`Eval::timed`]).
+    timed_memo: FxHashMap<u64, (Result<Truth, QueryError>, u32)>,
+    /// Steps left for [`Eval::timed`]; at zero the race is not settled.
+    timed_left: u32,
 }
 
 impl<'v, 'g> Eval<'v, 'g> {
@@ -1577,6 +1769,8 @@ impl<'v, 'g> Eval<'v, 'g> {
             no_grant: FxHashSet::default(),
             cycles: 0,
             path: Vec::new(),
+            timed_memo: FxHashMap::default(),
+            timed_left: 0,
         }
     }
 
@@ -1886,51 +2080,325 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
             }
         }
-        // Userset and wildcard tuples, read together as OpenFGA reads them: a tuple whose
-        // condition cannot be evaluated is skipped, and its error counts only when no tuple's
-        // condition held.
+        // The wildcard tuples of the user's type (for an object user) and the userset tuples
+        // are two reads, as OpenFGA reads them: within each read, a tuple whose condition
+        // cannot be evaluated is skipped, and its error counts only when no tuple of that
+        // read passed its condition.
+        if tag(user) == TAG_OBJECT {
+            let mut skipped = Skipped::default();
+            let wildcard = key_wildcard(self.user_type);
+            for index in view.indexes() {
+                let Some(adj) = index.forward.get(&p) else {
+                    continue;
+                };
+                let Some(&(_, slot)) = adj.sets.iter().find(|e| e.0 == wildcard) else {
+                    continue;
+                };
+                self.budget.spend(1)?;
+                if skipped.follow(self.condition_holds(index, slot)) {
+                    self.path.push(Step::User {
+                        key: wildcard,
+                        condition: Self::condition_id(index, slot),
+                    });
+                    return Ok(Truth::Yes);
+                }
+            }
+            skipped.finish(&mut any);
+        }
         let mut skipped = Skipped::default();
         for index in view.indexes() {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
             for &(set, slot) in &adj.sets {
-                self.budget.spend(1)?;
-                if !skipped.follow(self.condition_holds(index, slot)) {
+                if tag(set) != TAG_USERSET {
                     continue;
                 }
-                match tag(set) {
-                    TAG_WILDCARD => {
-                        if tag(user) != TAG_OBJECT || low(set) != self.user_type {
-                            continue;
-                        }
-                        self.path.push(Step::User {
-                            key: set,
-                            condition: Self::condition_id(index, slot),
-                        });
-                        return Ok(Truth::Yes);
+                self.budget.spend(1)?;
+                if !skipped.follow(self.condition_holds(index, slot)) || set == user {
+                    continue;
+                }
+                let o2 = low(set);
+                let t2 = view.object_type(o2);
+                let outcome = self.check(o2, t2, key_relation(set), How::Userset, depth + 1);
+                if any.add(outcome) {
+                    if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
+                        *condition = Self::condition_id(index, slot);
                     }
-                    TAG_USERSET => {
-                        if set == user {
-                            continue;
-                        }
-                        let o2 = low(set);
-                        let t2 = view.object_type(o2);
-                        let outcome =
-                            self.check(o2, t2, key_relation(set), How::Userset, depth + 1);
-                        if any.add(outcome) {
-                            if let Some(Step::Node { condition, .. }) = self.path.last_mut() {
-                                *condition = Self::condition_id(index, slot);
-                            }
-                            return Ok(Truth::Yes);
-                        }
-                    }
-                    _ => {}
+                    return Ok(Truth::Yes);
                 }
             }
         }
         skipped.finish(&mut any);
         any.finish()
+    }
+
+    /// Resolves a query's `object#relation`: [`Eval::check`], and where that grants but the
+    /// evaluation met a cycle (or the model has a loop through `and` / `but not`), the race
+    /// OpenFGA runs between the operands of `and` and `but not` (see [`Eval::timed`]) must
+    /// grant too.
+    fn decide(
+        &mut self,
+        object: u32,
+        object_type: u32,
+        relation: u32,
+    ) -> Result<Truth, QueryError> {
+        let truth = self.check(object, object_type, relation, How::Start, 0)?;
+        if truth != Truth::Yes || (self.cycles == 0 && self.model().weighable) {
+            return Ok(truth);
+        }
+        self.stack.clear();
+        self.timed_left = MAX_TIMED_STEPS;
+        let (timed, _) = self.timed(object, object_type, relation, 0);
+        if self.timed_left == 0 {
+            // Too many paths to settle the race: the order-independent answer stands.
+            return Ok(truth);
+        }
+        timed
+    }
+
+    /// Resolves `object#relation` the way OpenFGA's concurrent check does, with the number of
+    /// tuple reads and dispatches (the resolution of a userset or a tuple-to-userset's parent)
+    /// in a row each answer waits for (its time): operands run side by side, a
+    /// union answers at its first yes, an intersection at its first no or cycle, `a but not b`
+    /// at the first of `a` no or cycle and `b` yes or cycle (`a`'s on a tie); otherwise each
+    /// waits for all its operands. A cycle is detected before any read, so where a cycle and
+    /// a "no" race, the side with fewer reads before its answer wins.
+    fn timed(
+        &mut self,
+        object: u32,
+        object_type: u32,
+        relation: u32,
+        depth: u32,
+    ) -> (Result<Truth, QueryError>, u32) {
+        if self.timed_left == 0 {
+            return (Ok(Truth::No), 0);
+        }
+        self.timed_left -= 1;
+        let key = pair(object, relation);
+        if tag(self.user) == TAG_USERSET && self.user == key_userset(object, relation) {
+            return (Ok(Truth::Yes), 0);
+        }
+        if self.stack.contains(&key) {
+            self.cycles += 1;
+            if tag(self.user) != TAG_USERSET
+                && self
+                    .model()
+                    .recursive
+                    .contains(&(self.user_type, object_type, relation))
+            {
+                return (Ok(Truth::No), 0);
+            }
+            return (Ok(Truth::Cycle), 0);
+        }
+        if depth >= MAX_RESOLVE_DEPTH {
+            return (Err(QueryError::DepthExceeded), 0);
+        }
+        if !self.reach.contains(object_type, relation) {
+            return (Ok(Truth::No), 0);
+        }
+        let model = self.model();
+        let Some(def) = model.relation(object_type, relation) else {
+            return (Ok(Truth::No), 0);
+        };
+        if let Some(known) = self.timed_memo.get(&key) {
+            return known.clone();
+        }
+        let cycles_before = self.cycles;
+        self.stack.push(key);
+        let result = self.timed_rewrite(object, object_type, relation, &def.rewrite, depth);
+        self.stack.pop();
+        // Like a plain "no" in `check`, a "no" that met no cycle holds wherever the same
+        // `object#relation` is reached (an error or a grant may depend on the depth).
+        if self.cycles == cycles_before && matches!(result.0, Ok(Truth::No)) {
+            self.timed_memo.insert(key, result.clone());
+        }
+        result
+    }
+
+    fn timed_rewrite(
+        &mut self,
+        object: u32,
+        object_type: u32,
+        relation: u32,
+        rewrite: &CRewrite,
+        depth: u32,
+    ) -> (Result<Truth, QueryError>, u32) {
+        if self.timed_left == 0 {
+            return (Ok(Truth::No), 0);
+        }
+        self.timed_left -= 1;
+        match rewrite {
+            CRewrite::Leaf(Leaf::This) => self.timed_direct(object, relation, depth),
+            CRewrite::Leaf(Leaf::Computed(r2)) => self.timed(object, object_type, *r2, depth + 1),
+            CRewrite::Leaf(Leaf::Ttu { tupleset, computed }) => {
+                let view = self.view;
+                let mut skipped = Skipped::default();
+                let mut parents = Vec::new();
+                for index in view.indexes() {
+                    let Some(adj) = index.forward.get(&pair(object, *tupleset)) else {
+                        continue;
+                    };
+                    for &(parent, slot) in &adj.direct {
+                        if skipped.follow(self.condition_holds(index, slot)) {
+                            parents.push(parent);
+                        }
+                    }
+                }
+                let mut outcomes = Vec::with_capacity(parents.len() + 1);
+                if !skipped.passed
+                    && let Some(e) = skipped.error
+                {
+                    outcomes.push((Err(e), 1));
+                }
+                for parent in parents {
+                    let parent_type = view.object_type(parent);
+                    let (truth, time) = self.timed(parent, parent_type, *computed, depth + 1);
+                    outcomes.push((truth, time + 2));
+                }
+                union_timed(outcomes, 1)
+            }
+            CRewrite::Union(children) => {
+                let outcomes = children
+                    .iter()
+                    .map(|c| self.timed_rewrite(object, object_type, relation, c, depth))
+                    .collect();
+                union_timed(outcomes, 0)
+            }
+            CRewrite::Intersection(children) => {
+                let outcomes: Vec<_> = children
+                    .iter()
+                    .map(|c| self.timed_rewrite(object, object_type, relation, c, depth))
+                    .collect();
+                let first = outcomes
+                    .iter()
+                    .filter(|(t, _)| matches!(t, Ok(Truth::No | Truth::Cycle)))
+                    .min_by_key(|(_, time)| *time);
+                if let Some((truth, time)) = first {
+                    return (truth.clone(), *time);
+                }
+                let time = outcomes.iter().map(|(_, t)| *t).max().unwrap_or(0);
+                match outcomes.into_iter().find_map(|(t, _)| t.err()) {
+                    Some(e) => (Err(e), time),
+                    None => (Ok(Truth::Yes), time),
+                }
+            }
+            CRewrite::Difference(both) => {
+                let (base, base_time) =
+                    self.timed_rewrite(object, object_type, relation, &both.0, depth);
+                let (subtract, subtract_time) =
+                    self.timed_rewrite(object, object_type, relation, &both.1, depth);
+                let base_event = match base {
+                    Ok(Truth::No) => Some((Truth::No, base_time)),
+                    Ok(Truth::Cycle) => Some((Truth::Cycle, base_time)),
+                    _ => None,
+                };
+                let subtract_event = match subtract {
+                    Ok(Truth::Yes) => Some((Truth::No, subtract_time)),
+                    Ok(Truth::Cycle) => Some((Truth::Cycle, subtract_time)),
+                    _ => None,
+                };
+                match (base_event, subtract_event) {
+                    (Some((b, bt)), Some((_, st))) if bt <= st => (Ok(b), bt),
+                    (_, Some((s, st))) => (Ok(s), st),
+                    (Some((b, bt)), None) => (Ok(b), bt),
+                    (None, None) => {
+                        let time = base_time.max(subtract_time);
+                        match (base, subtract) {
+                            (Err(e), _) | (_, Err(e)) => (Err(e), time),
+                            _ => (Ok(Truth::Yes), time),
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn timed_direct(
+        &mut self,
+        object: u32,
+        relation: u32,
+        depth: u32,
+    ) -> (Result<Truth, QueryError>, u32) {
+        let p = pair(object, relation);
+        let view = self.view;
+        let user = self.user;
+        let mut outcomes = Vec::new();
+        // The tuple naming the user itself: one read.
+        let mut exact = Ok(Truth::No);
+        for index in view.indexes() {
+            let Some(adj) = index.forward.get(&p) else {
+                continue;
+            };
+            let slot = if tag(user) == TAG_OBJECT {
+                adj.direct
+                    .binary_search_by_key(&low(user), |e| e.0)
+                    .ok()
+                    .map(|at| adj.direct[at].1)
+            } else {
+                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
+            };
+            if let Some(slot) = slot {
+                match self.condition_holds(index, slot) {
+                    Ok(true) => exact = Ok(Truth::Yes),
+                    Ok(false) => {}
+                    Err(e) => {
+                        if exact != Ok(Truth::Yes) {
+                            exact = Err(e);
+                        }
+                    }
+                }
+            }
+        }
+        outcomes.push((exact, 1));
+        // The wildcard tuples of an object user's type: one read.
+        if tag(user) == TAG_OBJECT {
+            let wildcard = key_wildcard(self.user_type);
+            let mut skipped = Skipped::default();
+            for index in view.indexes() {
+                if let Some(adj) = index.forward.get(&p)
+                    && let Some(&(_, slot)) = adj.sets.iter().find(|e| e.0 == wildcard)
+                {
+                    skipped.follow(self.condition_holds(index, slot));
+                }
+            }
+            let truth = match (skipped.passed, skipped.error) {
+                (true, _) => Ok(Truth::Yes),
+                (false, Some(e)) => Err(e),
+                (false, None) => Ok(Truth::No),
+            };
+            outcomes.push((truth, 1));
+        }
+        // The userset tuples: one read, then each userset resolved side by side.
+        let mut skipped = Skipped::default();
+        let mut sets = Vec::new();
+        for index in view.indexes() {
+            let Some(adj) = index.forward.get(&p) else {
+                continue;
+            };
+            for &(set, slot) in &adj.sets {
+                if tag(set) == TAG_USERSET
+                    && skipped.follow(self.condition_holds(index, slot))
+                    && set != user
+                {
+                    sets.push(set);
+                }
+            }
+        }
+        let mut usersets = Vec::with_capacity(sets.len() + 1);
+        if !skipped.passed
+            && let Some(e) = skipped.error
+        {
+            usersets.push((Err(e), 1));
+        }
+        for set in sets {
+            let o2 = low(set);
+            let t2 = view.object_type(o2);
+            let (truth, time) = self.timed(o2, t2, key_relation(set), depth + 1);
+            usersets.push((truth, time + 2));
+        }
+        outcomes.push(union_timed(usersets, 1));
+        union_timed(outcomes, 1)
     }
 
     fn render_path(&self) -> Vec<String> {

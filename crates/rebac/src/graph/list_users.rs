@@ -17,7 +17,10 @@
 //!   side met a cycle, the whole `but not` yields nothing and no error.
 //! - `a or b` lists what either lists. `a and b` lists a user when every operand lists it or
 //!   lists the filter type's wildcard, and the wildcard when every operand lists it; but not a
-//!   user that a `but not` below it subtracted from a wildcard.
+//!   user that a `but not` below it subtracted from a wildcard. Such an exclusion travels with
+//!   every user yielded after it (a `but not` yields it once per user of its base), and a
+//!   union passes it on only when as many of the users its operands yielded carry it as the
+//!   union has operands (OpenFGA counts them so).
 //! - `a but not b`: without wildcards, what `a` lists minus what `b` lists. When `a` lists the
 //!   wildcard, everything `b` lists is marked as not having the relation; when `b` lists the
 //!   wildcard, everything `a` lists is.
@@ -52,9 +55,11 @@ struct Outcome {
     cycle: bool,
     /// The first error met.
     error: Option<QueryError>,
-    /// Users a `but not` over a wildcard excluded on the way (OpenFGA's excluded users): an
-    /// `and` above does not list them even where an operand lists the wildcard.
-    excluded: FxHashSet<u64>,
+    /// Users a `but not` over a wildcard excluded on the way (OpenFGA's excluded users), each
+    /// with the number of yielded users that carry it (OpenFGA attaches the excluded users to
+    /// each user it yields, and a union counts those): an `and` above does not list them even
+    /// where an operand lists the wildcard.
+    excluded: FxHashMap<u64, usize>,
 }
 
 impl Outcome {
@@ -76,6 +81,13 @@ impl Outcome {
     /// Each user's last status.
     fn last(&self) -> FxHashMap<u64, Status> {
         self.users.iter().copied().collect()
+    }
+}
+
+/// Adds the excluded users of `from`, with the number of yielded users carrying each, to `to`.
+fn add_counts(to: &mut FxHashMap<u64, usize>, from: &FxHashMap<u64, usize>) {
+    for (&user, &count) in from {
+        *to.entry(user).or_default() += count;
     }
 }
 
@@ -308,7 +320,7 @@ impl<'a, 'g> ListUsers<'a, 'g> {
                 for parent in parents {
                     let inner = self.expand(parent, *computed, depth)?;
                     outcome.users.extend(inner.users);
-                    outcome.excluded.extend(inner.excluded);
+                    add_counts(&mut outcome.excluded, &inner.excluded);
                     if let Some(error) = inner.error {
                         outcome.fail(error);
                     }
@@ -318,16 +330,10 @@ impl<'a, 'g> ListUsers<'a, 'g> {
             CRewrite::Union(children) => {
                 let mut outcome = Outcome::default();
                 let mut seen = FxHashSet::default();
-                for (i, child) in children.iter().enumerate() {
+                let mut carried = FxHashMap::default();
+                for child in children {
                     let inner = self.rewrite(object, relation, child, depth)?;
-                    // Excluded only where every operand excluded the user.
-                    if i == 0 {
-                        outcome.excluded = inner.excluded.clone();
-                    } else {
-                        outcome
-                            .excluded
-                            .retain(|user| inner.excluded.contains(user));
-                    }
+                    add_counts(&mut carried, &inner.excluded);
                     for (user, status) in inner.users {
                         if status == Status::Has && seen.insert(user) {
                             outcome.users.push((user, Status::Has));
@@ -337,6 +343,14 @@ impl<'a, 'g> ListUsers<'a, 'g> {
                         outcome.fail(error);
                     }
                 }
+                // As OpenFGA counts them: excluded where as many yielded users carry the
+                // exclusion as the union has operands; each user the union yields carries it.
+                let yielded = outcome.users.len();
+                outcome.excluded = carried
+                    .into_iter()
+                    .filter(|&(_, count)| count == children.len() && yielded > 0)
+                    .map(|(user, _)| (user, yielded))
+                    .collect();
                 Ok(outcome)
             }
             CRewrite::Intersection(children) => {
@@ -346,7 +360,13 @@ impl<'a, 'g> ListUsers<'a, 'g> {
                 for child in children {
                     let inner = self.rewrite(object, relation, child, depth)?;
                     sets.push(inner.granted());
-                    outcome.excluded.extend(inner.excluded.iter().copied());
+                    outcome.excluded.extend(
+                        inner
+                            .excluded
+                            .iter()
+                            .filter(|&(_, &count)| count > 0)
+                            .map(|(&user, _)| (user, 0)),
+                    );
                     if let Some(error) = inner.error {
                         outcome.fail(error);
                     }
@@ -370,10 +390,18 @@ impl<'a, 'g> ListUsers<'a, 'g> {
                 order.sort_unstable();
                 for user in order {
                     if counts[&user] + wildcards == children.len()
-                        && !outcome.excluded.contains(&user)
+                        && !outcome.excluded.contains_key(&user)
                     {
                         outcome.users.push((user, Status::Has));
                     }
+                }
+                // Every user the intersection yields carries every excluded user.
+                let yielded = outcome.users.len();
+                if yielded == 0 {
+                    outcome.excluded.clear();
+                }
+                for count in outcome.excluded.values_mut() {
+                    *count = yielded;
                 }
                 Ok(outcome)
             }
@@ -404,8 +432,10 @@ impl<'a, 'g> ListUsers<'a, 'g> {
         for &(user, status) in &base_order {
             let removed = subtracted.get(&user).copied();
             if base_wildcard {
+                // Kept with its status: a user the base marked as not having the relation
+                // stays so.
                 if removed.is_none() && !subtract_wildcard {
-                    outcome.users.push((user, Status::Has));
+                    outcome.users.push((user, status));
                 }
                 if removed.is_none() && subtract_order.iter().any(|(s, _)| tag(*s) == TAG_WILDCARD)
                 {
@@ -432,7 +462,8 @@ impl<'a, 'g> ListUsers<'a, 'g> {
                 }
                 let flipped = match status {
                     Status::Has => {
-                        outcome.excluded.insert(user);
+                        // OpenFGA yields the exclusion once per user the base lists.
+                        outcome.excluded.insert(user, base_order.len());
                         Status::Not
                     }
                     Status::Not => Status::Has,
@@ -480,7 +511,7 @@ impl<'a, 'g> ListUsers<'a, 'g> {
         for set in usersets {
             let inner = self.expand(low(set), key_relation(set), depth)?;
             outcome.users.extend(inner.users);
-            outcome.excluded.extend(inner.excluded);
+            add_counts(&mut outcome.excluded, &inner.excluded);
             outcome.cycle |= inner.cycle;
             if let Some(error) = inner.error {
                 outcome.fail(error);
