@@ -292,6 +292,20 @@ struct Adj {
     sets: SmallVec<[(u64, u32); 1]>,
 }
 
+impl Adj {
+    /// The condition slot of the tuple whose user is `user`, if there is one.
+    fn slot(&self, user: u64) -> Option<u32> {
+        if tag(user) == TAG_OBJECT {
+            self.direct
+                .binary_search_by_key(&low(user), |e| e.0)
+                .ok()
+                .map(|at| self.direct[at].1)
+        } else {
+            self.sets.iter().find(|e| e.0 == user).map(|e| e.1)
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct StoredCondition {
     condition: u32,
@@ -373,14 +387,9 @@ impl Index {
     }
 
     fn contains(&self, object: u32, relation: u32, user: u64) -> bool {
-        let Some(adj) = self.forward.get(&pair(object, relation)) else {
-            return false;
-        };
-        if tag(user) == TAG_OBJECT {
-            adj.direct.binary_search_by_key(&low(user), |e| e.0).is_ok()
-        } else {
-            adj.sets.iter().any(|e| e.0 == user)
-        }
+        self.forward
+            .get(&pair(object, relation))
+            .is_some_and(|adj| adj.slot(user).is_some())
     }
 
     fn remove(&mut self, object: u32, relation: u32, user: u64) -> bool {
@@ -1822,14 +1831,7 @@ impl<'v, 'g> Eval<'v, 'g> {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
-            let slot = if tag(user) == TAG_OBJECT {
-                adj.direct
-                    .binary_search_by_key(&low(user), |e| e.0)
-                    .ok()
-                    .map(|at| adj.direct[at].1)
-            } else {
-                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
-            };
+            let slot = adj.slot(user);
             if let Some(slot) = slot {
                 match self.condition_holds(index, slot) {
                     Ok(true) => return Ok(true),
@@ -2058,14 +2060,7 @@ impl<'v, 'g> Eval<'v, 'g> {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
-            let slot = if tag(user) == TAG_OBJECT {
-                adj.direct
-                    .binary_search_by_key(&low(user), |e| e.0)
-                    .ok()
-                    .map(|at| adj.direct[at].1)
-            } else {
-                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
-            };
+            let slot = adj.slot(user);
             if let Some(slot) = slot {
                 match self.condition_holds(index, slot) {
                     Ok(true) => {
@@ -2330,14 +2325,7 @@ impl<'v, 'g> Eval<'v, 'g> {
             let Some(adj) = index.forward.get(&p) else {
                 continue;
             };
-            let slot = if tag(user) == TAG_OBJECT {
-                adj.direct
-                    .binary_search_by_key(&low(user), |e| e.0)
-                    .ok()
-                    .map(|at| adj.direct[at].1)
-            } else {
-                adj.sets.iter().find(|e| e.0 == user).map(|e| e.1)
-            };
+            let slot = adj.slot(user);
             if let Some(slot) = slot {
                 match self.condition_holds(index, slot) {
                     Ok(true) => exact = Ok(Truth::Yes),
