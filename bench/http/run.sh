@@ -346,7 +346,7 @@ if [ "${#ROUND[@]}" -gt 0 ] || wants floor; then
           | tr -d '\r' | tr '\n' ' ')" ;;
       authzen)
         expect "$workload" '^HTTP/1.1 200.*"decision":true' "$(curl -sS -i -H 'Content-Type: application/json' \
-          -H 'X-Tenant-ID: acme' -d "$authzen_body" "$URL/access/v1/evaluation" | tr -d '\r' | tr '\n' ' ')" ;;
+          -H 'Host: ops.acme.example' -d "$authzen_body" "$URL/access/v1/evaluation" | tr -d '\r' | tr '\n' ' ')" ;;
     esac
   done
   # The audit trail is written by a thread of its own; give it a moment before looking.

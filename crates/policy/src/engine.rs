@@ -18,7 +18,7 @@
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
 use portcullis_cel::{Field, Input, InputError};
@@ -1115,6 +1115,9 @@ impl Evaluation<'_, '_> {
 #[derive(Debug, Clone, Default)]
 pub struct PolicySet {
     tenants: BTreeMap<TenantId, Arc<Snapshot>>,
+    /// The tenants declaring each domain (lowercase), so that a tenant is found by the host a
+    /// request was sent to without looking at every tenant.
+    domains: BTreeMap<Box<str>, BTreeSet<TenantId>>,
 }
 
 impl PolicySet {
@@ -1125,17 +1128,64 @@ impl PolicySet {
 
     /// Removes a tenant; returns its snapshot if it had one.
     pub fn remove(&mut self, tenant: &TenantId) -> Option<Arc<Snapshot>> {
-        self.tenants.remove(tenant)
+        let removed = self.tenants.remove(tenant)?;
+        self.forget_domain(&removed);
+        Some(removed)
     }
 
     /// Adds or replaces a tenant's snapshot.
     pub fn insert(&mut self, snapshot: Arc<Snapshot>) {
-        self.tenants.insert(snapshot.tenant().clone(), snapshot);
+        if let Some(domain) = &snapshot.settings().domain {
+            self.domains
+                .entry(domain.to_ascii_lowercase().into())
+                .or_default()
+                .insert(snapshot.tenant().clone());
+        }
+        let tenant = snapshot.tenant().clone();
+        if let Some(replaced) = self.tenants.insert(tenant, Arc::clone(&snapshot)) {
+            let moved = replaced
+                .settings()
+                .domain
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                != snapshot
+                    .settings()
+                    .domain
+                    .as_deref()
+                    .map(str::to_ascii_lowercase);
+            if moved {
+                self.forget_domain(&replaced);
+            }
+        }
+    }
+
+    fn forget_domain(&mut self, snapshot: &Snapshot) {
+        let Some(domain) = &snapshot.settings().domain else {
+            return;
+        };
+        let key = domain.to_ascii_lowercase();
+        if let Some(tenants) = self.domains.get_mut(key.as_str()) {
+            tenants.remove(snapshot.tenant());
+            if tenants.is_empty() {
+                self.domains.remove(key.as_str());
+            }
+        }
     }
 
     /// A tenant's snapshot.
     pub fn get(&self, tenant: &TenantId) -> Option<&Arc<Snapshot>> {
         self.tenants.get(tenant)
+    }
+
+    /// The tenant whose `domain` is `host` (ASCII case ignored, no port); of several declaring
+    /// it, the first by tenant id.
+    pub fn tenant_of_domain(&self, host: &str) -> Option<&TenantId> {
+        let key = if host.bytes().any(|byte| byte.is_ascii_uppercase()) {
+            std::borrow::Cow::Owned(host.to_ascii_lowercase())
+        } else {
+            std::borrow::Cow::Borrowed(host)
+        };
+        self.domains.get(key.as_ref())?.first()
     }
 
     /// All snapshots, by tenant id.
@@ -1481,5 +1531,82 @@ resources:
         "carol".clone_into(&mut ask.principal.id);
         let assigned = assigned_roles(snapshot, &ask, snapshot.principals.get("carol"));
         assert!(shared.lend(snapshot, &ask, &assigned).is_none());
+    }
+
+    /// One snapshot per tenant (ten0..ten3) and domain (none, `a.example`, `A.Example`, `b.example`).
+    fn domain_snapshots() -> &'static Vec<Vec<Arc<Snapshot>>> {
+        static SNAPSHOTS: OnceLock<Vec<Vec<Arc<Snapshot>>>> = OnceLock::new();
+        SNAPSHOTS.get_or_init(|| {
+            (0..4)
+                .map(|tenant| {
+                    [
+                        None,
+                        Some("a.example"),
+                        Some("A.Example"),
+                        Some("b.example"),
+                    ]
+                    .into_iter()
+                    .map(|domain| {
+                        let mut text = format!("tenant: ten{tenant}\ntimezone: UTC\n");
+                        if let Some(domain) = domain {
+                            text.push_str(&format!("domain: {domain}\n"));
+                        }
+                        let mut bundle = crate::model::Bundle::default();
+                        let mut diagnostics = crate::diagnostic::Diagnostics::default();
+                        let file: Arc<std::path::Path> =
+                            Arc::from(std::path::Path::new("t/tenant.yaml"));
+                        let root =
+                            crate::yaml::parse(&text, &crate::yaml::YamlLimits::default()).unwrap();
+                        crate::decode::decode_file(
+                            &mut bundle,
+                            &file,
+                            &text,
+                            &root,
+                            true,
+                            &mut diagnostics,
+                        );
+                        let snapshot = crate::compile::compile(bundle, &[], &mut diagnostics);
+                        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+                        Arc::new(snapshot.unwrap())
+                    })
+                    .collect()
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        /// Finding a tenant by domain answers what looking at every tenant answers, through
+        /// any sequence of snapshots added, replaced and removed.
+        #[test]
+        fn tenant_of_domain_equals_a_scan(
+            steps in proptest::collection::vec((0usize..4, 0usize..4, any::<bool>()), 0..24),
+        ) {
+            let snapshots = domain_snapshots();
+            let mut set = PolicySet::new();
+            for (tenant, domain, insert) in steps {
+                let snapshot = &snapshots[tenant][domain];
+                if insert {
+                    set.insert(Arc::clone(snapshot));
+                } else {
+                    set.remove(snapshot.tenant());
+                }
+                for host in ["a.example", "A.EXAMPLE", "b.example", "c.example"] {
+                    let scanned = set.iter().find(|snapshot| {
+                        snapshot
+                            .settings()
+                            .domain
+                            .as_deref()
+                            .is_some_and(|domain| domain.eq_ignore_ascii_case(host))
+                    });
+                    let found = set.tenant_of_domain(host);
+                    prop_assert_eq!(
+                        found.cloned(),
+                        scanned.map(|snapshot| snapshot.tenant().clone()),
+                        "host {}", host
+                    );
+                }
+            }
+        }
     }
 }

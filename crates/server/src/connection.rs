@@ -15,11 +15,16 @@
 //! Every request is named here (`X-Request-ID`, see [`crate::request_id`]) before the limits
 //! are checked, so that refusals carry the name too.
 //!
+//! A listener may also have a [`Shortcut`]: requests it takes by their path (forward-auth on
+//! the public listeners, asked by a proxy for every request it serves) are answered without
+//! the router, by the same handlers.
+//!
 //! This module owns the accept loop and graceful shutdown; it must not look into requests
-//! beyond their heads: routing, identity and bodies belong to the routers.
+//! beyond their heads: routing, identity and bodies belong to the routers and shortcuts.
 
 use std::convert::Infallible;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::Router;
@@ -125,11 +130,36 @@ pub fn header_too_large(message: String) -> ApiError {
     )
 }
 
+/// The answer of a [`Shortcut`].
+pub type ShortcutAnswer = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// Requests a listener answers without its router: a few exact paths asked at a rate where
+/// the router's own work (matching, boxing the body, cloning the route, the extensions map)
+/// is a large part of the answer's cost. A shortcut must answer exactly as the router's route
+/// for the same path does; the request is named and its head checked before, as for the
+/// router, and the answer is computed inside the request's name (so that records made while
+/// answering carry it).
+pub trait Shortcut: Send + Sync {
+    /// The answer to `request` when its path is one this shortcut takes, otherwise the request
+    /// back, untouched, for the router.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the request is handed back to be routed, not an error"
+    )]
+    fn answer(
+        &self,
+        request: Request<Incoming>,
+        peer: &PeerInfo,
+    ) -> Result<ShortcutAnswer, Request<Incoming>>;
+}
+
 /// The service of one connection: names the request ([`request_id`]), checks the head limits,
-/// then runs the router, with the peer available to handlers as `ConnectInfo<PeerInfo>`.
+/// then answers by the listener's [`Shortcut`] or runs the router, with the peer available to
+/// handlers as `ConnectInfo<PeerInfo>`.
 #[derive(Clone)]
 struct ConnectionService {
     router: Router,
+    shortcut: Option<Arc<dyn Shortcut>>,
     peer: PeerInfo,
     limits: HeadLimits,
 }
@@ -137,8 +167,10 @@ struct ConnectionService {
 impl hyper::service::Service<Request<Incoming>> for ConnectionService {
     type Response = Response;
     type Error = Infallible;
-    type Future =
-        Either<Ready<Result<Response, Infallible>>, Named<Oneshot<Router, Request<Body>>>>;
+    type Future = Either<
+        Ready<Result<Response, Infallible>>,
+        Named<Either<Oneshot<Router, Request<Body>>, ShortcutAnswer>>,
+    >;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         let id = request_id::of_request(request.headers());
@@ -147,20 +179,31 @@ impl hyper::service::Service<Request<Incoming>> for ConnectionService {
             request_id::answer(&mut response, &id);
             return Either::Left(ready(Ok(response)));
         }
+        let request = match &self.shortcut {
+            Some(shortcut) => match shortcut.answer(request, &self.peer) {
+                Ok(answer) => return Either::Right(Named::new(id, Either::Right(answer))),
+                Err(request) => request,
+            },
+            None => request,
+        };
         let mut request = request.map(Body::new);
         request
             .extensions_mut()
             .insert(ConnectInfo(self.peer.clone()));
-        Either::Right(Named::new(id, self.router.clone().oneshot(request)))
+        Either::Right(Named::new(
+            id,
+            Either::Left(self.router.clone().oneshot(request)),
+        ))
     }
 }
 
-/// Serves `router` on every connection `listener` accepts until `stop` turns true (or its
-/// sender is gone); then stops accepting, lets every connection finish the requests it has
-/// started, and ends once they are closed.
+/// Serves `router` (and `shortcut`, if any) on every connection `listener` accepts until
+/// `stop` turns true (or its sender is gone); then stops accepting, lets every connection
+/// finish the requests it has started, and ends once they are closed.
 pub fn spawn<L>(
     mut listener: L,
     router: Router,
+    shortcut: Option<Arc<dyn Shortcut>>,
     limits: HeadLimits,
     mut stop: watch::Receiver<bool>,
 ) -> JoinHandle<()>
@@ -185,6 +228,7 @@ where
             };
             let service = ConnectionService {
                 router: router.clone(),
+                shortcut: shortcut.clone(),
                 peer,
                 limits,
             };

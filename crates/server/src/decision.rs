@@ -158,16 +158,7 @@ impl<'s> DecisionPath<'s> {
     /// The tenant that declares `host` (port ignored, case-insensitive) as its domain.
     pub fn tenant_of_host(&self, host: Option<&str>) -> Option<TenantId> {
         let wanted = host.map(strip_port)?;
-        self.policies
-            .iter()
-            .find(|snapshot| {
-                snapshot
-                    .settings()
-                    .domain
-                    .as_deref()
-                    .is_some_and(|domain| domain.eq_ignore_ascii_case(wanted))
-            })
-            .map(|snapshot| snapshot.tenant().clone())
+        self.policies.tenant_of_domain(wanted).cloned()
     }
 
     /// The tenant of a request that does not name it in its body (the AuthZEN endpoints), in
@@ -208,7 +199,7 @@ impl<'s> DecisionPath<'s> {
                 })?;
                 (tenant, TenantSource::Token)
             }
-            (None, None) => match (of_host.clone(), &self.state.config.default_tenant) {
+            (None, None) => match (of_host, &self.state.config.default_tenant) {
                 (Some(tenant), _) => return Ok((tenant, TenantSource::Host)),
                 (None, Some(tenant)) => return Ok((tenant.clone(), TenantSource::Default)),
                 (None, None) => {

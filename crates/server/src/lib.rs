@@ -25,7 +25,8 @@
 //! 4. [`identity`] (tokens, with its own error type) and [`tls`];
 //! 5. [`error`] (the JSON error shape, fallbacks), [`json`] (strict request bodies) and
 //!    [`request_id`] (`X-Request-ID` on every answer);
-//! 6. [`connection`]: listeners, connection limits, errors raised below the router;
+//! 6. [`connection`]: listeners, connection limits, errors raised below the router, and the
+//!    [`connection::Shortcut`] by which a listener answers a few paths without its router;
 //! 7. [`snapshots`]: the compiled tenant snapshots ([`snapshots::loaded`]) and field
 //!    encryption ([`snapshots::crypto`]);
 //! 8. [`state`]: what every request shares;

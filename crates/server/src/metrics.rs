@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock};
 use std::time::Duration;
 
 use portcullis_core::TenantId;
@@ -64,6 +65,11 @@ pub struct Metrics {
     registry: Registry,
     decisions: Family<DecisionLabels, Counter>,
     latency: Family<EdgeLabels, Histogram>,
+    // The series a decision updates, found again by a cheap hash: the families hash their
+    // labels with SipHash under a lock on every update. Handles share their series with the
+    // families, which the exposition reads. Bounded like the families: loaded tenants (and
+    // `unknown`) times edges times two outcomes.
+    handles: RwLock<rustc_hash::FxHashMap<DecisionLabels, (Counter, Histogram)>>,
     reloads: Family<ReloadLabels, Counter>,
     tenants: Gauge,
     audit_buffered: Gauge,
@@ -120,6 +126,7 @@ impl Metrics {
             registry,
             decisions,
             latency,
+            handles: RwLock::default(),
             reloads,
             tenants,
             audit_buffered,
@@ -136,16 +143,43 @@ impl Metrics {
         edge: &'static str,
         elapsed: Duration,
     ) {
-        self.decisions
-            .get_or_create(&DecisionLabels {
-                tenant,
-                outcome: if allowed { "allow" } else { "deny" },
-                edge,
-            })
-            .inc();
-        self.latency
-            .get_or_create(&EdgeLabels { edge })
-            .observe(elapsed.as_secs_f64());
+        let labels = DecisionLabels {
+            tenant,
+            outcome: if allowed { "allow" } else { "deny" },
+            edge,
+        };
+        let seconds = elapsed.as_secs_f64();
+        let known = self
+            .handles
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&labels)
+            .map(|(counter, latency)| {
+                counter.inc();
+                latency.observe(seconds);
+            });
+        if known.is_some() {
+            return;
+        }
+        let counter = self.decisions.get_or_create(&labels).clone();
+        let latency = self.latency.get_or_create(&EdgeLabels { edge }).clone();
+        counter.inc();
+        latency.observe(seconds);
+        self.handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(labels, (counter, latency));
+    }
+
+    /// Forgets the series handles of tenants no longer loaded (their series stay exposed).
+    pub fn retain_tenants(&self, loaded: impl Fn(&TenantId) -> bool) {
+        self.handles
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|labels, _| match &labels.tenant {
+                TenantLabel::Loaded(tenant) => loaded(tenant),
+                TenantLabel::Unknown => true,
+            });
     }
 
     /// Counts one bundle (re)load.
@@ -181,5 +215,60 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code")]
+
+    use super::*;
+
+    fn series(metrics: &Metrics, needle: &str) -> Option<String> {
+        metrics
+            .encode()
+            .lines()
+            .find(|line| line.starts_with(needle))
+            .map(str::to_owned)
+    }
+
+    #[test]
+    fn decisions_counted_through_the_handles_reach_the_exposition() {
+        let metrics = Metrics::new();
+        let acme = TenantLabel::Loaded(TenantId::new("acme").unwrap());
+        for _ in 0..3 {
+            metrics.decision(acme.clone(), true, "http", Duration::from_micros(5));
+        }
+        metrics.decision(acme.clone(), false, "http", Duration::from_micros(5));
+        metrics.decision(
+            TenantLabel::Unknown,
+            false,
+            "nginx",
+            Duration::from_micros(5),
+        );
+        let allowed = series(
+            &metrics,
+            r#"portcullis_decisions_total{tenant="acme",outcome="allow",edge="http"}"#,
+        );
+        assert!(allowed.is_some_and(|line| line.ends_with(" 3")));
+        let denied = series(
+            &metrics,
+            r#"portcullis_decisions_total{tenant="acme",outcome="deny",edge="http"}"#,
+        );
+        assert!(denied.is_some_and(|line| line.ends_with(" 1")));
+        let latency = series(
+            &metrics,
+            r#"portcullis_decision_duration_seconds_count{edge="http"}"#,
+        );
+        assert!(latency.is_some_and(|line| line.ends_with(" 4")));
+
+        // Forgetting a tenant's handles keeps its series and counts on from them.
+        metrics.retain_tenants(|_| false);
+        metrics.decision(acme, true, "http", Duration::from_micros(5));
+        let allowed = series(
+            &metrics,
+            r#"portcullis_decisions_total{tenant="acme",outcome="allow",edge="http"}"#,
+        );
+        assert!(allowed.is_some_and(|line| line.ends_with(" 4")));
     }
 }

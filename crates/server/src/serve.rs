@@ -81,6 +81,14 @@ pub fn public_router(state: Arc<AppState>) -> Router {
     crate::edges::grpc::add_services(crate::edges::router(Arc::clone(&state)), &state)
 }
 
+/// What the public listeners answer without their router: forward-auth
+/// ([`crate::edges::forward::ForwardShortcut`]).
+pub fn public_shortcut(state: &Arc<AppState>) -> Arc<dyn crate::connection::Shortcut> {
+    Arc::new(crate::edges::forward::ForwardShortcut::new(Arc::clone(
+        state,
+    )))
+}
+
 fn random_token() -> String {
     let mut bytes = [0u8; 24];
     let _ = getrandom::fill(&mut bytes);
@@ -132,6 +140,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         .map_err(|e| format!("cannot listen on {} (listen): {e}", state.config.listen))?;
     let addr = public.local_addr().map_err(|e| e.to_string())?;
     let router = public_router(Arc::clone(&state));
+    let shortcut = public_shortcut(&state);
     match &state.config.tls {
         Some(tls) => {
             let rustls_config = server_config(tls)?;
@@ -139,6 +148,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
             tasks.push(crate::connection::spawn(
                 listener,
                 router,
+                Some(shortcut),
                 limits,
                 stop.clone(),
             ));
@@ -146,6 +156,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         None => tasks.push(crate::connection::spawn(
             PlainListener::new(public),
             router,
+            Some(shortcut),
             limits,
             stop.clone(),
         )),
@@ -159,6 +170,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         tasks.push(crate::connection::spawn(
             PlainListener::new(listener),
             public_router(Arc::clone(&state)),
+            Some(public_shortcut(&state)),
             limits,
             stop.clone(),
         ));
@@ -177,6 +189,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
     tasks.push(crate::connection::spawn(
         PlainListener::new(admin),
         crate::edges::grpc::add_admin_services(crate::admin::router(Arc::clone(&state)), &state),
+        None,
         limits,
         stop.clone(),
     ));

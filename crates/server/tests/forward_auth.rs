@@ -561,3 +561,111 @@ async fn the_rfc_7239_forwarded_header_is_not_read() {
     assert_eq!(response.status().as_u16(), 200);
     server.stop().await;
 }
+
+/// The public listeners answer forward-auth without their router (a shortcut); every path
+/// the router would send to a forward-auth edge, and the paths next to them it would not, must
+/// be answered alike both ways: status, identity headers and the denial's cause.
+#[tokio::test]
+async fn the_listener_shortcut_answers_as_the_router_does() {
+    use portcullis_server::tls::PeerInfo;
+    use tower::ServiceExt;
+
+    let server = server_on(&demo_bundles(), "", during_trading_hours()).await;
+    let base = format!("http://{}", server.addr);
+    let router = portcullis_server::serve::public_router(std::sync::Arc::clone(&server.state));
+    let traefik = |uri: &str| {
+        let mut headers = nginx("GET", uri, OFFICE, "bob");
+        headers.retain(|(name, _)| !name.starts_with("x-original"));
+        headers.push(("x-forwarded-method", "GET".to_owned()));
+        headers.push(("x-forwarded-uri", uri.to_owned()));
+        headers
+    };
+    let cases = [
+        (
+            "/v1/authz/nginx",
+            nginx("GET", "/ops/apps/payments/logs/a", OFFICE, "bob"),
+        ),
+        (
+            "/v1/authz/nginx",
+            nginx("GET", "/ops/apps/payments/logs/a", OUTSIDE, "bob"),
+        ),
+        ("/v1/authz/nginx", nginx("GET", "/nowhere", OFFICE, "bob")),
+        ("/v1/authz/nginx", Vec::new()),
+        (
+            "/v1/authz/nginx/",
+            nginx("GET", "/ops/apps/payments/logs/a", OFFICE, "bob"),
+        ),
+        (
+            "/v1/authz/nginxx",
+            nginx("GET", "/ops/apps/payments/logs/a", OFFICE, "bob"),
+        ),
+        ("/v1/authz/traefik", traefik("/ops/apps/payments/logs/a")),
+        (
+            "/v1/authz/envoy/ops/apps/payments/logs/a",
+            nginx("GET", "/", OFFICE, "bob"),
+        ),
+        ("/v1/authz/envoy", nginx("GET", "/", OFFICE, "bob")),
+        ("/v1/authz/envoy/", nginx("GET", "/", OFFICE, "bob")),
+        ("/v1/authz/envoyx/a", nginx("GET", "/", OFFICE, "bob")),
+    ];
+    let peer = PeerInfo {
+        addr: "127.0.0.1:40000".parse().unwrap(),
+        cert: None,
+    };
+    for (path, headers) in cases {
+        let over_the_listener = send(
+            &base,
+            Call {
+                method: Method::GET,
+                path,
+                headers: headers.clone(),
+            },
+        )
+        .await;
+        let mut request = axum::http::Request::get(path);
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let mut request = request.body(axum::body::Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer.clone()));
+        let routed = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(
+            over_the_listener.status().as_u16(),
+            routed.status().as_u16(),
+            "{path} {headers:?}"
+        );
+        for name in [
+            "x-portcullis-user",
+            "x-portcullis-tenant",
+            "x-portcullis-roles",
+        ] {
+            assert_eq!(
+                over_the_listener
+                    .headers()
+                    .get(name)
+                    .map(|value| value.as_bytes().to_vec()),
+                routed
+                    .headers()
+                    .get(name)
+                    .map(|value| value.as_bytes().to_vec()),
+                "{path}: {name}"
+            );
+        }
+        let status = routed.status();
+        let routed_body = axum::body::to_bytes(routed.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let listener_body = over_the_listener.bytes().await.unwrap();
+        if status.is_client_error() {
+            let cause = |body: &[u8]| {
+                serde_json::from_slice::<serde_json::Value>(body)
+                    .map(|value| (value["cause"].clone(), value["error"]["code"].clone()))
+                    .unwrap_or_default()
+            };
+            assert_eq!(cause(&listener_body), cause(&routed_body), "{path}");
+        }
+    }
+    server.stop().await;
+}

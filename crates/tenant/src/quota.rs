@@ -27,7 +27,6 @@
 //! already known to exist, so callers cannot make the map grow with made-up tenant ids, and call
 //! [`Quotas::remove`] when a tenant is deleted.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -357,7 +356,9 @@ impl TenantState {
     }
 }
 
-type Shard = RwLock<HashMap<TenantId, Arc<TenantState>>>;
+// Hashed with FxHash, as the shard index is: the keys are tenant ids, which the decision
+// service admits only for tenants it has loaded, so callers cannot choose colliding keys.
+type Shard = RwLock<rustc_hash::FxHashMap<TenantId, Arc<TenantState>>>;
 
 /// Per-tenant quota state for a whole service: one default config, optional per-tenant configs,
 /// and lazily created limiter state per tenant.
@@ -391,7 +392,8 @@ impl Quotas {
     /// Admits one request of `tenant`, or refuses it with the limit it hit and a `Retry-After`.
     ///
     /// Hold the permit for as long as the request is being served; dropping it frees the tenant's
-    /// concurrency slot.
+    /// concurrency slot. Each tenant asked about keeps its state here, hashed with a fast hash
+    /// that is not collision-resistant: admit only tenants that are known to exist.
     pub fn acquire(&self, tenant: &TenantId) -> Result<QuotaPermit, QuotaRefusal> {
         let state = self.state(tenant);
         let limits = state.limits.load();
@@ -484,7 +486,7 @@ impl Quotas {
             .configuring
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let mut own: HashMap<TenantId, Arc<Limits>> = tenants
+        let mut own: std::collections::HashMap<TenantId, Arc<Limits>> = tenants
             .into_iter()
             .map(|(tenant, config)| (tenant, Arc::new(Limits::new(config, true))))
             .collect();

@@ -112,9 +112,12 @@ pub struct Action {
     pub properties: Map<String, Value>,
 }
 
-/// `POST /access/v1/evaluation` body.
+/// An evaluation as sent: the body of `POST /access/v1/evaluation`, where the context is read
+/// straight as a Portcullis context (`C` = [`Context`]; a context that does not read is a 400
+/// naming where), or a batch item, whose context stays JSON until the item is asked (a bad
+/// one fails that item only).
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Evaluation {
+pub struct Evaluation<C = Map<String, Value>> {
     /// Who.
     pub subject: Option<Entity>,
     /// What.
@@ -122,7 +125,7 @@ pub struct Evaluation {
     /// On what.
     pub resource: Option<Entity>,
     /// Circumstances (the same keys as a Portcullis context).
-    pub context: Option<Map<String, Value>>,
+    pub context: Option<C>,
 }
 
 /// Options of `POST /access/v1/evaluations`.
@@ -267,10 +270,38 @@ fn required(value: Option<String>, at: &str, what: &str) -> Result<String, Inval
     value.ok_or_else(|| Invalid::missing(at, what))
 }
 
+/// The context of an evaluation as sent: JSON still to be read, or already read.
+pub trait ContextIn {
+    /// The Portcullis context (`at` prefixes the path in the error).
+    fn into_context(self, at: &str) -> Result<Context, Invalid>;
+}
+
+impl ContextIn for Map<String, Value> {
+    fn into_context(self, at: &str) -> Result<Context, Invalid> {
+        crate::json::from_value(Value::Object(self)).map_err(|error| {
+            let place = match error.path().to_string() {
+                root if root == "." => "context".to_owned(),
+                path => format!("context.{path}"),
+            };
+            Invalid::malformed(format!("{at}{place}: {}", error.inner()))
+        })
+    }
+}
+
+impl ContextIn for Context {
+    fn into_context(self, _at: &str) -> Result<Context, Invalid> {
+        Ok(self)
+    }
+}
+
 /// The request an evaluation asks (`at` prefixes paths in errors, `evaluations[2].` in a
 /// batch): every part present, entities with `type` and `id`, the action with `name`, subject
 /// roles a list of strings and the context readable as a Portcullis context.
-pub fn to_request(tenant: &TenantId, evaluation: Evaluation, at: &str) -> Result<Request, Invalid> {
+pub fn to_request<C: ContextIn>(
+    tenant: &TenantId,
+    evaluation: Evaluation<C>,
+    at: &str,
+) -> Result<Request, Invalid> {
     let subject = evaluation
         .subject
         .ok_or_else(|| Invalid::missing(at, "subject"))?;
@@ -302,16 +333,10 @@ pub fn to_request(tenant: &TenantId, evaluation: Evaluation, at: &str) -> Result
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(not_strings()),
     };
-    let context: Context = crate::json::from_value(Value::Object(
-        evaluation.context.unwrap_or_default(),
-    ))
-    .map_err(|error| {
-        let place = match error.path().to_string() {
-            root if root == "." => "context".to_owned(),
-            path => format!("context.{path}"),
-        };
-        Invalid::malformed(format!("{at}{place}: {}", error.inner()))
-    })?;
+    let context = match evaluation.context {
+        Some(context) => context.into_context(at)?,
+        None => Context::default(),
+    };
     Ok(Request {
         tenant: tenant.clone(),
         principal: Principal {
@@ -412,13 +437,16 @@ pub async fn evaluation(
     ZenRequest {
         headers,
         body: evaluation,
-    }: ZenRequest<Evaluation>,
+    }: ZenRequest<Evaluation<Context>>,
 ) -> Result<Json<ZenDecision>, ApiError> {
     let path = DecisionPath::new(&state, "authzen");
     let caller = caller(&path, &headers)?;
-    let request = to_request(&caller.tenant, evaluation, "")?;
+    let mut request = to_request(&caller.tenant, evaluation, "")?;
     let _admitted = path.admit(&caller.tenant)?;
-    Ok(Json(decide(&path, &headers, &caller, request).await?))
+    // As `decide` does for batch items, without the extra future every answer would move.
+    apply_identity(&path, caller.identity.as_deref(), &mut request)?;
+    let (_, decision) = path.decide(request, None, user_agent(&headers)).await;
+    Ok(Json(zen_decision(decision)))
 }
 
 /// `POST /access/v1/evaluations`: without items (absent or empty `evaluations`), the request

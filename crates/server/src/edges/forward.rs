@@ -19,10 +19,12 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
+use hyper::body::Incoming;
 use ipnet::IpNet;
 use portcullis_core::{Cause, ClientCert, Context, Decision, Request, Resource, TenantId};
 use serde_json::{Value, json};
 
+use crate::connection::{Shortcut, ShortcutAnswer};
 use crate::decision::{Decided, DecisionPath, Pending};
 use crate::edges::api::header_tenant;
 use crate::error::ApiError;
@@ -87,13 +89,60 @@ pub fn envoy(
     respond(state, &peer, Flavor::Envoy, request)
 }
 
+/// The forward-auth edges as a [`Shortcut`] of the public listeners: a proxy asks one of them
+/// for every request it serves, so they are answered without the router (same handlers, same
+/// answers; the router keeps the routes for everything else that serves it).
+#[derive(Debug)]
+pub struct ForwardShortcut {
+    state: Arc<AppState>,
+}
+
+impl ForwardShortcut {
+    /// The shortcut of `state`'s public listeners.
+    pub fn new(state: Arc<AppState>) -> ForwardShortcut {
+        ForwardShortcut { state }
+    }
+
+    /// The edge the router would send `path` to.
+    fn flavor(path: &str) -> Option<Flavor> {
+        match path {
+            "/v1/authz/nginx" => Some(Flavor::Nginx),
+            "/v1/authz/traefik" => Some(Flavor::Traefik),
+            ENVOY_PREFIX => Some(Flavor::Envoy),
+            // `/v1/authz/envoy/{*path}`: the rest is not empty.
+            _ => path
+                .strip_prefix(ENVOY_PREFIX)
+                .and_then(|rest| rest.strip_prefix('/'))
+                .filter(|rest| !rest.is_empty())
+                .map(|_| Flavor::Envoy),
+        }
+    }
+}
+
+impl Shortcut for ForwardShortcut {
+    fn answer(
+        &self,
+        request: http::Request<Incoming>,
+        peer: &PeerInfo,
+    ) -> Result<ShortcutAnswer, http::Request<Incoming>> {
+        let Some(flavor) = ForwardShortcut::flavor(request.uri().path()) else {
+            return Err(request);
+        };
+        let state = Arc::clone(&self.state);
+        let peer = peer.clone();
+        Ok(Box::pin(async move {
+            Ok(respond(state, &peer, flavor, request).await)
+        }))
+    }
+}
+
 // The handlers take the request apart and borrow its method, URI and headers rather than
 // extracting them, which would copy the whole header map for every decision.
-fn respond(
+fn respond<B>(
     state: Arc<AppState>,
     peer: &PeerInfo,
     flavor: Flavor,
-    request: axum::extract::Request,
+    request: http::Request<B>,
 ) -> Answer {
     let (parts, _body) = request.into_parts();
     let path = DecisionPath::new(&state, flavor.edge());
@@ -129,6 +178,9 @@ fn render(outcome: Outcome) -> Response {
             roles,
         } => {
             let mut response = StatusCode::OK.into_response();
+            // Room for the identity headers and the two every answer gets (`content-length`,
+            // `x-request-id`), so that the map is allocated once and never grown.
+            *response.headers_mut() = HeaderMap::with_capacity(6);
             let out = response.headers_mut();
             put(out, &X_PORTCULLIS_USER, &user);
             put(out, &X_PORTCULLIS_TENANT, tenant.as_str());

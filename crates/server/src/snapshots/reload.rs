@@ -233,9 +233,11 @@ pub async fn reload_all(state: &AppState, trigger: &'static str) -> ReloadReport
     loaded.bases = bases;
     let _ = folders_seen;
     publish_all(state, &mut loaded).await;
+    let policies = state.policies();
+    state.metrics.loaded(policies.len(), report.failed.len());
     state
         .metrics
-        .loaded(state.policies().len(), report.failed.len());
+        .retain_tenants(|tenant| policies.get(tenant).is_some());
     report
 }
 
