@@ -2240,18 +2240,8 @@ impl<'v, 'g> Eval<'v, 'g> {
                         }
                     }
                 }
-                let mut outcomes = Vec::with_capacity(parents.len() + 1);
-                if !skipped.passed
-                    && let Some(e) = skipped.error
-                {
-                    outcomes.push((Err(e), 1));
-                }
-                for parent in parents {
-                    let parent_type = view.object_type(parent);
-                    let (truth, time) = self.timed(parent, parent_type, *computed, depth + 1);
-                    outcomes.push((truth, time + 2));
-                }
-                union_timed(outcomes, 1)
+                let targets = parents.into_iter().map(|parent| (parent, *computed));
+                self.timed_fan_out(skipped, targets, depth)
             }
             CRewrite::Union(children) => {
                 let outcomes = children
@@ -2373,19 +2363,32 @@ impl<'v, 'g> Eval<'v, 'g> {
                 }
             }
         }
-        let mut usersets = Vec::with_capacity(sets.len() + 1);
+        let targets = sets.into_iter().map(|set| (low(set), key_relation(set)));
+        outcomes.push(self.timed_fan_out(skipped, targets, depth));
+        union_timed(outcomes, 1)
+    }
+
+    /// The end of a read whose tuples lead on (a tupleset's parents, a relation's usersets):
+    /// the read's condition error when no tuple of it passed, and each `object#relation` it
+    /// leads to resolved side by side, each two steps after the read.
+    fn timed_fan_out(
+        &mut self,
+        skipped: Skipped,
+        targets: impl ExactSizeIterator<Item = (u32, u32)>,
+        depth: u32,
+    ) -> (Result<Truth, QueryError>, u32) {
+        let view = self.view;
+        let mut outcomes = Vec::with_capacity(targets.len() + 1);
         if !skipped.passed
             && let Some(e) = skipped.error
         {
-            usersets.push((Err(e), 1));
+            outcomes.push((Err(e), 1));
         }
-        for set in sets {
-            let o2 = low(set);
-            let t2 = view.object_type(o2);
-            let (truth, time) = self.timed(o2, t2, key_relation(set), depth + 1);
-            usersets.push((truth, time + 2));
+        for (object, relation) in targets {
+            let object_type = view.object_type(object);
+            let (truth, time) = self.timed(object, object_type, relation, depth + 1);
+            outcomes.push((truth, time + 2));
         }
-        outcomes.push(union_timed(usersets, 1));
         union_timed(outcomes, 1)
     }
 
