@@ -148,6 +148,12 @@ async fn every_malformed_request_is_a_400_with_our_error_body() {
             None,
             "unsupported_media_type",
         ),
+        (
+            "/access/v1/evaluation",
+            r#"{"subject":{"type":"user","id":"b"},"action":{"name":"read"},"resource":{"type":"t","id":"1"},"context":{"cert":{"bogus":1}}}"#,
+            json,
+            "invalid_request",
+        ),
         ("/access/v1/evaluations", "[]", json, "invalid_request"),
         (
             "/access/v1/evaluations",

@@ -55,6 +55,7 @@ where
         crate::json::read_body(request, state, not_zen_json)
             .await
             .map(ZenBody)
+            .map_err(zen_error)
     }
 }
 
@@ -76,9 +77,21 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: HttpRequest, state: &S) -> Result<Self, Self::Rejection> {
-        let (headers, body) = crate::json::read_request(request, state, not_zen_json).await?;
+        let (headers, body) = crate::json::read_request(request, state, not_zen_json)
+            .await
+            .map_err(zen_error)?;
         Ok(ZenRequest { headers, body })
     }
+}
+
+/// An AuthZEN body's error in AuthZEN's codes: a member refused inside a Portcullis type read
+/// from the body (a client certificate in `context`) is an invalid request, as it is when a
+/// batch item's context is read.
+fn zen_error(mut error: ApiError) -> ApiError {
+    if error.code == "unknown_field" {
+        error.code = "invalid_request";
+    }
+    error
 }
 
 fn not_zen_json() -> ApiError {
