@@ -26,6 +26,7 @@ use portcullis_core::{
     AttributeSource, Cause, Decision, DecisionError, Effect, ErrorKind, Explanation, Reason,
     ReasonKind, Request, Revision, StrategyOutcome, TenantId, qualified_action,
 };
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use crate::bits::BitSet;
@@ -1117,7 +1118,7 @@ pub struct PolicySet {
     tenants: BTreeMap<TenantId, Arc<Snapshot>>,
     /// The tenants declaring each domain (lowercase), so that a tenant is found by the host a
     /// request was sent to without looking at every tenant.
-    domains: BTreeMap<Box<str>, BTreeSet<TenantId>>,
+    domains: FxHashMap<Box<str>, BTreeSet<TenantId>>,
 }
 
 impl PolicySet {

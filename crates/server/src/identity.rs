@@ -523,10 +523,16 @@ pub fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') => {
-            name
-        }
+    // The port is the digits after the last ':', when no other ':' precedes it (an IPv6
+    // address without brackets has no port). Scanned from the end: a Host is short and read on
+    // every request addressed by domain.
+    let bytes = host.as_bytes();
+    let mut end = bytes.len();
+    while end > 0 && bytes[end - 1].is_ascii_digit() {
+        end -= 1;
+    }
+    match end.checked_sub(1) {
+        Some(colon) if bytes[colon] == b':' && !bytes[..colon].contains(&b':') => &host[..colon],
         _ => host,
     }
 }
@@ -726,5 +732,51 @@ mod tests {
             code_and_message(&open, serde_json::json!({"sub": "ann", "exp": exp})),
             ("invalid_token", "the token has no `iss` claim".to_owned())
         );
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::strip_port;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_port_is_stripped_from_names_and_addresses() {
+        for (host, expected) in [
+            ("ops.acme.example", "ops.acme.example"),
+            ("ops.acme.example:8443", "ops.acme.example"),
+            ("ops.acme.example:", "ops.acme.example"),
+            ("127.0.0.1:9781", "127.0.0.1"),
+            ("[::1]:9781", "::1"),
+            ("[::1]", "::1"),
+            ("::1", "::1"),
+            ("fe80::1:80", "fe80::1:80"),
+            ("host:80a", "host:80a"),
+            (":80", ""),
+            ("", ""),
+        ] {
+            assert_eq!(strip_port(host), expected, "{host}");
+        }
+    }
+
+    proptest! {
+        /// The host part is what remains after removing `:digits` at the end, unless the
+        /// rest holds another ':' (an IPv6 address without brackets).
+        #[test]
+        fn stripping_agrees_with_splitting_at_the_last_colon(host in "[a-z0-9.:\\[\\]]{0,12}") {
+            let expected = if let Some(rest) = host.strip_prefix('[') {
+                rest.split(']').next().unwrap_or(rest)
+            } else {
+                match host.rsplit_once(':') {
+                    Some((name, port))
+                        if port.bytes().all(|b| b.is_ascii_digit()) && !name.contains(':') =>
+                    {
+                        name
+                    }
+                    _ => host.as_str(),
+                }
+            };
+            prop_assert_eq!(strip_port(&host), expected);
+        }
     }
 }
