@@ -162,26 +162,24 @@ pub fn test(dir: &Path, verbose: bool) -> u8 {
     if all_passed(&outcomes) { OK } else { NO }
 }
 
-pub fn serve(
-    config: Option<&Path>,
-    listen: Option<std::net::SocketAddr>,
-    bundles: Option<std::path::PathBuf>,
-    admin_listen: Option<std::net::SocketAddr>,
-    database_url: Option<String>,
-) -> u8 {
-    let overrides = portcullis_server::Overrides {
-        listen,
-        bundles,
-        admin_listen,
-        database_url,
-    };
-    let config = match portcullis_server::Config::load(config, &overrides) {
+pub fn serve(config: Option<&Path>, overrides: portcullis_server::Overrides) -> u8 {
+    let mut config = match portcullis_server::Config::load(config, &overrides) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
             return INVALID;
         }
     };
+    // The supply-chain gate scans the packages compiled into this binary: its embedded SBOM.
+    // Without a usable list the gate has nothing to scan and fails closed as configured.
+    let packages = crate::supply::packages().ok().map(std::sync::Arc::new);
+    if let Some(settings) = config.supply_chain.as_mut() {
+        settings.packages = packages
+            .as_deref()
+            .and_then(|list| list.to_lockfile().ok())
+            .map(std::sync::Arc::new);
+    }
+    config.sbom = packages;
     init_logging(&config.log);
     // Confined to one CPU (a container limit, `taskset`), a single-threaded scheduler serves
     // every connection without the work-stealing machinery a lone worker would still pay for.

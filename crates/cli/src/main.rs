@@ -7,9 +7,11 @@
 mod audit;
 mod client;
 mod commands;
+mod integrity;
 mod model;
 mod rebac;
 mod render;
+mod supply;
 mod tenant;
 
 use std::path::PathBuf;
@@ -48,6 +50,13 @@ enum Command {
         /// Use this store instead of the configured one (`sqlite://…` or `postgres://…`).
         #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
+        /// Check this signed integrity manifest at start (see `portcullis integrity`): refuse
+        /// to start when this binary, the configuration file or a bundle file differs.
+        #[arg(long, value_name = "MANIFEST", requires = "trust_key")]
+        verify_integrity: Option<PathBuf>,
+        /// The public key the integrity manifest must be signed with.
+        #[arg(long, value_name = "FILE", requires = "verify_integrity")]
+        trust_key: Option<PathBuf>,
     },
     /// Validate a bundle (or a folder of bundles); print every problem with file:line:col.
     ///
@@ -118,6 +127,32 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Print this binary's SBOM: every package compiled into it (captured when it was built),
+    /// with version, purl, the registry's SHA-256 from Cargo.lock, licence and the dependency
+    /// graph; build-only packages (build scripts' dependencies, procedural macros) are marked.
+    ///
+    /// Exit status: 0 printed, 2 the output file could not be written.
+    Sbom {
+        /// CycloneDX 1.6 JSON or SPDX 2.3 JSON.
+        #[arg(long, value_enum, default_value = "cyclonedx")]
+        format: supply::SbomFormat,
+        /// Write the document to this file instead of standard output.
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Scan packages against a RustSec advisory database folder (and OSV files), offline:
+    /// this binary's own SBOM (the default, `--self`), a `Cargo.lock` or an SBOM document.
+    ///
+    /// Exit status: 0 no unwaived high, critical or unknown-severity vulnerability, 1 at least
+    /// one (high risk), 2 a usage error or an unusable input (the file is named).
+    Scan(supply::ScanArgs),
+    /// Sign and check integrity manifests: SHA-256 digests of the binary, the configuration
+    /// file and every bundle file, signed with Ed25519 (`serve --verify-integrity` checks one at
+    /// start).
+    Integrity {
+        #[command(subcommand)]
+        command: integrity::IntegrityCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -129,12 +164,18 @@ fn main() -> ExitCode {
             bundles,
             admin_listen,
             database_url,
+            verify_integrity,
+            trust_key,
         } => commands::serve(
             config.as_deref(),
-            listen,
-            bundles,
-            admin_listen,
-            database_url,
+            portcullis_server::Overrides {
+                listen,
+                bundles,
+                admin_listen,
+                database_url,
+                verify_integrity,
+                trust_key,
+            },
         ),
         Command::Validate { dir } => commands::validate(&dir),
         Command::Check {
@@ -147,6 +188,9 @@ fn main() -> ExitCode {
         Command::Rebac { options, command } => rebac::run(options, command),
         Command::Model { command } => model::run(command),
         Command::Audit { options, command } => audit::run(options, command),
+        Command::Sbom { format, output } => supply::sbom(format, output.as_deref()),
+        Command::Scan(args) => supply::scan(&args),
+        Command::Integrity { command } => integrity::run(command),
     };
     ExitCode::from(code)
 }

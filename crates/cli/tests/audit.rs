@@ -10,10 +10,13 @@
     reason = "test code: a failed setup step must fail the test"
 )]
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::copy_demo;
 
 const ADMIN_TOKEN: &str = "audit-test-admin-token-0123456789";
 
@@ -28,19 +31,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn copy_demo(into: &Path) -> PathBuf {
-    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles");
-    let root = into.join("bundles");
-    for tenant in std::fs::read_dir(source).unwrap().flatten() {
-        let target = root.join(tenant.file_name());
-        std::fs::create_dir_all(&target).unwrap();
-        for file in std::fs::read_dir(tenant.path()).unwrap().flatten() {
-            std::fs::copy(file.path(), target.join(file.file_name())).unwrap();
-        }
-    }
-    root
 }
 
 fn config(dir: &Path) -> PathBuf {

@@ -176,7 +176,7 @@ pub struct ClientCert {
 }
 
 /// Live environment signals readable by conditions as `env`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Environment {
     /// Supply-chain state of this very binary.
@@ -185,12 +185,16 @@ pub struct Environment {
 }
 
 /// Supply-chain signal.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SupplyChain {
     /// True while a high-risk vulnerable dependency is present.
     #[serde(default)]
     pub high_risk: bool,
+    /// The advisories that make it so (RustSec or OSV ids), named by a decision the built-in
+    /// supply-chain forbid denies; `None` while the signal is low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub advisories: Option<std::sync::Arc<[std::sync::Arc<str>]>>,
 }
 
 #[cfg(test)]

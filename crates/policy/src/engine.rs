@@ -43,6 +43,10 @@ use crate::variables::{action_variable, tenant_variable};
 /// The id under which the built-in supply-chain forbid is reported.
 pub const SUPPLY_CHAIN_FORBID: &str = "builtin:supply-chain";
 
+/// The prefix of the entries that follow [`SUPPLY_CHAIN_FORBID`] in a decision's forbids, one
+/// per advisory that raised the supply-chain signal: `advisory:RUSTSEC-2025-0001`.
+pub const SUPPLY_CHAIN_ADVISORY: &str = "advisory:";
+
 /// Three-valued truth.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tri {
@@ -674,6 +678,15 @@ impl Evaluation<'_, '_> {
         {
             forbid = Tri::True;
             forbids.push(Arc::from(crate::engine::SUPPLY_CHAIN_FORBID));
+            forbids.extend(
+                request
+                    .env
+                    .supply_chain
+                    .advisories
+                    .iter()
+                    .flat_map(|ids| ids.iter())
+                    .map(|id| Arc::from(format!("{SUPPLY_CHAIN_ADVISORY}{id}"))),
+            );
         }
         // Grants: role permissions and permit rules.
         let mut grant = Tri::False;

@@ -77,7 +77,9 @@ pub mod yaml;
 
 pub use compile::{Compiled, Snapshot};
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
-pub use engine::{PolicySet, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy, refuse};
+pub use engine::{
+    PolicySet, SUPPLY_CHAIN_ADVISORY, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy, refuse,
+};
 pub use load::{
     LoadOptions, compile_files, is_bundle_dir, load_bundle, load_bundles, read_bundle_dir,
 };

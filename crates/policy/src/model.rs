@@ -489,7 +489,7 @@ impl TestRequest {
             action: self.action.clone(),
             resource: self.resource.clone(),
             context: self.context.clone(),
-            env: self.env,
+            env: self.env.clone(),
             explain: true,
             action_properties: self.action_properties.clone(),
             trace_id: None,

@@ -84,6 +84,26 @@ struct RawConfig {
     log: RawLog,
     #[serde(default)]
     audit: crate::audit::RawAudit,
+    supply_chain: Option<RawSupplyChain>,
+    integrity: Option<RawIntegrity>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIntegrity {
+    manifest: Option<PathBuf>,
+    trust_key: Option<PathBuf>,
+    on_failure: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSupplyChain {
+    database: Option<PathBuf>,
+    osv: Option<PathBuf>,
+    waivers: Option<PathBuf>,
+    interval_seconds: Option<u64>,
+    on_error: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -252,6 +272,13 @@ pub struct Config {
     pub log: LogConfig,
     /// The audit trail (`None` when `audit.enabled = false`).
     pub audit: Option<crate::audit::AuditSettings>,
+    /// The supply-chain gate (`None` without a `[supply_chain]` section).
+    pub supply_chain: Option<crate::supply::SupplySettings>,
+    /// The integrity check at start (`None` without `[integrity]` or `--verify-integrity`).
+    pub integrity: Option<crate::supply::IntegritySettings>,
+    /// The SBOM of the running binary, served by `GET /admin/v1/sbom`. Not read from the file:
+    /// the `portcullis` binary sets it from the package list embedded at build time.
+    pub sbom: Option<std::sync::Arc<portcullis_supply::PackageList>>,
 }
 
 /// Where the store lives.
@@ -501,6 +528,10 @@ pub struct Overrides {
     pub admin_listen: Option<SocketAddr>,
     /// `--database-url`.
     pub database_url: Option<String>,
+    /// `--verify-integrity`: the signed manifest to check at start.
+    pub verify_integrity: Option<PathBuf>,
+    /// `--trust-key`: the public key the manifest must be signed with.
+    pub trust_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -519,10 +550,17 @@ impl Config {
             None => None,
         };
         let env = |name: &str| std::env::var(name).ok();
-        match raw {
+        let mut config = match raw {
             Some((text, base)) => Config::parse(&text, &base, overrides, &env),
             None => Config::parse("", Path::new("."), overrides, &env),
+        }?;
+        // What this process really runs with: its own executable and this file must be the
+        // ones the manifest covers.
+        if let Some(integrity) = &mut config.integrity {
+            integrity.binary = std::env::current_exe().ok();
+            integrity.config_file = path.map(Path::to_path_buf);
         }
+        Ok(config)
     }
 
     /// Parses configuration text. Relative paths are resolved against `base` (the file's
@@ -823,6 +861,11 @@ impl Config {
             .audit
             .settings(&data_dir, &resolve, env)
             .map_err(|(key, message)| error(&key, message))?;
+        let supply_chain = match raw.supply_chain {
+            None => None,
+            Some(raw) => Some(supply_settings(raw, &resolve)?),
+        };
+        let integrity = integrity_settings(raw.integrity, overrides, &resolve)?;
         let default_quota = portcullis_tenant::quota::QuotaConfig::new(
             raw.quota.requests_per_second,
             raw.quota.burst,
@@ -863,6 +906,9 @@ impl Config {
             tls,
             log,
             audit,
+            supply_chain,
+            integrity,
+            sbom: None,
         })
     }
 
@@ -1034,4 +1080,90 @@ impl Config {
             issuers,
         })
     }
+}
+
+/// `[integrity]` and `--verify-integrity` / `--trust-key` (which win): a manifest needs a
+/// trusted key and the other way round.
+fn integrity_settings(
+    raw: Option<RawIntegrity>,
+    overrides: &Overrides,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<Option<crate::supply::IntegritySettings>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let manifest = overrides
+        .verify_integrity
+        .clone()
+        .or_else(|| raw.manifest.as_deref().map(resolve));
+    let trust_key = overrides
+        .trust_key
+        .clone()
+        .or_else(|| raw.trust_key.as_deref().map(resolve));
+    let read_only_on_failure = match raw.on_failure.as_deref() {
+        None | Some("refuse") => false,
+        Some("read_only") => true,
+        Some(other) => {
+            return Err(error(
+                "integrity.on_failure",
+                format!(
+                    "`{other}`: use refuse (do not start) or read_only (start with every write denied)"
+                ),
+            ));
+        }
+    };
+    match (manifest, trust_key) {
+        (None, None) if raw.on_failure.is_none() => Ok(None),
+        (Some(manifest), Some(trust_key)) => Ok(Some(crate::supply::IntegritySettings {
+            manifest,
+            trust_key,
+            read_only_on_failure,
+            binary: None,
+            config_file: None,
+        })),
+        (None, _) => Err(error(
+            "integrity.manifest",
+            "name the signed manifest (or pass --verify-integrity)",
+        )),
+        (Some(_), None) => Err(error(
+            "integrity.trust_key",
+            "name the public key the manifest must be signed with (or pass --trust-key)",
+        )),
+    }
+}
+
+/// `[supply_chain]`: the database folder is required; the others are optional.
+fn supply_settings(
+    raw: RawSupplyChain,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<crate::supply::SupplySettings, ConfigError> {
+    let database = raw.database.ok_or_else(|| {
+        error(
+            "supply_chain.database",
+            "name the advisory database folder (a RustSec advisory-db checkout)",
+        )
+    })?;
+    let interval = raw.interval_seconds.unwrap_or(3600);
+    if !(1..=7 * 86_400).contains(&interval) {
+        return Err(error(
+            "supply_chain.interval_seconds",
+            "must be between 1 and 604800 (a week)",
+        ));
+    }
+    let fail_closed = match raw.on_error.as_deref() {
+        None | Some("high_risk") => true,
+        Some("keep") => false,
+        Some(other) => {
+            return Err(error(
+                "supply_chain.on_error",
+                format!("`{other}`: use high_risk (fail closed) or keep (the last result stands)"),
+            ));
+        }
+    };
+    Ok(crate::supply::SupplySettings {
+        database: resolve(&database),
+        osv: raw.osv.as_deref().map(resolve),
+        waivers: raw.waivers.as_deref().map(resolve),
+        interval: Duration::from_secs(interval),
+        fail_closed,
+        packages: None,
+    })
 }

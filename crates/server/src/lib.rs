@@ -11,7 +11,8 @@
 //! * gRPC on the public listener: Envoy ext_authz and `portcullis.v1`;
 //! * operations: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
 //! * admin (own listener, with its own `/openapi.json`): tenants, bundles, principals, keys,
-//!   tuples, audit; each call authorized by the `system` tenant through the same path.
+//!   tuples, audit, the supply-chain gate's dependency scan; each call authorized by the
+//!   `system` tenant through the same path.
 //!
 //! # Layers
 //!
@@ -19,7 +20,8 @@
 //! it), lowest first:
 //!
 //! 1. foundation: [`files`], [`metrics`], [`evaluation`] (the low-priority pool for costly
-//!    evaluations), [`demo`], [`audit::store`];
+//!    evaluations), [`demo`], [`supply`] (the supply-chain gate's settings, status and scan),
+//!    [`audit::store`];
 //! 2. [`audit`]: the audit writer (records, masking, sealing, back-pressure);
 //! 3. [`config`];
 //! 4. [`identity`] (tokens, with its own error type) and [`tls`];
@@ -31,7 +33,8 @@
 //!    encryption ([`snapshots::crypto`]);
 //! 8. [`state`]: what every request shares;
 //! 9. snapshot maintenance: [`snapshots::reload`], [`snapshots::relations`] (the relation
-//!    index), [`snapshots::tuples`];
+//!    index), [`snapshots::tuples`], [`snapshots::supply`] (the supply-chain signal kept
+//!    current);
 //! 10. [`decision`]: the one decision path;
 //! 11. [`admin`]: the admin API (one file per resource);
 //! 12. [`edges`]: one module per protocol (OpenFGA's HTTP API among them), plus the public
@@ -56,6 +59,7 @@ pub mod request_id;
 pub mod serve;
 pub mod snapshots;
 pub mod state;
+pub mod supply;
 pub mod tls;
 
 use std::sync::Arc;

@@ -74,7 +74,16 @@ pub struct Metrics {
     tenants: Gauge,
     audit_buffered: Gauge,
     audit_capacity: Gauge,
+    supply_high_risk: Gauge,
+    supply_scans: Family<ScanLabels, Counter>,
     last_reload_failures: AtomicU64,
+}
+
+/// Labels of a supply-chain scan.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ScanLabels {
+    /// `ok` or `error` (the scan could not run).
+    pub outcome: &'static str,
 }
 
 impl Default for Metrics {
@@ -122,6 +131,18 @@ impl Metrics {
             "Capacity of the audit buffer; when full, the tenant's policy blocks or denies",
             audit_capacity.clone(),
         );
+        let supply_high_risk = Gauge::default();
+        let supply_scans = Family::<ScanLabels, Counter>::default();
+        registry.register(
+            "supply_chain_high_risk",
+            "1 while the dependency scan finds an unwaived high-risk advisory (writes are denied)",
+            supply_high_risk.clone(),
+        );
+        registry.register(
+            "supply_chain_scans",
+            "Dependency scans of this binary, by outcome",
+            supply_scans.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -131,6 +152,8 @@ impl Metrics {
             tenants,
             audit_buffered,
             audit_capacity,
+            supply_high_risk,
+            supply_scans,
             last_reload_failures: AtomicU64::new(0),
         }
     }
@@ -199,6 +222,14 @@ impl Metrics {
     /// Bundles that failed in the last reload.
     pub fn last_reload_failures(&self) -> u64 {
         self.last_reload_failures.load(Ordering::Relaxed)
+    }
+
+    /// Counts one dependency scan and sets the supply-chain signal's gauge.
+    pub fn supply_scan(&self, outcome: &'static str, high_risk: bool) {
+        self.supply_scans
+            .get_or_create(&ScanLabels { outcome })
+            .inc();
+        self.supply_high_risk.set(i64::from(high_risk));
     }
 
     /// Records the audit buffer's level and capacity (read at each scrape).

@@ -109,7 +109,27 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         None
     };
     let verifier = Verifier::new(&config.identity).map_err(|e| e.to_string())?;
+    // Integrity first: a binary, configuration or bundle that is not the one signed does not
+    // start (or, when so configured, starts with every write denied).
+    let integrity = match &config.integrity {
+        None => None,
+        Some(settings) => Some(match crate::supply::verify_integrity(settings) {
+            Ok(verified) => Ok(verified),
+            Err(error) if settings.read_only_on_failure => {
+                tracing::error!(%error, "integrity check failed: starting read-only, every write is denied");
+                Err(format!("integrity check failed: {error}"))
+            }
+            Err(error) => return Err(format!("integrity check failed; not starting: {error}")),
+        }),
+    };
     let state = Arc::new(AppState::open(config, verifier, clock).await?);
+    match integrity {
+        Some(Ok(verified)) => {
+            let _ = state.integrity.set(verified);
+        }
+        Some(Err(reason)) => state.set_read_only(reason),
+        None => {}
+    }
 
     // Bundles: refuse to start on any problem, so a broken deployment is noticed at once.
     if state.config.embedded_demo {
@@ -128,9 +148,15 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         }
         return Err(message);
     }
+    // The supply-chain signal is known before the first request is answered.
+    crate::snapshots::supply::scan(&state, "start").await;
 
     let (shutdown, stop) = watch::channel(false);
     let mut tasks = Vec::new();
+    tasks.extend(crate::snapshots::supply::spawn_periodic(
+        Arc::clone(&state),
+        stop.clone(),
+    ));
     // Every listener enforces the same limits on request heads.
     let limits = HeadLimits::new(&state.config.limits);
 
@@ -233,6 +259,9 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                 cause = next;
             }
             let report = reload_all(&reloader, cause).await;
+            if cause == "signal" {
+                crate::snapshots::supply::scan(&reloader, "signal").await;
+            }
             {
                 tracing::info!(
                     trigger = cause,

@@ -20,6 +20,10 @@ use crate::identity::Verifier;
 use crate::metrics::Metrics;
 use crate::snapshots::loaded::Loaded;
 
+/// The entry a decision denied while the service runs read-only names after the built-in
+/// supply-chain forbid (as `advisory:integrity`).
+pub const READ_ONLY_ADVISORY: &str = "integrity";
+
 /// Where "now" comes from. Tests inject a fixed clock; the server uses the system clock.
 pub type Clock = Arc<dyn Fn() -> jiff::Timestamp + Send + Sync>;
 
@@ -44,8 +48,17 @@ pub struct AppState {
     pub evaluation: crate::evaluation::EvaluationPool,
     /// Bases, sources and data revisions; the lock serializes reloads and refreshes.
     pub loaded: tokio::sync::Mutex<Loaded>,
+    /// The supply-chain gate's last scan.
+    pub supply: crate::supply::Gate,
+    /// The integrity manifest verified at start, which reloaded bundle files must match.
+    pub integrity: std::sync::OnceLock<portcullis_supply::integrity::Verified>,
+    /// Why the service runs read-only (a failed integrity check with `on_failure =
+    /// "read_only"`): every write is denied by the built-in supply-chain forbid.
+    read_only: std::sync::OnceLock<String>,
+    gate_signal: std::sync::Mutex<(bool, Vec<String>)>,
     clock: Clock,
     high_risk: AtomicBool,
+    advisories: ArcSwap<Vec<Arc<str>>>,
     trace_prefix: String,
     trace_counter: AtomicU64,
     ready: AtomicBool,
@@ -109,7 +122,12 @@ impl AppState {
             evaluation,
             loaded: tokio::sync::Mutex::new(Loaded::default()),
             clock: clock.unwrap_or_else(|| Arc::new(jiff::Timestamp::now)),
+            supply: crate::supply::Gate::default(),
+            integrity: std::sync::OnceLock::new(),
+            read_only: std::sync::OnceLock::new(),
+            gate_signal: std::sync::Mutex::new((false, Vec::new())),
             high_risk: AtomicBool::new(false),
+            advisories: ArcSwap::from_pointee(Vec::new()),
             trace_prefix: hex::encode(seed),
             trace_counter: AtomicU64::new(0),
             ready: AtomicBool::new(false),
@@ -145,16 +163,54 @@ impl AppState {
         (self.clock)()
     }
 
-    /// Sets the supply-chain signal.
+    /// Sets the supply-chain signal (naming no advisory).
     pub fn set_high_risk(&self, high_risk: bool) {
-        self.high_risk.store(high_risk, Ordering::Release);
+        self.set_supply_signal(high_risk, &[]);
+    }
+
+    /// Sets the supply-chain signal and the advisories that raise it. While the service runs
+    /// read-only the signal stays high and names `integrity` too.
+    pub fn set_supply_signal(&self, high_risk: bool, advisories: &[String]) {
+        let mut gate = self
+            .gate_signal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *gate = (high_risk, advisories.to_vec());
+        let read_only = self.read_only.get().is_some();
+        let mut named: Vec<Arc<str>> = advisories.iter().map(|id| Arc::from(id.as_str())).collect();
+        if read_only {
+            named.push(Arc::from(READ_ONLY_ADVISORY));
+        }
+        self.advisories.store(Arc::new(named));
+        self.high_risk
+            .store(high_risk || read_only, Ordering::Release);
+    }
+
+    /// Runs the service read-only from now on, for `reason` (logged and shown by the dependency
+    /// scan's status): every write is denied, naming [`READ_ONLY_ADVISORY`].
+    pub fn set_read_only(&self, reason: String) {
+        let _ = self.read_only.set(reason);
+        let (high_risk, advisories) = self
+            .gate_signal
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        self.set_supply_signal(high_risk, &advisories);
+    }
+
+    /// Why the service runs read-only, if it does.
+    pub fn read_only(&self) -> Option<&str> {
+        self.read_only.get().map(String::as_str)
     }
 
     /// The environment signals the server computes (callers cannot supply them).
     pub fn environment(&self) -> Environment {
+        let high_risk = self.high_risk.load(Ordering::Acquire);
         Environment {
             supply_chain: SupplyChain {
-                high_risk: self.high_risk.load(Ordering::Acquire),
+                high_risk,
+                // Read only while the signal is high: the common answer costs one load.
+                advisories: high_risk.then(|| self.advisories.load().iter().cloned().collect()),
             },
         }
     }

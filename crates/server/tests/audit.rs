@@ -246,45 +246,6 @@ async fn decisions_and_changes_are_recorded_masked_and_readable_only_by_auditors
     }
 }
 
-const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-/// A fresh PostgreSQL database, or `None` when PostgreSQL is unreachable (which fails the test
-/// under `CI=true`).
-async fn fresh_postgres() -> Option<String> {
-    let reachable = tokio::time::timeout(
-        std::time::Duration::from_secs(3),
-        sqlx::PgPool::connect(POSTGRES_ADMIN),
-    )
-    .await;
-    let Ok(Ok(admin)) = reachable else {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true requires it");
-        }
-        eprintln!("notice: PostgreSQL is not reachable; skipping the PostgreSQL audit test");
-        return None;
-    };
-    let mut bytes = [0u8; 6];
-    getrandom::fill(&mut bytes).unwrap();
-    let name = format!("portcullis_audit_{}", hex::encode(bytes));
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .unwrap();
-    admin.close().await;
-    Some(name)
-}
-
-async fn drop_database(name: &str) {
-    let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&admin)
-    .await
-    .unwrap();
-    admin.close().await;
-}
-
 /// `(tenant, position, seq, kind, actor, outcome, line)` of every row, in stream order.
 type Row = (String, i64, i64, String, String, String, String);
 
@@ -299,7 +260,7 @@ async fn table(owner: &sqlx::PgPool) -> Vec<Row> {
 
 #[tokio::test]
 async fn the_trail_kept_in_postgresql_verifies_and_a_tampered_row_is_named() {
-    let Some(database) = fresh_postgres().await else {
+    let Some(database) = support::fresh_postgres("portcullis_audit").await else {
         return;
     };
     let service_url = format!("postgres://portcullis_service@127.0.0.1:5432/{database}");
@@ -566,7 +527,7 @@ async fn the_trail_kept_in_postgresql_verifies_and_a_tampered_row_is_named() {
     );
     reader.close().await;
     owner.close().await;
-    drop_database(&database).await;
+    support::drop_database(&database).await;
 }
 
 /// The embedded SQLite store keeps the trail too (its own pool beside the service's, one file).

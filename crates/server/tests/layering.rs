@@ -22,7 +22,14 @@ use layering::{Layers, find_cycle};
 const TABLE: &[(&str, &[&str])] = &[
     (
         "foundation",
-        &["files", "metrics", "evaluation", "demo", "audit::store"],
+        &[
+            "files",
+            "metrics",
+            "evaluation",
+            "demo",
+            "supply",
+            "audit::store",
+        ],
     ),
     ("audit writer", &["audit"]),
     ("configuration", &["config"]),
@@ -42,6 +49,7 @@ const TABLE: &[(&str, &[&str])] = &[
         &[
             "snapshots::relations",
             "snapshots::reload",
+            "snapshots::supply",
             "snapshots::tuples",
         ],
     ),

@@ -1605,7 +1605,20 @@ secret_env = "OPENAPI_TEST_SECRET"
         ..Default::default()
     };
     let env = |name: &str| (name == "OPENAPI_TEST_SECRET").then(|| IDENTITY_SECRET.to_owned());
-    let config = Config::parse(&text, bundles.path(), &overrides, &env).unwrap();
+    let mut config = Config::parse(&text, bundles.path(), &overrides, &env).unwrap();
+    // The SBOM the `portcullis` binary would hand over (`GET /admin/v1/sbom`).
+    let mut root = portcullis_supply::SbomPackage::path("portcullis", "0.1.0", "Apache-2.0");
+    root.dependencies = vec!["tokio@1.0.0".into()];
+    config.sbom = Some(Arc::new(portcullis_supply::PackageList {
+        root: "portcullis@0.1.0".into(),
+        target: "x86_64-unknown-linux-gnu".into(),
+        built_at: jiff::Timestamp::UNIX_EPOCH,
+        generator: "the OpenAPI tests".into(),
+        packages: vec![
+            root,
+            portcullis_supply::SbomPackage::crates_io("tokio", "1.0.0", &"0".repeat(64), "MIT"),
+        ],
+    }));
     let verifier = Verifier::new(&config.identity).unwrap();
     let state = Arc::new(AppState::open(config, verifier, None).await.unwrap());
     let report = reload_all(&state, "start").await;

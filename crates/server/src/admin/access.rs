@@ -267,6 +267,8 @@ admin_actions! {
     TuplesRead => "admin:tuples.read",
     TuplesWrite => "admin:tuples.write",
     AuditRead => "admin:audit.read",
+    SecurityRead => "admin:security.read",
+    SecurityScan => "admin:security.scan",
 }
 
 // ------------------------------------------------------------------ the extractors

@@ -18,7 +18,8 @@
 //! * one module per resource: `tenants`, `bundles` (upload, history, activation), `reload`,
 //!   `principals` (run-time principals, sensitive attributes stored encrypted), `assignments`
 //!   (role assignments), `keys` (re-encryption under the current key), `tuples` (relationship
-//!   tuples, their changes and the tenant's model) and [`audit`] (reading the audit trail).
+//!   tuples, their changes and the tenant's model), [`audit`] (reading the audit trail) and
+//!   `security` (the supply-chain gate's dependency scan).
 
 mod access;
 mod assignments;
@@ -27,6 +28,7 @@ mod bundles;
 mod keys;
 mod principals;
 mod reload;
+mod security;
 mod tenants;
 mod tuples;
 
@@ -51,7 +53,7 @@ pub(crate) use bundles::{ModelWriteError, write_model};
 pub(crate) use tenants::{create, delete};
 
 /// The tenant whose bundle authorizes admin calls.
-pub const SYSTEM_TENANT: &str = "system";
+pub use crate::audit::SYSTEM_TENANT;
 /// Largest accepted upload.
 const MAX_UPLOAD_BYTES: usize = 16 * 1024 * 1024;
 
@@ -121,6 +123,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/admin/v1/tenants/{tenant}/model", get(tuples::read_model))
         .route("/admin/v1/reload", post(reload::reload))
+        .route(
+            "/admin/v1/security/dependency-scan",
+            get(security::status).post(security::rescan),
+        )
+        .route("/admin/v1/sbom", get(security::sbom))
         .route("/admin/v1/tenants/{tenant}/audit", get(audit::query))
         .route(
             "/admin/v1/tenants/{tenant}/audit/export",

@@ -568,10 +568,15 @@ fn push_address(text: &mut String, ip: std::net::IpAddr) {
     }
 }
 
-/// The audit edge of a decision edge's name.
-/// The log that holds decisions on tenants that are not loaded.
-const UNKNOWN_TENANTS_LOG: &str = "system";
+/// The tenant whose trail holds what concerns the node rather than one tenant (administrative
+/// calls such as reload, changes of the supply-chain signal) and whose bundle authorizes admin
+/// calls.
+pub const SYSTEM_TENANT: &str = "system";
 
+/// The log that holds decisions on tenants that are not loaded.
+const UNKNOWN_TENANTS_LOG: &str = SYSTEM_TENANT;
+
+/// The audit edge of a decision edge's name.
 fn edge_of(edge: &str) -> Edge {
     match edge {
         "grpc" | "envoy" | "envoy-grpc" => Edge::Grpc,

@@ -123,6 +123,20 @@ async fn load_folder(folder: PathBuf) -> Result<Snapshot, LoadError> {
         })
 }
 
+/// Keeps the tenant `folder` held before (if any) when its bundle is refused.
+fn keep_previous(
+    previous: &BTreeMap<TenantId, Base>,
+    folder: &Path,
+    bases: &mut BTreeMap<TenantId, Base>,
+) {
+    if let Some((tenant, base)) = previous
+        .iter()
+        .find(|(_, b)| matches!(&b.source, Source::Folder(f) if f == folder))
+    {
+        bases.insert(tenant.clone(), base.clone());
+    }
+}
+
 /// Reloads everything: bundle folders, bundles in the store, run-time data.
 pub async fn reload_all(state: &AppState, trigger: &'static str) -> ReloadReport {
     let mut loaded = state.loaded.lock().await;
@@ -134,6 +148,21 @@ pub async fn reload_all(state: &AppState, trigger: &'static str) -> ReloadReport
     let mut folders_seen = BTreeSet::new();
     for folder in bundle_folders(&state.config.bundles) {
         folders_seen.insert(folder.clone());
+        // Under an integrity manifest, a folder holding a file it does not cover (or a changed
+        // one) is refused like a bundle with problems: the previous version stays in place.
+        if let Some(verified) = state.integrity.get()
+            && let Err(error) = verified.check_folder(&folder)
+        {
+            let error = format!("{}: integrity: {error}", folder.display());
+            tracing::error!(%error, "bundle rejected; the previous version stays in place");
+            state.metrics.reload("failed", trigger);
+            report.failed.push(FailedBundle {
+                path: folder.display().to_string(),
+                errors: vec![error],
+            });
+            keep_previous(&previous, &folder, &mut bases);
+            continue;
+        }
         match load_folder(folder.clone()).await {
             Ok(snapshot) => {
                 let tenant = snapshot.tenant().clone();
@@ -167,12 +196,7 @@ pub async fn reload_all(state: &AppState, trigger: &'static str) -> ReloadReport
                     folder.display().to_string(),
                     &error,
                 ));
-                if let Some((tenant, base)) = previous
-                    .iter()
-                    .find(|(_, b)| b.source == Source::Folder(folder.clone()))
-                {
-                    bases.insert(tenant.clone(), base.clone());
-                }
+                keep_previous(&previous, &folder, &mut bases);
             }
         }
     }

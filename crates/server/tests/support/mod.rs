@@ -95,6 +95,18 @@ pub fn config(text: &str) -> Config {
     .unwrap()
 }
 
+/// The error a config with `extra` (see [`config_text`]) is refused with.
+pub fn config_error(bundles: &Path, extra: &str) -> String {
+    Config::parse(
+        &config_text(bundles, extra),
+        Path::new("."),
+        &Overrides::default(),
+        &|name| (name == "TEST_SECRET").then(|| SECRET.to_owned()),
+    )
+    .expect_err(extra)
+    .to_string()
+}
+
 /// 16:00 on Monday 2026-03-02 in Shanghai: a trading day, after the close.
 pub fn trading_day_after_close() -> jiff::Timestamp {
     "2026-03-02T16:00:00+08:00".parse().unwrap()
@@ -146,5 +158,103 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
+        .unwrap()
+}
+
+/// The PostgreSQL server's administrative connection.
+pub const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// A fresh PostgreSQL database named `PREFIX_<random>`, or `None` when PostgreSQL is
+/// unreachable (which fails the test under `CI=true`).
+pub async fn fresh_postgres(prefix: &str) -> Option<String> {
+    let reachable = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        sqlx::PgPool::connect(POSTGRES_ADMIN),
+    )
+    .await;
+    let Ok(Ok(admin)) = reachable else {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("PostgreSQL at 127.0.0.1:5432 is not reachable, and CI=true requires it");
+        }
+        eprintln!("notice: PostgreSQL is not reachable; skipping this PostgreSQL test");
+        return None;
+    };
+    let mut bytes = [0u8; 6];
+    getrandom::fill(&mut bytes).unwrap();
+    let name = format!("{prefix}_{}", hex::encode(bytes));
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    Some(name)
+}
+
+/// Drops a database made by [`fresh_postgres`].
+pub async fn drop_database(name: &str) {
+    let admin = sqlx::PgPool::connect(POSTGRES_ADMIN).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+}
+
+/// The `[store]` and `[audit]` sections of a server keeping everything in PostgreSQL database
+/// `database` (as the service role, migrated by the owner).
+pub fn postgres_sections(database: &str) -> String {
+    format!(
+        "[store]\nurl = \"postgres://portcullis_service@127.0.0.1:5432/{database}?sslmode=disable\"\n\
+         migrate_url = \"postgres://postgres@127.0.0.1:5432/{database}\"\n\
+         [audit]\nbackend = \"store\"\nflush_interval_ms = 2\n"
+    )
+}
+
+/// A write the demo bundle allows while the supply-chain signal is low: the inventory service
+/// increases a stock level.
+pub fn inventory_write() -> Value {
+    json!({
+        "tenant": "acme",
+        "principal": { "id": "inventory-service" },
+        "action": "inventory:increase",
+        "resource": { "type": "inventory", "id": "sku-1" },
+        "context": { "source": "internal-service" }
+    })
+}
+
+/// A read the demo bundle allows whatever the signal: bob downloads logs from the office.
+pub fn logs_read() -> Value {
+    json!({
+        "tenant": "acme",
+        "principal": { "id": "bob" },
+        "action": "app:logs.download",
+        "resource": { "type": "app", "id": "payments" },
+        "context": { "ip": "172.16.3.4" }
+    })
+}
+
+/// `POST /v1/check` with `body`; the decision.
+pub async fn check(base: &str, body: &Value) -> Value {
+    let response = client()
+        .post(format!("{base}/v1/check"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+/// `GET {base}{path}` as text.
+pub async fn get_text(base: &str, path: &str) -> String {
+    client()
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
         .unwrap()
 }

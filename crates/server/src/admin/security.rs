@@ -1,0 +1,67 @@
+//! The supply-chain gate's dependency scan (`/admin/v1/security/dependency-scan` on the admin
+//! listener): its last result, and a new scan on demand.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::access::{NodeAccess, SecurityRead, SecurityScan};
+use crate::error::{ApiError, QueryParams};
+use crate::state::AppState;
+use crate::supply::ScanStatus;
+
+/// `GET`: the last scan's status (signal, advisories, reason, time, database, report).
+pub(super) async fn status(
+    State(state): State<Arc<AppState>>,
+    _: NodeAccess<SecurityRead>,
+) -> Json<Arc<ScanStatus>> {
+    Json(state.supply.status())
+}
+
+/// `POST`: scans now (as on `SIGHUP`) and answers the new status.
+pub(super) async fn rescan(
+    State(state): State<Arc<AppState>>,
+    _: NodeAccess<SecurityScan>,
+) -> Json<Arc<ScanStatus>> {
+    Json(crate::snapshots::supply::scan(&state, "admin").await)
+}
+
+/// Query of `GET /admin/v1/sbom`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SbomQuery {
+    /// `cyclonedx` (the default) or `spdx`.
+    #[serde(default)]
+    format: Option<SbomFormat>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SbomFormat {
+    Cyclonedx,
+    Spdx,
+}
+
+/// `GET`: the SBOM of the running binary, CycloneDX 1.6 or SPDX 2.3 JSON.
+pub(super) async fn sbom(
+    State(state): State<Arc<AppState>>,
+    QueryParams(query): QueryParams<SbomQuery>,
+    _: NodeAccess<SecurityRead>,
+) -> Result<Json<Value>, ApiError> {
+    let Some(list) = &state.config.sbom else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "sbom_unavailable",
+            "this server runs without the SBOM of its binary (the `portcullis` binary embeds one; \
+             a server started as a library has none)",
+        ));
+    };
+    Ok(Json(match query.format.unwrap_or(SbomFormat::Cyclonedx) {
+        SbomFormat::Cyclonedx => list.to_cyclonedx(),
+        SbomFormat::Spdx => list.to_spdx(),
+    }))
+}
