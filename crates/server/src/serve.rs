@@ -254,12 +254,15 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                 _ = stop_reload.changed() => None,
             };
             let Some(mut cause) = cause else { break };
-            // Coalesce a burst of triggers into one reload.
+            // Coalesce a burst of triggers into one reload; a SIGHUP among them also rescans
+            // the dependencies.
+            let mut signalled = cause == "signal";
             while let Ok(next) = triggers.try_recv() {
                 cause = next;
+                signalled |= next == "signal";
             }
             let report = reload_all(&reloader, cause).await;
-            if cause == "signal" {
+            if signalled {
                 crate::snapshots::supply::scan(&reloader, "signal").await;
             }
             {

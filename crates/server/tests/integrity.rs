@@ -97,6 +97,19 @@ async fn a_failed_check_can_start_read_only_with_every_write_denied() {
     assert_eq!(check(&base, &logs_read()).await["decision"], "allow");
     let reason = server.state.read_only().expect("read-only").to_owned();
     assert!(reason.contains("not by the trusted key"), "{reason}");
+    let status: Value = client()
+        .get(format!(
+            "http://{}/admin/v1/security/dependency-scan",
+            server.admin_addr
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["read_only"], reason.as_str(), "{status}");
     server.stop().await;
 }
 

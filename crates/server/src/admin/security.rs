@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::access::{NodeAccess, SecurityRead, SecurityScan};
@@ -14,20 +14,39 @@ use crate::error::{ApiError, QueryParams};
 use crate::state::AppState;
 use crate::supply::ScanStatus;
 
+/// The gate's status as answered: the last scan, and why the service runs read-only if it does
+/// (a failed integrity check; every write is then denied whatever the scan found).
+#[derive(Debug, Serialize)]
+pub(super) struct GateAnswer {
+    #[serde(flatten)]
+    scan: Arc<ScanStatus>,
+    read_only: Option<String>,
+}
+
+impl GateAnswer {
+    fn new(state: &AppState, scan: Arc<ScanStatus>) -> Json<GateAnswer> {
+        Json(GateAnswer {
+            scan,
+            read_only: state.read_only().map(str::to_owned),
+        })
+    }
+}
+
 /// `GET`: the last scan's status (signal, advisories, reason, time, database, report).
 pub(super) async fn status(
     State(state): State<Arc<AppState>>,
     _: NodeAccess<SecurityRead>,
-) -> Json<Arc<ScanStatus>> {
-    Json(state.supply.status())
+) -> Json<GateAnswer> {
+    GateAnswer::new(&state, state.supply.status())
 }
 
 /// `POST`: scans now (as on `SIGHUP`) and answers the new status.
 pub(super) async fn rescan(
     State(state): State<Arc<AppState>>,
     _: NodeAccess<SecurityScan>,
-) -> Json<Arc<ScanStatus>> {
-    Json(crate::snapshots::supply::scan(&state, "admin").await)
+) -> Json<GateAnswer> {
+    let scan = crate::snapshots::supply::scan(&state, "admin").await;
+    GateAnswer::new(&state, scan)
 }
 
 /// Query of `GET /admin/v1/sbom`.
