@@ -15,10 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_supply::integrity::{Manifest, SecretKey, Subjects};
-use serde_json::{Value, json};
-use support::{
-    ADMIN_TOKEN, check, client, copy_demo, inventory_write, logs_read, trading_day_after_close,
-};
+use serde_json::json;
+use support::{ADMIN_TOKEN, check, copy_demo, inventory_write, logs_read, trading_day_after_close};
 
 /// Demo bundles in `dir`, a key pair and a manifest of the bundle files signed with it.
 fn signed(dir: &Path) -> (PathBuf, String) {
@@ -97,18 +95,13 @@ async fn a_failed_check_can_start_read_only_with_every_write_denied() {
     assert_eq!(check(&base, &logs_read()).await["decision"], "allow");
     let reason = server.state.read_only().expect("read-only").to_owned();
     assert!(reason.contains("not by the trusted key"), "{reason}");
-    let status: Value = client()
-        .get(format!(
-            "http://{}/admin/v1/security/dependency-scan",
-            server.admin_addr
-        ))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, status) = support::admin_call(
+        &format!("http://{}", server.admin_addr),
+        ADMIN_TOKEN,
+        reqwest::Method::GET,
+        "/admin/v1/security/dependency-scan",
+    )
+    .await;
     assert_eq!(status["read_only"], reason.as_str(), "{status}");
     server.stop().await;
 }
@@ -128,15 +121,13 @@ async fn reload_refuses_a_bundle_file_the_manifest_does_not_cover() {
         "rules:\n  - id: LATE-1\n    effect: forbid\n    actions: [\"inventory:increase\"]\n",
     )
     .unwrap();
-    let report: Value = client()
-        .post(format!("{admin_base}/admin/v1/reload"))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, report) = support::admin_call(
+        &admin_base,
+        ADMIN_TOKEN,
+        reqwest::Method::POST,
+        "/admin/v1/reload",
+    )
+    .await;
     let failed = report["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{report}");
     let errors = failed[0]["errors"].to_string();

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use portcullis_supply::Lockfile;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::{
-    ADMIN_TOKEN, AUDIT_TOKEN, check, client, copy_demo, get_text, inventory_write, logs_read,
+    ADMIN_TOKEN, AUDIT_TOKEN, admin_call, check, copy_demo, get_text, inventory_write, logs_read,
     trading_day_after_close,
 };
 
@@ -93,21 +93,6 @@ async fn start(bundles: &Path, extra: &str) -> portcullis_server::RunningServer 
         .unwrap()
 }
 
-async fn admin(base: &str, token: &str, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let response = client()
-        .request(method, format!("{base}{path}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
 async fn the_gate_closes_and_opens(extra: &str) {
     let Some(snapshot) = snapshot() else {
         return;
@@ -126,7 +111,7 @@ async fn the_gate_closes_and_opens(extra: &str) {
     let admin_base = format!("http://{}", server.admin_addr);
 
     // Scanned at start: the signal is high, writes are denied naming the advisory, reads pass.
-    let (status, scan) = admin(
+    let (status, scan) = admin_call(
         &admin_base,
         AUDIT_TOKEN,
         reqwest::Method::GET,
@@ -155,7 +140,7 @@ async fn the_gate_closes_and_opens(extra: &str) {
     );
 
     // An auditor may look but not scan.
-    let (status, _) = admin(
+    let (status, _) = admin_call(
         &admin_base,
         AUDIT_TOKEN,
         reqwest::Method::POST,
@@ -166,7 +151,7 @@ async fn the_gate_closes_and_opens(extra: &str) {
 
     // The advisory removed and a scan asked for: writes are allowed again.
     std::fs::remove_file(&advisory).unwrap();
-    let (status, scan) = admin(
+    let (status, scan) = admin_call(
         &admin_base,
         ADMIN_TOKEN,
         reqwest::Method::POST,
@@ -185,7 +170,7 @@ async fn the_gate_closes_and_opens(extra: &str) {
     );
 
     // Both changes of the signal are in the system tenant's trail, in order.
-    let (status, page) = admin(
+    let (status, page) = admin_call(
         &admin_base,
         AUDIT_TOKEN,
         reqwest::Method::GET,
@@ -223,7 +208,7 @@ async fn a_missing_database_fails_closed_and_says_why() {
     let server = start(&bundles, &extra).await;
     let base = format!("http://{}", server.addr);
     let admin_base = format!("http://{}", server.admin_addr);
-    let (_, scan) = admin(
+    let (_, scan) = admin_call(
         &admin_base,
         AUDIT_TOKEN,
         reqwest::Method::GET,

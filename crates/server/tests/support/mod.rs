@@ -258,3 +258,25 @@ pub async fn get_text(base: &str, path: &str) -> String {
         .await
         .unwrap()
 }
+
+/// `METHOD {base}{path}` with an admin bearer token and no body: the status, and the answer as
+/// JSON (a string when it is not JSON).
+pub async fn admin_call(
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+) -> (u16, Value) {
+    let response = client()
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
