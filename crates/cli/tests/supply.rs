@@ -386,6 +386,27 @@ fn python(script: &str, file: &Path) -> Output {
         .unwrap()
 }
 
+/// Runs a validation script on `file`; it must succeed. Its standard output.
+fn validated(script: &str, file: &Path) -> String {
+    let output = python(script, file);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    text(&output.stdout)
+}
+
+/// Breaks the JSON document in `file` with `damage`; the validation script must then fail.
+fn refused_when(script: &str, file: &Path, damage: impl FnOnce(&mut Value)) {
+    let mut document: Value =
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
+    damage(&mut document);
+    std::fs::write(file, document.to_string()).unwrap();
+    assert!(!python(script, file).status.success());
+}
+
 #[test]
 fn cyclonedx_sbom_is_valid_against_the_official_schema() {
     if !has_python_module("cyclonedx.validation.json") || !has_python_module("jsonschema") {
@@ -411,20 +432,12 @@ if error is not None:
     sys.exit(1)
 print("valid")
 "#;
-    let output = python(script, &path);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    assert_eq!(text(&output.stdout).trim(), "valid");
+    assert_eq!(validated(script, &path).trim(), "valid");
 
     // The check can fail: a document breaking the schema is refused.
-    let mut broken: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    broken["components"][0]["scope"] = Value::from("sometimes");
-    std::fs::write(&path, broken.to_string()).unwrap();
-    assert!(!python(script, &path).status.success());
+    refused_when(script, &path, |document| {
+        document["components"][0]["scope"] = Value::from("sometimes");
+    });
 }
 
 #[test]
@@ -460,23 +473,12 @@ if messages:
     sys.exit(1)
 print("valid", len(document.packages), len(document.relationships))
 "#;
-    let output = python(script, &path);
-    assert!(
-        output.status.success(),
-        "{}{}",
-        text(&output.stdout),
-        text(&output.stderr)
-    );
-    assert!(
-        text(&output.stdout).starts_with("valid "),
-        "{}",
-        text(&output.stdout)
-    );
+    let stdout = validated(script, &path);
+    assert!(stdout.starts_with("valid "), "{stdout}");
 
-    let mut broken: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    broken["relationships"][0]["relatedSpdxElement"] = Value::from("SPDXRef-Nowhere");
-    std::fs::write(&path, broken.to_string()).unwrap();
-    assert!(!python(script, &path).status.success());
+    refused_when(script, &path, |document| {
+        document["relationships"][0]["relatedSpdxElement"] = Value::from("SPDXRef-Nowhere");
+    });
 }
 
 // ------------------------------------------------------------------ scan
