@@ -308,6 +308,18 @@ fn the_gate_scans_the_embedded_sbom_and_again_on_sighup() {
         admin_get("/admin/v1/sbom?format=xml")["error"]["code"],
         "invalid_query"
     );
+    // The same document on the public listener, for an admin token only.
+    assert_eq!(
+        curl(
+            &["-H", &bearer],
+            &format!("{}/v1/sbom?format=spdx", server.base)
+        ),
+        spdx
+    );
+    assert_eq!(
+        curl(&[], &format!("{}/v1/sbom", server.base))["error"]["code"],
+        "missing_token"
+    );
 
     std::fs::remove_file(&advisory).unwrap();
     let status = Command::new("kill")

@@ -123,6 +123,24 @@ async fn the_gate_closes_and_opens(extra: &str) {
     assert_eq!(scan["advisories"], json!([ADVISORY]));
     assert_eq!(scan["trigger"], "start");
     assert!(scan["report"]["database"].is_object(), "{scan}");
+    // The same read on the public listener, behind the same token and authorization.
+    let (status, public) = admin_call(
+        &base,
+        AUDIT_TOKEN,
+        reqwest::Method::GET,
+        "/v1/security/dependency-scan",
+    )
+    .await;
+    assert_eq!((status, &public), (200, &scan));
+    let (status, refused) = admin_call(
+        &base,
+        "not-an-admin-token",
+        reqwest::Method::GET,
+        "/v1/security/dependency-scan",
+    )
+    .await;
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["error"]["code"], "invalid_token", "{refused}");
     let denied = check(&base, &inventory_write()).await;
     assert_eq!(denied["decision"], "deny", "{denied}");
     let forbids = denied["forbids"].as_array().unwrap();

@@ -43,7 +43,7 @@ pub(crate) struct Admin(pub(crate) String);
 
 /// Middleware: authenticates the admin token before anything else of the call is read, and
 /// leaves the [`Admin`] in the request's extensions.
-pub(super) async fn authenticate(
+pub(crate) async fn authenticate(
     State(state): State<Arc<AppState>>,
     mut request: Request,
     next: Next,

@@ -45,11 +45,13 @@ use portcullis_core::TenantId;
 use crate::error::{ApiError, store_error};
 use crate::state::AppState;
 
+pub(crate) use access::authenticate;
 pub(crate) use access::{
     Admin, AdminAction, BundleUpload, TenantsCreate, TenantsDelete, TenantsList, TenantsRead,
     TuplesRead, TuplesWrite, admin_for, authorize, record_change,
 };
 pub(crate) use bundles::{ModelWriteError, write_model};
+pub(crate) use security::{sbom, status as dependency_scan};
 pub(crate) use tenants::{create, delete};
 
 /// The tenant whose bundle authorizes admin calls.

@@ -1,5 +1,7 @@
 //! The supply-chain gate's dependency scan (`/admin/v1/security/dependency-scan` on the admin
-//! listener): its last result, and a new scan on demand.
+//! listener): its last result, and a new scan on demand; the binary's SBOM (`/admin/v1/sbom`).
+//! The two reads are also routes of the public listener (`GET /v1/security/dependency-scan`,
+//! `GET /v1/sbom`), behind the same admin token and authorization.
 
 use std::sync::Arc;
 
@@ -17,7 +19,7 @@ use crate::supply::ScanStatus;
 /// The gate's status as answered: the last scan, and why the service runs read-only if it does
 /// (a failed integrity check; every write is then denied whatever the scan found).
 #[derive(Debug, Serialize)]
-pub(super) struct GateAnswer {
+pub(crate) struct GateAnswer {
     #[serde(flatten)]
     scan: Arc<ScanStatus>,
     read_only: Option<String>,
@@ -33,7 +35,7 @@ impl GateAnswer {
 }
 
 /// `GET`: the last scan's status (signal, advisories, reason, time, database, report).
-pub(super) async fn status(
+pub(crate) async fn status(
     State(state): State<Arc<AppState>>,
     _: NodeAccess<SecurityRead>,
 ) -> Json<GateAnswer> {
@@ -52,7 +54,7 @@ pub(super) async fn rescan(
 /// Query of `GET /admin/v1/sbom`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(super) struct SbomQuery {
+pub(crate) struct SbomQuery {
     /// `cyclonedx` (the default) or `spdx`.
     #[serde(default)]
     format: Option<SbomFormat>,
@@ -66,7 +68,7 @@ enum SbomFormat {
 }
 
 /// `GET`: the SBOM of the running binary, CycloneDX 1.6 or SPDX 2.3 JSON.
-pub(super) async fn sbom(
+pub(crate) async fn sbom(
     State(state): State<Arc<AppState>>,
     QueryParams(query): QueryParams<SbomQuery>,
     _: NodeAccess<SecurityRead>,

@@ -25,6 +25,9 @@ use crate::state::AppState;
 /// The public router (everything but admin).
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.limits.max_body_bytes;
+    let admin_token = |state: &Arc<AppState>| {
+        axum::middleware::from_fn_with_state(Arc::clone(state), crate::admin::authenticate)
+    };
     Router::new()
         .route("/v1/check", post(api::check))
         .route("/v1/check/batch", post(api::check_batch))
@@ -78,6 +81,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/authz/traefik", any(forward::traefik))
         .route(forward::ENVOY_PREFIX, any(forward::envoy))
         .route("/v1/authz/envoy/{*path}", any(forward::envoy))
+        // The admin-authorized reads of the supply-chain gate, as on the admin listener: the
+        // admin token is checked (the layer) before the call is read.
+        .route(
+            "/v1/security/dependency-scan",
+            get(crate::admin::dependency_scan).layer(admin_token(&state)),
+        )
+        .route(
+            "/v1/sbom",
+            get(crate::admin::sbom).layer(admin_token(&state)),
+        )
         .route("/healthz", get(operations::healthz))
         .route("/readyz", get(operations::readyz))
         .route("/metrics", get(operations::metrics))
