@@ -10,6 +10,9 @@
 # crate of the database at several versions (releases and pre-releases) to compare the
 # version-range semantics of both tools on thousands of cases.
 #
+# Yanked versions: both tools read Cargo's cache of the crates.io index ($INDEX, offline; ours
+# with `--index`); cargo-audit is also timed with `--no-yanked`, doing only the advisory match.
+#
 # cargo-audit is installed from crates.io on first use (`cargo install cargo-audit --locked`)
 # into $TOOLS; our side is the crate's `scan` example, built in release mode for this crate only.
 set -euo pipefail
@@ -22,9 +25,11 @@ RUNS=${RUNS:-7}
 TOOLS=${TOOLS:-$root/../tools/cargo-audit}
 TARGET=${CARGO_TARGET_DIR:-$root/../tgt-supply}
 TODAY=${TODAY:-$(date -u +%F)}
+INDEX=${INDEX:-$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/index/index.crates.io-* 2>/dev/null | head -1)}
 
 [ -d "$DB/crates" ] || { echo "no RustSec database at $DB" >&2; exit 2; }
 [ -f "$LOCK" ] || { echo "no lockfile at $LOCK" >&2; exit 2; }
+[ -d "$INDEX" ] || { echo "no Cargo index cache at '$INDEX' (set INDEX)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 2; }
 
 audit=$TOOLS/bin/cargo-audit
@@ -41,7 +46,7 @@ trap 'rm -rf "$work"' EXIT
 
 compare() {
     local lock=$1 label=$2
-    local ours_cmd=("$ours" --db "$DB" --lock "$lock" --today "$TODAY" --format ids)
+    local ours_cmd=("$ours" --db "$DB" --lock "$lock" --today "$TODAY" --index "$INDEX" --format ids)
     local audit_cmd=("$audit" audit --db "$DB" --no-fetch --file "$lock" --json)
     echo "== $label"
     # One run of each under GNU time -v (also warms the page cache), as a cross-check of the
@@ -59,11 +64,12 @@ compare() {
 import json, subprocess, sys, time
 work, runs, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 audit = sys.argv[4 + count:]
-# cargo-audit also checks yanked versions against Cargo's local index cache, which our scan
-# does not do; `--no-yanked` times it doing only what we do.
-commands = {"ours": sys.argv[4:4 + count], "audit": audit, "audit-no-yanked": [*audit, "--no-yanked"]}
+# `--no-yanked`: cargo-audit without the index lookups.
+ours = sys.argv[4:4 + count]
+at = ours.index("--index")
+commands = {"ours": ours, "ours-no-yanked": ours[:at] + ours[at + 2:], "audit": audit, "audit-no-yanked": [*audit, "--no-yanked"]}
 results = {side: [] for side in commands}
-outputs = {"ours": "ours.out", "audit": "audit.json", "audit-no-yanked": "audit-no-yanked.json"}
+outputs = {"ours": "ours.out", "ours-no-yanked": "ours-no-yanked.out", "audit": "audit.json", "audit-no-yanked": "audit-no-yanked.json"}
 for _ in range(runs):
     for side in commands:
         output = outputs[side]
@@ -82,7 +88,7 @@ work, lock = sys.argv[1], sys.argv[2]
 timings = json.load(open(f"{work}/timings.json"))
 packages = sum(1 for line in open(lock) if line.startswith("[[package]]"))
 print(f"  {packages} packages, {len(timings['ours'])} alternating runs: median wall time, max peak RSS")
-for side, name in (("ours", "portcullis-supply"), ("audit", "cargo-audit"), ("audit-no-yanked", "cargo-audit --no-yanked")):
+for side, name in (("ours", "portcullis-supply --index"), ("audit", "cargo-audit"), ("ours-no-yanked", "portcullis-supply"), ("audit-no-yanked", "cargo-audit --no-yanked")):
     rows = timings[side]
     median = statistics.median(r[0] for r in rows) * 1000
     peak = max(r[1] for r in rows) / 1024
@@ -110,7 +116,6 @@ for kind, entries in (report.get("warnings") or {}).items():
 print(f"  findings: portcullis-supply {len(ours)}, cargo-audit {len(audit)}, common {len(ours & audit)}")
 reasons = {
     "notice": "cargo-audit does not warn on `notice` advisories by default",
-    "yanked": "yanked status comes from Cargo's registry index cache, which the offline scan does not read",
 }
 # Lockfile sources, to explain differences that come from them.
 sources, name, version = {}, None, None

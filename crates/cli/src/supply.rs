@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use portcullis_supply::{
-    AdvisoryDatabase, Lockfile, PackageList, Waivers, read_document, scan as scan_lockfile,
+    AdvisoryDatabase, Lockfile, PackageList, RegistryIndex, Waivers, check_yanked, read_document,
+    scan as scan_lockfile,
 };
 
 /// Exit code for success (`scan`: no unwaived high-risk finding).
@@ -111,6 +112,10 @@ pub struct ScanArgs {
     /// Accepted findings: a TOML file of `[[waiver]]` tables (docs/supply-chain.md).
     #[arg(long, value_name = "FILE")]
     waivers: Option<PathBuf>,
+    /// A copy of the crates.io index, to report yanked versions: an index checkout, or Cargo's
+    /// cache of it (`~/.cargo/registry/index/index.crates.io-…`). Read offline.
+    #[arg(long, value_name = "DIR")]
+    index: Option<PathBuf>,
     /// How to print the report.
     #[arg(long, value_enum, default_value = "table")]
     format: ReportFormat,
@@ -150,8 +155,13 @@ fn run_scan(args: &ScanArgs) -> Result<u8, String> {
     let today = jiff::Timestamp::now()
         .to_zoned(jiff::tz::TimeZone::UTC)
         .date();
-    let report =
+    let mut report =
         scan_lockfile(&database, &lockfile, &waivers, today).map_err(|error| error.to_string())?;
+    if let Some(index) = &args.index {
+        RegistryIndex::open(index)
+            .and_then(|index| check_yanked(&mut report, &lockfile, &index))
+            .map_err(|error| error.to_string())?;
+    }
     let text = match args.format {
         ReportFormat::Table => report.to_table(),
         ReportFormat::Json => report.to_json(),

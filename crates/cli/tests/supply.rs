@@ -706,3 +706,59 @@ fn unusable_inputs_exit_2_naming_the_file() {
         assert!(!text(&output.stderr).contains("panicked"), "{args:?}");
     }
 }
+
+#[test]
+fn yanked_versions_come_from_the_given_index_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = snapshot();
+    let db = db.to_str().unwrap();
+    // An index checkout where the tokio this binary is built with is yanked, and nothing else
+    // is known.
+    let version = version_in_sbom("tokio");
+    let index = dir.path().join("index");
+    let file = index.join("to/ki/tokio");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(
+        &file,
+        format!(
+            "{{\"name\":\"tokio\",\"vers\":\"0.0.1\",\"yanked\":false}}\n\
+             {{\"name\":\"tokio\",\"vers\":\"{version}\",\"yanked\":true}}\n"
+        ),
+    )
+    .unwrap();
+    let index = index.to_str().unwrap();
+    let output = run(&[
+        "scan", "--self", "--db", db, "--index", index, "--format", "json",
+    ]);
+    // Yanked is reported but is not high risk.
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let report = json_of(&output);
+    assert_eq!(
+        report["yanked"],
+        serde_json::json!([{"package": "tokio", "version": version}]),
+        "{report}"
+    );
+    let looked_up = report["index"]["checked"].as_u64().unwrap();
+    assert!(looked_up > 100, "{report}");
+    assert_eq!(report["index"]["unknown"].as_u64(), Some(looked_up - 1));
+    let table = run(&["scan", "--self", "--db", db, "--index", index]);
+    assert!(
+        text(&table.stdout).contains(&format!("yanked: tokio {version}")),
+        "{}",
+        text(&table.stdout)
+    );
+    // Without --index nothing is said about yanked versions.
+    let plain = json_of(&run(&["scan", "--self", "--db", db, "--format", "json"]));
+    assert_eq!(plain["yanked"], serde_json::json!([]));
+    assert!(plain["index"].is_null());
+    // An unusable copy is an input error naming the file.
+    std::fs::write(&file, "{\"vers\": [\n").unwrap();
+    unusable(
+        &run(&["scan", "--self", "--db", db, "--index", index]),
+        "tokio",
+    );
+    unusable(
+        &run(&["scan", "--self", "--db", db, "--index", "/no/such/index"]),
+        "/no/such/index",
+    );
+}

@@ -2,11 +2,12 @@
 //!
 //! ```text
 //! cargo run --release -p portcullis-supply --example scan -- \
-//!     --db DIR --lock Cargo.lock [--osv DIR]... [--waivers FILE] \
+//!     --db DIR --lock Cargo.lock [--osv DIR]... [--waivers FILE] [--index DIR] \
 //!     [--format table|json|sarif|cyclonedx|ids] [--today YYYY-MM-DD]
 //! ```
 //! `--format ids` prints one `package version advisory` line per finding (vulnerabilities,
-//! then informational ones prefixed with their kind), for comparisons with cargo-audit.
+//! then informational ones prefixed with their kind, then `yanked package version -` with
+//! `--index`), for comparisons with cargo-audit.
 //! The exit status is 0, or 3 when the report is high risk, 2 on errors.
 
 use std::process::ExitCode;
@@ -35,6 +36,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     let mut lockfile = None;
     let mut osv_dirs = Vec::new();
     let mut waivers = None;
+    let mut index = None;
     let mut format = "table".to_owned();
     let mut today = None;
     while let Some(arg) = args.next() {
@@ -44,6 +46,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
             "--lock" => lockfile = Some(value()?),
             "--osv" => osv_dirs.push(value()?.into()),
             "--waivers" => waivers = Some(value()?.into()),
+            "--index" => index = Some(value()?.into()),
             "--format" => format = value()?,
             "--today" => today = Some(value()?.parse()?),
             other => return Err(format!("unknown argument {other}").into()),
@@ -55,6 +58,7 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
     );
     files.osv_dirs = osv_dirs;
     files.waivers = waivers;
+    files.index = index;
     if let Some(today) = today {
         files.today = today;
     }
@@ -83,6 +87,9 @@ fn run() -> Result<bool, Box<dyn std::error::Error>> {
                     "{kind} {} {} {}",
                     finding.package, finding.version, finding.advisory_id
                 );
+            }
+            for yanked in &report.yanked {
+                println!("yanked {} {} -", yanked.package, yanked.version);
             }
         }
         other => return Err(format!("unknown format {other}").into()),

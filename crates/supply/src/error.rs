@@ -100,6 +100,14 @@ pub enum SupplyError {
         /// What is wrong.
         message: String,
     },
+    /// A file of the registry index copy (for yanked versions) is malformed.
+    #[error("registry index {path}: {message}")]
+    Index {
+        /// The index folder or file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The waiver file is malformed.
     #[error("waiver file {path}{at}: {message}", at = At(*position))]
     Waiver {

@@ -23,6 +23,7 @@
 //! - [`version`]: RustSec's version-range semantics (patched/unaffected, pre-releases);
 //! - [`severity`]: CVSS scoring and the qualitative [`Severity`];
 //! - [`waiver`]: the waiver (VEX) file;
+//! - [`index`]: yanked versions, from a copy of the registry index ([`RegistryIndex`]);
 //! - [`mod@scan`]: matching, producing a [`Report`];
 //! - [`report`], [`render`]: the report and its table, JSON, SARIF and CycloneDX VEX forms;
 //! - [`sbom`]: a binary's package list ([`PackageList`]) as CycloneDX 1.6 and SPDX 2.3 SBOMs,
@@ -37,8 +38,9 @@
 //!   on them only when given a target).
 //! - A vulnerability without a CVSS vector has severity `unknown`, counted as high unless
 //!   waived.
-//! - Yanked versions are not detected: that needs the registry index, which an offline scan
-//!   does not have.
+//! - Yanked versions are reported (apart, never high risk) when the scan is given a copy of the
+//!   crates.io index ([`index`]: an index checkout, or Cargo's own cache of it); without one
+//!   they are not known.
 //! - A missing database folder is an error ([`SupplyError::Database`]); the caller decides to
 //!   fail closed.
 //! - Packages without a lockfile source (workspace members, path dependencies) and git
@@ -55,6 +57,7 @@
 pub mod advisory;
 pub mod database;
 pub mod error;
+pub mod index;
 pub mod integrity;
 pub mod lockfile;
 pub mod osv;
@@ -69,9 +72,10 @@ pub mod waiver;
 pub use advisory::{Advisory, AffectedFunction, Informational, Origin};
 pub use database::{AdvisoryDatabase, Revision};
 pub use error::{Position, Result, SupplyError};
+pub use index::{IndexState, RegistryIndex};
 pub use lockfile::{Lockfile, Package, PackageSource};
-pub use report::{Counts, DatabaseInfo, Finding, Report, WaiverRef};
+pub use report::{Counts, DatabaseInfo, Finding, IndexInfo, Report, WaiverRef, Yanked};
 pub use sbom::{PackageList, PackageListError, SbomPackage, read_document};
-pub use scan::{ScanFiles, scan, scan_files};
+pub use scan::{ScanFiles, check_yanked, scan, scan_files};
 pub use severity::{CvssVersion, Rating, Severity};
 pub use waiver::{Waiver, Waivers};

@@ -5,11 +5,11 @@
 //!   level is `error` for what makes the report high risk, `warning` for other unwaived
 //!   vulnerabilities, `note` for informational findings; waived findings carry an accepted
 //!   external suppression with the waiver's reason; `security-severity` holds the CVSS score
-//!   as code-scanning tools expect.
+//!   as code-scanning tools expect. A yanked version is a `warning` of the rule `yanked`.
 //! - CycloneDX: the affected packages as components and one `vulnerabilities` entry per
 //!   finding, with CVSS ratings; a waived finding has `analysis.state = "not_affected"` and the
 //!   waiver in `analysis.detail`; an unwaived one `in_triage`. Informational findings are not
-//!   vulnerabilities and are left out.
+//!   vulnerabilities and are left out, as are yanked versions.
 //!
 //! Renderers only format; they decide nothing.
 
@@ -25,6 +25,8 @@ use crate::severity::{CvssVersion, Severity};
 pub const TOOL_NAME: &str = "portcullis-supply";
 /// The tool version.
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The SARIF rule of yanked versions.
+const YANKED_RULE: &str = "yanked";
 
 impl Report {
     /// The report as pretty JSON.
@@ -46,6 +48,19 @@ impl Report {
         );
         section(&mut out, "Vulnerabilities", &self.vulnerabilities);
         section(&mut out, "Informational", &self.informational);
+        if let Some(index) = &self.index {
+            let _ = writeln!(
+                out,
+                "registry index {}: {} crates.io packages looked up, {} not in it, {} yanked",
+                index.path.display(),
+                index.checked,
+                index.unknown,
+                self.yanked.len()
+            );
+            for yanked in &self.yanked {
+                let _ = writeln!(out, "yanked: {} {}", yanked.package, yanked.version);
+            }
+        }
         for finding in self.vulnerabilities.iter().chain(&self.informational) {
             if let (None, Some(expired)) = (&finding.waived_by, &finding.expired_waiver) {
                 let _ = writeln!(
@@ -151,6 +166,28 @@ impl Report {
                 }]);
             }
             results.push(result);
+        }
+        if !self.yanked.is_empty() {
+            rules.insert(
+                YANKED_RULE,
+                json!({
+                    "id": YANKED_RULE,
+                    "shortDescription": { "text": "The locked version was yanked from its registry" },
+                    "properties": { "tags": ["dependency"] },
+                }),
+            );
+        }
+        for yanked in &self.yanked {
+            results.push(json!({
+                "ruleId": YANKED_RULE,
+                "level": "warning",
+                "message": { "text": format!("{} {} is yanked", yanked.package, yanked.version) },
+                "locations": [{
+                    "physicalLocation": { "artifactLocation": { "uri": lockfile_uri } },
+                    "logicalLocations": [{ "name": yanked.package, "fullyQualifiedName": format!("{}@{}", yanked.package, yanked.version), "kind": "package" }],
+                }],
+                "properties": { "package": yanked.package, "version": yanked.version.to_string() },
+            }));
         }
         json!({
             "$schema": "https://json.schemastore.org/sarif-2.1.0.json",

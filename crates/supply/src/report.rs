@@ -127,6 +127,8 @@ pub struct Counts {
     pub unsound: usize,
     /// Of which `notice` (or another kind).
     pub notice: usize,
+    /// Yanked versions (known only with a registry index copy).
+    pub yanked: usize,
 }
 
 /// What was scanned against.
@@ -142,6 +144,26 @@ pub struct DatabaseInfo {
     pub osv_files: Vec<PathBuf>,
     /// Advisory files parsed for this scan.
     pub advisories_read: usize,
+}
+
+/// The registry index copy yanked versions were looked up in.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexInfo {
+    /// The folder.
+    pub path: PathBuf,
+    /// crates.io packages looked up.
+    pub checked: usize,
+    /// Of which the copy has no such crate or version (a stale or partial copy).
+    pub unknown: usize,
+}
+
+/// A locked version its registry has yanked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Yanked {
+    /// Crate name.
+    pub package: String,
+    /// The locked version.
+    pub version: Version,
 }
 
 /// The result of a scan.
@@ -166,6 +188,10 @@ pub struct Report {
     pub informational: Vec<Finding>,
     /// Waivers that matched no finding.
     pub unused_waivers: Vec<Waiver>,
+    /// The registry index copy, when yanked versions were looked up.
+    pub index: Option<IndexInfo>,
+    /// Yanked versions, sorted (reported apart; they never make the report high risk).
+    pub yanked: Vec<Yanked>,
     /// Counts.
     pub counts: Counts,
     /// Same as [`Report::high_risk`], for JSON readers.
@@ -197,6 +223,7 @@ impl Report {
             packages,
             vulnerabilities: self.vulnerabilities.len(),
             informational: self.informational.len(),
+            yanked: self.yanked.len(),
             ..Counts::default()
         };
         for finding in self.vulnerabilities.iter().chain(&self.informational) {

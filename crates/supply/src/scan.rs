@@ -17,9 +17,9 @@
 //! applies them only when asked for a target. An OSV record that repeats a RustSec advisory
 //! (same id, or an id in its aliases) is dropped in favour of the RustSec one.
 //!
-//! Yanked crates are not reported: whether a version is yanked is known only from the
-//! registry index, which an offline scan does not have (cargo-audit reads it from the
-//! network or Cargo's cache).
+//! Yanked versions are known only from the registry index: [`check_yanked`] looks the
+//! crates.io packages up in a copy of it ([`crate::index`]) and adds them to the report,
+//! apart from the advisories.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -30,8 +30,9 @@ use jiff::civil::Date;
 use crate::advisory::{Advisory, Origin};
 use crate::database::AdvisoryDatabase;
 use crate::error::Result;
+use crate::index::{IndexState, RegistryIndex};
 use crate::lockfile::{Lockfile, PackageSource};
-use crate::report::{DatabaseInfo, Finding, Report, WaiverRef};
+use crate::report::{DatabaseInfo, Finding, IndexInfo, Report, WaiverRef, Yanked};
 use crate::severity::Severity;
 use crate::waiver::Waivers;
 
@@ -177,11 +178,46 @@ pub fn scan(
         vulnerabilities,
         informational,
         unused_waivers,
+        index: None,
+        yanked: Vec::new(),
         counts: Default::default(),
         high_risk: false,
     };
     report.recount(lockfile.packages.len());
     Ok(report)
+}
+
+/// Looks the crates.io packages of `lockfile` up in `index` and records the yanked ones (and
+/// the index) in `report`, which [`scan`] made of the same lockfile.
+pub fn check_yanked(report: &mut Report, lockfile: &Lockfile, index: &RegistryIndex) -> Result<()> {
+    let mut info = IndexInfo {
+        path: index.path().to_owned(),
+        checked: 0,
+        unknown: 0,
+    };
+    let mut yanked = Vec::new();
+    for package in &lockfile.packages {
+        if package.source != PackageSource::CratesIo {
+            continue;
+        }
+        info.checked += 1;
+        match index.state(&package.name, &package.version)? {
+            IndexState::Published => {}
+            IndexState::Unknown => info.unknown += 1,
+            IndexState::Yanked => yanked.push(Yanked {
+                package: package.name.clone(),
+                version: package.version.clone(),
+            }),
+        }
+    }
+    yanked.sort_by(|left, right| {
+        (&left.package, &left.version).cmp(&(&right.package, &right.version))
+    });
+    yanked.dedup();
+    report.yanked = yanked;
+    report.index = Some(info);
+    report.recount(lockfile.packages.len());
+    Ok(())
 }
 
 /// Drops OSV records that repeat a RustSec advisory or an earlier OSV record.
@@ -218,6 +254,8 @@ pub struct ScanFiles {
     pub lockfile: PathBuf,
     /// The waiver file, if any.
     pub waivers: Option<PathBuf>,
+    /// A copy of the crates.io index, to report yanked versions ([`check_yanked`]).
+    pub index: Option<PathBuf>,
     /// The day waivers are judged against.
     pub today: Date,
 }
@@ -230,6 +268,7 @@ impl ScanFiles {
             osv_dirs: Vec::new(),
             lockfile: lockfile.as_ref().to_owned(),
             waivers: None,
+            index: None,
             today: jiff::Timestamp::now()
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .date(),
@@ -251,6 +290,9 @@ pub fn scan_files(files: &ScanFiles) -> Result<Report> {
         None => Waivers::none(),
     };
     let mut report = scan(&database, &lockfile, &waivers, files.today)?;
+    if let Some(index) = &files.index {
+        check_yanked(&mut report, &lockfile, &RegistryIndex::open(index)?)?;
+    }
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
 }
