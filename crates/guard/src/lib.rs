@@ -5,6 +5,9 @@
 //! validation, CSRF, rate limits, injection detection, response hardening) that any Rust
 //! service can mount and that `portcullis gateway` runs in front of an upstream. This crate
 //! holds its building blocks; so far:
+//! - [`stage`]: the stages and their fixed order, the [`Refusal`] every stage answers with,
+//!   the [`Trail`] of stages a request has passed, and [`StageLayer`], which mounts one
+//!   request stage ([`Check`]) in front of any tower service;
 //! - [`encode`]: output encoding for the contexts an application writes untrusted text into
 //!   (HTML text, HTML attribute values, JavaScript string literals, URL components);
 //! - [`formats`]: the built-in parameter formats that validation rules name ([`Format`]: email
@@ -27,5 +30,7 @@
 
 pub mod encode;
 pub mod formats;
+pub mod stage;
 
 pub use formats::Format;
+pub use stage::{BufferedBody, Caller, Check, Refusal, Stage, StageLayer, Trail, buffer_body};

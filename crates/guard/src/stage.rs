@@ -1,0 +1,397 @@
+//! The pipeline's stages, their fixed order, what a refusal says, and the layer that runs one
+//! request stage in front of any tower service.
+//!
+//! Every request stage is a [`Check`]: it looks at the request (and may replace it, e.g. with
+//! its body buffered, or add what it found to the extensions) and either lets it through or
+//! refuses it with a [`Refusal`] naming the stage, the status, an error code and, where there
+//! is one, the field. [`StageLayer`] turns a check into a tower layer, so each stage can be
+//! mounted alone. A request that passes a stage carries that stage in its [`Trail`] (the
+//! permit travels with the request, as the linkerd2-proxy's authorization layer does), and a
+//! refused one never reaches the inner service; the refusal's answer carries the [`Refusal`] in
+//! its extensions so an outer layer (audit, metrics) can see which stage decided.
+//!
+//! This module owns the order and the shape of refusals; it decides nothing itself.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse;
+use http_body_util::BodyExt as _;
+use serde_json::json;
+
+/// A stage of the pipeline. The order of the variants is the order requests go through them
+/// (the request stages, then the upstream, then the response stages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    /// A logged-out or expired session is refused before anything else.
+    Session,
+    /// The interface credential: an API key or a JWT, through the service's identity.
+    Credential,
+    /// A state-changing request from an untrusted origin or referer.
+    Origin,
+    /// The method and path must be a registered resource (the tenant's routes).
+    Resource,
+    /// Query, form, JSON and multipart parameters against the route's rules.
+    Validation,
+    /// The CSRF token of a state-changing request.
+    Csrf,
+    /// Rate limits per client address, principal and tenant.
+    RateLimit,
+    /// The permission, asked of the decision path.
+    Permission,
+    /// SQL injection and XSS in parameters and body fields; XML and upload checks.
+    Injection,
+    /// The upstream application.
+    Upstream,
+    /// Masking of configured response fields per role.
+    Masking,
+    /// `Secure`, `HttpOnly` and `SameSite` on response cookies.
+    Cookies,
+    /// Security headers on every response.
+    SecurityHeaders,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 13] = [
+        Stage::Session,
+        Stage::Credential,
+        Stage::Origin,
+        Stage::Resource,
+        Stage::Validation,
+        Stage::Csrf,
+        Stage::RateLimit,
+        Stage::Permission,
+        Stage::Injection,
+        Stage::Upstream,
+        Stage::Masking,
+        Stage::Cookies,
+        Stage::SecurityHeaders,
+    ];
+
+    /// The stage's name in configuration, refusals, audit records and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stage::Session => "session",
+            Stage::Credential => "credential",
+            Stage::Origin => "origin",
+            Stage::Resource => "resource",
+            Stage::Validation => "validation",
+            Stage::Csrf => "csrf",
+            Stage::RateLimit => "rate_limit",
+            Stage::Permission => "permission",
+            Stage::Injection => "injection",
+            Stage::Upstream => "upstream",
+            Stage::Masking => "masking",
+            Stage::Cookies => "cookies",
+            Stage::SecurityHeaders => "security_headers",
+        }
+    }
+
+    /// The stage of a name, as [`Stage::name`] writes it.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|stage| stage.name() == name)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(self.name())
+    }
+}
+
+/// Why a stage refused a request. Answered as JSON:
+/// `{"error": {"code", "message", "stage", "field"?}}`, with `Retry-After` when set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{stage} refused the request ({code}): {message}")]
+pub struct Refusal {
+    /// The stage that refused.
+    pub stage: Stage,
+    /// The answer's status.
+    pub status: StatusCode,
+    /// A `snake_case` error code.
+    pub code: &'static str,
+    /// What is wrong, for the client.
+    pub message: String,
+    /// The parameter, field or header concerned, when there is one.
+    pub field: Option<String>,
+    /// Seconds the client should wait (rate limits, lockouts).
+    pub retry_after: Option<u64>,
+}
+
+impl Refusal {
+    /// A refusal by `stage`.
+    pub fn new(
+        stage: Stage,
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            stage,
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            retry_after: None,
+        }
+    }
+
+    /// The same refusal, naming the field concerned.
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The same refusal, telling the client when to retry.
+    #[must_use]
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The JSON body of the answer.
+    pub fn body(&self) -> serde_json::Value {
+        let mut error = json!({
+            "code": self.code,
+            "message": self.message,
+            "stage": self.stage.name(),
+        });
+        if let Some(field) = &self.field {
+            error["field"] = json!(field);
+        }
+        json!({ "error": error })
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(Body::from(self.body().to_string()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+/// The stages a request has passed, in order: the permit that travels with it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trail {
+    passed: Vec<Stage>,
+}
+
+impl Trail {
+    /// The stages passed so far.
+    pub fn passed(&self) -> &[Stage] {
+        &self.passed
+    }
+
+    /// Whether `stage` has passed.
+    pub fn has_passed(&self, stage: Stage) -> bool {
+        self.passed.contains(&stage)
+    }
+}
+
+/// Who is asking, as far as the pipeline knows: put in the request's extensions by whoever
+/// mounts the stages (the gateway sets the address from the connection or a trusted proxy
+/// header, and the principal and tenant once the credential stage has verified them). Stages
+/// that key on a caller (rate limits, login protection, CSRF) read it from there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    /// The client's address.
+    pub address: Option<std::net::IpAddr>,
+    /// The verified principal.
+    pub principal: Option<String>,
+    /// The tenant the request is for.
+    pub tenant: Option<String>,
+}
+
+/// One request stage: lets the request through (possibly changed) or refuses it.
+pub trait Check: Clone + Send + Sync + 'static {
+    /// The stage this check is.
+    const STAGE: Stage;
+
+    /// Checks `request`; on success returns the request to hand on.
+    fn check(
+        &self,
+        request: Request<Body>,
+    ) -> impl Future<Output = Result<Request<Body>, Refusal>> + Send;
+}
+
+/// A tower layer running one [`Check`] in front of a service.
+#[derive(Debug, Clone)]
+pub struct StageLayer<C> {
+    check: C,
+}
+
+impl<C: Check> StageLayer<C> {
+    /// The layer of `check`.
+    pub fn new(check: C) -> Self {
+        Self { check }
+    }
+}
+
+impl<S, C: Check> tower::Layer<S> for StageLayer<C> {
+    type Service = StageService<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        StageService {
+            inner,
+            check: self.check.clone(),
+        }
+    }
+}
+
+/// The service [`StageLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct StageService<S, C> {
+    inner: S,
+    check: C,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, C> tower::Service<Request<Body>> for StageService<S, C>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    C: Check,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The ready inner service goes with this call; its clone waits for the next one.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let check = self.check.clone();
+        Box::pin(async move {
+            match check.check(request).await {
+                Ok(mut request) => {
+                    let trail = request.extensions_mut();
+                    match trail.get_mut::<Trail>() {
+                        Some(trail) => trail.passed.push(C::STAGE),
+                        None => {
+                            trail.insert(Trail {
+                                passed: vec![C::STAGE],
+                            });
+                        }
+                    }
+                    inner.call(request).await
+                }
+                Err(refusal) => Ok(refusal.into_response()),
+            }
+        })
+    }
+}
+
+/// A request's body, read once by the first stage that needs it and kept in the extensions
+/// for the stages after it.
+#[derive(Debug, Clone)]
+pub struct BufferedBody(pub Bytes);
+
+/// The request's body as bytes, at most `limit` of them (413 `body_too_large` from `stage`
+/// beyond): read from the extensions when an earlier stage has read it, else read now. The
+/// request handed back carries the same bytes as its body.
+pub async fn buffer_body(
+    request: Request<Body>,
+    limit: usize,
+    stage: Stage,
+) -> Result<(Request<Body>, Bytes), Refusal> {
+    if let Some(BufferedBody(bytes)) = request.extensions().get::<BufferedBody>() {
+        let bytes = bytes.clone();
+        return Ok((request, bytes));
+    }
+    let too_large = || {
+        Refusal::new(
+            stage,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let (mut parts, body) = request.into_parts();
+    let limited = http_body_util::Limited::new(body, limit);
+    let bytes = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Err(error) => {
+            return Err(Refusal::new(
+                stage,
+                StatusCode::BAD_REQUEST,
+                "body_unreadable",
+                format!("the body could not be read: {error}"),
+            ));
+        }
+    };
+    parts.extensions.insert(BufferedBody(bytes.clone()));
+    Ok((Request::from_parts(parts, Body::from(bytes.clone())), bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "tests: a failed step must fail the test"
+    )]
+
+    use super::*;
+
+    #[test]
+    fn names_round_trip_in_order() {
+        for (index, stage) in Stage::ALL.into_iter().enumerate() {
+            assert_eq!(Stage::from_name(stage.name()), Some(stage));
+            if index > 0 {
+                assert!(Stage::ALL[index - 1] < stage, "{stage} is out of order");
+            }
+        }
+        assert_eq!(Stage::from_name("firewall"), None);
+    }
+
+    #[test]
+    fn a_refusal_names_its_stage_and_field() {
+        let refusal = Refusal::new(
+            Stage::Validation,
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+            "not a number",
+        )
+        .with_field("quantity");
+        assert_eq!(
+            refusal.body(),
+            json!({"error": {"code": "invalid_parameter", "message": "not a number", "stage": "validation", "field": "quantity"}})
+        );
+        let response = refusal.clone().with_retry_after(7).into_response();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(
+            response.extensions().get::<Refusal>().map(|r| r.stage),
+            Some(Stage::Validation)
+        );
+    }
+}
