@@ -10,6 +10,9 @@
 //!   request stage ([`Check`]) in front of any tower service;
 //! - [`encode`]: output encoding for the contexts an application writes untrusted text into
 //!   (HTML text, HTML attribute values, JavaScript string literals, URL components);
+//! - [`params`]: a request's query, form, JSON and multipart parameters, parsed once for
+//!   every stage that looks at them;
+//! - [`validate`]: per-route parameter rules and the validation stage ([`ValidationCheck`]);
 //! - [`formats`]: the built-in parameter formats that validation rules name ([`Format`]: email
 //!   address, IPv4/IPv6 address, mainland resident identity number, mobile number, date).
 //!
@@ -30,7 +33,10 @@
 
 pub mod encode;
 pub mod formats;
+pub mod params;
 pub mod stage;
+pub mod validate;
 
 pub use formats::Format;
 pub use stage::{BufferedBody, Caller, Check, Refusal, Stage, StageLayer, Trail, buffer_body};
+pub use validate::{Validation, ValidationCheck};

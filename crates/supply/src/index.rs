@@ -155,7 +155,9 @@ fn from_cache(bytes: &[u8], version: &Version) -> Result<IndexState, String> {
     };
     let line = &pairs[at + needle.len()..];
     let Some(end) = memchr::memchr(0, line) else {
-        return Err(format!("Cargo index cache: version {version} without its JSON line"));
+        return Err(format!(
+            "Cargo index cache: version {version} without its JSON line"
+        ));
     };
     IndexLine::parse(&line[..end]).map(|parsed| parsed.state())
 }
