@@ -216,6 +216,8 @@ pub struct Caller {
     pub principal: Option<String>,
     /// The tenant the request is for.
     pub tenant: Option<String>,
+    /// The principal's roles (response masking is configured per role).
+    pub roles: Vec<String>,
 }
 
 /// One request stage: lets the request through (possibly changed) or refuses it.
