@@ -202,6 +202,18 @@ impl Trail {
     pub fn has_passed(&self, stage: Stage) -> bool {
         self.passed.contains(&stage)
     }
+
+    /// Records in a request's extensions that it passed `stage`.
+    pub fn record(extensions: &mut axum::http::Extensions, stage: Stage) {
+        match extensions.get_mut::<Trail>() {
+            Some(trail) => trail.passed.push(stage),
+            None => {
+                extensions.insert(Trail {
+                    passed: vec![stage],
+                });
+            }
+        }
+    }
 }
 
 /// Who is asking, as far as the pipeline knows: put in the request's extensions by whoever
@@ -287,15 +299,7 @@ where
         Box::pin(async move {
             match check.check(request).await {
                 Ok(mut request) => {
-                    let trail = request.extensions_mut();
-                    match trail.get_mut::<Trail>() {
-                        Some(trail) => trail.passed.push(C::STAGE),
-                        None => {
-                            trail.insert(Trail {
-                                passed: vec![C::STAGE],
-                            });
-                        }
-                    }
+                    Trail::record(request.extensions_mut(), C::STAGE);
                     inner.call(request).await
                 }
                 Err(refusal) => Ok(refusal.into_response()),

@@ -30,7 +30,7 @@
 //! where it is. A route with no rules and not skipped passes: whether a route exists at all is
 //! the resource stage's question, not this one's.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -41,6 +41,8 @@ use serde_json::Value;
 
 use crate::formats::Format;
 use crate::params::{FieldValue, Params, params_of};
+pub use crate::routes::ConfigError;
+use crate::routes::{Routes, config_error, generic_name};
 use crate::stage::{Check, Refusal, Stage};
 
 /// Largest compiled pattern accepted, so a rule cannot make validation slow.
@@ -143,23 +145,6 @@ pub struct RawRule {
     pub one_of: Option<Vec<String>>,
     /// A built-in format.
     pub format: Option<String>,
-}
-
-/// A configuration error, naming where it is.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{at}: {message}")]
-pub struct ConfigError {
-    /// Where: `routes[0].params.quantity.pattern`.
-    pub at: String,
-    /// What is wrong.
-    pub message: String,
-}
-
-fn config_error(at: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        at: at.into(),
-        message: message.into(),
-    }
 }
 
 /// A checked rule.
@@ -341,24 +326,6 @@ pub struct RouteRules {
     params: BTreeMap<String, Rule>,
 }
 
-/// A parameter's name as rules write it: array indexes as `[]`.
-fn rule_name(name: &str) -> std::borrow::Cow<'_, str> {
-    if !name.contains('[') {
-        return std::borrow::Cow::Borrowed(name);
-    }
-    let mut out = String::with_capacity(name.len());
-    let mut chars = name.chars().peekable();
-    while let Some(c) = chars.next() {
-        out.push(c);
-        if c == '[' {
-            while chars.peek().is_some_and(char::is_ascii_digit) {
-                chars.next();
-            }
-        }
-    }
-    std::borrow::Cow::Owned(out)
-}
-
 impl RouteRules {
     /// Checks `params` against these rules; the first violation is the refusal (400, stage
     /// `validation`, naming the parameter).
@@ -369,7 +336,7 @@ impl RouteRules {
         };
         let mut present: HashSet<&str> = HashSet::new();
         for field in &params.fields {
-            let name = rule_name(&field.name);
+            let name = generic_name(&field.name);
             let Some((key, rule)) = self.params.get_key_value(name.as_ref()) else {
                 if self.unknown == Unknown::Refuse {
                     return Err(refuse(
@@ -402,62 +369,6 @@ impl RouteRules {
             }
         }
         Ok(())
-    }
-}
-
-/// Route templates by method (`None`: any method).
-#[derive(Debug, Clone)]
-struct Routes<T> {
-    by_method: HashMap<Option<Method>, matchit::Router<T>>,
-}
-
-impl<T> Default for Routes<T> {
-    fn default() -> Self {
-        Self {
-            by_method: HashMap::new(),
-        }
-    }
-}
-
-impl<T> Routes<T> {
-    fn insert(&mut self, route: &str, value: T, at: &str) -> Result<(), ConfigError> {
-        let (method, path) = route
-            .trim()
-            .split_once(' ')
-            .ok_or_else(|| config_error(at, format!("`{route}` is not `METHOD /path`")))?;
-        let path = path.trim();
-        if !path.starts_with('/') {
-            return Err(config_error(
-                at,
-                format!("the path of `{route}` does not start with /"),
-            ));
-        }
-        let method = match method {
-            "*" => None,
-            name => Some(
-                Method::from_bytes(name.as_bytes())
-                    .ok()
-                    .filter(|method| method.as_str().bytes().all(|b| b.is_ascii_uppercase()))
-                    .ok_or_else(|| {
-                        config_error(at, format!("`{name}` is not an HTTP method (upper case)"))
-                    })?,
-            ),
-        };
-        self.by_method
-            .entry(method)
-            .or_default()
-            .insert(path, value)
-            .map_err(|error| config_error(at, format!("`{route}`: {error}")))
-    }
-
-    fn find(&self, method: &Method, path: &str) -> Option<&T> {
-        let lookup = |key: Option<Method>| {
-            self.by_method
-                .get(&key)
-                .and_then(|router| router.at(path).ok())
-                .map(|found| found.value)
-        };
-        lookup(Some(method.clone())).or_else(|| lookup(None))
     }
 }
 

@@ -1,0 +1,1689 @@
+//! Injection detection: SQL injection and cross-site scripting in every request parameter
+//! (names and values), XML bodies read safely, and uploads told apart by their content.
+//!
+//! The module owns three things:
+//! - the detectors [`sqli`] and [`xss`] (and [`sqli_at`], [`xss_at`] with a [`Sensitivity`]),
+//!   which say *what* matched in a [`Finding`];
+//! - the configuration ([`RawInjection`] as written, [`Injection`] once checked);
+//! - the stage [`InjectionCheck`] that applies both to a request.
+//!
+//! # Detection
+//!
+//! Both detectors run on the text as given and, when it differs, on the text decoded the
+//! ways attackers encode (percent-encoding again, HTML character references, JavaScript
+//! `\uXXXX`/`\xXX` escapes, NUL bytes), repeated until nothing changes (three rounds at
+//! most). The engine is the pure-Rust port of libinjection (`libinjectionrs`): its SQL
+//! tokenizer folds the input into a fingerprint of token classes (`s&sos` for
+//! `' OR '1'='1`) matched against the known injection fingerprints, and its HTML5 tokenizer
+//! finds dangerous tags and attributes in every quoting context. On top of it the module
+//! adds hand-written rules for what libinjection leaves out or sees only in part:
+//!
+//! | level | SQL | XSS |
+//! |---|---|---|
+//! | `low` | libinjection | libinjection; script/iframe/object/embed tags; event-handler attributes in a tag; `javascript:`-like URLs in attributes |
+//! | `medium` (default) | + time delays (`SLEEP(5)`, `WAITFOR DELAY`), `UNION SELECT` (comments folded away), stacked destructive statements, catalog objects (`information_schema`, `@@version`), error-based functions, quote-breaking tautologies | + every scriptable tag (svg, math, style, base, link, meta, …), event handlers breaking out of an attribute, `javascript:`/`vbscript:`/`data:text/html` values, CSS `expression(`, script calls breaking out of a string, `document.cookie` |
+//! | `high` | + bare keyword pairs (`SELECT … FROM`, `INSERT INTO`, `OR 1=1`), SQL comments after a quote | + any tag, any `on…=`, any call to `alert`/`eval`/… |
+//!
+//! `medium` is tuned so ordinary text passes: `O'Brien`, `select a size`, `1 OR 2 items`,
+//! `<3`, `a < b and c > d`, addresses, URLs, JSON-looking text, any script.
+//!
+//! # What the stage checks
+//!
+//! Every query, form, JSON and multipart parameter: its name and, when it is text (JSON
+//! strings included), its value. A multipart file has its file name checked like text, its
+//! size against `uploads.max_bytes` (413 `upload_too_large`) and its content type detected
+//! from its bytes (the `infer` crate's magic numbers, else UTF-8 text), never from its
+//! name: a detected type outside `uploads.allowed_types` is 415 `upload_type_refused`, and a
+//! declared type that disagrees with the detected one is 415 `upload_type_mismatch`.
+//! Uploaded content itself is not scanned for SQL or script (a text file may well quote
+//! either); serving uploads safely is the application's part.
+//!
+//! An XML body is read with `quick-xml`, which never expands entities beyond the five
+//! predefined ones and character references: any `<!DOCTYPE` (an internal DTD, an external
+//! entity, a billion-laughs expansion) is refused with 400 `xml_dtd_refused` before
+//! anything is resolved, and an XML body that does not parse (or references an undeclared
+//! entity) is 400 `malformed_body`. Its text and attribute values are checked like
+//! parameters, named by path (`/order/item/@sku`). Bodies of any other type (plain text,
+//! binary) are not inspected: without a structure there is no field to name, and scanning
+//! opaque payloads whole would refuse more honest requests than it stops attacks.
+//!
+//! Refusals are 400 `sql_injection` or `xss_detected` naming the field; their message says
+//! which rule matched and never repeats the value.
+//!
+//! # What it must not do
+//!
+//! It never changes a request (no sanitising: a value is passed on as it came, or refused),
+//! keeps no state between requests, and decides nothing about permissions.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::{Arc, LazyLock};
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use quick_xml::events::Event;
+use regex::{Regex, RegexBuilder};
+use serde::Deserialize;
+
+use crate::params::{BodyKind, FieldValue, Params, Upload, params_of};
+use crate::routes::{ConfigError, Routes, config_error, generic_name};
+use crate::stage::{Check, Refusal, Stage};
+
+/// Default body limit of the stage.
+const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default upload limit.
+const DEFAULT_MAX_UPLOAD_BYTES: usize = 1 << 20;
+/// Upload types allowed when the configuration names none.
+const DEFAULT_ALLOWED_TYPES: [&str; 6] = [
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+];
+/// Deepest XML nesting read; deeper documents are refused rather than walked.
+const MAX_XML_DEPTH: usize = 256;
+/// Rounds of decoding: enough for double encoding plus one layer of another scheme, few
+/// enough that a crafted input cannot make decoding expensive.
+const DECODING_ROUNDS: usize = 3;
+/// Longest name repeated in a refusal.
+const SHOWN_NAME_CHARS: usize = 64;
+
+// ---------------------------------------------------------------------------------------
+// Findings and sensitivity
+// ---------------------------------------------------------------------------------------
+
+/// How eager the detectors are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    /// libinjection and the unambiguous markup rules only: fewest false positives.
+    Low,
+    /// Adds the rules for encoded, time-based, stacked and breakout attacks; ordinary text
+    /// passes.
+    #[default]
+    Medium,
+    /// Also flags bare SQL keyword pairs, any tag and any script call: for fields that
+    /// should never hold anything like code.
+    High,
+}
+
+/// The kind of attack found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Attack {
+    /// SQL injection.
+    SqlInjection,
+    /// Cross-site scripting.
+    Xss,
+}
+
+impl Attack {
+    /// The refusal code for this attack.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Attack::SqlInjection => "sql_injection",
+            Attack::Xss => "xss_detected",
+        }
+    }
+
+    fn described(self) -> &'static str {
+        match self {
+            Attack::SqlInjection => "SQL injection",
+            Attack::Xss => "cross-site scripting",
+        }
+    }
+}
+
+/// A way the input was decoded before a rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Decoding {
+    /// `%XX` sequences.
+    Percent,
+    /// HTML character references (`&lt;`, `&#60;`, `&#x3c;`).
+    Entities,
+    /// JavaScript escapes (`\u003c`, `\u{3c}`, `\x3c`).
+    Escapes,
+    /// NUL characters removed.
+    Nul,
+}
+
+impl Decoding {
+    fn name(self) -> &'static str {
+        match self {
+            Decoding::Percent => "percent",
+            Decoding::Entities => "HTML entity",
+            Decoding::Escapes => "escape",
+            Decoding::Nul => "NUL",
+        }
+    }
+}
+
+/// What a detector found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The attack.
+    pub attack: Attack,
+    /// The rule that matched (`libinjection`, `time delay function`, `event handler`, …).
+    pub rule: &'static str,
+    /// What the rule matched, when it is short and safe to show: a libinjection fingerprint,
+    /// a tag or attribute name, a keyword. Never the input itself.
+    pub detail: Option<String>,
+    /// The decodings applied before the rule matched, in order (empty: the input as given).
+    pub decoded: Vec<Decoding>,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{} ({}", self.attack.described(), self.rule)?;
+        if let Some(detail) = &self.detail {
+            write!(formatter, " `{detail}`")?;
+        }
+        formatter.write_str(")")?;
+        if !self.decoded.is_empty() {
+            let names: Vec<&str> = self
+                .decoded
+                .iter()
+                .map(|decoding| decoding.name())
+                .collect();
+            write!(formatter, " after {} decoding", names.join(", "))?;
+        }
+        Ok(())
+    }
+}
+
+/// A rule's match before it knows which decodings led to it.
+struct Hit {
+    rule: &'static str,
+    detail: Option<String>,
+}
+
+impl Hit {
+    fn new(rule: &'static str) -> Self {
+        Self { rule, detail: None }
+    }
+
+    fn with(rule: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            rule,
+            detail: Some(detail.into()),
+        }
+    }
+}
+
+/// SQL injection in `input`, at the default sensitivity.
+pub fn sqli(input: &str) -> Option<Finding> {
+    sqli_at(input, Sensitivity::Medium)
+}
+
+/// Cross-site scripting in `input`, at the default sensitivity.
+pub fn xss(input: &str) -> Option<Finding> {
+    xss_at(input, Sensitivity::Medium)
+}
+
+/// SQL injection in `input` at `sensitivity`.
+pub fn sqli_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
+    detect(input, Attack::SqlInjection, |text| {
+        sql_hit(text, sensitivity)
+    })
+}
+
+/// Cross-site scripting in `input` at `sensitivity`.
+pub fn xss_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
+    detect(input, Attack::Xss, |text| xss_hit(text, sensitivity))
+}
+
+/// Runs `rules` on the input and on each further decoding of it.
+fn detect(input: &str, attack: Attack, rules: impl Fn(&str) -> Option<Hit>) -> Option<Finding> {
+    let mut text = Cow::Borrowed(input);
+    let mut decoded = Vec::new();
+    for round in 0..=DECODING_ROUNDS {
+        if let Some(hit) = rules(&text) {
+            return Some(Finding {
+                attack,
+                rule: hit.rule,
+                detail: hit.detail,
+                decoded,
+            });
+        }
+        if round == DECODING_ROUNDS {
+            break;
+        }
+        let (next, applied) = decode_once(&text);
+        if applied.is_empty() {
+            break;
+        }
+        for decoding in applied {
+            if !decoded.contains(&decoding) {
+                decoded.push(decoding);
+            }
+        }
+        text = Cow::Owned(next);
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------
+
+/// One round of every decoding; answers the text and the decodings that changed it.
+fn decode_once(text: &str) -> (String, Vec<Decoding>) {
+    let mut applied = Vec::new();
+    let mut current = text.to_owned();
+    if current.contains('%') {
+        let next = percent_encoding::percent_decode_str(&current)
+            .decode_utf8_lossy()
+            .into_owned();
+        if next != current {
+            applied.push(Decoding::Percent);
+            current = next;
+        }
+    }
+    if current.contains('&') {
+        let next = decode_entities(&current);
+        if next != current {
+            applied.push(Decoding::Entities);
+            current = next;
+        }
+    }
+    if current.contains('\\') {
+        let next = decode_escapes(&current);
+        if next != current {
+            applied.push(Decoding::Escapes);
+            current = next;
+        }
+    }
+    if current.contains('\0') {
+        applied.push(Decoding::Nul);
+        current = current.replace('\0', "");
+    }
+    (current, applied)
+}
+
+/// Character references decoded the lenient way browsers do: numeric ones with or without
+/// the `;` and with any number of leading zeros (`&#0000060`), then the named ones.
+fn decode_entities(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("&#") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let (hex, digits_at) = match after.as_bytes().first() {
+            Some(b'x' | b'X') => (true, 1),
+            _ => (false, 0),
+        };
+        let digits: &str = &after[digits_at..];
+        let length = digits
+            .bytes()
+            .take_while(|byte| {
+                if hex {
+                    byte.is_ascii_hexdigit()
+                } else {
+                    byte.is_ascii_digit()
+                }
+            })
+            .count();
+        let value = (length > 0)
+            .then(|| {
+                let significant = digits[..length].trim_start_matches('0');
+                if significant.len() > 8 {
+                    return None;
+                }
+                u32::from_str_radix(
+                    if significant.is_empty() {
+                        "0"
+                    } else {
+                        significant
+                    },
+                    if hex { 16 } else { 10 },
+                )
+                .ok()
+            })
+            .flatten()
+            .and_then(char::from_u32);
+        match value {
+            Some(character) => {
+                out.push(character);
+                let mut consumed = digits_at + length;
+                if after[consumed..].starts_with(';') {
+                    consumed += 1;
+                }
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push_str("&#");
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    html_escape::decode_html_entities(&out).into_owned()
+}
+
+/// JavaScript (and JSON) escapes: `\uXXXX`, `\u{X…}`, `\xXX`; other backslashes stay.
+fn decode_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find('\\') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        let decoded = if let Some(braced) = after.strip_prefix("u{") {
+            braced.find('}').and_then(|end| {
+                let digits = &braced[..end];
+                (!digits.is_empty() && digits.len() <= 6)
+                    .then(|| u32::from_str_radix(digits, 16).ok())
+                    .flatten()
+                    .and_then(char::from_u32)
+                    .map(|character| (character, 2 + end + 1))
+            })
+        } else if let Some(digits) = after.strip_prefix('u') {
+            hex_char(digits, 4).map(|character| (character, 5))
+        } else if let Some(digits) = after.strip_prefix('x') {
+            hex_char(digits, 2).map(|character| (character, 3))
+        } else {
+            None
+        };
+        match decoded {
+            Some((character, consumed)) => {
+                out.push(character);
+                rest = &after[consumed..];
+            }
+            None => {
+                out.push('\\');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The character written as exactly `count` hex digits at the start of `text`.
+fn hex_char(text: &str, count: usize) -> Option<char> {
+    let digits = text.get(..count)?;
+    if !digits.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    u32::from_str_radix(digits, 16)
+        .ok()
+        .and_then(char::from_u32)
+}
+
+// ---------------------------------------------------------------------------------------
+// Rules
+// ---------------------------------------------------------------------------------------
+
+/// Compiled rules; a pattern that does not compile is left out, and the module's tests
+/// check that none is.
+struct RuleSet {
+    rules: Vec<(&'static str, Regex)>,
+}
+
+impl RuleSet {
+    fn compile(patterns: &[(&'static str, &'static str)]) -> Self {
+        let rules = patterns
+            .iter()
+            .filter_map(|(name, pattern)| {
+                RegexBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()
+                    .ok()
+                    .map(|regex| (*name, regex))
+            })
+            .collect();
+        Self { rules }
+    }
+
+    fn first(&self, text: &str) -> Option<Hit> {
+        self.rules
+            .iter()
+            .find(|(_, regex)| regex.is_match(text))
+            .map(|(name, _)| Hit::new(name))
+    }
+}
+
+/// SQL rules added at `medium`, run on the text with comments folded into spaces.
+const SQL_MEDIUM: &[(&str, &str)] = &[
+    (
+        "time delay function",
+        r"\b(?:pg_sleep|benchmark|dbms_lock\.sleep|sys\.dbms_session\.sleep)\s*\(|\bsleep\s*\(\s*(?:\d+(?:\.\d+)?\s*\)|@|\(|select\b)",
+    ),
+    (
+        "time delay statement",
+        r#"\bwaitfor\s+(?:delay|time)\s*['"\d]"#,
+    ),
+    (
+        "union select",
+        r"\bunion(?:\s+(?:all|distinct))?[\s(]*select\b",
+    ),
+    (
+        "stacked statement",
+        r"[;')]\s*(?:drop\s+(?:table|database|schema|user|view|procedure|function)\b|truncate\s+table\b|alter\s+(?:table|user|database)\b|delete\s+from\b|insert\s+into\b|update\s+[\w.\x60\x22\[\]]+\s+set\b|shutdown\b|exec(?:ute)?\s+(?:master\.|xp_|sp_|immediate\b|\()|declare\s+@|create\s+(?:table|user|database|procedure|function|trigger)\b|select\b[^;]*\bfrom\b)",
+    ),
+    (
+        "catalog object",
+        r"\b(?:information_schema|sysobjects|syscolumns|sysusers|sqlite_master|sqlite_schema|pg_shadow|pg_user|mysql\.user|xp_cmdshell|xp_regread|xp_dirtree|sp_executesql|sp_oacreate|sp_makewebtask|dbms_pipe|utl_http|utl_inaddr|load_file|msysobjects|msysaccessobjects)\b|@@(?:version|datadir|hostname|basedir|servername|tmpdir)\b|\binto\s+(?:out|dump)file\b",
+    ),
+    (
+        "error-based function",
+        r"\b(?:extractvalue|updatexml|name_const|geometrycollection|multipoint|polygon|linestring|exp|floor|json_keys|gtid_subset)\s*\(\s*(?:0x|\(|select\b|rand\b|concat\b|char\b|version\b|user\b|database\b|@@|~)",
+    ),
+    (
+        "string building function",
+        r"\b(?:concat(?:_ws)?|group_concat|char|chr|nchar)\s*\(\s*(?:0x[0-9a-f]+|\d+\s*,\s*\d+\s*,|select\b|@@|database\s*\(|user\s*\(|version\s*\()",
+    ),
+    (
+        "quote-breaking condition",
+        r#"['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s*\(*\s*(?:not\s+)?(?:['"\x60]?[\w.]*['"\x60]?\s*(?:=|<>|!=|<=?|>=?|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bin\s*\(|\bbetween\b)|true\b|false\b|null\b|\d+\s*(?:--|#|/\*|$|;|\)))"#,
+    ),
+    (
+        "constant condition then comment",
+        r"\b(?:or|and|xor)\s+(?:not\s+)?(?:true|false|null)\s*(?:--|#|/\*|;)",
+    ),
+    (
+        "quote then trailing comment",
+        r#"['"\x60]\s*\)*\s*(?:--|#|/\*)[\s-]*$"#,
+    ),
+    (
+        "quote-breaking statement",
+        r#"['"\x60]\s*\)*\s*(?:;|\bunion\b|\border\s+by\b|\bgroup\s+by\b|\bhaving\b|\bprocedure\s+analyse\b)"#,
+    ),
+];
+
+/// SQL rules added at `high`.
+const SQL_HIGH: &[(&str, &str)] = &[
+    ("select from", r"\bselect\b.+\bfrom\b"),
+    ("insert into", r"\binsert\s+into\b"),
+    ("delete from", r"\bdelete\s+from\b"),
+    ("drop", r"\bdrop\s+(?:table|database|schema)\b"),
+    ("update set", r"\bupdate\b.+\bset\b"),
+    ("union select", r"\bunion\b.+\bselect\b"),
+    (
+        "boolean condition",
+        r"\b(?:or|and)\s+['\x22]?\w+['\x22]?\s*(?:=|<|>|!=|<>)",
+    ),
+    ("quote then comment", r#"['"\x60]\s*\)*\s*(?:--|#|/\*)"#),
+    ("quote then keyword", r#"['"\x60]\s*\)*\s*(?:or|and|xor)\b"#),
+    ("stored procedure call", r"\bexec(?:ute)?\s*[\s(]"),
+];
+
+static SQL_MEDIUM_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(SQL_MEDIUM));
+static SQL_HIGH_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(SQL_HIGH));
+
+/// `OR 1=1`-style tautologies: the same operand on both sides (the regex crate has no
+/// back-references, so the comparison is made here).
+static TAUTOLOGY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(
+        r#"\b(?:or|and|xor|\|\||&&)\s+\(*\s*['"]?(\w+)['"]?\s*(?:=|like)\s*['"]?(\w+)['"]?"#,
+    )
+    .case_insensitive(true)
+    .build()
+    .ok()
+});
+
+fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
+    let detection = libinjectionrs::detect_sqli(text.as_bytes());
+    if detection.is_injection() {
+        return Some(match detection.fingerprint {
+            Some(fingerprint) => Hit::with("libinjection fingerprint", fingerprint.to_string()),
+            None => Hit::new("libinjection"),
+        });
+    }
+    if sensitivity == Sensitivity::Low {
+        return None;
+    }
+    let folded = fold_sql_comments(text);
+    if let Some(hit) = SQL_MEDIUM_RULES.first(&folded) {
+        return Some(hit);
+    }
+    if let Some(tautology) = TAUTOLOGY.as_ref() {
+        for captures in tautology.captures_iter(&folded) {
+            if let (Some(left), Some(right)) = (captures.get(1), captures.get(2))
+                && left.as_str().eq_ignore_ascii_case(right.as_str())
+                // `or a = a` in prose needs a quote or a comment to be an attack; numbers
+                // compared with themselves are an attack already.
+                && (left.as_str().bytes().all(|byte| byte.is_ascii_digit())
+                    || text.contains(['\'', '"', '`', '#'])
+                    || text.contains("--")
+                    || text.contains("/*"))
+            {
+                return Some(Hit::new("tautology"));
+            }
+        }
+    }
+    if sensitivity == Sensitivity::High {
+        return SQL_HIGH_RULES.first(&folded);
+    }
+    None
+}
+
+/// The text with `/* … */` comments turned into a space (MySQL's executable `/*!50000 … */`
+/// comments keep their content, as MySQL runs it), so `UNION/**/SELECT` reads as two words.
+fn fold_sql_comments(text: &str) -> Cow<'_, str> {
+    if !text.contains("/*") {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/*") {
+        out.push_str(&rest[..start]);
+        out.push(' ');
+        let inside = &rest[start + 2..];
+        if let Some(executable) = inside.strip_prefix('!') {
+            let version_digits = executable.bytes().take_while(u8::is_ascii_digit).count();
+            rest = &executable[version_digits..];
+            continue;
+        }
+        match inside.find("*/") {
+            Some(end) => rest = &inside[end + 2..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    // The closing marks of executable comments.
+    Cow::Owned(out.replace("*/", " "))
+}
+
+/// Tags that run script or load active content by themselves.
+const SCRIPT_TAGS: &[&str] = &["script", "iframe", "object", "embed", "applet"];
+
+/// Tags that can run script through their content or attributes, added at `medium`.
+const ACTIVE_TAGS: &[&str] = &[
+    "frame",
+    "frameset",
+    "svg",
+    "math",
+    "style",
+    "base",
+    "link",
+    "meta",
+    "xml",
+    "xss",
+    "import",
+    "isindex",
+    "layer",
+    "ilayer",
+    "bgsound",
+    "portal",
+    "template",
+    "noscript",
+    "animate",
+    "set",
+    "handler",
+    "listener",
+    "vmlframe",
+    "xmp",
+    "plaintext",
+    "foreignobject",
+];
+
+/// Event-handler names (without the `on`), for handlers written outside a tag (breaking out
+/// of an attribute), where a generic `on…=` would catch words like `online=`.
+const EVENT_NAMES: &[&str] = &[
+    "abort",
+    "activate",
+    "afterprint",
+    "afterscriptexecute",
+    "animationcancel",
+    "animationend",
+    "animationiteration",
+    "animationstart",
+    "auxclick",
+    "beforeactivate",
+    "beforecopy",
+    "beforecut",
+    "beforedeactivate",
+    "beforeinput",
+    "beforepaste",
+    "beforeprint",
+    "beforescriptexecute",
+    "beforetoggle",
+    "beforeunload",
+    "begin",
+    "blur",
+    "bounce",
+    "cancel",
+    "canplay",
+    "canplaythrough",
+    "change",
+    "click",
+    "close",
+    "contextmenu",
+    "copy",
+    "cuechange",
+    "cut",
+    "dblclick",
+    "deactivate",
+    "drag",
+    "dragend",
+    "dragenter",
+    "dragexit",
+    "dragleave",
+    "dragover",
+    "dragstart",
+    "drop",
+    "durationchange",
+    "emptied",
+    "end",
+    "ended",
+    "error",
+    "finish",
+    "focus",
+    "focusin",
+    "focusout",
+    "formdata",
+    "fullscreenchange",
+    "hashchange",
+    "help",
+    "input",
+    "invalid",
+    "keydown",
+    "keypress",
+    "keyup",
+    "load",
+    "loadeddata",
+    "loadedmetadata",
+    "loadend",
+    "loadstart",
+    "message",
+    "mousedown",
+    "mouseenter",
+    "mouseleave",
+    "mousemove",
+    "mouseout",
+    "mouseover",
+    "mouseup",
+    "mousewheel",
+    "pagehide",
+    "pageshow",
+    "paste",
+    "pause",
+    "play",
+    "playing",
+    "pointercancel",
+    "pointerdown",
+    "pointerenter",
+    "pointerleave",
+    "pointermove",
+    "pointerout",
+    "pointerover",
+    "pointerrawupdate",
+    "pointerup",
+    "popstate",
+    "progress",
+    "propertychange",
+    "ratechange",
+    "readystatechange",
+    "repeat",
+    "reset",
+    "resize",
+    "scroll",
+    "scrollend",
+    "search",
+    "securitypolicyviolation",
+    "seeked",
+    "seeking",
+    "select",
+    "selectionchange",
+    "selectstart",
+    "show",
+    "start",
+    "storage",
+    "submit",
+    "suspend",
+    "timeupdate",
+    "toggle",
+    "touchend",
+    "touchmove",
+    "touchstart",
+    "transitioncancel",
+    "transitionend",
+    "transitionrun",
+    "transitionstart",
+    "unload",
+    "volumechange",
+    "waiting",
+    "webkitanimationend",
+    "webkitanimationiteration",
+    "webkitanimationstart",
+    "webkittransitionend",
+    "wheel",
+];
+
+/// Script-ish rules added at `medium`, on the whole text.
+const XSS_MEDIUM: &[(&str, &str)] = &[
+    ("closing script tag", r"</\s*script\b"),
+    (
+        "script call breaking out of a string",
+        r#"['"\x60]\s*(?:[;,)}\]+\-*/|&^%?:]|\binstanceof\b|\bin\b)+\s*(?:(?:window|self|top|this|parent|globalThis|frames)\s*(?:\.|\[\s*['"\x60]))?\s*(?:alert|prompt|confirm|eval|print|fetch|import|settimeout|setinterval|function|atob|open)\s*(?:\(|\x60)"#,
+    ),
+    (
+        "script object access",
+        r"\b(?:document\s*\.\s*(?:cookie|domain|write(?:ln)?|location)|window\s*\.\s*(?:location|name|open)|string\s*\.\s*fromcharcode|localstorage\s*\.|sessionstorage\s*\.)\b",
+    ),
+    (
+        "css expression",
+        r"\bexpression\s*\(|-moz-binding\s*:|\bbehavior\s*:\s*url\s*\(",
+    ),
+];
+
+/// Script-ish rules added at `high`.
+const XSS_HIGH: &[(&str, &str)] = &[
+    (
+        "script call",
+        r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|atob)\s*(?:\(|\x60)",
+    ),
+    ("event handler", r"\bon[a-z]{3,}\s*="),
+    ("script url", r"\b(?:java|vb|live)script\s*:"),
+];
+
+static XSS_MEDIUM_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(XSS_MEDIUM));
+static XSS_HIGH_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(XSS_HIGH));
+
+/// An event handler outside a tag: after a quote, space or slash (the attribute being
+/// broken out of), then `=`.
+static HANDLER_OUTSIDE_TAG: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(r#"[\s"'\x60/;]on([a-z]+)\s*=\s*(.?)"#)
+        .case_insensitive(true)
+        .build()
+        .ok()
+});
+
+fn xss_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
+    if libinjectionrs::detect_xss(text.as_bytes()).is_injection() {
+        return Some(Hit::new("libinjection"));
+    }
+    if let Some(hit) = markup_hit(text, sensitivity) {
+        return Some(hit);
+    }
+    if sensitivity == Sensitivity::Low {
+        return None;
+    }
+    if let Some(hit) = script_url(text, true) {
+        return Some(hit);
+    }
+    if let Some(handler) = HANDLER_OUTSIDE_TAG.as_ref() {
+        let quoted = text.contains(['"', '\'', '`', '<', '>']);
+        for captures in handler.captures_iter(text) {
+            let (Some(event), Some(next)) = (captures.get(1), captures.get(2)) else {
+                continue;
+            };
+            let event = event.as_str().to_ascii_lowercase();
+            // Breaking out needs a quote somewhere, or a value that is code already.
+            let code_like = quoted
+                || matches!(next.as_str(), "\"" | "'" | "`")
+                || text[next.start()..].contains(['(', '`', '=']);
+            if EVENT_NAMES.contains(&event.as_str()) && code_like {
+                return Some(Hit::with(
+                    "event handler outside a tag",
+                    format!("on{event}"),
+                ));
+            }
+        }
+    }
+    if let Some(hit) = XSS_MEDIUM_RULES.first(text) {
+        return Some(hit);
+    }
+    if sensitivity == Sensitivity::High {
+        return XSS_HIGH_RULES.first(text);
+    }
+    None
+}
+
+/// Scans `text` for tags the way a lenient HTML parser would: `<` then a letter opens a tag;
+/// attributes are read up to `>` or the end (an unclosed tag still counts: the page around
+/// an injection closes it).
+fn markup_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
+    let bytes = text.as_bytes();
+    let mut position = 0;
+    while let Some(offset) = memchr_lt(&bytes[position..]) {
+        let open = position + offset;
+        position = open + 1;
+        let mut cursor = open + 1;
+        if bytes.get(cursor) == Some(&b'/') {
+            cursor += 1;
+        }
+        if !bytes.get(cursor).is_some_and(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        let name_start = cursor;
+        while bytes
+            .get(cursor)
+            .is_some_and(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b':' | b'_'))
+        {
+            cursor += 1;
+        }
+        let name = text[name_start..cursor].to_ascii_lowercase();
+        // Namespaced tags (`svg:script`) act as their local name.
+        let local = name.rsplit(':').next().unwrap_or(&name).to_owned();
+        if SCRIPT_TAGS.contains(&local.as_str()) {
+            return Some(Hit::with("script tag", local));
+        }
+        if sensitivity >= Sensitivity::Medium && ACTIVE_TAGS.contains(&local.as_str()) {
+            return Some(Hit::with("active tag", local));
+        }
+        let (attributes, end) = read_attributes(text, cursor);
+        for (attribute, value) in &attributes {
+            if let Some(hit) = attribute_hit(attribute, value.as_deref(), sensitivity) {
+                return Some(hit);
+            }
+        }
+        if sensitivity == Sensitivity::High {
+            return Some(Hit::with("tag", local));
+        }
+        position = end.max(position);
+    }
+    None
+}
+
+fn memchr_lt(bytes: &[u8]) -> Option<usize> {
+    bytes.iter().position(|&byte| byte == b'<')
+}
+
+/// The attributes of a tag whose name ends at `from`, and where the tag ends.
+fn read_attributes(text: &str, from: usize) -> (Vec<(String, Option<String>)>, usize) {
+    let bytes = text.as_bytes();
+    let mut attributes = Vec::new();
+    let mut cursor = from;
+    loop {
+        while bytes
+            .get(cursor)
+            .is_some_and(|byte| byte.is_ascii_whitespace() || matches!(byte, b'/' | b'\0'))
+        {
+            cursor += 1;
+        }
+        match bytes.get(cursor) {
+            None => return (attributes, cursor),
+            Some(b'>') => return (attributes, cursor + 1),
+            // A new `<` inside a tag starts the scan over from there (`<scr<script>ipt>`).
+            Some(b'<') => return (attributes, cursor),
+            Some(_) => {}
+        }
+        let name_start = cursor;
+        // A quote may start a name in the HTML5 tokenizer (`<img """ onerror=…>`), so a
+        // name runs until a separator.
+        while bytes
+            .get(cursor)
+            .is_some_and(|byte| !byte.is_ascii_whitespace() && !matches!(byte, b'/' | b'>' | b'='))
+            || (cursor == name_start && bytes.get(cursor) == Some(&b'='))
+        {
+            cursor += 1;
+        }
+        let name = text[name_start..cursor].to_ascii_lowercase();
+        while bytes.get(cursor).is_some_and(u8::is_ascii_whitespace) {
+            cursor += 1;
+        }
+        if bytes.get(cursor) != Some(&b'=') {
+            attributes.push((name, None));
+            continue;
+        }
+        cursor += 1;
+        while bytes.get(cursor).is_some_and(u8::is_ascii_whitespace) {
+            cursor += 1;
+        }
+        let value = match bytes.get(cursor) {
+            Some(&quote) if matches!(quote, b'"' | b'\'' | b'`') => {
+                let start = cursor + 1;
+                let end = text[start..]
+                    .find(quote as char)
+                    .map_or(text.len(), |length| start + length);
+                cursor = (end + 1).min(text.len());
+                &text[start..end]
+            }
+            _ => {
+                let start = cursor;
+                while bytes
+                    .get(cursor)
+                    .is_some_and(|byte| !byte.is_ascii_whitespace() && *byte != b'>')
+                {
+                    cursor += 1;
+                }
+                &text[start..cursor]
+            }
+        };
+        attributes.push((name, Some(value.to_owned())));
+    }
+}
+
+/// Attributes that take a URL (where a `javascript:` URL runs).
+const URL_ATTRIBUTES: &[&str] = &[
+    "href",
+    "src",
+    "action",
+    "formaction",
+    "data",
+    "background",
+    "lowsrc",
+    "dynsrc",
+    "poster",
+    "codebase",
+    "xlink:href",
+    "to",
+    "from",
+    "values",
+    "by",
+    "srcdoc",
+    "content",
+    "code",
+    "ping",
+    "cite",
+    "longdesc",
+    "usemap",
+    "profile",
+    "classid",
+    "archive",
+];
+
+fn attribute_hit(name: &str, value: Option<&str>, sensitivity: Sensitivity) -> Option<Hit> {
+    let name = name.trim_matches(|c: char| matches!(c, '"' | '\'' | '`'));
+    if name.len() > 2
+        && name.starts_with("on")
+        && name[2..].bytes().all(|byte| byte.is_ascii_alphabetic())
+    {
+        return Some(Hit::with("event handler attribute", name.to_owned()));
+    }
+    let value = value?;
+    let decoded = decode_entities(value);
+    if (URL_ATTRIBUTES.contains(&name) || sensitivity >= Sensitivity::Medium)
+        && let Some(hit) = script_url(&decoded, false)
+    {
+        return Some(hit);
+    }
+    if sensitivity >= Sensitivity::Medium && name == "style" {
+        let style: String = decoded
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '\\')
+            .collect::<String>()
+            .to_ascii_lowercase();
+        if style.contains("expression(")
+            || style.contains("javascript:")
+            || style.contains("behavior:")
+            || style.contains("-moz-binding")
+        {
+            return Some(Hit::with("script in style attribute", "style"));
+        }
+    }
+    if sensitivity >= Sensitivity::Medium && name == "srcdoc" && decoded.contains('<') {
+        return Some(Hit::with("markup in srcdoc", "srcdoc"));
+    }
+    None
+}
+
+/// Script-running URL schemes: at the start of `text` (after the whitespace and control
+/// characters browsers skip inside URLs), or, when `anywhere`, after any non-letter with
+/// code-like text following.
+fn script_url(text: &str, anywhere: bool) -> Option<Hit> {
+    // Browsers drop tabs and newlines anywhere in a URL and controls and spaces before it.
+    let squeezed: String = text
+        .chars()
+        .filter(|c| !matches!(c, '\t' | '\n' | '\r' | '\0'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let trimmed = squeezed.trim_start_matches(|c: char| c.is_ascii_control() || c == ' ');
+    for scheme in ["javascript:", "vbscript:", "livescript:"] {
+        if let Some(rest) = trimmed.strip_prefix(scheme)
+            && scheme_payload(rest)
+        {
+            return Some(Hit::with("script URL", scheme.trim_end_matches(':')));
+        }
+        if anywhere {
+            let mut search = 0;
+            while let Some(found) = squeezed[search..].find(scheme) {
+                let at = search + found;
+                search = at + scheme.len();
+                let before_is_letter = squeezed[..at]
+                    .chars()
+                    .next_back()
+                    .is_some_and(char::is_alphanumeric);
+                if !before_is_letter && scheme_payload(&squeezed[search..]) {
+                    return Some(Hit::with("script URL", scheme.trim_end_matches(':')));
+                }
+            }
+        }
+    }
+    if let Some(rest) = trimmed.strip_prefix("data:") {
+        let media: String = rest
+            .chars()
+            .take_while(|c| !matches!(c, ',' | ';'))
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        if matches!(
+            media.as_str(),
+            "text/html"
+                | "application/xhtml+xml"
+                | "image/svg+xml"
+                | "text/javascript"
+                | "application/javascript"
+                | "application/x-javascript"
+                | "text/xml"
+                | "application/xml"
+                | "text/xsl"
+        ) {
+            return Some(Hit::with("script-capable data URL", media));
+        }
+    }
+    None
+}
+
+/// Whether what follows a script scheme looks like code rather than prose
+/// ("JavaScript: The Good Parts" is a book title, `javascript:alert(1)` is not).
+fn scheme_payload(rest: &str) -> bool {
+    let Some(first) = rest.chars().next() else {
+        return false;
+    };
+    !first.is_whitespace() || rest.contains(['(', '`', '=', '\\', '[', '<', '{'])
+}
+
+// ---------------------------------------------------------------------------------------
+// Uploads
+// ---------------------------------------------------------------------------------------
+
+/// The content type of `bytes`: from magic numbers, else `text/plain` for UTF-8 text
+/// without control characters, else `application/octet-stream`.
+pub fn detect_type(bytes: &[u8]) -> &'static str {
+    if let Some(kind) = infer::get(bytes) {
+        return kind.mime_type();
+    }
+    let text = std::str::from_utf8(bytes).is_ok_and(|text| {
+        !text
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c'))
+    });
+    if text {
+        "text/plain"
+    } else {
+        "application/octet-stream"
+    }
+}
+
+/// A declared media type's essence, lower case, with the common aliases resolved.
+fn essence(media_type: &str) -> String {
+    let essence = media_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "image/jpg" | "image/pjpeg" => "image/jpeg".into(),
+        "image/x-png" => "image/png".into(),
+        "application/x-pdf" => "application/pdf".into(),
+        "image/x-icon" => "image/vnd.microsoft.icon".into(),
+        _ => essence,
+    }
+}
+
+/// The upload rules.
+#[derive(Debug, Clone)]
+pub struct Uploads {
+    allowed_types: Vec<String>,
+    max_bytes: usize,
+}
+
+impl Uploads {
+    fn allows(&self, media_type: &str) -> bool {
+        self.allowed_types.iter().any(|allowed| {
+            allowed == media_type
+                || allowed
+                    .strip_suffix("/*")
+                    .is_some_and(|major| media_type.split('/').next() == Some(major))
+        })
+    }
+
+    /// Checks one file part named `field`.
+    pub fn check(&self, field: &str, upload: &Upload) -> Result<(), Refusal> {
+        if upload.bytes.len() > self.max_bytes {
+            return Err(Refusal::new(
+                Stage::Injection,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_too_large",
+                format!(
+                    "the file is {} bytes, larger than the {} allowed",
+                    upload.bytes.len(),
+                    self.max_bytes
+                ),
+            )
+            .with_field(field));
+        }
+        let detected = detect_type(&upload.bytes);
+        let declared = upload
+            .content_type
+            .as_deref()
+            .map(essence)
+            .filter(|declared| !declared.is_empty() && declared != "application/octet-stream");
+        // Magic numbers cannot tell one text format from another, so a text file is taken
+        // at its declared text type (and then has to be an allowed one).
+        let effective = match (&declared, detected) {
+            (Some(declared), "text/plain") if declared.starts_with("text/") => declared.clone(),
+            _ => detected.to_owned(),
+        };
+        let declared_shown = declared.as_deref().unwrap_or("nothing");
+        if !self.allows(&effective) {
+            return Err(Refusal::new(
+                Stage::Injection,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "upload_type_refused",
+                format!(
+                    "the file's content is {effective} (declared {declared_shown}), which is not an allowed type"
+                ),
+            )
+            .with_field(field));
+        }
+        if let Some(declared) = &declared
+            && *declared != effective
+        {
+            return Err(Refusal::new(
+                Stage::Injection,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "upload_type_mismatch",
+                format!("the file is declared {declared} but its content is {effective}"),
+            )
+            .with_field(field));
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------
+
+/// The injection section as written.
+///
+/// ```yaml
+/// sensitivity: medium          # low | medium | high
+/// sql: true                    # SQL injection detection
+/// xss: true                    # cross-site scripting detection
+/// skip: ["POST /webhooks/{*rest}", "article.body"]   # routes, or parameter names
+/// max_body_bytes: 1048576
+/// uploads: { allowed_types: [image/png, image/jpeg, application/pdf, text/plain], max_bytes: 1048576 }
+/// ```
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInjection {
+    /// How eager the detectors are (default `medium`).
+    #[serde(default)]
+    pub sensitivity: Sensitivity,
+    /// Whether SQL injection is looked for (default true).
+    #[serde(default)]
+    pub sql: Option<bool>,
+    /// Whether cross-site scripting is looked for (default true).
+    #[serde(default)]
+    pub xss: Option<bool>,
+    /// Routes never checked (`METHOD /path`, templates as axum writes them, `*` for any
+    /// method), and parameter names never checked (a rich-text field; JSON paths with array
+    /// indexes written `[]`: `posts[].body`; XML fields by path: `/post/body`).
+    #[serde(default)]
+    pub skip: Vec<String>,
+    /// Largest body read, in bytes (default 1 MiB).
+    #[serde(default)]
+    pub max_body_bytes: Option<usize>,
+    /// Upload rules.
+    #[serde(default)]
+    pub uploads: Option<RawUploads>,
+}
+
+/// The upload rules as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUploads {
+    /// Media types allowed, by content (`type/subtype`, or `type/*`). Default: PNG, JPEG,
+    /// GIF, WebP, PDF and plain text.
+    #[serde(default)]
+    pub allowed_types: Option<Vec<String>>,
+    /// Largest file, in bytes (default 1 MiB; the body limit applies too).
+    #[serde(default)]
+    pub max_bytes: Option<usize>,
+}
+
+/// Whether a skip entry names a route rather than a parameter: `METHOD /path`.
+fn is_route(entry: &str) -> bool {
+    // An upper-case first word is a method even when the path is wrong, so the mistake is
+    // reported instead of the entry silently becoming a parameter name.
+    entry.trim().split_once(' ').is_some_and(|(method, path)| {
+        method == "*"
+            || (method.bytes().all(|byte| byte.is_ascii_alphabetic())
+                && (path.trim_start().starts_with('/')
+                    || method.bytes().all(|byte| byte.is_ascii_uppercase())))
+    })
+}
+
+/// The checked injection configuration.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    sensitivity: Sensitivity,
+    sql: bool,
+    xss: bool,
+    skip_routes: Routes<()>,
+    skip_params: HashSet<String>,
+    max_body_bytes: usize,
+    uploads: Uploads,
+}
+
+impl Default for Injection {
+    fn default() -> Self {
+        Self {
+            sensitivity: Sensitivity::Medium,
+            sql: true,
+            xss: true,
+            skip_routes: Routes::default(),
+            skip_params: HashSet::new(),
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            uploads: Uploads {
+                allowed_types: DEFAULT_ALLOWED_TYPES
+                    .iter()
+                    .map(|t| (*t).to_owned())
+                    .collect(),
+                max_bytes: DEFAULT_MAX_UPLOAD_BYTES,
+            },
+        }
+    }
+}
+
+impl TryFrom<RawInjection> for Injection {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawInjection) -> Result<Self, ConfigError> {
+        let mut skip_routes = Routes::default();
+        let mut skip_params = HashSet::new();
+        for (index, entry) in raw.skip.iter().enumerate() {
+            let at = format!("skip[{index}]");
+            if is_route(entry) {
+                skip_routes.insert(entry, (), &at)?;
+            } else if entry.trim().is_empty() || entry.trim() != entry {
+                return Err(config_error(
+                    at,
+                    format!("`{entry}` is neither `METHOD /path` nor a parameter name"),
+                ));
+            } else {
+                skip_params.insert(generic_name(entry).into_owned());
+            }
+        }
+        let max_body_bytes = raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes == 0 {
+            return Err(config_error("max_body_bytes", "must be above 0"));
+        }
+        let raw_uploads = raw.uploads.unwrap_or_default();
+        let max_bytes = raw_uploads.max_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES);
+        if max_bytes == 0 {
+            return Err(config_error("uploads.max_bytes", "must be above 0"));
+        }
+        let allowed_types = match raw_uploads.allowed_types {
+            None => DEFAULT_ALLOWED_TYPES
+                .iter()
+                .map(|t| (*t).to_owned())
+                .collect(),
+            Some(types) => {
+                let mut checked = Vec::with_capacity(types.len());
+                for (index, media_type) in types.iter().enumerate() {
+                    let normalized = essence(media_type);
+                    let well_formed = normalized.split_once('/').is_some_and(|(major, minor)| {
+                        let token = |part: &str| {
+                            !part.is_empty()
+                                && part.bytes().all(|byte| {
+                                    byte.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&byte)
+                                })
+                        };
+                        token(major) && (minor == "*" || token(minor))
+                    });
+                    if !well_formed || media_type.contains(';') {
+                        return Err(config_error(
+                            format!("uploads.allowed_types[{index}]"),
+                            format!(
+                                "`{media_type}` is not a media type (`type/subtype` or `type/*`)"
+                            ),
+                        ));
+                    }
+                    checked.push(normalized);
+                }
+                checked
+            }
+        };
+        let sql = raw.sql.unwrap_or(true);
+        let xss = raw.xss.unwrap_or(true);
+        Ok(Self {
+            sensitivity: raw.sensitivity,
+            sql,
+            xss,
+            skip_routes,
+            skip_params,
+            max_body_bytes,
+            uploads: Uploads {
+                allowed_types,
+                max_bytes,
+            },
+        })
+    }
+}
+
+impl Injection {
+    /// Whether requests to `path` with `method` are skipped.
+    pub fn skips_route(&self, method: &Method, path: &str) -> bool {
+        self.skip_routes.find(method, path).is_some()
+    }
+
+    /// Whether the parameter `name` is skipped.
+    pub fn skips_param(&self, name: &str) -> bool {
+        !self.skip_params.is_empty()
+            && (self.skip_params.contains(name)
+                || self.skip_params.contains(generic_name(name).as_ref()))
+    }
+
+    /// The body limit.
+    pub fn max_body_bytes(&self) -> usize {
+        self.max_body_bytes
+    }
+
+    /// The first attack in `text`, by the enabled detectors at the configured sensitivity.
+    pub fn scan(&self, text: &str) -> Option<Finding> {
+        if self.sql
+            && let Some(finding) = sqli_at(text, self.sensitivity)
+        {
+            return Some(finding);
+        }
+        if self.xss
+            && let Some(finding) = xss_at(text, self.sensitivity)
+        {
+            return Some(finding);
+        }
+        None
+    }
+
+    /// Checks parsed parameters (and an XML body) as the stage does.
+    pub fn inspect(&self, params: &Params) -> Result<(), Refusal> {
+        for field in &params.fields {
+            if self.skips_param(&field.name) {
+                continue;
+            }
+            if let Some(finding) = self.scan(&field.name) {
+                return Err(refusal(&finding, &field.name, true));
+            }
+            match &field.value {
+                FieldValue::File(upload) => {
+                    if let Some(finding) = self.scan(&upload.file_name) {
+                        return Err(refusal(&finding, &field.name, false));
+                    }
+                    self.uploads.check(&field.name, upload)?;
+                }
+                value => {
+                    if let Some(text) = value.as_text()
+                        && let Some(finding) = self.scan(text)
+                    {
+                        return Err(refusal(&finding, &field.name, false));
+                    }
+                }
+            }
+        }
+        if params.body_kind == BodyKind::Xml {
+            self.inspect_xml(&params.body)?;
+        }
+        Ok(())
+    }
+
+    /// Reads an XML body: refuses any DTD, checks every text and attribute value.
+    fn inspect_xml(&self, body: &[u8]) -> Result<(), Refusal> {
+        let malformed = xml_malformed;
+        let text = std::str::from_utf8(body)
+            .map_err(|error| malformed(format!("the XML body is not UTF-8: {error}")))?;
+        let mut reader = quick_xml::Reader::from_str(text);
+        reader.config_mut().check_end_names = true;
+        let mut path: Vec<String> = Vec::new();
+        // Text of the current element, gathered across entity references and CDATA.
+        let mut pending = String::new();
+        let mut seen_root = false;
+        loop {
+            let event = reader
+                .read_event()
+                .map_err(|error| malformed(format!("the XML body does not parse: {error}")))?;
+
+            match event {
+                Event::DocType(_) => {
+                    return Err(Refusal::new(
+                        Stage::Injection,
+                        StatusCode::BAD_REQUEST,
+                        "xml_dtd_refused",
+                        "XML bodies with a document type declaration (DTD, entities) are refused",
+                    ));
+                }
+                Event::Start(start) => {
+                    self.flush_xml_text(&mut pending, &path)?;
+                    self.open_element(&start, &mut path, &mut seen_root)?;
+                }
+                Event::Empty(start) => {
+                    self.flush_xml_text(&mut pending, &path)?;
+                    self.open_element(&start, &mut path, &mut seen_root)?;
+                    path.pop();
+                }
+                Event::End(_) => {
+                    self.flush_xml_text(&mut pending, &path)?;
+                    path.pop();
+                }
+                Event::Text(content) => pending.push_str(&content.xml10_content()),
+                Event::CData(content) => pending.push_str(&content.xml10_content()),
+                Event::GeneralRef(reference) => {
+                    let resolved = match reference.resolve_char_ref() {
+                        Ok(Some(character)) => Some(character.to_string()),
+                        Ok(None) => {
+                            let name: &str = reference.as_ref();
+                            quick_xml::escape::resolve_predefined_entity(name).map(str::to_owned)
+                        }
+                        Err(error) => {
+                            return Err(malformed(format!(
+                                "an XML character reference does not parse: {error}"
+                            )));
+                        }
+                    };
+                    match resolved {
+                        Some(resolved) => pending.push_str(&resolved),
+                        None => {
+                            return Err(malformed(
+                                "the XML body references an entity it does not (and may not) declare"
+                                    .into(),
+                            ));
+                        }
+                    }
+                }
+                Event::Eof => {
+                    if !path.is_empty() {
+                        return Err(malformed(format!(
+                            "the XML body ends inside <{}>",
+                            path.last().map_or("", String::as_str)
+                        )));
+                    }
+                    if !seen_root {
+                        return Err(malformed("the XML body has no root element".into()));
+                    }
+                    return Ok(());
+                }
+                Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
+            }
+        }
+    }
+
+    /// Enters an element: checks its attribute values, named `/path/@attribute`.
+    fn open_element(
+        &self,
+        start: &quick_xml::events::BytesStart<'_>,
+        path: &mut Vec<String>,
+        seen_root: &mut bool,
+    ) -> Result<(), Refusal> {
+        if path.is_empty() && *seen_root {
+            return Err(xml_malformed(
+                "the XML body has more than one root element".into(),
+            ));
+        }
+        *seen_root = true;
+        let name = start.name();
+        let name: &str = name.as_ref();
+        path.push(name.to_owned());
+        if path.len() > MAX_XML_DEPTH {
+            return Err(xml_malformed(format!(
+                "the XML body nests deeper than {MAX_XML_DEPTH} levels"
+            )));
+        }
+        for attribute in start.attributes() {
+            let attribute = attribute.map_err(|error| {
+                xml_malformed(format!("an XML attribute does not parse: {error}"))
+            })?;
+            let value = attribute
+                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map_err(|error| {
+                    xml_malformed(format!("an XML attribute value does not parse: {error}"))
+                })?;
+            let key: &str = attribute.key.as_ref();
+            let field = format!("{}/@{key}", xml_path(path));
+            if self.skips_param(&field) {
+                continue;
+            }
+            if let Some(finding) = self.scan(&value) {
+                return Err(refusal(&finding, &field, false));
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_xml_text(&self, pending: &mut String, path: &[String]) -> Result<(), Refusal> {
+        if pending.trim().is_empty() {
+            pending.clear();
+            return Ok(());
+        }
+        let field = xml_path(path);
+        let text = std::mem::take(pending);
+        if !self.skips_param(&field)
+            && let Some(finding) = self.scan(&text)
+        {
+            return Err(refusal(&finding, &field, false));
+        }
+        Ok(())
+    }
+}
+
+/// 400 `malformed_body` for an XML body.
+fn xml_malformed(message: String) -> Refusal {
+    Refusal::new(
+        Stage::Injection,
+        StatusCode::BAD_REQUEST,
+        "malformed_body",
+        message,
+    )
+}
+
+/// An XML field's name: its element path, `/order/item`.
+fn xml_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for element in path {
+        out.push('/');
+        out.push_str(element);
+    }
+    out
+}
+
+/// The refusal for `finding` in field `name` (the name itself when `in_name`).
+fn refusal(finding: &Finding, name: &str, in_name: bool) -> Refusal {
+    let shown = shown_name(name);
+    let message = if in_name {
+        format!("a parameter name looks like {finding}")
+    } else {
+        format!("`{shown}` looks like {finding}")
+    };
+    Refusal::new(
+        Stage::Injection,
+        StatusCode::BAD_REQUEST,
+        finding.attack.code(),
+        message,
+    )
+    .with_field(shown)
+}
+
+/// A name as repeated to the client: at most [`SHOWN_NAME_CHARS`] characters, with markup
+/// characters escaped (a name can be the attack).
+fn shown_name(name: &str) -> String {
+    let cut: String = name.chars().take(SHOWN_NAME_CHARS).collect();
+    let escaped = crate::encode::html_text(&cut).into_owned();
+    if name.chars().count() > SHOWN_NAME_CHARS {
+        format!("{escaped}…")
+    } else {
+        escaped
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The stage
+// ---------------------------------------------------------------------------------------
+
+/// The injection stage.
+#[derive(Debug, Clone)]
+pub struct InjectionCheck {
+    config: Arc<Injection>,
+}
+
+impl InjectionCheck {
+    /// The stage with `config`.
+    pub fn new(config: Arc<Injection>) -> Self {
+        Self { config }
+    }
+}
+
+impl Check for InjectionCheck {
+    const STAGE: Stage = Stage::Injection;
+
+    async fn check(&self, request: Request<Body>) -> Result<Request<Body>, Refusal> {
+        if self
+            .config
+            .skips_route(request.method(), request.uri().path())
+        {
+            return Ok(request);
+        }
+        let (request, params) = params_of(request, self.config.max_body_bytes, Self::STAGE).await?;
+        self.config.inspect(&params)?;
+        Ok(request)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(
+        clippy::unwrap_used,
+        reason = "tests: a failed step must fail the test"
+    )]
+
+    use super::*;
+
+    #[test]
+    fn every_rule_compiles() {
+        assert_eq!(SQL_MEDIUM_RULES.rules.len(), SQL_MEDIUM.len());
+        assert_eq!(SQL_HIGH_RULES.rules.len(), SQL_HIGH.len());
+        assert_eq!(XSS_MEDIUM_RULES.rules.len(), XSS_MEDIUM.len());
+        assert_eq!(XSS_HIGH_RULES.rules.len(), XSS_HIGH.len());
+        assert!(TAUTOLOGY.is_some());
+        assert!(HANDLER_OUTSIDE_TAG.is_some());
+    }
+
+    #[test]
+    fn entities_decode_leniently() {
+        assert_eq!(decode_entities("&#60;&#x3C;&#0000060&lt;"), "<<<<");
+        assert_eq!(decode_entities("&#;&#xZZ;"), "&#;&#xZZ;");
+        assert_eq!(decode_escapes(r"\u003c\x3e\u{3c}\q"), r"<><\q");
+    }
+
+    #[test]
+    fn comments_fold_into_spaces() {
+        assert_eq!(fold_sql_comments("1/**/union/*x*/select"), "1 union select");
+        assert_eq!(
+            fold_sql_comments("/*!50000union*/ select"),
+            " union  select"
+        );
+    }
+
+    #[test]
+    fn skip_entries_are_routes_or_names() {
+        assert!(is_route("POST /webhooks/{*rest}"));
+        assert!(is_route("* /any"));
+        assert!(!is_route("article.body"));
+        assert_eq!(generic_name("posts[12].body"), "posts[].body");
+    }
+}
