@@ -62,6 +62,8 @@ pub enum Edge {
     Cli,
     /// Admin API / console.
     Admin,
+    /// The protecting gateway in front of an application.
+    Gateway,
 }
 
 impl Edge {
@@ -73,6 +75,7 @@ impl Edge {
             Edge::ForwardAuth => "forward-auth",
             Edge::Cli => "cli",
             Edge::Admin => "admin",
+            Edge::Gateway => "gateway",
         }
     }
 }

@@ -163,13 +163,35 @@ pub fn test(dir: &Path, verbose: bool) -> u8 {
 }
 
 pub fn serve(config: Option<&Path>, overrides: portcullis_server::Overrides) -> u8 {
-    let mut config = match portcullis_server::Config::load(config, &overrides) {
-        Ok(config) => config,
+    match portcullis_server::Config::load(config, &overrides) {
+        Ok(config) => run(config),
         Err(error) => {
             eprintln!("error: {error}");
-            return INVALID;
+            INVALID
         }
-    };
+    }
+}
+
+/// `portcullis gateway`: the service with its `[gateway]` section, which must be there.
+pub fn gateway(file: &Path, overrides: portcullis_server::Overrides) -> u8 {
+    match portcullis_server::Config::load(Some(file), &overrides) {
+        Ok(config) if config.gateway.is_none() => {
+            eprintln!(
+                "error: {}: no [gateway] section (the gateway needs at least one [[gateway.apps]])",
+                file.display()
+            );
+            INVALID
+        }
+        Ok(config) => run(config),
+        Err(error) => {
+            eprintln!("error: {error}");
+            INVALID
+        }
+    }
+}
+
+/// Runs the service on `config` until it is stopped.
+fn run(mut config: portcullis_server::Config) -> u8 {
     // The supply-chain gate scans the packages compiled into this binary: its embedded SBOM.
     // Without a usable list the gate has nothing to scan and fails closed as configured.
     let packages = crate::supply::packages().ok().map(std::sync::Arc::new);

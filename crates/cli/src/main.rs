@@ -13,6 +13,7 @@ mod rebac;
 mod render;
 mod supply;
 mod tenant;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -57,6 +58,19 @@ enum Command {
         /// The public key the integrity manifest must be signed with.
         #[arg(long, value_name = "FILE", requires = "verify_integrity")]
         trust_key: Option<PathBuf>,
+    },
+    /// Run the protecting gateway: the decision service with the `[gateway]` section of FILE,
+    /// the guard's stages in front of each configured application.
+    Gateway {
+        /// A TOML configuration file with a `[gateway]` section (docs/gateway.md).
+        #[arg(long)]
+        config: PathBuf,
+        /// Serve this bundle folder (or folder of bundles) instead of the configured ones.
+        #[arg(long)]
+        bundles: Option<PathBuf>,
+        /// Use this store instead of the configured one (`sqlite://…` or `postgres://…`).
+        #[arg(long, env = "PORTCULLIS_DATABASE_URL", hide_env_values = true)]
+        database_url: Option<String>,
     },
     /// Validate a bundle (or a folder of bundles); print every problem with file:line:col.
     ///
@@ -153,6 +167,9 @@ enum Command {
         #[command(subcommand)]
         command: integrity::IntegrityCommand,
     },
+    /// Print an HS256 identity token signed with a shared secret from the environment, for
+    /// trying a setup out without an identity provider.
+    Token(token::TokenArgs),
 }
 
 fn main() -> ExitCode {
@@ -177,6 +194,18 @@ fn main() -> ExitCode {
                 trust_key,
             },
         ),
+        Command::Gateway {
+            config,
+            bundles,
+            database_url,
+        } => commands::gateway(
+            &config,
+            portcullis_server::Overrides {
+                bundles,
+                database_url,
+                ..Default::default()
+            },
+        ),
         Command::Validate { dir } => commands::validate(&dir),
         Command::Check {
             bundles,
@@ -191,6 +220,7 @@ fn main() -> ExitCode {
         Command::Sbom { format, output } => supply::sbom(format, output.as_deref()),
         Command::Scan(args) => supply::scan(&args),
         Command::Integrity { command } => integrity::run(command),
+        Command::Token(args) => token::run(&args),
     };
     ExitCode::from(code)
 }

@@ -78,6 +78,10 @@ pub enum Cause {
     /// The tenant's route table maps no route to the request (forward-auth and the gateway:
     /// an unregistered method and path is refused).
     NoRoute,
+    /// A protection stage of the gateway refused the request before its policy was asked
+    /// (invalid parameters, a CSRF token, a rate limit, an injection, a missing credential);
+    /// the decision's `forbids` names the stage as `stage:<name>`.
+    Refused,
 }
 
 /// One statement that granted.

@@ -8,8 +8,9 @@
 //!   `Proxy-Authorization`, `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`) are dropped both
 //!   ways, except that a WebSocket upgrade is passed through: the client's and the
 //!   application's upgraded connections are then joined byte for byte;
-//! - `X-Forwarded-For` (the [`Caller`]'s address appended to what a trusted hop sent, which the
-//!   mounting code decides), `X-Forwarded-Host` and `X-Forwarded-Proto` are set;
+//! - `X-Forwarded-For` is set to the [`Caller`]'s address when the request has none (code that
+//!   trusts a proxy in front keeps the chain itself: only it knows whom to believe), and
+//!   `X-Forwarded-Host` and `X-Forwarded-Proto` are set;
 //! - an application that cannot be reached answers 502 `upstream_unavailable`, one that does
 //!   not answer in time 504 `upstream_timeout`, both refusals of the stage `upstream`.
 //!
@@ -181,6 +182,14 @@ fn failure(status: StatusCode, code: &'static str, message: String) -> Response<
 }
 
 impl Upstream {
+    /// The application's base URL.
+    pub fn url(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.target.scheme, self.target.authority, self.target.prefix
+        )
+    }
+
     /// The request as the application receives it.
     fn forward(&self, mut request: Request<Body>) -> Result<Request<Body>, String> {
         let path = request
@@ -212,14 +221,11 @@ impl Upstream {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, upgrade);
         }
-        if let Some(address) = address {
-            let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-                Some(earlier) => format!("{earlier}, {address}"),
-                None => address.to_string(),
-            };
-            if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
-                headers.insert("x-forwarded-for", value);
-            }
+        if let Some(address) = address
+            && !headers.contains_key("x-forwarded-for")
+            && let Ok(value) = HeaderValue::from_str(&address.to_string())
+        {
+            headers.insert("x-forwarded-for", value);
         }
         if let Some(host) = host {
             headers.insert("x-forwarded-host", host);

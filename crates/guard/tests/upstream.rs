@@ -144,7 +144,7 @@ async fn requests_reach_the_application_under_its_prefix_with_forwarding_headers
     let headers = &seen["headers"];
     assert!(headers.get("x-hop").is_none(), "{headers}");
     assert_eq!(headers["x-kept"], "kept");
-    assert_eq!(headers["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
+    assert_eq!(headers["x-forwarded-for"], "198.51.100.1");
     assert_eq!(headers["x-forwarded-host"], gateway.to_string());
     assert_eq!(headers["x-forwarded-proto"], "http");
     assert_eq!(headers["host"], app.to_string());

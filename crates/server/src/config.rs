@@ -86,6 +86,7 @@ struct RawConfig {
     audit: crate::audit::RawAudit,
     supply_chain: Option<RawSupplyChain>,
     integrity: Option<RawIntegrity>,
+    gateway: Option<crate::gateway::settings::RawGateway>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -279,6 +280,8 @@ pub struct Config {
     /// The SBOM of the running binary, served by `GET /admin/v1/sbom`. Not read from the file:
     /// the `portcullis` binary sets it from the package list embedded at build time.
     pub sbom: Option<std::sync::Arc<portcullis_supply::PackageList>>,
+    /// The protecting gateway (`None` without a `[gateway]` section).
+    pub gateway: Option<crate::gateway::settings::GatewaySettings>,
 }
 
 /// Where the store lives.
@@ -866,6 +869,11 @@ impl Config {
             Some(raw) => Some(supply_settings(raw, &resolve)?),
         };
         let integrity = integrity_settings(raw.integrity, overrides, &resolve)?;
+        let gateway = raw
+            .gateway
+            .map(|raw| crate::gateway::settings::GatewaySettings::parse(raw, env))
+            .transpose()
+            .map_err(|(key, message)| error(key, message))?;
         let default_quota = portcullis_tenant::quota::QuotaConfig::new(
             raw.quota.requests_per_second,
             raw.quota.burst,
@@ -909,6 +917,7 @@ impl Config {
             supply_chain,
             integrity,
             sbom: None,
+            gateway,
         })
     }
 

@@ -352,6 +352,28 @@ impl<'s> DecisionPath<'s> {
         self.finish_now(request, decision, user_agent, started)
     }
 
+    /// A request a protection stage of the gateway refused before its policy was asked,
+    /// recorded and counted like every decision: denied with [`Cause::Refused`], the stage
+    /// named in the decision's `forbids` as `stage:<name>`.
+    pub async fn refuse_at_stage(
+        &self,
+        mut request: Request,
+        stage: &str,
+        user_agent: Option<&str>,
+    ) -> (Request, Decision) {
+        self.prepare(&mut request);
+        let started = Instant::now();
+        let revision = match self.snapshot(&request.tenant) {
+            Some(snapshot) => Arc::clone(snapshot.revision()),
+            None => unknown_revision(),
+        };
+        let mut decision = portcullis_policy::refuse(&request, &revision, Cause::Refused);
+        decision.forbids = vec![Arc::from(format!("stage:{stage}"))];
+        self.finish_now(request, decision, user_agent, started)
+            .finish(self)
+            .await
+    }
+
     /// Records an answer the edge computed from this question's snapshot (a relationship
     /// query): the request gets the server's clock and a trace id, the decision its trace id;
     /// it is audited and counted like every decision.

@@ -39,7 +39,10 @@
 //! 11. [`admin`]: the admin API (one file per resource);
 //! 12. [`edges`]: one module per protocol (OpenFGA's HTTP API among them), plus the public
 //!     router and operations endpoints;
-//! 13. [`serve`]: listeners, reload triggers, shutdown.
+//! 13. [`gateway`]: `portcullis gateway`, the guard's stages in front of web applications
+//!     (its settings, [`gateway::settings`], are read with the configuration, in the
+//!     foundation);
+//! 14. [`serve`]: listeners, reload triggers, shutdown.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -52,6 +55,7 @@ pub mod edges;
 pub mod error;
 pub mod evaluation;
 pub mod files;
+pub mod gateway;
 pub mod identity;
 pub mod json;
 pub mod metrics;

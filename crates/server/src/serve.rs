@@ -26,6 +26,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the admin API listens.
     pub admin_addr: SocketAddr,
+    /// Where the gateway listens, when `[gateway]` is configured.
+    pub gateway_addr: Option<SocketAddr>,
     /// The admin token generated at start, when none was configured.
     pub generated_admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
@@ -38,6 +40,7 @@ impl std::fmt::Debug for RunningServer {
         f.debug_struct("RunningServer")
             .field("addr", &self.addr)
             .field("admin_addr", &self.admin_addr)
+            .field("gateway_addr", &self.gateway_addr)
             .finish_non_exhaustive()
     }
 }
@@ -202,6 +205,25 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         ));
     }
 
+    // The protecting gateway, when configured: its own listener, the same limits on heads.
+    let gateway_addr = match &state.config.gateway {
+        None => None,
+        Some(settings) => {
+            let listener = TcpListener::bind(settings.listen).await.map_err(|e| {
+                format!("cannot listen on {} (gateway.listen): {e}", settings.listen)
+            })?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            tasks.push(crate::connection::spawn(
+                PlainListener::new(listener),
+                crate::gateway::router(Arc::clone(&state), settings),
+                None,
+                limits,
+                stop.clone(),
+            ));
+            Some(addr)
+        }
+    };
+
     // Admin listener.
     let admin = TcpListener::bind(state.config.admin.listen)
         .await
@@ -315,6 +337,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         state,
         addr,
         admin_addr,
+        gateway_addr,
         generated_admin_token,
         shutdown,
         tasks,
@@ -426,6 +449,17 @@ pub fn banner(server: &RunningServer) -> String {
         tenants.join(", "),
         admin = server.admin_addr
     );
+    if let (Some(addr), Some(settings)) = (server.gateway_addr, &config.gateway) {
+        let apps: Vec<String> = settings
+            .apps
+            .iter()
+            .map(|app| format!("{} → {}", app.host, app.upstream.url()))
+            .collect();
+        text.push_str(&format!(
+            "  gateway: http://{addr}   (applications: {})\n",
+            apps.join(", ")
+        ));
+    }
     if let Some(token) = &server.generated_admin_token {
         text.push_str(&format!(
             "  admin token (generated for this run; configure [[admin.tokens]] or PORTCULLIS_ADMIN_TOKEN to keep one):\n    {token}\n"

@@ -29,6 +29,7 @@ const TABLE: &[(&str, &[&str])] = &[
             "demo",
             "supply",
             "audit::store",
+            "gateway::settings",
         ],
     ),
     ("audit writer", &["audit"]),
@@ -69,13 +70,14 @@ const TABLE: &[(&str, &[&str])] = &[
             "edges::openfga",
         ],
     ),
+    ("gateway", &["gateway", "gateway::stages"]),
     ("service", &["serve"]),
 ];
 
 /// The folders whose files sit on different layers.
 const LAYERS: Layers = Layers {
     layers: TABLE,
-    split: &["audit", "snapshots", "edges"],
+    split: &["audit", "snapshots", "edges", "gateway"],
 };
 
 fn source_dir() -> PathBuf {

@@ -377,7 +377,7 @@ impl Auditor {
         // A denial decided before any policy names its cause: nothing else in the record does.
         if matches!(
             decision.cause,
-            Cause::NoRoute | Cause::TenantUnknown | Cause::TenantSuspended
+            Cause::NoRoute | Cause::TenantUnknown | Cause::TenantSuspended | Cause::Refused
         ) && let Ok(cause) = serde_json::to_value(decision.cause)
         {
             record.details.insert("cause".to_owned(), cause);
@@ -581,6 +581,7 @@ fn edge_of(edge: &str) -> Edge {
     match edge {
         "grpc" | "envoy" | "envoy-grpc" => Edge::Grpc,
         "admin" => Edge::Admin,
+        "gateway" => Edge::Gateway,
         "cli" => Edge::Cli,
         "http" | "authzen" | "relations" => Edge::Http,
         _ => Edge::ForwardAuth,

@@ -1,0 +1,325 @@
+//! `[gateway]`: the guard's stages in front of a real application (an axum server started by
+//! the test), on the demo tenant's routes, identities and policy; every refusal names its
+//! stage and is in the audit trail.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+
+mod support;
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::routing::any;
+use serde_json::{Value, json};
+use support::{
+    AUDIT_TOKEN, admin_call, client, demo_bundles, server_on, token, trading_day_after_close,
+};
+
+const OFFICE: &str = "172.16.3.4";
+const HOST: &str = "ops.acme.example";
+
+/// The application: answers what it was sent.
+async fn application() -> SocketAddr {
+    async fn echo(request: Request) -> axum::Json<Value> {
+        let headers: serde_json::Map<String, Value> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or("?"))))
+            .collect();
+        axum::Json(json!({
+            "method": request.method().as_str(),
+            "uri": request.uri().to_string(),
+            "headers": headers,
+            "phone": "18912345678",
+        }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, Router::new().route("/{*path}", any(echo)))
+            .await
+            .unwrap()
+    });
+    address
+}
+
+fn gateway_section(application: SocketAddr) -> String {
+    format!(
+        r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.apps]]
+host = "{HOST}"
+upstream = {{ url = "http://{application}" }}
+
+[gateway.apps.validation]
+routes = [
+  {{ route = "GET /ops/apps/{{app}}/logs/{{*rest}}", params = {{ lines = {{ type = "integer", min = 1, max = 1000 }} }} }},
+]
+
+[gateway.apps.response.masking]
+rules = [ {{ route = "*", fields = [ {{ field = "phone", mask = {{ keep_prefix = 7 }} }} ] }} ]
+"#
+    )
+}
+
+struct Gateway {
+    base: String,
+    admin: String,
+    _server: portcullis_server::RunningServer,
+}
+
+async fn gateway() -> Gateway {
+    let application = application().await;
+    let server = server_on(
+        &demo_bundles(),
+        &gateway_section(application),
+        trading_day_after_close(),
+    )
+    .await;
+    Gateway {
+        base: format!(
+            "http://{}",
+            server.gateway_addr.expect("the gateway listens")
+        ),
+        admin: format!("http://{}", server.admin_addr),
+        _server: server,
+    }
+}
+
+/// Sends a request as `principal` (none: no token) from the office; the status and body.
+async fn send(
+    gateway: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+    principal: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let mut request = client()
+        .request(method, format!("{}{path}", gateway.base))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE);
+    if let Some(principal) = principal {
+        request = request.bearer_auth(token(json!({ "sub": principal })));
+    }
+    for (name, value) in extra {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        headers,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn refused_by(body: &Value, stage: &str, code: &str) {
+    assert_eq!(body["error"]["stage"], stage, "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
+}
+
+#[tokio::test]
+async fn an_allowed_request_reaches_the_application_with_the_gateways_identity_headers() {
+    let gateway = gateway().await;
+    let (status, headers, body) = send(
+        &gateway,
+        reqwest::Method::GET,
+        "/ops/apps/payments/logs/today?lines=20",
+        Some("bob"),
+        // A client cannot tell the application who it is.
+        &[("x-portcullis-user", "mallory")],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["uri"], "/ops/apps/payments/logs/today?lines=20");
+    let seen = &body["headers"];
+    assert_eq!(seen["x-portcullis-user"], "bob", "{seen}");
+    assert_eq!(seen["x-portcullis-tenant"], "acme");
+    assert!(
+        seen["x-portcullis-roles"]
+            .as_str()
+            .unwrap()
+            .contains("viewer"),
+        "{seen}"
+    );
+    // The office address as the trusted proxy (the test) sent it, then that proxy.
+    assert_eq!(seen["x-forwarded-for"], format!("{OFFICE}, 127.0.0.1"));
+    // Response stages: masking and security headers.
+    assert_eq!(body["phone"], "1891234****");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers.contains_key("content-security-policy"));
+}
+
+#[tokio::test]
+async fn each_stage_refuses_what_it_should_and_every_refusal_is_audited() {
+    let gateway = gateway().await;
+    // No credential.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::GET,
+        "/ops/apps/payments/logs/today",
+        None,
+        &[],
+    )
+    .await;
+    assert_eq!(status, 401);
+    refused_by(&body, "credential", "missing_token");
+    // Not a registered resource.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::GET,
+        "/somewhere/else",
+        Some("bob"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 404);
+    refused_by(&body, "resource", "unregistered_resource");
+    // An untrusted origin on a state-changing request.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::POST,
+        "/ops/apps/payments/release",
+        Some("alice"),
+        &[("origin", "https://evil.example")],
+    )
+    .await;
+    assert_eq!(status, 403);
+    refused_by(&body, "origin", "untrusted_origin");
+    // A parameter out of its rule.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::GET,
+        "/ops/apps/payments/logs/today?lines=abc",
+        Some("bob"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    refused_by(&body, "validation", "invalid_parameter");
+    assert_eq!(body["error"]["field"], "lines");
+    // The policy: bob may not release.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::POST,
+        "/ops/apps/payments/release",
+        Some("bob"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 403);
+    refused_by(&body, "permission", "denied");
+    // An injection in a parameter no rule names.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::GET,
+        "/ops/apps/payments/logs/today?lines=5&q=%27%20OR%20%271%27%3D%271",
+        Some("bob"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400);
+    refused_by(&body, "injection", "sql_injection");
+
+    // The trail holds each of them, naming the stage (the policy's own denial by its cause).
+    let (status, page) = admin_call(
+        &gateway.admin,
+        AUDIT_TOKEN,
+        reqwest::Method::GET,
+        "/admin/v1/tenants/acme/audit?outcome=deny&limit=50",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let records: Vec<&Value> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["edge"] == "gateway")
+        .collect();
+    let statements: Vec<String> = records
+        .iter()
+        .flat_map(|record| record["statements"].as_array().unwrap())
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect();
+    for stage in ["stage:origin", "stage:validation", "stage:injection"] {
+        assert!(
+            statements.iter().any(|s| s == stage),
+            "{stage}: {records:?}"
+        );
+    }
+    let causes: Vec<&Value> = records
+        .iter()
+        .map(|record| &record["details"]["cause"])
+        .collect();
+    assert!(causes.contains(&&json!("no_route")), "{records:?}");
+    assert!(
+        records
+            .iter()
+            .any(|record| record["action"] == "app:release"),
+        "the policy's denial: {records:?}"
+    );
+}
+
+#[tokio::test]
+async fn gateway_configuration_errors_name_the_key() {
+    let bundles = demo_bundles();
+    for (section, key) in [
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"https://x\" }\n",
+            "gateway.apps[0].upstream.url",
+        ),
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\nstages = [\"permission\"]\n",
+            "gateway.apps[0].stages",
+        ),
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\nstages = [\"firewall\"]\n",
+            "gateway.apps[0].stages[0]",
+        ),
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\n[gateway.apps.validation]\nroutes = [{ route = \"GET x\" }]\n",
+            "gateway.apps[0].validation.routes[0]",
+        ),
+        ("[gateway]\nlisten = \"nowhere\"\n", "gateway.listen"),
+        ("[gateway]\n", "gateway.apps"),
+    ] {
+        let error = support::config_error(&bundles, section);
+        assert!(error.contains(key), "{section}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn the_documented_configuration_parses() {
+    let page = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/gateway.md"),
+    )
+    .unwrap();
+    let section = &page[page.find("## Configuration").unwrap()..];
+    let start = section.find("```toml\n").unwrap() + "```toml\n".len();
+    let block = &section[start..];
+    let block = &block[..block.find("```").unwrap()];
+    let text = support::config_text(&demo_bundles(), block);
+    let config = portcullis_server::Config::parse(
+        &text,
+        std::path::Path::new("."),
+        &portcullis_server::Overrides::default(),
+        &|name| match name {
+            "TEST_SECRET" => Some(support::SECRET.to_owned()),
+            "CSRF_SECRET" | "MASK_SECRET" => Some("a-secret".to_owned()),
+            _ => None,
+        },
+    )
+    .unwrap_or_else(|error| panic!("docs/gateway.md's configuration: {error}"));
+    let gateway = config.gateway.unwrap();
+    assert_eq!(gateway.apps.len(), 1);
+    assert_eq!(gateway.apps[0].host, "shop.example.com");
+}
