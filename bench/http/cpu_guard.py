@@ -3,14 +3,15 @@
 the load generator, so runs disturbed by other work on a shared machine can be told apart
 and repeated. Standard library only.
 
-  cpu_guard.py run SERVER_PID -- COMMAND...
+  cpu_guard.py run SERVER_PID[,PID...] -- COMMAND...
       Runs COMMAND (its output passes through), then prints one line
       `CPU elapsed_s=.. server_cpu=.. load_cpu=.. other_cpu=..` where each *_cpu is in CPUs
       (1.0 = one core busy for the whole run): the server's, COMMAND's and everything else's
       user+system time (interrupt and softirq time are left out: loopback traffic is handled
-      there and belongs to the benchmark itself). Exits with COMMAND's status.
+      there and belongs to the benchmark itself). Several comma-separated PIDs count together
+      as the server (a proxy and its upstream). Exits with COMMAND's status.
 
-  cpu_guard.py quiet SERVER_PID THRESHOLD MAX_WAIT_S
+  cpu_guard.py quiet SERVER_PID[,PID...] THRESHOLD MAX_WAIT_S
       Waits until a one-second window shows less than THRESHOLD CPUs of other work, or
       MAX_WAIT_S have passed; prints `QUIET other_cpu=.. waited_s=..`.
 """
@@ -31,7 +32,10 @@ def busy_ticks() -> int:
     return user + nice + system + steal
 
 
-def process_ticks(pid: int) -> int:
+def process_ticks(pids) -> int:
+    if isinstance(pids, (list, tuple)):
+        return sum(process_ticks(pid) for pid in pids)
+    pid = pids
     try:
         with open(f"/proc/{pid}/stat") as stat:
             text = stat.read()
@@ -41,7 +45,7 @@ def process_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime (whole process)
 
 
-def run(server: int, command: list) -> int:
+def run(server: list, command: list) -> int:
     start, busy0, server0 = time.monotonic(), busy_ticks(), process_ticks(server)
     child = subprocess.Popen(command)
     _, status, usage = os.wait4(child.pid, 0)
@@ -55,7 +59,7 @@ def run(server: int, command: list) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-def quiet(server: int, threshold: float, max_wait: float) -> int:
+def quiet(server: list, threshold: float, max_wait: float) -> int:
     start = time.monotonic()
     while True:
         busy0, server0, t0 = busy_ticks(), process_ticks(server), time.monotonic()
@@ -68,12 +72,16 @@ def quiet(server: int, threshold: float, max_wait: float) -> int:
             return 0
 
 
+def pids(text: str) -> list:
+    return [int(pid) for pid in text.split(",")]
+
+
 def main() -> int:
     args = sys.argv[1:]
     if len(args) >= 4 and args[0] == "run" and args[2] == "--":
-        return run(int(args[1]), args[3:])
+        return run(pids(args[1]), args[3:])
     if len(args) == 4 and args[0] == "quiet":
-        return quiet(int(args[1]), float(args[2]), float(args[3]))
+        return quiet(pids(args[1]), float(args[2]), float(args[3]))
     print(__doc__, file=sys.stderr)
     return 2
 
