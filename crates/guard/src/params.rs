@@ -8,8 +8,9 @@
 //! (with their declared name and type, and their bytes) when the part has a file name.
 //!
 //! A body that declares one of these types but does not parse is refused (400
-//! `malformed_body`) by the stage that asked; other bodies (XML, binary) are left as they are
-//! and only [`Params::body_kind`] says what they were. The parsed parameters are kept in the
+//! `malformed_body`) by the stage that asked; an XML body is read (for the injection stage's
+//! own parser) but not flattened; a body of any other type is not read at all: it streams on
+//! to the application, and only [`Params::body_kind`] says what it was. The parsed parameters are kept in the
 //! request's extensions, so the second stage to ask reads no body and parses nothing.
 //!
 //! This module decides nothing about the values.
@@ -90,9 +91,9 @@ pub enum BodyKind {
     Json,
     /// `multipart/form-data`.
     Multipart,
-    /// `application/xml`, `text/xml` or `…+xml`: not parsed here.
+    /// `application/xml`, `text/xml` or `…+xml`: read, not parsed here.
     Xml,
-    /// Anything else: not parsed.
+    /// Anything else: not read (it stays streaming to the application).
     Other,
 }
 
@@ -103,7 +104,7 @@ pub struct Params {
     pub fields: Vec<Field>,
     /// What the body was.
     pub body_kind: BodyKind,
-    /// The raw body.
+    /// The raw body (empty for [`BodyKind::Other`] and [`BodyKind::Empty`]: not read).
     pub body: Bytes,
 }
 
@@ -129,7 +130,24 @@ pub async fn params_of(
         let params = Arc::clone(params);
         return Ok((request, params));
     }
-    let (mut request, body) = buffer_body(request, limit, stage).await?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let declared = declared_kind(&content_type, request.headers());
+    // A body of a type no stage parses stays streaming, with no limit of ours on its size.
+    let (mut request, body) = if matches!(declared, BodyKind::Other | BodyKind::Empty) {
+        (request, Bytes::new())
+    } else {
+        buffer_body(request, limit, stage).await?
+    };
+    let body_kind = if body.is_empty() && declared != BodyKind::Other {
+        BodyKind::Empty
+    } else {
+        declared
+    };
     let malformed =
         |message: String| Refusal::new(stage, StatusCode::BAD_REQUEST, "malformed_body", message);
     let mut fields = Vec::new();
@@ -142,13 +160,6 @@ pub async fn params_of(
             });
         }
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let body_kind = kind_of(&content_type, &body);
     match body_kind {
         BodyKind::Form => {
             for (name, value) in form_urlencoded::parse(&body) {
@@ -191,9 +202,15 @@ pub async fn params_of(
     Ok((request, params))
 }
 
-/// The body's kind from its declared media type (parameters and case ignored).
-fn kind_of(content_type: &str, body: &Bytes) -> BodyKind {
-    if body.is_empty() {
+/// The body's kind from its declared media type (parameters and case ignored); a request
+/// declaring no type and no length, or a zero length, has none.
+fn declared_kind(content_type: &str, headers: &axum::http::HeaderMap) -> BodyKind {
+    let length = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+    if length == Some(0) || (content_type.is_empty() && length.is_none() && !chunked) {
         return BodyKind::Empty;
     }
     let essence = content_type

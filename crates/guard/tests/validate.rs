@@ -306,6 +306,37 @@ async fn skipped_and_unruled_routes_pass_and_bodies_are_bounded() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
 
+#[tokio::test]
+async fn bodies_of_other_types_are_not_read_and_stream_on() {
+    // Larger than the stage's limit, but of a type no stage parses: the query is checked, the
+    // body is left to the application whole.
+    let upload = |query: &str| {
+        Request::post(format!("/orders?{query}"))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(vec![7u8; 10_000]))
+            .unwrap()
+    };
+    let counting = Router::new()
+        .route(
+            "/orders",
+            any(|request: Request| async move {
+                let bytes = request.into_body().collect().await.unwrap().to_bytes();
+                bytes.len().to_string()
+            }),
+        )
+        .layer(StageLayer::new(ValidationCheck::new(Arc::new(rules()))));
+    let response = counting
+        .clone()
+        .oneshot(upload("quantity=2&items%5B0%5D.sku=a"))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"10000");
+    let response = counting.oneshot(upload("quantity=0")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+}
+
 #[test]
 fn configuration_errors_name_where_they_are() {
     let cases = [
