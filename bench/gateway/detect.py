@@ -11,13 +11,21 @@
       body) over THREADS keep-alive connections per URL, and prints one line per input with
       the status of each URL, tab-separated, in the order of the NAME=URL arguments.
 
-  detect.py report CORPUS RESULTS OUT_DIR MISSES
+  detect.py report CORPUS RESULTS OUT_DIR MISSES [HALF]
       RESULTS: one `MODE SYSTEM FILE` line per verdict file (SYSTEM crs-pl1, crs-pl2, ours).
-      Writes OUT_DIR/report.md (confusion matrices) and OUT_DIR/ours-*.txt (the first MISSES
-      misses and false positives of ours, with what CRS did on the same request).
+      Writes OUT_DIR/report.md (confusion matrices, for the whole corpus and for each half)
+      and OUT_DIR/ours-*.txt (the first MISSES misses and false positives of ours, with what
+      CRS did on the same request), taken from the items of HALF only: `tuning` (default),
+      `held-out` or `all`.
+
+The halves: every item belongs to the `tuning` or the `held-out` half by the first byte of
+the SHA-256 of its value (even: tuning, odd: held-out), a split fixed before any verdict.
+Rules are designed by looking only at the tuning half's misses and false positives (the
+lists above, by default); the held-out half shows whether they generalise.
 """
 
 import concurrent.futures
+import hashlib
 import http.client
 import json
 import os
@@ -42,6 +50,14 @@ CONTEXT = "&page=2&lang=en"
 def corpus(path):
     with open(path, encoding="utf-8") as handle:
         return [json.loads(line) for line in handle]
+
+
+HALVES = ("tuning", "held-out")
+
+
+def half(item):
+    """The half an item belongs to, by a hash of its value (fixed, independent of verdicts)."""
+    return HALVES[hashlib.sha256(item["value"].encode("utf-8")).digest()[0] & 1]
 
 
 def lines(corpus_path, mode, out):
@@ -132,7 +148,7 @@ def pct(part, whole):
     return f"{100.0 * part / whole:.2f} %" if whole else "-"
 
 
-def report(corpus_path, results_path, out_dir, misses):
+def report(corpus_path, results_path, out_dir, misses, misses_half="tuning"):
     items = corpus(corpus_path)
     systems = []  # (mode, label, [verdict per item])
     ours_text = {}
@@ -152,10 +168,10 @@ def report(corpus_path, results_path, out_dir, misses):
         if len(table) != len(items):
             sys.exit(f"error: {label} ({mode}) has {len(table)} verdicts for {len(items)} items")
 
-    def counts(table, predicate):
+    def counts(table, predicate, part=None):
         blocked = passed = errors = 0
         for item, verdict in zip(items, table):
-            if not predicate(item):
+            if not predicate(item) or (part is not None and halves[item["id"]] != part):
                 continue
             if verdict is None:
                 errors += 1
@@ -165,6 +181,7 @@ def report(corpus_path, results_path, out_dir, misses):
                 passed += 1
         return blocked, passed, errors
 
+    halves = [half(item) for item in items]
     classes = {kind: sum(1 for item in items if item["class"] == kind) for kind in ("sqli", "xss", "benign", "benign-sql")}
     md = ["# Detection: confusion matrices", ""]
     md.append(f"Corpus: {classes['sqli']} SQL-injection payloads, {classes['xss']} XSS payloads, "
@@ -188,6 +205,30 @@ def report(corpus_path, results_path, out_dir, misses):
             md.append(f"| {label} | {sqli[0]} | {sqli[1]} | {pct(sqli[0], sqli[0] + sqli[1])} | "
                       f"{xss[0]} | {xss[1]} | {pct(xss[0], xss[0] + xss[1])} | "
                       f"{benign[0]} | {benign[1]} | {pct(benign[0], benign[0] + benign[1])} | {errors} |")
+        md.append("")
+        md.append("By half (`tuning`: the items whose misses were looked at while writing rules; "
+                  "`held-out`: never looked at). SQLi / XSS detected, benign false positives:")
+        md.append("")
+        md.append("| system | " + " | ".join(f"{part} SQLi | {part} XSS | {part} FP" for part in HALVES + ("whole",)) + " |")
+        md.append("|---|" + "---:|" * (3 * (len(HALVES) + 1)))
+        for row_mode, label, table in systems:
+            if row_mode != mode:
+                continue
+            cells = []
+            for part in HALVES + (None,):
+                sqli = counts(table, lambda item: item["class"] == "sqli", part)
+                xss = counts(table, lambda item: item["class"] == "xss", part)
+                benign = counts(table, lambda item: item["class"] == "benign", part)
+                cells += [pct(sqli[0], sqli[0] + sqli[1]), pct(xss[0], xss[0] + xss[1]),
+                          pct(benign[0], benign[0] + benign[1])]
+            md.append(f"| {label} | " + " | ".join(cells) + " |")
+        md.append("")
+        md.append("| half | SQLi | XSS | benign |")
+        md.append("|---|---:|---:|---:|")
+        for part in HALVES:
+            n = {kind: sum(1 for item in items if item["class"] == kind and halves[item["id"]] == part)
+                 for kind in ("sqli", "xss", "benign")}
+            md.append(f"| {part} | {n['sqli']} | {n['xss']} | {n['benign']} |")
         md.append("")
         md.append("False positives by benign group (blocked / items):")
         md.append("")
@@ -226,7 +267,7 @@ def report(corpus_path, results_path, out_dir, misses):
                 written = 0
                 with open(path, "w", encoding="utf-8") as handle:
                     for item, verdict in zip(items, rows):
-                        if item["class"] != wanted:
+                        if item["class"] != wanted or misses_half not in ("all", halves[item["id"]]):
                             continue
                         # An attack that passed, or a benign value that was refused.
                         if (verdict[level_index] != "pass") != (wanted == "benign"):
@@ -245,8 +286,10 @@ def main():
         return lines(args[1], args[2], args[3])
     if len(args) >= 6 and args[0] == "send":
         return send(args[1], args[2], args[3], int(args[4]), args[5:])
-    if len(args) == 5 and args[0] == "report":
-        return report(args[1], args[2], args[3], int(args[4]))
+    if len(args) in (5, 6) and args[0] == "report":
+        if len(args) == 6 and args[5] not in HALVES + ("all",):
+            sys.exit(f"error: HALF is one of {', '.join(HALVES + ('all',))}, not {args[5]}")
+        return report(args[1], args[2], args[3], int(args[4]), *args[5:])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -7,5 +7,10 @@ wrk.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/201
 wrk.headers["Accept"] = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 wrk.headers["Accept-Language"] = "en-US,en;q=0.5"
 wrk.headers["Accept-Encoding"] = "gzip, deflate"
+-- Signed in (run.sh makes the token when the gateway rows run): the same header for every server.
+local token = os.getenv("GATEWAY_BENCH_TOKEN")
+if token then
+  wrk.headers["Authorization"] = "Bearer " .. token
+end
 
 dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "../http/report.lua")

@@ -97,6 +97,15 @@ if wants gw-off || wants gw-on; then
     fi
   fi
 fi
+# Every workload gets the same request, signed in as the shop tenant's `bench-user` (the gateway
+# with every stage on needs a credential; nginx and CRS see one more header).
+if [[ " $WORKLOADS " == *" gw-"* ]]; then
+  export GATEWAY_BENCH_SECRET=${GATEWAY_BENCH_SECRET:-gateway-bench-secret-0123456789abcdef}
+  GATEWAY_BENCH_TOKEN=$(GATEWAY_BENCH_SECRET=$GATEWAY_BENCH_SECRET "$PORTCULLIS_BIN" token \
+    --secret-env GATEWAY_BENCH_SECRET --issuer https://idp.bench.example --subject bench-user \
+    --tenant shop --ttl 86400)
+  export GATEWAY_BENCH_TOKEN
+fi
 read -r -a ROUND <<<"$WORKLOADS"
 [ "${#ROUND[@]}" -gt 0 ] || die "no workload to measure"
 
