@@ -226,12 +226,24 @@ struct RefusalRecord {
 
 impl RefusalRecord {
     fn of(request: &Request, identified: stages::Identified) -> Self {
+        // Only what the record reads: every request pays for this copy, few are refused.
         let mut copy = Request::new(Body::empty());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
-        *copy.headers_mut() = request.headers().clone();
-        if let Some(caller) = request.extensions().get::<Caller>() {
-            copy.extensions_mut().insert(caller.clone());
+        for name in [
+            axum::http::header::HOST,
+            axum::http::header::USER_AGENT,
+            axum::http::HeaderName::from_static("traceparent"),
+        ] {
+            if let Some(value) = request.headers().get(&name) {
+                copy.headers_mut().insert(name, value.clone());
+            }
+        }
+        if let Some(address) = request.extensions().get::<Caller>().and_then(|c| c.address) {
+            copy.extensions_mut().insert(Caller {
+                address: Some(address),
+                ..Caller::default()
+            });
         }
         Self {
             request: copy,
