@@ -76,7 +76,27 @@ pub struct Metrics {
     audit_capacity: Gauge,
     supply_high_risk: Gauge,
     supply_scans: Family<ScanLabels, Counter>,
+    gateway_stages: Family<GatewayStageLabels, Counter>,
+    gateway_latency: Family<GatewayAppLabels, Histogram>,
     last_reload_failures: AtomicU64,
+}
+
+/// Labels of the gateway's per-stage counter.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayStageLabels {
+    /// The application's host as configured (`*` for the catch-all).
+    pub app: String,
+    /// The stage.
+    pub stage: &'static str,
+    /// `passed` or `refused`.
+    pub outcome: &'static str,
+}
+
+/// Labels of the gateway's latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayAppLabels {
+    /// The application's host as configured.
+    pub app: String,
 }
 
 /// Labels of a supply-chain scan.
@@ -143,6 +163,20 @@ impl Metrics {
             "Dependency scans of this binary, by outcome",
             supply_scans.clone(),
         );
+        let gateway_stages = Family::<GatewayStageLabels, Counter>::default();
+        let gateway_latency = Family::<GatewayAppLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_001, 2.0, 25))
+        });
+        registry.register(
+            "gateway_stage_requests",
+            "Gateway requests each stage passed or refused, by application",
+            gateway_stages.clone(),
+        );
+        registry.register(
+            "gateway_duration_seconds",
+            "Time from a request's arrival at the gateway to its answer's head, upstream included, by application",
+            gateway_latency.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -154,8 +188,31 @@ impl Metrics {
             audit_capacity,
             supply_high_risk,
             supply_scans,
+            gateway_stages,
+            gateway_latency,
             last_reload_failures: AtomicU64::new(0),
         }
+    }
+
+    /// The counter of one gateway application's stage and outcome (taken once per application,
+    /// so that a request only increments).
+    pub fn gateway_stage(&self, app: &str, stage: &'static str, outcome: &'static str) -> Counter {
+        self.gateway_stages
+            .get_or_create(&GatewayStageLabels {
+                app: app.to_owned(),
+                stage,
+                outcome,
+            })
+            .clone()
+    }
+
+    /// The latency histogram of one gateway application.
+    pub fn gateway_latency(&self, app: &str) -> Histogram {
+        self.gateway_latency
+            .get_or_create(&GatewayAppLabels {
+                app: app.to_owned(),
+            })
+            .clone()
     }
 
     /// Counts one decision.

@@ -71,6 +71,7 @@ rules = [ {{ route = "*", fields = [ {{ field = "phone", mask = {{ keep_prefix =
 
 struct Gateway {
     base: String,
+    api: String,
     admin: String,
     _server: portcullis_server::RunningServer,
 }
@@ -88,6 +89,7 @@ async fn gateway() -> Gateway {
             "http://{}",
             server.gateway_addr.expect("the gateway listens")
         ),
+        api: format!("http://{}", server.addr),
         admin: format!("http://{}", server.admin_addr),
         _server: server,
     }
@@ -229,6 +231,18 @@ async fn each_stage_refuses_what_it_should_and_every_refusal_is_audited() {
     .await;
     assert_eq!(status, 400);
     refused_by(&body, "injection", "sql_injection");
+
+    // Each stage counts what it passed and refused.
+    let metrics = support::get_text(&gateway.api, "/metrics").await;
+    for line in [
+        r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="validation",outcome="refused"} 1"#,
+        r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="credential",outcome="refused"} 1"#,
+        r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="permission",outcome="refused"} 1"#,
+        r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="injection",outcome="refused"} 1"#,
+        r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="credential",outcome="passed"} 5"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
 
     // The trail holds each of them, naming the stage (the policy's own denial by its cause).
     let (status, page) = admin_call(

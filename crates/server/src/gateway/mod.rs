@@ -33,6 +33,8 @@ use portcullis_guard::response::{CookieFlagsLayer, SecurityHeadersLayer};
 use portcullis_guard::{
     Caller, CsrfLayer, OriginCheck, Refusal, Stage, StageLayer, ValidationCheck,
 };
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use tower::ServiceExt as _;
 use tower::util::BoxCloneSyncService;
 
@@ -89,17 +91,62 @@ fn stack(state: &Arc<AppState>, app: &Arc<App>) -> AppService {
     BoxCloneSyncService::new(inner.map_err(|never| match never {}))
 }
 
+/// One application's stack and its metrics handles.
+struct Served {
+    app: Arc<App>,
+    service: AppService,
+    /// Per stage that runs, in pipeline order: its `passed` and `refused` counters.
+    counters: Vec<(Stage, Counter, Counter)>,
+    latency: Histogram,
+}
+
+impl Served {
+    /// Counts a request: every stage before the refusing one passed (all of them when none
+    /// refused), the refusing one refused.
+    fn count(&self, refused: Option<Stage>, elapsed: std::time::Duration) {
+        for (stage, passed, refusals) in &self.counters {
+            match refused {
+                Some(at) if at == *stage => {
+                    refusals.inc();
+                    break;
+                }
+                Some(at) if at < *stage => break,
+                _ => {
+                    passed.inc();
+                }
+            }
+        }
+        self.latency.observe(elapsed.as_secs_f64());
+    }
+}
+
 struct Gateway {
     state: Arc<AppState>,
-    apps: Vec<(Arc<App>, AppService)>,
+    apps: Vec<Served>,
 }
 
 /// The gateway's router: every request goes to the application its host names.
 pub fn router(state: Arc<AppState>, settings: &GatewaySettings) -> Router {
+    let metrics = &state.metrics;
     let apps = settings
         .apps
         .iter()
-        .map(|app| (Arc::clone(app), stack(&state, app)))
+        .map(|app| Served {
+            app: Arc::clone(app),
+            service: stack(&state, app),
+            counters: Stage::ALL
+                .into_iter()
+                .filter(|stage| app.stages.contains(stage) || *stage == Stage::Upstream)
+                .map(|stage| {
+                    (
+                        stage,
+                        metrics.gateway_stage(&app.host, stage.name(), "passed"),
+                        metrics.gateway_stage(&app.host, stage.name(), "refused"),
+                    )
+                })
+                .collect(),
+            latency: metrics.gateway_latency(&app.host),
+        })
         .collect();
     let gateway = Arc::new(Gateway { state, apps });
     Router::new().fallback(dispatch).with_state(gateway)
@@ -152,12 +199,13 @@ async fn dispatch(
         .get(axum::http::header::HOST)
         .and_then(|value| value.to_str().ok())
         .map(|host| crate::identity::strip_port(host).to_ascii_lowercase());
+    let started = std::time::Instant::now();
     let found = gateway
         .apps
         .iter()
-        .find(|(app, _)| Some(app.host.as_str()) == host.as_deref())
-        .or_else(|| gateway.apps.iter().find(|(app, _)| app.host == "*"));
-    let Some((app, service)) = found else {
+        .find(|served| Some(served.app.host.as_str()) == host.as_deref())
+        .or_else(|| gateway.apps.iter().find(|served| served.app.host == "*"));
+    let Some(served) = found else {
         return Refusal::new(
             Stage::Resource,
             StatusCode::NOT_FOUND,
@@ -203,7 +251,11 @@ async fn dispatch(
     }
     request.extensions_mut().insert(Caller {
         address: Some(address),
-        tenant: app.tenant.as_ref().map(|tenant| tenant.as_str().to_owned()),
+        tenant: served
+            .app
+            .tenant
+            .as_ref()
+            .map(|tenant| tenant.as_str().to_owned()),
         ..Caller::default()
     });
     // Kept to record a refusal: the request itself goes to the stages, and the credential
@@ -211,9 +263,11 @@ async fn dispatch(
     let identified = stages::Identified::default();
     request.extensions_mut().insert(identified.clone());
     let record = RefusalRecord::of(&request, identified);
-    let Ok(response) = service.clone().oneshot(request).await;
-    if let Some(refusal) = response.extensions().get::<Refusal>() {
-        record.write(&gateway.state, app, refusal).await;
+    let Ok(response) = served.service.clone().oneshot(request).await;
+    let refusal = response.extensions().get::<Refusal>();
+    served.count(refusal.map(|refusal| refusal.stage), started.elapsed());
+    if let Some(refusal) = refusal {
+        record.write(&gateway.state, &served.app, refusal).await;
     }
     response
 }
