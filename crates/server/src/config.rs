@@ -874,6 +874,12 @@ impl Config {
             .map(|raw| crate::gateway::settings::GatewaySettings::parse(raw, env))
             .transpose()
             .map_err(|(key, message)| error(key, message))?;
+        if gateway.as_ref().is_some_and(|gateway| gateway.tls) && tls.is_none() {
+            return Err(error(
+                "gateway.tls",
+                "the gateway's TLS uses the [tls] section's certificate, and there is none",
+            ));
+        }
         let default_quota = portcullis_tenant::quota::QuotaConfig::new(
             raw.quota.requests_per_second,
             raw.quota.burst,

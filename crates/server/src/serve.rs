@@ -213,13 +213,27 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                 format!("cannot listen on {} (gateway.listen): {e}", settings.listen)
             })?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            tasks.push(crate::connection::spawn(
-                PlainListener::new(listener),
-                crate::gateway::router(Arc::clone(&state), settings),
-                None,
-                limits,
-                stop.clone(),
-            ));
+            let router = crate::gateway::router(Arc::clone(&state), settings);
+            match (&state.config.tls, settings.tls) {
+                (Some(tls), true) => {
+                    let listener = TlsListener::new(listener, server_config(tls)?)
+                        .map_err(|e| e.to_string())?;
+                    tasks.push(crate::connection::spawn(
+                        listener,
+                        router,
+                        None,
+                        limits,
+                        stop.clone(),
+                    ));
+                }
+                _ => tasks.push(crate::connection::spawn(
+                    PlainListener::new(listener),
+                    router,
+                    None,
+                    limits,
+                    stop.clone(),
+                )),
+            }
             Some(addr)
         }
     };
@@ -455,8 +469,9 @@ pub fn banner(server: &RunningServer) -> String {
             .iter()
             .map(|app| format!("{} → {}", app.host, app.upstream.url()))
             .collect();
+        let scheme = if settings.tls { "https" } else { "http" };
         text.push_str(&format!(
-            "  gateway: http://{addr}   (applications: {})\n",
+            "  gateway: {scheme}://{addr}   (applications: {})\n",
             apps.join(", ")
         ));
     }

@@ -145,3 +145,52 @@ async fn verified_client_certificates_feed_the_cert_factor() {
 
     server.stop().await;
 }
+
+#[tokio::test]
+async fn the_gateway_listener_speaks_tls_with_the_services_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = ca("Acme Server CA");
+    let (server_cert, server_key) = leaf(&pki, "localhost", true);
+    // The application: answers the scheme the gateway says the client used.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let application = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("x-forwarded-proto")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("none")
+                .to_owned()
+        });
+        axum::serve(listener, app).await.unwrap();
+    });
+    let extra = format!(
+        "[tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n\n[gateway]\nlisten = \"127.0.0.1:0\"\ntls = true\n\n[[gateway.apps]]\nhost = \"*\"\ntenant = \"acme\"\nupstream = {{ url = \"http://{application}\" }}\nstages = [\"security_headers\"]\n",
+        write(dir.path(), "server.pem", &server_cert),
+        write(dir.path(), "server.key", &server_key),
+    );
+    let text = support::config_text(&support::demo_bundles(), &extra);
+    let server = portcullis_server::start(support::config(&text), None)
+        .await
+        .unwrap();
+    let port = server.gateway_addr.unwrap().port();
+    let response = client(&pki.ca_pem, None)
+        .get(format!("https://localhost:{port}/anything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "https");
+    // Plain HTTP is not spoken there.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/anything"))
+        .send()
+        .await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    // Without a [tls] section the setting is refused.
+    let error = support::config_error(
+        &support::demo_bundles(),
+        "[gateway]\ntls = true\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\n",
+    );
+    assert!(error.contains("gateway.tls"), "{error}");
+}

@@ -123,6 +123,8 @@ impl Served {
 struct Gateway {
     state: Arc<AppState>,
     apps: Vec<Served>,
+    /// Whether the listener speaks TLS (the application is told `X-Forwarded-Proto: https`).
+    tls: bool,
 }
 
 /// The gateway's router: every request goes to the application its host names.
@@ -148,7 +150,11 @@ pub fn router(state: Arc<AppState>, settings: &GatewaySettings) -> Router {
             latency: metrics.gateway_latency(&app.host),
         })
         .collect();
-    let gateway = Arc::new(Gateway { state, apps });
+    let gateway = Arc::new(Gateway {
+        state,
+        apps,
+        tls: settings.tls,
+    });
     Router::new().fallback(dispatch).with_state(gateway)
 }
 
@@ -248,6 +254,12 @@ async fn dispatch(
     };
     if let Ok(value) = axum::http::HeaderValue::from_str(&chain) {
         request.headers_mut().insert("x-forwarded-for", value);
+    }
+    if gateway.tls {
+        request.headers_mut().insert(
+            "x-forwarded-proto",
+            axum::http::HeaderValue::from_static("https"),
+        );
     }
     request.extensions_mut().insert(Caller {
         address: Some(address),

@@ -26,6 +26,10 @@ use sha2::Digest as _;
 pub struct RawGateway {
     /// Where the gateway listens (default `127.0.0.1:8600`).
     pub listen: Option<String>,
+    /// Whether the gateway listener speaks TLS, with the certificate (and client-certificate
+    /// settings) of the service's `[tls]` section.
+    #[serde(default)]
+    pub tls: bool,
     /// The environment variable holding the secret CSRF tokens are signed with; every gateway
     /// node needs the same one. Without it, a random key is made at start.
     pub csrf_secret_env: Option<String>,
@@ -111,6 +115,8 @@ impl std::fmt::Debug for App {
 pub struct GatewaySettings {
     /// Where it listens.
     pub listen: SocketAddr,
+    /// Whether it speaks TLS (with the service's `[tls]` certificate).
+    pub tls: bool,
     /// The applications, in configuration order.
     pub apps: Vec<Arc<App>>,
 }
@@ -255,6 +261,10 @@ impl GatewaySettings {
                 masking,
             }));
         }
-        Ok(Self { listen, apps })
+        Ok(Self {
+            listen,
+            tls: raw.tls,
+            apps,
+        })
     }
 }
