@@ -14,6 +14,8 @@
 //! - [`csrf`]: CSRF tokens bound to the session, checked and rotated ([`CsrfLayer`]);
 //! - [`upstream`]: the application behind the gateway, reached as a reverse proxy does
 //!   ([`Upstream`]: pooled, streamed, WebSocket pass-through, timeouts);
+//! - [`login`]: login protection, lockouts with doubling durations per account and address
+//!   ([`LoginLayer`]);
 //! - [`params`]: a request's query, form, JSON and multipart parameters, parsed once for
 //!   every stage that looks at them;
 //! - [`validate`]: per-route parameter rules and the validation stage ([`ValidationCheck`]);
@@ -51,6 +53,7 @@ pub mod csrf;
 pub mod encode;
 pub mod formats;
 pub mod inject;
+pub mod login;
 pub mod origin;
 pub mod params;
 pub mod ratelimit;
@@ -63,6 +66,7 @@ pub mod validate;
 pub use csrf::{Csrf, CsrfLayer};
 pub use formats::Format;
 pub use inject::{Injection, InjectionCheck, RawInjection, Sensitivity};
+pub use login::{LoginGuard, LoginLayer};
 pub use origin::{OriginCheck, Origins};
 pub use ratelimit::{RateLimitCheck, RateLimits, RawRateLimits};
 pub use response::{

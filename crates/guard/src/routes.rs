@@ -87,6 +87,32 @@ impl<T> Routes<T> {
     }
 }
 
+/// A set of route templates (`METHOD /path`), for settings that only list routes.
+#[derive(Debug, Clone, Default)]
+pub struct RouteSet {
+    routes: Routes<()>,
+    empty: bool,
+}
+
+impl RouteSet {
+    /// The set of `routes`; `at` names the list in errors (`public[2]`).
+    pub fn parse(routes: &[String], at: &str) -> Result<Self, ConfigError> {
+        let mut set = Routes::default();
+        for (index, route) in routes.iter().enumerate() {
+            set.insert(route, (), &format!("{at}[{index}]"))?;
+        }
+        Ok(Self {
+            routes: set,
+            empty: routes.is_empty(),
+        })
+    }
+
+    /// Whether `method` and `path` match a route of the set.
+    pub fn contains(&self, method: &Method, path: &str) -> bool {
+        !self.empty && self.routes.find(method, path).is_some()
+    }
+}
+
 /// A parameter's name with array indexes written `[]` (`items[3].sku` → `items[].sku`), as
 /// per-parameter settings name it.
 pub(crate) fn generic_name(name: &str) -> Cow<'_, str> {

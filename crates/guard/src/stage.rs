@@ -41,6 +41,8 @@ pub enum Stage {
     Csrf,
     /// Rate limits per client address, principal and tenant.
     RateLimit,
+    /// Login protection: lockout after failed logins, per account and address.
+    Login,
     /// The permission, asked of the decision path.
     Permission,
     /// SQL injection and XSS in parameters and body fields; XML and upload checks.
@@ -57,7 +59,7 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 14] = [
         Stage::Session,
         Stage::Credential,
         Stage::Origin,
@@ -65,6 +67,7 @@ impl Stage {
         Stage::Validation,
         Stage::Csrf,
         Stage::RateLimit,
+        Stage::Login,
         Stage::Permission,
         Stage::Injection,
         Stage::Upstream,
@@ -83,6 +86,7 @@ impl Stage {
             Stage::Validation => "validation",
             Stage::Csrf => "csrf",
             Stage::RateLimit => "rate_limit",
+            Stage::Login => "login",
             Stage::Permission => "permission",
             Stage::Injection => "injection",
             Stage::Upstream => "upstream",

@@ -41,9 +41,17 @@ async fn application() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, Router::new().route("/{*path}", any(echo)))
-            .await
-            .unwrap()
+        async fn login(body: String) -> axum::http::StatusCode {
+            if body.contains("password=right") {
+                axum::http::StatusCode::NO_CONTENT
+            } else {
+                axum::http::StatusCode::UNAUTHORIZED
+            }
+        }
+        let app = Router::new()
+            .route("/login", axum::routing::post(login))
+            .route("/{*path}", any(echo));
+        axum::serve(listener, app).await.unwrap()
     });
     address
 }
@@ -77,13 +85,18 @@ struct Gateway {
 }
 
 async fn gateway() -> Gateway {
+    gateway_with("").await
+}
+
+/// The gateway with `extra` added to its application's settings.
+async fn gateway_with(extra: &str) -> Gateway {
     let application = application().await;
-    let server = server_on(
-        &demo_bundles(),
-        &gateway_section(application),
-        trading_day_after_close(),
-    )
-    .await;
+    let section = gateway_section(application).replacen(
+        "\n[gateway.apps.validation]",
+        &format!("{extra}\n[gateway.apps.validation]"),
+        1,
+    );
+    let server = server_on(&demo_bundles(), &section, trading_day_after_close()).await;
     Gateway {
         base: format!(
             "http://{}",
@@ -336,4 +349,81 @@ async fn the_documented_configuration_parses() {
     let gateway = config.gateway.unwrap();
     assert_eq!(gateway.apps.len(), 1);
     assert_eq!(gateway.apps[0].host, "shop.example.com");
+}
+
+#[tokio::test]
+async fn failed_logins_lock_out_until_an_admin_unlocks() {
+    let gateway = gateway_with(
+        "public = [\"POST /login\"]\nlogin = { route = \"POST /login\", max_failures = 2, lockout_seconds = 600 }\n",
+    )
+    .await;
+    let attempt = |password: &'static str| {
+        let base = gateway.base.clone();
+        async move {
+            let response = client()
+                .post(format!("{base}/login"))
+                .header("host", HOST)
+                .header("x-forwarded-for", "198.51.100.20")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("username=carol&password={password}"))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (status, retry, response.text().await.unwrap())
+        }
+    };
+    // The login route is public: no token needed; the application answers.
+    assert_eq!(attempt("wrong").await.0, 401);
+    assert_eq!(attempt("wrong").await.0, 401);
+    let (status, retry, body) = attempt("right").await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(retry.as_deref(), Some("600"));
+    assert!(body.contains("\"stage\":\"login\""), "{body}");
+    // An admin lifts it (an audited change); the application answers again.
+    let response = client()
+        .post(format!("{}/admin/v1/gateway/unlock", gateway.admin))
+        .bearer_auth(support::ADMIN_TOKEN)
+        .json(&json!({"app": HOST, "account": "Carol", "address": "198.51.100.20"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let answer: Value = response.json().await.unwrap();
+    assert_eq!(answer["unlocked"], true, "{answer}");
+    assert_eq!(attempt("right").await.0, 204);
+    let (status, page) = admin_call(
+        &gateway.admin,
+        AUDIT_TOKEN,
+        reqwest::Method::GET,
+        "/admin/v1/tenants/system/audit?kind=change&limit=20",
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|record| record["action"] == "POST /admin/v1/gateway/unlock"),
+        "{page}"
+    );
+    // Unknown applications and empty requests are refused.
+    for (body, code) in [
+        (json!({"app": "elsewhere", "account": "x"}), 404),
+        (json!({"app": HOST}), 400),
+    ] {
+        let response = client()
+            .post(format!("{}/admin/v1/gateway/unlock", gateway.admin))
+            .bearer_auth(support::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), code, "{body}");
+    }
 }

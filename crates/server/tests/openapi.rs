@@ -1604,6 +1604,14 @@ token = "{ADMIN_TOKEN}"
 issuer = "{ISSUER}"
 algorithms = ["HS256"]
 secret_env = "OPENAPI_TEST_SECRET"
+
+# A gateway application with login protection, for `POST /admin/v1/gateway/unlock`.
+[gateway]
+[[gateway.apps]]
+host = "shop.example"
+tenant = "acme"
+upstream = {{ url = "http://127.0.0.1:9" }}
+login = {{ route = "POST /login" }}
 "#
     );
     let overrides = Overrides {

@@ -269,6 +269,7 @@ admin_actions! {
     AuditRead => "admin:audit.read",
     SecurityRead => "admin:security.read",
     SecurityScan => "admin:security.scan",
+    GatewayUnlock => "admin:gateway.unlock",
 }
 
 // ------------------------------------------------------------------ the extractors

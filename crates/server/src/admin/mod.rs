@@ -18,13 +18,15 @@
 //! * one module per resource: `tenants`, `bundles` (upload, history, activation), `reload`,
 //!   `principals` (run-time principals, sensitive attributes stored encrypted), `assignments`
 //!   (role assignments), `keys` (re-encryption under the current key), `tuples` (relationship
-//!   tuples, their changes and the tenant's model), [`audit`] (reading the audit trail) and
-//!   `security` (the supply-chain gate's dependency scan).
+//!   tuples, their changes and the tenant's model), [`audit`] (reading the audit trail),
+//!   `security` (the supply-chain gate's dependency scan) and `gateway` (lifting a login
+//!   lockout of the gateway).
 
 mod access;
 mod assignments;
 pub mod audit;
 mod bundles;
+mod gateway;
 mod keys;
 mod principals;
 mod reload;
@@ -130,6 +132,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(security::status).post(security::rescan),
         )
         .route("/admin/v1/sbom", get(security::sbom))
+        .route("/admin/v1/gateway/unlock", post(gateway::unlock))
         .route("/admin/v1/tenants/{tenant}/audit", get(audit::query))
         .route(
             "/admin/v1/tenants/{tenant}/audit/export",

@@ -31,7 +31,7 @@ use portcullis_core::{Context, Principal, Resource, TenantId};
 use portcullis_guard::inject::InjectionCheck;
 use portcullis_guard::response::{CookieFlagsLayer, SecurityHeadersLayer};
 use portcullis_guard::{
-    Caller, CsrfLayer, OriginCheck, Refusal, Stage, StageLayer, ValidationCheck,
+    Caller, CsrfLayer, LoginLayer, OriginCheck, Refusal, Stage, StageLayer, ValidationCheck,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -66,6 +66,7 @@ fn stack(state: &Arc<AppState>, app: &Arc<App>) -> AppService {
         .option_layer(on(Stage::Resource).then(|| {
             StageLayer::new(ResourceCheck {
                 state: Arc::clone(state),
+                app: Arc::clone(app),
             })
         }))
         .option_layer(
@@ -74,9 +75,11 @@ fn stack(state: &Arc<AppState>, app: &Arc<App>) -> AppService {
         )
         .option_layer(on(Stage::Csrf).then(|| CsrfLayer::new(Arc::clone(&app.csrf))))
         .option_layer(app.rate_limit.clone().map(StageLayer::new))
+        .option_layer(app.login.clone().map(LoginLayer::new))
         .option_layer(on(Stage::Permission).then(|| {
             StageLayer::new(PermissionCheck {
                 state: Arc::clone(state),
+                app: Arc::clone(app),
             })
         }))
         .option_layer(

@@ -11,9 +11,11 @@ use std::sync::Arc;
 use portcullis_core::TenantId;
 use portcullis_guard::csrf::RawCsrf;
 use portcullis_guard::inject::{Injection, RawInjection};
+use portcullis_guard::login::{LoginGuard, RawLogin};
 use portcullis_guard::origin::RawOrigins;
 use portcullis_guard::ratelimit::{RateLimitCheck, RateLimits, RawRateLimits};
 use portcullis_guard::response::{MaskingLayer, RawResponseConfig, ResponseConfig};
+use portcullis_guard::routes::RouteSet;
 use portcullis_guard::upstream::RawUpstream;
 use portcullis_guard::validate::RawValidation;
 use portcullis_guard::{Csrf, Origins, Stage, Upstream, Validation};
@@ -64,6 +66,12 @@ pub struct RawApp {
     pub csrf: RawCsrf,
     /// Rate limits.
     pub rate_limit: Option<RawRateLimits>,
+    /// Login protection.
+    pub login: Option<RawLogin>,
+    /// Routes that need no credential (a login page, static files): the credential, resource
+    /// and permission stages let them through; every other stage still applies.
+    #[serde(default)]
+    pub public: Vec<String>,
     /// Injection detection.
     #[serde(default)]
     pub injection: RawInjection,
@@ -90,6 +98,10 @@ pub struct App {
     pub csrf: Arc<Csrf>,
     /// Rate limits, when the stage runs.
     pub rate_limit: Option<RateLimitCheck>,
+    /// Login protection, when the stage runs.
+    pub login: Option<Arc<LoginGuard>>,
+    /// Routes without credential, resource and permission stages.
+    pub public: RouteSet,
     /// Injection detection.
     pub injection: Arc<Injection>,
     /// Security headers, cookie flags and masking.
@@ -130,11 +142,12 @@ fn nested<'a>(
 }
 
 /// The stages an application runs when it does not list them.
-fn default_stages(rate_limited: bool) -> BTreeSet<Stage> {
+fn default_stages(rate_limited: bool, login: bool) -> BTreeSet<Stage> {
     Stage::ALL
         .into_iter()
         .filter(|stage| !matches!(stage, Stage::Session | Stage::Upstream))
         .filter(|stage| rate_limited || *stage != Stage::RateLimit)
+        .filter(|stage| login || *stage != Stage::Login)
         .collect()
 }
 
@@ -197,7 +210,7 @@ impl GatewaySettings {
                 .transpose()
                 .map_err(|e| (format!("{at}.tenant"), e.to_string()))?;
             let stages = match &app.stages {
-                None => default_stages(app.rate_limit.is_some()),
+                None => default_stages(app.rate_limit.is_some(), app.login.is_some()),
                 Some(names) => {
                     let mut stages = BTreeSet::new();
                     for (position, name) in names.iter().enumerate() {
@@ -235,6 +248,20 @@ impl GatewaySettings {
                 )),
                 (false, _) => None,
             };
+            let login = match (stages.contains(&Stage::Login), app.login) {
+                (true, None) => {
+                    return Err((
+                        format!("{at}.login"),
+                        "the stage runs without a login route".into(),
+                    ));
+                }
+                (true, Some(raw)) => Some(Arc::new(
+                    LoginGuard::new(raw).map_err(nested(&at, "login"))?,
+                )),
+                (false, _) => None,
+            };
+            let public = RouteSet::parse(&app.public, "public")
+                .map_err(|e| (format!("{at}.{}", e.at), e.message))?;
             let upstream = Upstream::try_from(app.upstream).map_err(nested(&at, "upstream"))?;
             let response =
                 ResponseConfig::try_from(app.response).map_err(nested(&at, "response"))?;
@@ -254,6 +281,8 @@ impl GatewaySettings {
                 ),
                 csrf: Arc::new(Csrf::new(app.csrf, csrf_key).map_err(nested(&at, "csrf"))?),
                 rate_limit,
+                login,
+                public,
                 injection: Arc::new(
                     Injection::try_from(app.injection).map_err(nested(&at, "injection"))?,
                 ),

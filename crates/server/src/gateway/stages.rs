@@ -86,6 +86,13 @@ impl Check for CredentialCheck {
     const STAGE: Stage = Stage::Credential;
 
     async fn check(&self, mut request: Request<Body>) -> Result<Request<Body>, Refusal> {
+        if self
+            .app
+            .public
+            .contains(request.method(), request.uri().path())
+        {
+            return Ok(request);
+        }
         let path = DecisionPath::new(&self.state, EDGE);
         let host = host_of(&request);
         let tenant = tenant_of(&path, &self.app, host.as_deref()).ok_or_else(|| {
@@ -132,6 +139,7 @@ impl Check for CredentialCheck {
 #[derive(Clone)]
 pub(crate) struct ResourceCheck {
     pub(super) state: Arc<AppState>,
+    pub(super) app: Arc<App>,
 }
 
 impl Check for ResourceCheck {
@@ -139,6 +147,14 @@ impl Check for ResourceCheck {
 
     async fn check(&self, request: Request<Body>) -> Result<Request<Body>, Refusal> {
         let Some(question) = request.extensions().get::<Question>().cloned() else {
+            // A public route: the credential stage asked nothing, and nor does this one.
+            if self
+                .app
+                .public
+                .contains(request.method(), request.uri().path())
+            {
+                return Ok(request);
+            }
             return Err(Refusal::new(
                 Self::STAGE,
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -176,6 +192,7 @@ impl Check for ResourceCheck {
 #[derive(Clone)]
 pub(crate) struct PermissionCheck {
     pub(super) state: Arc<AppState>,
+    pub(super) app: Arc<App>,
 }
 
 impl Check for PermissionCheck {
@@ -183,6 +200,14 @@ impl Check for PermissionCheck {
 
     async fn check(&self, mut request: Request<Body>) -> Result<Request<Body>, Refusal> {
         let Some(question) = request.extensions().get::<Question>().cloned() else {
+            // A public route: the credential stage asked nothing, and nor does this one.
+            if self
+                .app
+                .public
+                .contains(request.method(), request.uri().path())
+            {
+                return Ok(request);
+            }
             return Err(Refusal::new(
                 Self::STAGE,
                 StatusCode::INTERNAL_SERVER_ERROR,
