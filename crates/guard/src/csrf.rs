@@ -18,10 +18,7 @@
 //!
 //! This module owns the token format and its check; it does not manage sessions.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
@@ -31,7 +28,7 @@ use serde::Deserialize;
 
 use crate::params::params_of;
 use crate::routes::ConfigError;
-use crate::stage::{Refusal, Stage, Trail};
+use crate::stage::{Around, AroundLayer, Refusal, Stage, Trail};
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
@@ -307,64 +304,27 @@ impl Csrf {
 }
 
 /// The CSRF stage as a tower layer: checks requests, issues and rotates tokens on responses.
-#[derive(Debug, Clone)]
-pub struct CsrfLayer {
-    csrf: Arc<Csrf>,
-}
+pub type CsrfLayer = AroundLayer<Csrf>;
 
-impl CsrfLayer {
-    /// The layer with `csrf`.
-    pub fn new(csrf: Arc<Csrf>) -> Self {
-        Self { csrf }
-    }
-}
-
-impl<S> tower::Layer<S> for CsrfLayer {
-    type Service = CsrfService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CsrfService {
-            inner,
-            csrf: Arc::clone(&self.csrf),
-        }
-    }
-}
-
-/// The service [`CsrfLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct CsrfService<S> {
-    inner: S,
-    csrf: Arc<Csrf>,
-}
-
-impl<S> tower::Service<Request<Body>> for CsrfService<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let csrf = Arc::clone(&self.csrf);
-        Box::pin(async move {
-            let session =
-                request_cookie(request.headers(), &csrf.session_cookie).map(str::to_owned);
-            let mut request = match csrf.check(request).await {
-                Ok(request) => request,
-                Err(refusal) => return Ok(refusal.into_response()),
-            };
-            Trail::record(request.extensions_mut(), Stage::Csrf);
-            let mut response = inner.call(request).await?;
-            csrf.issue(session.as_deref(), &mut response);
-            Ok(response)
-        })
+impl Around for Csrf {
+    async fn around<S>(
+        self: Arc<Self>,
+        request: Request<Body>,
+        mut next: S,
+    ) -> Result<Response<Body>, S::Error>
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+        S::Future: Send,
+        S::Error: Send,
+    {
+        let session = request_cookie(request.headers(), &self.session_cookie).map(str::to_owned);
+        let mut request = match self.check(request).await {
+            Ok(request) => request,
+            Err(refusal) => return Ok(refusal.into_response()),
+        };
+        Trail::record(request.extensions_mut(), Stage::Csrf);
+        let mut response = next.call(request).await?;
+        self.issue(session.as_deref(), &mut response);
+        Ok(response)
     }
 }

@@ -15,11 +15,8 @@
 //! rate-limit stage bounds what an address can do meanwhile).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode};
@@ -29,7 +26,7 @@ use serde::Deserialize;
 use crate::params::params_of;
 use crate::ratelimit::{Clock, MonotonicClock};
 use crate::routes::{ConfigError, Routes, config_error};
-use crate::stage::{Caller, Refusal, Stage};
+use crate::stage::{Around, AroundLayer, Caller, Refusal, Stage};
 
 /// The login section as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -237,92 +234,55 @@ impl LoginGuard {
 }
 
 /// The login protection as a tower layer.
-#[derive(Debug, Clone)]
-pub struct LoginLayer {
-    guard: Arc<LoginGuard>,
-}
+pub type LoginLayer = AroundLayer<LoginGuard>;
 
-impl LoginLayer {
-    /// The layer of `guard`.
-    pub fn new(guard: Arc<LoginGuard>) -> Self {
-        Self { guard }
-    }
-}
-
-impl<S> tower::Layer<S> for LoginLayer {
-    type Service = LoginService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        LoginService {
-            inner,
-            guard: Arc::clone(&self.guard),
+impl Around for LoginGuard {
+    async fn around<S>(
+        self: Arc<Self>,
+        request: Request<Body>,
+        mut inner: S,
+    ) -> Result<Response<Body>, S::Error>
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+        S::Future: Send,
+        S::Error: Send,
+    {
+        if !self.is_login(request.method(), request.uri().path()) {
+            return inner.call(request).await;
         }
-    }
-}
-
-/// The service [`LoginLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct LoginService<S> {
-    inner: S,
-    guard: Arc<LoginGuard>,
-}
-
-impl<S> tower::Service<Request<Body>> for LoginService<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, S::Error>> + Send>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let guard = Arc::clone(&self.guard);
-        Box::pin(async move {
-            if !guard.is_login(request.method(), request.uri().path()) {
-                return inner.call(request).await;
-            }
-            let (request, params) =
-                match params_of(request, guard.max_body_bytes, Stage::Login).await {
-                    Ok(read) => read,
-                    Err(refusal) => return Ok(refusal.into_response()),
-                };
-            let mut keys = Vec::with_capacity(2);
-            if let Some(account) = params
-                .named(&guard.account_field)
-                .find_map(|field| field.value.as_text())
-                .filter(|account| !account.is_empty())
-            {
-                // Accounts compare as a login form does: case and surrounding space ignored.
-                keys.push(Key::Account(account.trim().to_lowercase()));
-            }
-            if let Some(address) = request.extensions().get::<Caller>().and_then(|c| c.address) {
-                keys.push(Key::Address(address));
-            }
-            if let Some(seconds) = guard.locked(&keys) {
-                return Ok(Refusal::new(
-                    Stage::Login,
-                    StatusCode::TOO_MANY_REQUESTS,
-                    "login_locked",
-                    format!("too many failed logins; try again in {seconds} s"),
-                )
-                .with_retry_after(seconds)
-                .into_response());
-            }
-            let response = inner.call(request).await?;
-            let status = response.status();
-            if guard.failure_statuses.contains(&status) {
-                guard.record(&keys, true);
-            } else if status.is_success() || status.is_redirection() {
-                guard.record(&keys, false);
-            }
-            Ok(response)
-        })
+        let (request, params) = match params_of(request, self.max_body_bytes, Stage::Login).await {
+            Ok(read) => read,
+            Err(refusal) => return Ok(refusal.into_response()),
+        };
+        let mut keys = Vec::with_capacity(2);
+        if let Some(account) = params
+            .named(&self.account_field)
+            .find_map(|field| field.value.as_text())
+            .filter(|account| !account.is_empty())
+        {
+            // Accounts compare as a login form does: case and surrounding space ignored.
+            keys.push(Key::Account(account.trim().to_lowercase()));
+        }
+        if let Some(address) = request.extensions().get::<Caller>().and_then(|c| c.address) {
+            keys.push(Key::Address(address));
+        }
+        if let Some(seconds) = self.locked(&keys) {
+            return Ok(Refusal::new(
+                Stage::Login,
+                StatusCode::TOO_MANY_REQUESTS,
+                "login_locked",
+                format!("too many failed logins; try again in {seconds} s"),
+            )
+            .with_retry_after(seconds)
+            .into_response());
+        }
+        let response = inner.call(request).await?;
+        let status = response.status();
+        if self.failure_statuses.contains(&status) {
+            self.record(&keys, true);
+        } else if status.is_success() || status.is_redirection() {
+            self.record(&keys, false);
+        }
+        Ok(response)
     }
 }

@@ -421,43 +421,73 @@ impl SecurityHeaders {
     }
 }
 
-/// A tower layer setting [`SecurityHeaders`] on every response.
-#[derive(Debug, Clone)]
-pub struct SecurityHeadersLayer {
-    config: Arc<SecurityHeaders>,
+/// Settings a response stage applies to the headers of every answer.
+pub trait AnswerHeaders: Send + Sync + 'static {
+    /// Applies them.
+    fn apply_to(&self, headers: &mut HeaderMap);
 }
 
-impl SecurityHeadersLayer {
-    /// The layer setting `config` (owned or shared, as the other stages take theirs).
-    pub fn new(config: impl Into<Arc<SecurityHeaders>>) -> Self {
+impl AnswerHeaders for SecurityHeaders {
+    fn apply_to(&self, headers: &mut HeaderMap) {
+        self.apply(headers);
+    }
+}
+
+/// A tower layer applying [`AnswerHeaders`] to every answer of the service it wraps.
+#[derive(Debug)]
+pub struct HeadersLayer<T> {
+    config: Arc<T>,
+}
+
+impl<T> Clone for HeadersLayer<T> {
+    fn clone(&self) -> Self {
+        Self {
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<T: AnswerHeaders> HeadersLayer<T> {
+    /// The layer applying `config` (owned or shared, as the other stages take theirs).
+    pub fn new(config: impl Into<Arc<T>>) -> Self {
         Self {
             config: config.into(),
         }
     }
 }
 
-impl<S> tower::Layer<S> for SecurityHeadersLayer {
-    type Service = SecurityHeadersService<S>;
+impl<S, T: AnswerHeaders> tower::Layer<S> for HeadersLayer<T> {
+    type Service = HeadersService<S, T>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SecurityHeadersService {
+        HeadersService {
             inner,
-            config: self.config.clone(),
+            config: Arc::clone(&self.config),
         }
     }
 }
 
-/// The service [`SecurityHeadersLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct SecurityHeadersService<S> {
+/// The service [`HeadersLayer`] makes.
+#[derive(Debug)]
+pub struct HeadersService<S, T> {
     inner: S,
-    config: Arc<SecurityHeaders>,
+    config: Arc<T>,
 }
 
-impl<S> tower::Service<Request<Body>> for SecurityHeadersService<S>
+impl<S: Clone, T> Clone for HeadersService<S, T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<S, T> tower::Service<Request<Body>> for HeadersService<S, T>
 where
     S: tower::Service<Request<Body>, Response = Response<Body>>,
     S::Future: Send + 'static,
+    T: AnswerHeaders,
 {
     type Response = Response<Body>;
     type Error = S::Error;
@@ -469,14 +499,17 @@ where
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let future = self.inner.call(request);
-        let config = self.config.clone();
+        let config = Arc::clone(&self.config);
         Box::pin(async move {
             let mut response = future.await?;
-            config.apply(response.headers_mut());
+            config.apply_to(response.headers_mut());
             Ok(response)
         })
     }
 }
+
+/// A tower layer setting [`SecurityHeaders`] on every response.
+pub type SecurityHeadersLayer = HeadersLayer<SecurityHeaders>;
 
 // ---------------------------------------------------------------------------------------------
 // Cookie flags
@@ -732,62 +765,14 @@ impl CookieFlags {
     }
 }
 
+impl AnswerHeaders for CookieFlags {
+    fn apply_to(&self, headers: &mut HeaderMap) {
+        self.apply(headers);
+    }
+}
+
 /// A tower layer enforcing [`CookieFlags`] on every response's cookies.
-#[derive(Debug, Clone)]
-pub struct CookieFlagsLayer {
-    config: Arc<CookieFlags>,
-}
-
-impl CookieFlagsLayer {
-    /// The layer enforcing `config` (owned or shared).
-    pub fn new(config: impl Into<Arc<CookieFlags>>) -> Self {
-        Self {
-            config: config.into(),
-        }
-    }
-}
-
-impl<S> tower::Layer<S> for CookieFlagsLayer {
-    type Service = CookieFlagsService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        CookieFlagsService {
-            inner,
-            config: self.config.clone(),
-        }
-    }
-}
-
-/// The service [`CookieFlagsLayer`] makes.
-#[derive(Debug, Clone)]
-pub struct CookieFlagsService<S> {
-    inner: S,
-    config: Arc<CookieFlags>,
-}
-
-impl<S> tower::Service<Request<Body>> for CookieFlagsService<S>
-where
-    S: tower::Service<Request<Body>, Response = Response<Body>>,
-    S::Future: Send + 'static,
-{
-    type Response = Response<Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let future = self.inner.call(request);
-        let config = self.config.clone();
-        Box::pin(async move {
-            let mut response = future.await?;
-            config.apply(response.headers_mut());
-            Ok(response)
-        })
-    }
-}
+pub type CookieFlagsLayer = HeadersLayer<CookieFlags>;
 
 // ---------------------------------------------------------------------------------------------
 // Masking

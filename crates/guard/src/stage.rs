@@ -15,6 +15,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
@@ -309,6 +310,94 @@ where
                 Err(refusal) => Ok(refusal.into_response()),
             }
         })
+    }
+}
+
+/// A stage that works around the rest of the pipeline rather than only in front of it: it may
+/// refuse the request, hand it on changed, and look at or change the answer (the CSRF stage
+/// issues tokens on answers, login protection counts them). [`AroundLayer`] mounts one.
+pub trait Around: Send + Sync + 'static {
+    /// Answers `request`, calling `next` (ready to be called once) for the rest of the
+    /// pipeline when the request goes on.
+    fn around<S>(
+        self: Arc<Self>,
+        request: Request<Body>,
+        next: S,
+    ) -> impl Future<Output = Result<Response<Body>, S::Error>> + Send
+    where
+        S: tower::Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+        S::Future: Send,
+        S::Error: Send;
+}
+
+/// A tower layer running one [`Around`] stage.
+#[derive(Debug)]
+pub struct AroundLayer<A> {
+    stage: Arc<A>,
+}
+
+impl<A> Clone for AroundLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            stage: Arc::clone(&self.stage),
+        }
+    }
+}
+
+impl<A: Around> AroundLayer<A> {
+    /// The layer of `stage`.
+    pub fn new(stage: Arc<A>) -> Self {
+        Self { stage }
+    }
+}
+
+impl<S, A: Around> tower::Layer<S> for AroundLayer<A> {
+    type Service = AroundService<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AroundService {
+            inner,
+            stage: Arc::clone(&self.stage),
+        }
+    }
+}
+
+/// The service [`AroundLayer`] makes.
+#[derive(Debug)]
+pub struct AroundService<S, A> {
+    inner: S,
+    stage: Arc<A>,
+}
+
+impl<S: Clone, A> Clone for AroundService<S, A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            stage: Arc::clone(&self.stage),
+        }
+    }
+}
+
+impl<S, A> tower::Service<Request<Body>> for AroundService<S, A>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+    A: Around,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        // The ready inner service goes with this call; its clone waits for the next one.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(Arc::clone(&self.stage).around(request, inner))
     }
 }
 

@@ -74,6 +74,27 @@ pub(super) fn tenant_of(
     app.tenant.clone().or_else(|| path.tenant_of_host(host))
 }
 
+/// What the credential stage established for `request`: `None` on a public route, where it
+/// asked nothing and neither does `stage`; an error when no credential stage ran before.
+fn question_of(
+    request: &Request<Body>,
+    app: &App,
+    stage: Stage,
+) -> Result<Option<Question>, Refusal> {
+    if let Some(question) = request.extensions().get::<Question>() {
+        return Ok(Some(question.clone()));
+    }
+    if app.public.contains(request.method(), request.uri().path()) {
+        return Ok(None);
+    }
+    Err(Refusal::new(
+        stage,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "stage_misconfigured",
+        format!("the {stage} stage needs the credential stage before it"),
+    ))
+}
+
 /// The interface credential: a bearer token (a JWT of a configured issuer), verified and bound
 /// to the tenant and host through the service's identity.
 #[derive(Clone)]
@@ -146,21 +167,8 @@ impl Check for ResourceCheck {
     const STAGE: Stage = Stage::Resource;
 
     async fn check(&self, request: Request<Body>) -> Result<Request<Body>, Refusal> {
-        let Some(question) = request.extensions().get::<Question>().cloned() else {
-            // A public route: the credential stage asked nothing, and nor does this one.
-            if self
-                .app
-                .public
-                .contains(request.method(), request.uri().path())
-            {
-                return Ok(request);
-            }
-            return Err(Refusal::new(
-                Self::STAGE,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "stage_misconfigured",
-                "the resource stage needs the credential stage before it",
-            ));
+        let Some(question) = question_of(&request, &self.app, Self::STAGE)? else {
+            return Ok(request);
         };
         let path = DecisionPath::resume(&self.state, EDGE, question.policies);
         let raw = request.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -199,21 +207,8 @@ impl Check for PermissionCheck {
     const STAGE: Stage = Stage::Permission;
 
     async fn check(&self, mut request: Request<Body>) -> Result<Request<Body>, Refusal> {
-        let Some(question) = request.extensions().get::<Question>().cloned() else {
-            // A public route: the credential stage asked nothing, and nor does this one.
-            if self
-                .app
-                .public
-                .contains(request.method(), request.uri().path())
-            {
-                return Ok(request);
-            }
-            return Err(Refusal::new(
-                Self::STAGE,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "stage_misconfigured",
-                "the permission stage needs the credential stage before it",
-            ));
+        let Some(question) = question_of(&request, &self.app, Self::STAGE)? else {
+            return Ok(request);
         };
         let path = DecisionPath::resume(&self.state, EDGE, question.policies);
         let headers = request.headers();
