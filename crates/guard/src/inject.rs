@@ -21,7 +21,7 @@
 //! | level | SQL | XSS |
 //! |---|---|---|
 //! | `low` | libinjection | libinjection; script/iframe/object/embed tags; event-handler attributes in a tag; `javascript:`-like URLs in attributes |
-//! | `medium` (default) | + time delays (`SLEEP(5)`, `WAITFOR DELAY`), `UNION SELECT` (comments folded away), stacked destructive statements, catalog objects (`information_schema`, `@@version`), error-based functions, quote-breaking tautologies | + every scriptable tag (svg, math, style, base, link, meta, …), event handlers breaking out of an attribute, `javascript:`/`vbscript:`/`data:text/html` values, CSS `expression(`, script calls breaking out of a string, `document.cookie` |
+//! | `medium` (default) | + time delays (`SLEEP(5)`, `WAITFOR DELAY`), `UNION SELECT` (comments folded away), stacked destructive statements, catalog objects (`information_schema`, `@@version`), error-based functions, quote-breaking tautologies, appended `WHERE n=n`, heavy queries, constant conditions (`CASE WHEN 1=2`, `elt(1=1,`), clause breakouts | + every scriptable tag (svg, math, style, base, link, meta, …), event handlers breaking out of an attribute, `javascript:`/`vbscript:`/`data:text/html` values, CSS `expression(`, script calls breaking out of a string, `document.cookie`, script written as code without markup (`alert(1)`, `!function(){…}()`, constructor chains, DOM sinks), template expressions (`${…}`, `{{…}}`), handlers with junk after the name |
 //! | `high` | + bare keyword pairs (`SELECT … FROM`, `INSERT INTO`, `OR 1=1`), SQL comments after a quote | + any tag, any `on…=`, any call to `alert`/`eval`/… |
 //!
 //! `medium` is tuned so ordinary text passes: `O'Brien`, `select a size`, `1 OR 2 items`,
@@ -370,18 +370,36 @@ fn decode_escapes(text: &str) -> String {
         out.push_str(&rest[..start]);
         let after = &rest[start + 1..];
         let decoded = if let Some(braced) = after.strip_prefix("u{") {
-            braced.find('}').and_then(|end| {
-                let digits = &braced[..end];
-                (!digits.is_empty() && digits.len() <= 6)
-                    .then(|| u32::from_str_radix(digits, 16).ok())
-                    .flatten()
-                    .and_then(char::from_u32)
-                    .map(|character| (character, 2 + end + 1))
-            })
+            // At most six digits: a `}` further away is no escape's (and looking no further
+            // keeps decoding linear).
+            braced
+                .bytes()
+                .take(7)
+                .position(|byte| byte == b'}')
+                .and_then(|end| {
+                    let digits = &braced[..end];
+                    (!digits.is_empty() && digits.len() <= 6)
+                        .then(|| u32::from_str_radix(digits, 16).ok())
+                        .flatten()
+                        .and_then(char::from_u32)
+                        .map(|character| (character, 2 + end + 1))
+                })
         } else if let Some(digits) = after.strip_prefix('u') {
             hex_char(digits, 4).map(|character| (character, 5))
         } else if let Some(digits) = after.strip_prefix('x') {
             hex_char(digits, 2).map(|character| (character, 3))
+        } else if after.starts_with(|c: char| ('0'..='7').contains(&c)) {
+            // Legacy octal escapes of JavaScript strings: `\74` is `<`, `\0` is NUL.
+            let length = after
+                .bytes()
+                .take(3)
+                .take_while(|byte| (b'0'..=b'7').contains(byte))
+                .count();
+            u32::from_str_radix(&after[..length], 8)
+                .ok()
+                .filter(|value| *value <= 0o377)
+                .and_then(char::from_u32)
+                .map(|character| (character, length))
         } else {
             None
         };
@@ -464,7 +482,7 @@ const SQL_MEDIUM: &[(&str, &str)] = &[
     ),
     (
         "catalog object",
-        r"\b(?:information_schema|sysobjects|syscolumns|sysusers|sqlite_master|sqlite_schema|pg_shadow|pg_user|mysql\.user|xp_cmdshell|xp_regread|xp_dirtree|sp_executesql|sp_oacreate|sp_makewebtask|dbms_pipe|utl_http|utl_inaddr|load_file|msysobjects|msysaccessobjects)\b|@@(?:version|datadir|hostname|basedir|servername|tmpdir)\b|\binto\s+(?:out|dump)file\b",
+        r"\b(?:information_schema|sysobjects|syscolumns|sysusers|sqlite_master|sqlite_schema|pg_shadow|pg_user|mysql\.user|xp_cmdshell|xp_regread|xp_dirtree|sp_executesql|sp_oacreate|sp_makewebtask|dbms_pipe|utl_http|utl_inaddr|load_file|msysobjects|msysaccessobjects|all_users|all_tables|all_tab_columns|user_tables|dba_users|pg_catalog|pg_database|sysdatabases|sysibm\.\w+|syscat\.\w+|rdb\$\w+|sysmaster:\w*|ctxsys\.\w+|domain\.(?:domains|columns|tables))(?:\b|$)|@@(?:version|datadir|hostname|basedir|servername|tmpdir)\b|\binto\s+(?:out|dump)file\b",
     ),
     (
         "error-based function",
@@ -475,8 +493,32 @@ const SQL_MEDIUM: &[(&str, &str)] = &[
         r"\b(?:concat(?:_ws)?|group_concat|char|chr|nchar)\s*\(\s*(?:0x[0-9a-f]+|\d+\s*,\s*\d+\s*,|select\b|@@|database\s*\(|user\s*\(|version\s*\()",
     ),
     (
+        "heavy query",
+        r"\b(?:repeat|randomblob|zeroblob|replicate|rpad|lpad|space|generate_series)\s*\([^;]{0,80}?\b\d{7,}\b|\bcrypt_key\s*\(",
+    ),
+    (
+        "constant condition in a function",
+        r"\b(?:elt|make_set|if|iif|nullif|ifnull|field)\s*\(\s*\(?\s*\d+\s*(?:=|<>|!=|<|>)\s*\d+\s*\)?\s*,",
+    ),
+    (
+        "case on a constant condition",
+        r"\bcase\s+when\s*\(*\s*\d+\s*(?:=|<>|!=|<=?|>=?)\s*\d+\s*\)*\s*then\b|\bcase\s+\d+\s+when\s+\d+\s+then\b",
+    ),
+    (
+        "constant comparison then comment",
+        r"\b(?:and|or|xor|where|having|not)\s+\(*\s*\d+\s*(?:=|<>|!=|<|>)\s*\(*\s*\d+\s*\)*\s*(?:--|#|/\*|;)",
+    ),
+    (
+        "constant product condition",
+        r"\(\s*\d+\s*(?:=|<>|!=)\s*\d+\s*\)\s*\*\s*\d+",
+    ),
+    (
+        "clause breakout",
+        r#"(?:^|['"\x60)\]])\s*\)*\s*(?:(?:order|group)\s+by\s+\d+(?:\s*,\s*\d+)*\s*(?:--|#|/\*|;)|having\s+\d+\s*(?:=|<>|!=|<|>)\s*\d+\s*(?:--|#|/\*|;|$))"#,
+    ),
+    (
         "quote-breaking condition",
-        r#"['"\x60]\s*\)*\s*(?:or|and|xor|\|\||&&)\s*\(*\s*(?:not\s+)?(?:['"\x60]?[\w.]*['"\x60]?\s*(?:=|<>|!=|<=?|>=?|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bin\s*\(|\bbetween\b)|true\b|false\b|null\b|\d+\s*(?:--|#|/\*|$|;|\)))"#,
+        r#"['"\x60](?:\s*in\s+(?:boolean|natural\s+language)\s+mode\b)?\s*\)*\s*(?:or|and|xor|\|\||&&|rlike\b|regexp\b)\s*\(*\s*(?:not\s+)?(?:['"\x60]?[\w.]*['"\x60]?\s*(?:=|<>|!=|<=?|>=?|\blike\b|\brlike\b|\bregexp\b|\bis\b|\bin\s*\(|\bbetween\b)|true\b|false\b|null\b|\d+\s*(?:--|#|/\*|$|;|\)))"#,
     ),
     (
         "constant condition then comment",
@@ -488,7 +530,7 @@ const SQL_MEDIUM: &[(&str, &str)] = &[
     ),
     (
         "quote-breaking statement",
-        r#"['"\x60]\s*\)*\s*(?:;|\bunion\b|\border\s+by\b|\bgroup\s+by\b|\bhaving\b|\bprocedure\s+analyse\b)"#,
+        r#"['"\x60](?:\s*in\s+(?:boolean|natural\s+language)\s+mode\b)?\s*\)*\s*(?:;|\bunion\b|\border\s+by\b|\bgroup\s+by\b|\bhaving\b|\bprocedure\s+analyse\b)"#,
     ),
 ];
 
@@ -523,9 +565,21 @@ static TAUTOLOGY: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+/// A `WHERE n = n` clause appended to a query (sqlmap's boundary): after a closing quote,
+/// parenthesis or bracket, an alias, or a lone number at the start, or ended by a comment, a
+/// `;` or another clause. "where 2 = 2 people met" has none of these.
+static WHERE_TAUTOLOGY: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    RegexBuilder::new(
+        r#"(?:(?:^\s*-?\d+|['"\x60)\]]|\bas\s+\w+)\s*\)*\s*\bwhere\s+\(*\s*(\d+)\s*=\s*(\d+)\b|\bwhere\s+\(*\s*(\d+)\s*=\s*(\d+)\s*\)*\s*(?:$|--|#|/\*|;|\b(?:and|or|xor|order|group|having|limit|union)\b))"#,
+    )
+    .case_insensitive(true)
+    .build()
+    .ok()
+});
+
 fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
     let detection = libinjectionrs::detect_sqli(text.as_bytes());
-    if detection.is_injection() {
+    if detection.is_injection() && !arithmetic_only(detection.fingerprint.as_ref(), text) {
         return Some(match detection.fingerprint {
             Some(fingerprint) => Hit::with("libinjection fingerprint", fingerprint.to_string()),
             None => Hit::new("libinjection"),
@@ -547,9 +601,23 @@ fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
                 && (left.as_str().bytes().all(|byte| byte.is_ascii_digit())
                     || text.contains(['\'', '"', '`', '#'])
                     || text.contains("--")
-                    || text.contains("/*"))
+                    || text.contains("/*")
+                    || starts_with_connective(text))
             {
                 return Some(Hit::new("tautology"));
+            }
+        }
+    }
+    if let Some(clause) = WHERE_TAUTOLOGY.as_ref() {
+        for captures in clause.captures_iter(&folded) {
+            let pair = captures
+                .get(1)
+                .zip(captures.get(2))
+                .or_else(|| captures.get(3).zip(captures.get(4)));
+            if let Some((left, right)) = pair
+                && left.as_str() == right.as_str()
+            {
+                return Some(Hit::new("where tautology"));
             }
         }
     }
@@ -557,6 +625,34 @@ fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
         return SQL_HIGH_RULES.first(&folded);
     }
     None
+}
+
+/// Whether a libinjection match is only numbers, parentheses and operators with no quote
+/// or comment in the text: a phone number `(0230)-558129` or a sum `(2+3)*4`, which cannot
+/// leave a quoted or numeric context on its own.
+fn arithmetic_only(fingerprint: Option<&impl fmt::Display>, text: &str) -> bool {
+    fingerprint.is_some_and(|fingerprint| {
+        fingerprint
+            .to_string()
+            .bytes()
+            .all(|byte| matches!(byte, b'1' | b'(' | b')' | b'o'))
+    }) && !text.contains(['\'', '"', '`', '#', ';'])
+        && !text.contains("--")
+        && !text.contains("/*")
+}
+
+/// Whether the value itself starts with `or`/`and` (after quotes and parentheses): a
+/// condition written to be appended to a query, as in `or a = a`.
+fn starts_with_connective(text: &str) -> bool {
+    let rest = text.trim_start_matches(|c: char| {
+        c.is_whitespace() || matches!(c, '\'' | '"' | '`' | '(' | ')')
+    });
+    let word: String = rest
+        .chars()
+        .take_while(char::is_ascii_alphabetic)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(word.as_str(), "or" | "and" | "xor")
 }
 
 /// The text with `/* … */` comments turned into a space (MySQL's executable `/*!50000 … */`
@@ -768,6 +864,50 @@ const XSS_MEDIUM: &[(&str, &str)] = &[
     (
         "css expression",
         r"\bexpression\s*\(|-moz-binding\s*:|\bbehavior\s*:\s*url\s*\(",
+    ),
+    (
+        "script call",
+        r"\b(?:alert|prompt|confirm|eval|settimeout|setinterval|setimmediate|execscript|globaleval)(?:\s*\x60|\((?:\)|[^)\s]))",
+    ),
+    (
+        "script function as a value",
+        r"\(\s*(?:alert|prompt|confirm|eval)\s*\)\s*[(\x60]|[,:=\[](?:alert|prompt|confirm|eval)\s*[)\]},;]|\(\s*\d+\s*,\s*(?:alert|prompt|confirm|eval)\s*\)",
+    ),
+    (
+        "function expression",
+        r"(?:^|[!~+\-,(;=&|?:]|\bvoid|\bnew|\btypeof|\breturn)\s*function\s*[\w$]*\s*\([^)]*\)\s*\{",
+    ),
+    (
+        "constructor chain",
+        r"\bconstructor\s*(?:\.\s*constructor\b|\(|\[)|\[\s*['\x22\x60]constructor['\x22\x60]\s*\]|\b__proto__\b|\bfunction\s*\(\s*['\x22\x60]|\.prototype\.[\w$]+\s*=",
+    ),
+    (
+        "script property by name",
+        r"\b(?:top|parent|self|window|frames|globalThis|document|this)\s*\[\s*['\x22\x60/]",
+    ),
+    (
+        "DOM sink",
+        r"\.\s*(?:inner|outer)html\s*\+?=|\binsertadjacenthtml\s*\(|\bdangerouslysetinnerhtml\b|\bnew\s+(?:function|worker|sharedworker)\s*\(|\bimport\s*\(\s*['\x22\x60]?data:|\bwindow\s*\.\s*(?:opener|top|parent|onmessage|addeventlistener|postmessage)\b|\blocation\s*\.\s*(?:hash|search|href)\b|\.\s*set(?:attribute(?:ns)?)\s*\([^)]*['\x22\x60]on[a-z]+['\x22\x60]",
+    ),
+    (
+        "arrow function handler",
+        r"\bon[a-z]{3,}\s*=\s*(?:\(\s*[\w$,\s]*\)|[\w$]+)\s*=>",
+    ),
+    (
+        "obfuscated script",
+        r"\(\s*!\s*\[\s*\]\s*\+\s*\[\s*\]\s*\)|!\s*\+\s*\[\s*\]|\b(?:alert|prompt|confirm|eval|write(?:ln)?|open)\s*\x60",
+    ),
+    (
+        "template expression",
+        r"\$\{[^}\n]*[(.*+\[|'\x22][^}\n]*\}|[#*]\{[^}\n]*[(.*+\[][^}\n]*\}|\{\{[^\n]*?[(.*|\[_'\x22$+][^\n]*?\}\}|<%=?[^%]*[(.*+'\x22][^%]*%>|\{%-?\s*(?:for|if|import|load|set|include|extends|raw|macro|csrf_token)\b|\{!!.*!!\}|<#(?:assign|import|include)\b|#set\s*\(\s*\$",
+    ),
+    (
+        "markdown script link",
+        r"\]\(\s*(?:javascript|vbscript|livescript|data|file)\s*:[^)\s]*[(\x60]|\]:\s*(?:javascript|vbscript|livescript|data|file)\s*:\S*[(\x60]",
+    ),
+    (
+        "PDF script action",
+        r"/S\s*/(?:javascript|launch)\b|/JS\s*[(<]",
     ),
 ];
 
@@ -985,6 +1125,23 @@ fn attribute_hit(name: &str, value: Option<&str>, sensitivity: Sensitivity) -> O
         && name[2..].bytes().all(|byte| byte.is_ascii_alphabetic())
     {
         return Some(Hit::with("event handler attribute", name.to_owned()));
+    }
+    // `onload!#$%=`: browsers read the junk as part of the name, some parsers drop it.
+    if sensitivity >= Sensitivity::Medium && name.len() > 4 && name.starts_with("on") {
+        let letters = name[2..]
+            .bytes()
+            .take_while(u8::is_ascii_alphabetic)
+            .count();
+        if letters >= 3
+            && name[2 + letters..]
+                .bytes()
+                .all(|byte| !byte.is_ascii_alphanumeric() && !byte.is_ascii_whitespace())
+        {
+            return Some(Hit::with(
+                "event handler attribute",
+                name[..2 + letters].to_owned(),
+            ));
+        }
     }
     let value = value?;
     let decoded = decode_entities(value);

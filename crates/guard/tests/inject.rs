@@ -75,6 +75,27 @@ const SQLI_ATTACKS: &[&str] = &[
     "&#39; OR &#39;1&#39;=&#39;1",
     "\\u0027 OR 1=1--",
     "1'%00 OR 1=1--",
+    // Medium rules: appended WHERE tautologies, full-text modifiers before the quote
+    // breaks out, heavy queries, other catalogs, constant conditions, clause breakouts.
+    "7) where 12=12 --",
+    "x' where 31 = 31",
+    "5 where 77 = 77",
+    "x') in boolean mode) and 5=5#",
+    "abc' in natural language mode) or 2>1 --",
+    "1;select repeat('a',99999999)",
+    "1 and randomblob(100000000)>0",
+    "1 and exists(select 1 from rdb$relations)",
+    "1 and (select count(*) from sysibm.sysdummy1)>0",
+    "1 and 3=(select count(*) from all_tables)",
+    "1 and elt(4=4,1)",
+    "1 and make_set(8<9,2)",
+    "2 and iif(6=6,1,1/0)",
+    "1) order by 7--",
+    "') having 2=2 --",
+    "; select case when 7=7 then 1 end",
+    "1 and (4=5)*5",
+    "and 9=10-- x",
+    "or x = x",
 ];
 
 const XSS_ATTACKS: &[&str] = &[
@@ -133,6 +154,25 @@ const XSS_ATTACKS: &[&str] = &[
     "%253Csvg%2Fonload%3Dalert(1)%253E",
     "\\u003cscript\\u003ealert(1)\\u003c/script\\u003e",
     "\\x3cimg src=x onerror=alert(1)\\x3e",
+    // Medium rules: script without markup, templates, obfuscations.
+    "(confirm)(2)",
+    "+function(){confirm(2)}()",
+    "void function(){prompt(3)}()",
+    "x=1;prompt(document.domain)",
+    "${prompt(3)}",
+    "{{constructor.constructor('confirm(4)')()}}",
+    "#{7*191}",
+    "<%= 7*7 %>",
+    "<div onclick!@#=confirm(5)>",
+    "x.innerHTML = location.hash",
+    "top['conf'+'irm'](6)",
+    "[].filter.constructor('confirm(6)')()",
+    "\\74svg onload=confirm(7)\\76",
+    "[a](data:prompt(8))",
+    "/OpenAction << /S /JavaScript /JS (app.alert(9)) >>",
+    "onpageshow=()=>confirm(10)",
+    "<SCR\\0IPT>confirm(11)</SCR\\0IPT>",
+    "(![]+[])[+[]]",
 ];
 
 const BENIGN: &[&str] = &[
@@ -212,6 +252,28 @@ const BENIGN: &[&str] = &[
     "&amp; &lt; &gt;",
     "data: none",
     "%20",
+    // Near misses of the medium rules.
+    "where 2 = 2 people met",
+    "the place where 3 = 3 agreed",
+    "(0711)-224466",
+    "(0230) 558129",
+    "(2+3)*4 = 20",
+    "1 + (2 * 3) - 4",
+    "x = f(2) + 3",
+    "order by 5 pm",
+    "Having 2 kids",
+    "Alert: the shop closes at 5",
+    "prompt (later)",
+    "please confirm (2 copies)",
+    "the function of x",
+    "a constructor builds things",
+    "Template: {{name}}",
+    "Price: ${price}",
+    "if a > b then c, else {d}",
+    "see [the docs](https://example.com/docs)",
+    "C:\\Users\\101\\docs",
+    "the boolean mode of the search",
+    "or else",
 ];
 
 #[test]
@@ -276,7 +338,7 @@ fn sensitivity_changes_what_fires() {
         assert!(inject::sqli_at(text, Medium).is_none(), "{text}");
         assert!(inject::sqli_at(text, High).is_some(), "{text}");
     }
-    for text in ["<b>bold</b>", "alert(1)"] {
+    for text in ["<b>bold</b>", "alert (1)"] {
         assert!(inject::xss_at(text, Medium).is_none(), "{text}");
         assert!(inject::xss_at(text, High).is_some(), "{text}");
     }
