@@ -223,15 +223,18 @@ meta SERVER_PIDS "$(for w in "${ROUND[@]}"; do printf '%s=%s ' "$w" "${SERVER_PI
 
 say "pre-flight: the benign request passes everywhere, a textbook injection is refused by CRS"
 benign_path=$(sed -n 's/^wrk.path = "\(.*\)"$/\1/p' $HERE/gateway.lua)
+# The same signed-in request wrk sends (when the gateway rows run).
+signed_in=()
+[ -n "${GATEWAY_BENCH_TOKEN:-}" ] && signed_in=(-H "Authorization: Bearer $GATEWAY_BENCH_TOKEN")
 for workload in "${ROUND[@]}"; do
   status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: shop.example' -H 'Accept: text/html' \
-    -A 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' \
+    "${signed_in[@]}" -A 'Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0' \
     "http://127.0.0.1:${PORTS[$workload]}$benign_path")
   [[ "$status" == 2* ]] || die "$workload answered $status to the benign request"
   case "$workload" in
     crs* | gw-on)
       status=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: shop.example' -H 'Accept: text/html' \
-        -A 'Mozilla/5.0' "http://127.0.0.1:${PORTS[$workload]}/products/search?q=1%27+OR+%271%27%3D%271")
+        "${signed_in[@]}" -A 'Mozilla/5.0' "http://127.0.0.1:${PORTS[$workload]}/products/search?q=1%27+OR+%271%27%3D%271")
       [[ "$status" == 4* ]] || die "$workload answered $status to an injection" ;;
   esac
 done
