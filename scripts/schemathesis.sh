@@ -96,6 +96,16 @@ secret_env = "SCHEMATHESIS_IDENTITY_SECRET"
 
 [log]
 level = "error"
+
+# A gateway application with login protection, so that POST /admin/v1/gateway/unlock has one
+# to act on (hooks.py names it in the generated bodies).
+[gateway]
+listen = "127.0.0.1:0"
+[[gateway.apps]]
+host = "shop.example"
+tenant = "acme"
+upstream = { url = "http://127.0.0.1:9" }
+login = { route = "POST /login" }
 TOML
 
 # An identity token for alice of acme (the demo's operator), valid for an hour: the forward-auth
