@@ -307,6 +307,8 @@ impl Csrf {
 pub type CsrfLayer = AroundLayer<Csrf>;
 
 impl Around for Csrf {
+    const STAGE: Stage = Stage::Csrf;
+
     async fn around<S>(
         self: Arc<Self>,
         request: Request<Body>,

@@ -73,6 +73,8 @@ pub use response::{
     CookieFlags, CookieFlagsLayer, Masking, MaskingLayer, ResponseConfig, SecurityHeaders,
     SecurityHeadersLayer,
 };
-pub use stage::{BufferedBody, Caller, Check, Refusal, Stage, StageLayer, Trail, buffer_body};
+pub use stage::{
+    BufferedBody, Caller, Check, Refusal, Stage, StageLayer, StageTimes, Trail, buffer_body,
+};
 pub use upstream::Upstream;
 pub use validate::{Validation, ValidationCheck};

@@ -237,6 +237,8 @@ impl LoginGuard {
 pub type LoginLayer = AroundLayer<LoginGuard>;
 
 impl Around for LoginGuard {
+    const STAGE: Stage = Stage::Login;
+
     async fn around<S>(
         self: Arc<Self>,
         request: Request<Body>,

@@ -70,7 +70,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::routes::{ConfigError, Routes, config_error};
-use crate::stage::{Caller, Refusal, Stage};
+use crate::stage::{Caller, Refusal, Stage, StageTimes};
 
 /// The default `Content-Security-Policy`: same-origin resources only, no framing, no plugins,
 /// no `<base>` pointing elsewhere.
@@ -423,11 +423,16 @@ impl SecurityHeaders {
 
 /// Settings a response stage applies to the headers of every answer.
 pub trait AnswerHeaders: Send + Sync + 'static {
+    /// The stage they are.
+    const STAGE: Stage;
+
     /// Applies them.
     fn apply_to(&self, headers: &mut HeaderMap);
 }
 
 impl AnswerHeaders for SecurityHeaders {
+    const STAGE: Stage = Stage::SecurityHeaders;
+
     fn apply_to(&self, headers: &mut HeaderMap) {
         self.apply(headers);
     }
@@ -498,11 +503,16 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let times = StageTimes::of_request(&request);
         let future = self.inner.call(request);
         let config = Arc::clone(&self.config);
         Box::pin(async move {
             let mut response = future.await?;
+            let started = std::time::Instant::now();
             config.apply_to(response.headers_mut());
+            if let Some(times) = times {
+                times.add(T::STAGE, started.elapsed());
+            }
             Ok(response)
         })
     }
@@ -766,6 +776,8 @@ impl CookieFlags {
 }
 
 impl AnswerHeaders for CookieFlags {
+    const STAGE: Stage = Stage::Cookies;
+
     fn apply_to(&self, headers: &mut HeaderMap) {
         self.apply(headers);
     }
@@ -1149,6 +1161,7 @@ where
                 .rules_for(request.method(), request.uri().path(), roles)
         };
         let tenant = caller.and_then(|caller| caller.tenant.clone());
+        let times = StageTimes::of_request(&request);
         let future = self.inner.call(request);
         if rules.is_empty() {
             return Box::pin(future);
@@ -1156,9 +1169,14 @@ where
         let shared = self.shared.clone();
         Box::pin(async move {
             let response = future.await?;
-            Ok(shared
+            let started = std::time::Instant::now();
+            let masked = shared
                 .mask_response(response, &rules, tenant.as_deref())
-                .await)
+                .await;
+            if let Some(times) = times {
+                times.add(Stage::Masking, started.elapsed());
+            }
+            Ok(masked)
         })
     }
 }

@@ -77,6 +77,11 @@ impl Stage {
         Stage::SecurityHeaders,
     ];
 
+    /// The stage's place in [`Stage::ALL`].
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
     /// The stage's name in configuration, refusals, audit records and metrics.
     pub const fn name(self) -> &'static str {
         match self {
@@ -221,6 +226,75 @@ impl Trail {
     }
 }
 
+/// Where the time of one request went, stage by stage: put in a request's extensions by
+/// whoever mounts the stages (the gateway does, for its per-stage time metric), and each stage
+/// that finds it adds its own time — the time it spent on the request and on its answer, not
+/// the time of the stages inside it. A request without it is not timed.
+#[derive(Debug, Clone, Default)]
+pub struct StageTimes(Arc<[std::sync::atomic::AtomicU64; Stage::ALL.len()]>);
+
+impl StageTimes {
+    /// Adds `spent` to `stage`'s time.
+    pub fn add(&self, stage: Stage, spent: std::time::Duration) {
+        let nanos = u64::try_from(spent.as_nanos()).unwrap_or(u64::MAX);
+        self.0[stage.index()].fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The time spent in `stage` so far.
+    pub fn of(&self, stage: Stage) -> std::time::Duration {
+        std::time::Duration::from_nanos(
+            self.0[stage.index()].load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The stages that spent any time, in pipeline order, with their time.
+    pub fn spent(&self) -> impl Iterator<Item = (Stage, std::time::Duration)> + '_ {
+        Stage::ALL
+            .into_iter()
+            .map(|stage| (stage, self.of(stage)))
+            .filter(|(_, spent)| !spent.is_zero())
+    }
+
+    /// The request's timer, if it is timed.
+    pub fn of_request<B>(request: &Request<B>) -> Option<StageTimes> {
+        request.extensions().get::<StageTimes>().cloned()
+    }
+}
+
+/// Times an inner service's future, so that a stage around it can count its own time without
+/// the inner one's: `spent` receives the nanoseconds the inner future took.
+struct TimedNext<S> {
+    inner: S,
+    spent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<S> tower::Service<Request<Body>> for TimedNext<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Send + 'static,
+    S::Future: Send,
+    S::Error: Send,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<Body>, S::Error>>;
+
+    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(context)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let started = std::time::Instant::now();
+        let future = self.inner.call(request);
+        let spent = Arc::clone(&self.spent);
+        Box::pin(async move {
+            let answer = future.await;
+            let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            spent.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+            answer
+        })
+    }
+}
+
 /// Who is asking, as far as the pipeline knows: put in the request's extensions by whoever
 /// mounts the stages (the gateway sets the address from the connection or a trusted proxy
 /// header, and the principal and tenant once the credential stage has verified them). Stages
@@ -267,24 +341,64 @@ impl<S, C: Check> tower::Layer<S> for StageLayer<C> {
 
     fn layer(&self, inner: S) -> Self::Service {
         StageService {
-            inner,
+            inner: Shared(Arc::new(inner)),
             check: self.check.clone(),
         }
     }
 }
 
+/// The rest of the pipeline behind a stage, shared by the stage's calls. A call needs a service
+/// of its own to take into its future; cloning a `Shared` copies a pointer, and the call then
+/// clones only the next service, whose own inner service is shared in turn — instead of every
+/// stage copying the whole rest of the pipeline for every request.
+#[derive(Debug)]
+struct Shared<S>(Arc<S>);
+
+impl<S> Clone for Shared<S> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<S> tower::Service<Request<Body>> for Shared<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = tower::util::Oneshot<S, Request<Body>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        // Each call readies its own copy (the `Oneshot` does).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        tower::util::Oneshot::new(S::clone(&self.0), request)
+    }
+}
+
 /// The service [`StageLayer`] makes.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct StageService<S, C> {
-    inner: S,
+    inner: Shared<S>,
     check: C,
+}
+
+impl<S, C: Clone> Clone for StageService<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            check: self.check.clone(),
+        }
+    }
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 impl<S, C> tower::Service<Request<Body>> for StageService<S, C>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     C: Check,
 {
@@ -297,12 +411,16 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The ready inner service goes with this call; its clone waits for the next one.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let mut inner = self.inner.clone();
         let check = self.check.clone();
+        let times = StageTimes::of_request(&request);
         Box::pin(async move {
-            match check.check(request).await {
+            let started = std::time::Instant::now();
+            let checked = check.check(request).await;
+            if let Some(times) = &times {
+                times.add(C::STAGE, started.elapsed());
+            }
+            match checked {
                 Ok(mut request) => {
                     Trail::record(request.extensions_mut(), C::STAGE);
                     inner.call(request).await
@@ -317,6 +435,9 @@ where
 /// refuse the request, hand it on changed, and look at or change the answer (the CSRF stage
 /// issues tokens on answers, login protection counts them). [`AroundLayer`] mounts one.
 pub trait Around: Send + Sync + 'static {
+    /// The stage this is.
+    const STAGE: Stage;
+
     /// Answers `request`, calling `next` (ready to be called once) for the rest of the
     /// pipeline when the request goes on.
     fn around<S>(
@@ -356,7 +477,7 @@ impl<S, A: Around> tower::Layer<S> for AroundLayer<A> {
 
     fn layer(&self, inner: S) -> Self::Service {
         AroundService {
-            inner,
+            inner: Shared(Arc::new(inner)),
             stage: Arc::clone(&self.stage),
         }
     }
@@ -365,11 +486,11 @@ impl<S, A: Around> tower::Layer<S> for AroundLayer<A> {
 /// The service [`AroundLayer`] makes.
 #[derive(Debug)]
 pub struct AroundService<S, A> {
-    inner: S,
+    inner: Shared<S>,
     stage: Arc<A>,
 }
 
-impl<S: Clone, A> Clone for AroundService<S, A> {
+impl<S, A> Clone for AroundService<S, A> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
@@ -380,7 +501,7 @@ impl<S: Clone, A> Clone for AroundService<S, A> {
 
 impl<S, A> tower::Service<Request<Body>> for AroundService<S, A>
 where
-    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<Request<Body>, Response = Response<Body>> + Clone + Send + Sync + 'static,
     S::Future: Send,
     S::Error: Send,
     A: Around,
@@ -394,10 +515,24 @@ where
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        // The ready inner service goes with this call; its clone waits for the next one.
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
-        Box::pin(Arc::clone(&self.stage).around(request, inner))
+        let inner = self.inner.clone();
+        let stage = Arc::clone(&self.stage);
+        let Some(times) = StageTimes::of_request(&request) else {
+            return Box::pin(stage.around(request, inner));
+        };
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let spent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let next = TimedNext {
+                inner,
+                spent: Arc::clone(&spent),
+            };
+            let answer = stage.around(request, next).await;
+            let inner =
+                std::time::Duration::from_nanos(spent.load(std::sync::atomic::Ordering::Relaxed));
+            times.add(A::STAGE, started.elapsed().saturating_sub(inner));
+            answer
+        })
     }
 }
 

@@ -32,7 +32,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde::Deserialize;
 
 use crate::routes::ConfigError;
-use crate::stage::{Caller, Refusal, Stage};
+use crate::stage::{Caller, Refusal, Stage, StageTimes};
 
 /// The upstream section as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -300,6 +300,14 @@ impl tower::Service<Request<Body>> for Upstream {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let upstream = self.clone();
-        Box::pin(async move { Ok(upstream.send(request).await) })
+        let times = StageTimes::of_request(&request);
+        Box::pin(async move {
+            let started = std::time::Instant::now();
+            let answer = upstream.send(request).await;
+            if let Some(times) = times {
+                times.add(Stage::Upstream, started.elapsed());
+            }
+            Ok(answer)
+        })
     }
 }

@@ -108,3 +108,80 @@ async fn a_refusal_names_the_stage_and_stops_the_request() {
     let response = app().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+/// Waits `WAIT` before letting the request through: a stage whose own time is known to be at
+/// least that.
+#[derive(Clone)]
+struct Slow;
+
+const WAIT: std::time::Duration = std::time::Duration::from_millis(150);
+
+impl Check for Slow {
+    const STAGE: Stage = Stage::Permission;
+
+    async fn check(&self, request: Request) -> Result<Request, Refusal> {
+        tokio::time::sleep(WAIT).await;
+        Ok(request)
+    }
+}
+
+/// Works around the rest of the pipeline doing nothing of its own.
+struct Around0;
+
+impl portcullis_guard::stage::Around for Around0 {
+    const STAGE: Stage = Stage::Csrf;
+
+    async fn around<S>(
+        self: std::sync::Arc<Self>,
+        request: Request,
+        mut next: S,
+    ) -> Result<axum::response::Response, S::Error>
+    where
+        S: tower::Service<Request, Response = axum::response::Response> + Send + 'static,
+        S::Future: Send,
+        S::Error: Send,
+    {
+        next.call(request).await
+    }
+}
+
+#[tokio::test]
+async fn each_stage_counts_its_own_time_not_the_time_of_the_stages_inside_it() {
+    use portcullis_guard::StageTimes;
+    use portcullis_guard::stage::AroundLayer;
+
+    let app = Router::new()
+        .route("/echo", post(|| async { "ok" }))
+        // Outside in: validation (refuses "bad"), the do-nothing around stage, the slow one.
+        .layer(StageLayer::new(Slow))
+        .layer(AroundLayer::new(std::sync::Arc::new(Around0)))
+        .layer(StageLayer::new(NoBad));
+
+    let times = StageTimes::default();
+    let mut request = Request::post("/echo").body(Body::from("fine")).unwrap();
+    request.extensions_mut().insert(times.clone());
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The slow stage has its wait; the stages around it do not have it in theirs.
+    assert!(times.of(Stage::Permission) >= WAIT, "{times:?}");
+    assert!(times.of(Stage::Csrf) < WAIT, "{times:?}");
+    assert!(times.of(Stage::Validation) < WAIT, "{times:?}");
+    let spent: Vec<Stage> = times.spent().map(|(stage, _)| stage).collect();
+    assert!(spent.contains(&Stage::Permission), "{spent:?}");
+    assert!(!spent.contains(&Stage::Injection), "{spent:?}");
+
+    // A refused request: the refusing stage counts its time; the stages it never reached
+    // count nothing.
+    let times = StageTimes::default();
+    let mut request = Request::post("/echo").body(Body::from("bad")).unwrap();
+    request.extensions_mut().insert(times.clone());
+    let response = app.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(!times.of(Stage::Validation).is_zero(), "{times:?}");
+    assert!(times.of(Stage::Csrf).is_zero(), "{times:?}");
+    assert!(times.of(Stage::Permission).is_zero(), "{times:?}");
+
+    // Without a timer in the request nothing is timed, and the answer is the same.
+    let request = Request::post("/echo").body(Body::from("fine")).unwrap();
+    assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
+}

@@ -78,6 +78,7 @@ pub struct Metrics {
     supply_scans: Family<ScanLabels, Counter>,
     gateway_stages: Family<GatewayStageLabels, Counter>,
     gateway_latency: Family<GatewayAppLabels, Histogram>,
+    gateway_stage_time: Family<GatewayStageTimeLabels, Histogram>,
     last_reload_failures: AtomicU64,
 }
 
@@ -90,6 +91,15 @@ pub struct GatewayStageLabels {
     pub stage: &'static str,
     /// `passed` or `refused`.
     pub outcome: &'static str,
+}
+
+/// Labels of the gateway's per-stage time histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayStageTimeLabels {
+    /// The application's host as configured (`*` for the catch-all).
+    pub app: String,
+    /// The stage.
+    pub stage: &'static str,
 }
 
 /// Labels of the gateway's latency histogram.
@@ -172,6 +182,15 @@ impl Metrics {
             "Gateway requests each stage passed or refused, by application",
             gateway_stages.clone(),
         );
+        let gateway_stage_time =
+            Family::<GatewayStageTimeLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_000_25, 2.0, 25))
+            });
+        registry.register(
+            "gateway_stage_duration_seconds",
+            "Time each stage spent on a gateway request and its answer (the stages inside it not counted; the upstream's is its round trip), by application",
+            gateway_stage_time.clone(),
+        );
         registry.register(
             "gateway_duration_seconds",
             "Time from a request's arrival at the gateway to its answer's head, upstream included, by application",
@@ -190,6 +209,7 @@ impl Metrics {
             supply_scans,
             gateway_stages,
             gateway_latency,
+            gateway_stage_time,
             last_reload_failures: AtomicU64::new(0),
         }
     }
@@ -202,6 +222,16 @@ impl Metrics {
                 app: app.to_owned(),
                 stage,
                 outcome,
+            })
+            .clone()
+    }
+
+    /// The time histogram of one gateway application's stage (taken once per application).
+    pub fn gateway_stage_time(&self, app: &str, stage: &'static str) -> Histogram {
+        self.gateway_stage_time
+            .get_or_create(&GatewayStageTimeLabels {
+                app: app.to_owned(),
+                stage,
             })
             .clone()
     }

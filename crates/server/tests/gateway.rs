@@ -172,6 +172,34 @@ async fn an_allowed_request_reaches_the_application_with_the_gateways_identity_h
     assert_eq!(body["phone"], "1891234****");
     assert_eq!(headers["x-content-type-options"], "nosniff");
     assert!(headers.contains_key("content-security-policy"));
+    // Every stage it went through timed its part, the application's round trip and the
+    // response stages too.
+    let metrics = support::get_text(&gateway.api, "/metrics").await;
+    for stage in [
+        "credential",
+        "resource",
+        "validation",
+        "permission",
+        "injection",
+        "upstream",
+        "masking",
+        "security_headers",
+    ] {
+        assert_eq!(stage_times(&metrics, stage), 1, "{stage} in\n{metrics}");
+    }
+}
+
+/// How many times `stage` of the test application observed its time, from `/metrics`.
+fn stage_times(metrics: &str, stage: &str) -> u64 {
+    let prefix = format!(
+        r#"portcullis_gateway_stage_duration_seconds_count{{app="ops.acme.example",stage="{stage}"}} "#
+    );
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("{prefix} not in\n{metrics}"))
+        .parse()
+        .expect("a count")
 }
 
 #[tokio::test]
@@ -256,6 +284,15 @@ async fn each_stage_refuses_what_it_should_and_every_refusal_is_audited() {
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
+    // And the time each spent, a stage that refused a request included; none of these requests
+    // reached the application.
+    for stage in ["credential", "validation", "permission", "injection"] {
+        assert!(
+            stage_times(&metrics, stage) >= 1,
+            "{stage} has no time observed"
+        );
+    }
+    assert_eq!(stage_times(&metrics, "upstream"), 0);
 
     // The trail holds each of them, naming the stage (the policy's own denial by its cause).
     let (status, page) = admin_call(

@@ -31,7 +31,8 @@ use portcullis_core::{Context, Principal, Resource, TenantId};
 use portcullis_guard::inject::InjectionCheck;
 use portcullis_guard::response::{CookieFlagsLayer, SecurityHeadersLayer};
 use portcullis_guard::{
-    Caller, CsrfLayer, LoginLayer, OriginCheck, Refusal, Stage, StageLayer, ValidationCheck,
+    Caller, CsrfLayer, LoginLayer, OriginCheck, Refusal, Stage, StageLayer, StageTimes,
+    ValidationCheck,
 };
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
@@ -100,6 +101,8 @@ struct Served {
     service: AppService,
     /// Per stage that runs, in pipeline order: its `passed` and `refused` counters.
     counters: Vec<(Stage, Counter, Counter)>,
+    /// Per stage that runs (the upstream included), indexed by [`Stage::index`]: its time.
+    times: Vec<Option<Histogram>>,
     latency: Histogram,
 }
 
@@ -120,6 +123,15 @@ impl Served {
             }
         }
         self.latency.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records the time each stage spent on a request.
+    fn time(&self, times: &StageTimes) {
+        for (stage, spent) in times.spent() {
+            if let Some(Some(histogram)) = self.times.get(stage.index()) {
+                histogram.observe(spent.as_secs_f64());
+            }
+        }
     }
 }
 
@@ -148,6 +160,13 @@ pub fn router(state: Arc<AppState>, settings: &GatewaySettings) -> Router {
                         metrics.gateway_stage(&app.host, stage.name(), "passed"),
                         metrics.gateway_stage(&app.host, stage.name(), "refused"),
                     )
+                })
+                .collect(),
+            times: Stage::ALL
+                .into_iter()
+                .map(|stage| {
+                    (app.stages.contains(&stage) || stage == Stage::Upstream)
+                        .then(|| metrics.gateway_stage_time(&app.host, stage.name()))
                 })
                 .collect(),
             latency: metrics.gateway_latency(&app.host),
@@ -277,10 +296,13 @@ async fn dispatch(
     // stage says in the slot whom it identified.
     let identified = stages::Identified::default();
     request.extensions_mut().insert(identified.clone());
+    let times = StageTimes::default();
+    request.extensions_mut().insert(times.clone());
     let record = RefusalRecord::of(&request, identified);
     let Ok(response) = served.service.clone().oneshot(request).await;
     let refusal = response.extensions().get::<Refusal>();
     served.count(refusal.map(|refusal| refusal.stage), started.elapsed());
+    served.time(&times);
     if let Some(refusal) = refusal {
         record.write(&gateway.state, &served.app, refusal).await;
     }
