@@ -250,10 +250,9 @@ fn detect(input: &str, attack: Attack, rules: impl Fn(&str) -> Option<Hit>) -> O
         if round == DECODING_ROUNDS {
             break;
         }
-        let (next, applied) = decode_once(&text);
-        if applied.is_empty() {
+        let Some((next, applied)) = decode_once(&text) else {
             break;
-        }
+        };
         for decoding in applied {
             if !decoded.contains(&decoding) {
                 decoded.push(decoding);
@@ -268,8 +267,13 @@ fn detect(input: &str, attack: Attack, rules: impl Fn(&str) -> Option<Hit>) -> O
 // Decoding
 // ---------------------------------------------------------------------------------------
 
-/// One round of every decoding; answers the text and the decodings that changed it.
-fn decode_once(text: &str) -> (String, Vec<Decoding>) {
+/// One round of every decoding; answers the text and the decodings that changed it, or
+/// `None` when none did.
+fn decode_once(text: &str) -> Option<(String, Vec<Decoding>)> {
+    // Every decoding starts at one of these; text without them is left as it is.
+    if !text.contains(['%', '&', '\\', '\0']) {
+        return None;
+    }
     let mut applied = Vec::new();
     let mut current = text.to_owned();
     if current.contains('%') {
@@ -299,7 +303,7 @@ fn decode_once(text: &str) -> (String, Vec<Decoding>) {
         applied.push(Decoding::Nul);
         current = current.replace('\0', "");
     }
-    (current, applied)
+    (!applied.is_empty()).then_some((current, applied))
 }
 
 /// Character references decoded the lenient way browsers do: numeric ones with or without
@@ -434,31 +438,108 @@ fn hex_char(text: &str, count: usize) -> Option<char> {
 // ---------------------------------------------------------------------------------------
 
 /// Compiled rules; a pattern that does not compile is left out, and the module's tests
-/// check that none is.
+/// check that none is. Each is tried in turn (most carry literals the regex engine searches for
+/// first, which one set of all of them would not), except that a rule that cannot match plain
+/// text ([`is_plain`]) is not tried on plain text.
 struct RuleSet {
-    rules: Vec<(&'static str, Regex)>,
+    rules: Vec<Rule>,
+}
+
+/// One compiled rule.
+struct Rule {
+    name: &'static str,
+    regex: Regex,
+    /// Whether some plain text can hold a match: when not, plain text skips the rule.
+    on_plain: bool,
+}
+
+impl Rule {
+    fn compile(name: &'static str, pattern: &str) -> Option<Self> {
+        let regex = RegexBuilder::new(pattern)
+            .case_insensitive(true)
+            .build()
+            .ok()?;
+        Some(Self {
+            name,
+            regex,
+            on_plain: matches_plain(pattern),
+        })
+    }
+
+    /// Whether the rule matches `text`, which is plain when `plain`.
+    fn is_match(&self, text: &str, plain: bool) -> bool {
+        (self.on_plain || !plain) && self.regex.is_match(text)
+    }
 }
 
 impl RuleSet {
     fn compile(patterns: &[(&'static str, &'static str)]) -> Self {
         let rules = patterns
             .iter()
-            .filter_map(|(name, pattern)| {
-                RegexBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .build()
-                    .ok()
-                    .map(|regex| (*name, regex))
-            })
+            .filter_map(|(name, pattern)| Rule::compile(name, pattern))
             .collect();
         Self { rules }
     }
 
     fn first(&self, text: &str) -> Option<Hit> {
+        let plain = is_plain(text);
         self.rules
             .iter()
-            .find(|(_, regex)| regex.is_match(text))
-            .map(|(name, _)| Hit::new(name))
+            .find(|rule| rule.is_match(text, plain))
+            .map(|rule| Hit::new(rule.name))
+    }
+}
+
+/// The bytes of plain text: ASCII letters and digits, `_`, space, `-`, `.` and `,`, what most
+/// benign parameter names and values are made of (words, numbers, dates, decimals).
+fn is_plain_byte(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b' ' | b'-' | b'.' | b',')
+}
+
+/// Whether every byte of `text` is plain (see [`is_plain_byte`]).
+fn is_plain(text: &str) -> bool {
+    text.bytes().all(is_plain_byte)
+}
+
+/// Whether a rule (compiled case-insensitively) can match inside plain text: whether its
+/// language holds a string of plain bytes only, look-arounds taken as always satisfied. That
+/// over-approximates, so `false` is a proof: no plain text holds a match (a search matches a
+/// substring of the text, made of the text's bytes). A pattern that does not parse is taken as
+/// able to match.
+fn matches_plain(pattern: &str) -> bool {
+    regex_syntax::ParserBuilder::new()
+        .case_insensitive(true)
+        .build()
+        .parse(pattern)
+        .map_or(true, |hir| hir_matches_plain(&hir))
+}
+
+fn hir_matches_plain(hir: &regex_syntax::hir::Hir) -> bool {
+    use regex_syntax::hir::{Class, HirKind};
+    match hir.kind() {
+        HirKind::Empty | HirKind::Look(_) => true,
+        HirKind::Literal(literal) => literal.0.iter().copied().all(is_plain_byte),
+        HirKind::Class(Class::Unicode(class)) => {
+            (0..=127u8).filter(|b| is_plain_byte(*b)).any(|byte| {
+                class.ranges().iter().any(|range| {
+                    range.start() <= char::from(byte) && char::from(byte) <= range.end()
+                })
+            })
+        }
+        HirKind::Class(Class::Bytes(class)) => {
+            (0..=127u8).filter(|b| is_plain_byte(*b)).any(|byte| {
+                class
+                    .ranges()
+                    .iter()
+                    .any(|range| range.start() <= byte && byte <= range.end())
+            })
+        }
+        HirKind::Repetition(repetition) => {
+            repetition.min == 0 || hir_matches_plain(&repetition.sub)
+        }
+        HirKind::Capture(capture) => hir_matches_plain(&capture.sub),
+        HirKind::Concat(parts) => parts.iter().all(hir_matches_plain),
+        HirKind::Alternation(parts) => parts.iter().any(hir_matches_plain),
     }
 }
 
@@ -556,25 +637,21 @@ static SQL_HIGH_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(SQL
 
 /// `OR 1=1`-style tautologies: the same operand on both sides (the regex crate has no
 /// back-references, so the comparison is made here).
-static TAUTOLOGY: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    RegexBuilder::new(
+static TAUTOLOGY: LazyLock<Option<Rule>> = LazyLock::new(|| {
+    Rule::compile(
+        "tautology",
         r#"\b(?:or|and|xor|\|\||&&)\s+\(*\s*['"]?(\w+)['"]?\s*(?:=|like)\s*['"]?(\w+)['"]?"#,
     )
-    .case_insensitive(true)
-    .build()
-    .ok()
 });
 
 /// A `WHERE n = n` clause appended to a query (sqlmap's boundary): after a closing quote,
 /// parenthesis or bracket, an alias, or a lone number at the start, or ended by a comment, a
 /// `;` or another clause. "where 2 = 2 people met" has none of these.
-static WHERE_TAUTOLOGY: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    RegexBuilder::new(
+static WHERE_TAUTOLOGY: LazyLock<Option<Rule>> = LazyLock::new(|| {
+    Rule::compile(
+        "where tautology",
         r#"(?:(?:^\s*-?\d+|['"\x60)\]]|\bas\s+\w+)\s*\)*\s*\bwhere\s+\(*\s*(\d+)\s*=\s*(\d+)\b|\bwhere\s+\(*\s*(\d+)\s*=\s*(\d+)\s*\)*\s*(?:$|--|#|/\*|;|\b(?:and|or|xor|order|group|having|limit|union)\b))"#,
     )
-    .case_insensitive(true)
-    .build()
-    .ok()
 });
 
 fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
@@ -592,8 +669,9 @@ fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
     if let Some(hit) = SQL_MEDIUM_RULES.first(&folded) {
         return Some(hit);
     }
-    if let Some(tautology) = TAUTOLOGY.as_ref() {
-        for captures in tautology.captures_iter(&folded) {
+    let plain = is_plain(&folded);
+    if let Some(tautology) = TAUTOLOGY.as_ref().filter(|rule| rule.on_plain || !plain) {
+        for captures in tautology.regex.captures_iter(&folded) {
             if let (Some(left), Some(right)) = (captures.get(1), captures.get(2))
                 && left.as_str().eq_ignore_ascii_case(right.as_str())
                 // `or a = a` in prose needs a quote or a comment to be an attack; numbers
@@ -608,8 +686,11 @@ fn sql_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
             }
         }
     }
-    if let Some(clause) = WHERE_TAUTOLOGY.as_ref() {
-        for captures in clause.captures_iter(&folded) {
+    if let Some(clause) = WHERE_TAUTOLOGY
+        .as_ref()
+        .filter(|rule| rule.on_plain || !plain)
+    {
+        for captures in clause.regex.captures_iter(&folded) {
             let pair = captures
                 .get(1)
                 .zip(captures.get(2))
@@ -926,11 +1007,11 @@ static XSS_HIGH_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(XSS
 
 /// An event handler outside a tag: after a quote, space or slash (the attribute being
 /// broken out of), then `=`.
-static HANDLER_OUTSIDE_TAG: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    RegexBuilder::new(r#"[\s"'\x60/;]on([a-z]+)\s*=\s*(.?)"#)
-        .case_insensitive(true)
-        .build()
-        .ok()
+static HANDLER_OUTSIDE_TAG: LazyLock<Option<Rule>> = LazyLock::new(|| {
+    Rule::compile(
+        "event handler outside a tag",
+        r#"[\s"'\x60/;]on([a-z]+)\s*=\s*(.?)"#,
+    )
 });
 
 fn xss_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
@@ -946,9 +1027,12 @@ fn xss_hit(text: &str, sensitivity: Sensitivity) -> Option<Hit> {
     if let Some(hit) = script_url(text, true) {
         return Some(hit);
     }
-    if let Some(handler) = HANDLER_OUTSIDE_TAG.as_ref() {
+    if let Some(handler) = HANDLER_OUTSIDE_TAG
+        .as_ref()
+        .filter(|rule| rule.on_plain || !is_plain(text))
+    {
         let quoted = text.contains(['"', '\'', '`', '<', '>']);
-        for captures in handler.captures_iter(text) {
+        for captures in handler.regex.captures_iter(text) {
             let (Some(event), Some(next)) = (captures.get(1), captures.get(2)) else {
                 continue;
             };
@@ -1174,6 +1258,10 @@ fn attribute_hit(name: &str, value: Option<&str>, sensitivity: Sensitivity) -> O
 /// characters browsers skip inside URLs), or, when `anywhere`, after any non-letter with
 /// code-like text following.
 fn script_url(text: &str, anywhere: bool) -> Option<Hit> {
+    // Every scheme looked for ends in ':'; dropping controls and case keeps or lacks it alike.
+    if !text.contains(':') {
+        return None;
+    }
     // Browsers drop tabs and newlines anywhere in a URL and controls and spaces before it.
     let squeezed: String = text
         .chars()
@@ -1817,6 +1905,7 @@ mod tests {
         assert_eq!(XSS_MEDIUM_RULES.rules.len(), XSS_MEDIUM.len());
         assert_eq!(XSS_HIGH_RULES.rules.len(), XSS_HIGH.len());
         assert!(TAUTOLOGY.is_some());
+        assert!(WHERE_TAUTOLOGY.is_some());
         assert!(HANDLER_OUTSIDE_TAG.is_some());
     }
 
@@ -1834,6 +1923,72 @@ mod tests {
             fold_sql_comments("/*!50000union*/ select"),
             " union  select"
         );
+    }
+
+    fn rule<'a>(set: &'a RuleSet, name: &str) -> &'a Rule {
+        set.rules.iter().find(|rule| rule.name == name).unwrap()
+    }
+
+    #[test]
+    fn rules_that_need_more_than_plain_text_are_known_from_their_syntax() {
+        // Words and spaces alone make these.
+        assert!(rule(&SQL_MEDIUM_RULES, "union select").on_plain);
+        assert!(rule(&SQL_MEDIUM_RULES, "catalog object").on_plain);
+        assert!(TAUTOLOGY.as_ref().unwrap().on_plain);
+        // These need a character plain text lacks: `<`, a quote, `=`, `(`.
+        assert!(!rule(&XSS_MEDIUM_RULES, "closing script tag").on_plain);
+        assert!(!rule(&SQL_MEDIUM_RULES, "quote-breaking condition").on_plain);
+        assert!(!WHERE_TAUTOLOGY.as_ref().unwrap().on_plain);
+        assert!(!HANDLER_OUTSIDE_TAG.as_ref().unwrap().on_plain);
+        assert!(!rule(&SQL_MEDIUM_RULES, "time delay function").on_plain);
+        // A class or a repetition that can stay within plain text.
+        assert!(matches_plain(r"a[<b]c"));
+        assert!(matches_plain(r"x(?:<)*y"));
+        assert!(!matches_plain(r"x(?:<)+y"));
+        assert!(!matches_plain(r"\bon\w+="));
+        // Rules fold case as they match: the Kelvin sign matches a plain `k`; `é` nothing plain.
+        assert!(matches_plain("k"));
+        assert!(matches_plain("\u{212A}"));
+        assert!(!matches_plain("\u{e9}"));
+        assert!(is_plain("running shoes 42, 2026-12-07 3.5"));
+        assert!(!is_plain("caf\u{e9}"));
+        assert!(!is_plain("a=b"));
+    }
+
+    proptest::proptest! {
+        /// Skipping the rules that cannot match plain text never changes which rule a text
+        /// hits: checked on text made of plain pieces, the rules' own words among them, and of
+        /// pieces that are not plain.
+        #[test]
+        fn the_plain_text_screen_never_changes_a_verdict(
+            pieces in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "union", "select", "all", "from", "where", "or", "and", "like", "sleep",
+                    "waitfor", "delay", "case", "when", "then", "information_schema", "into",
+                    "outfile", "document", "cookie", "proto", "__proto__", "constructor",
+                    "dangerouslysetinnerhtml", "onerror", "alert", "script", "1", "42", "a",
+                    " ", "-", "--", ".", ",", "_", "=", "'", "(", ")", "<", ";", "#", "/*",
+                    "\u{212A}", "\u{17F}",
+                ]),
+                0..10,
+            )
+        ) {
+            let text: String = pieces.concat();
+            for set in [&*SQL_MEDIUM_RULES, &*SQL_HIGH_RULES, &*XSS_MEDIUM_RULES, &*XSS_HIGH_RULES] {
+                let every = set
+                    .rules
+                    .iter()
+                    .find(|rule| rule.regex.is_match(&text))
+                    .map(|rule| rule.name);
+                proptest::prop_assert_eq!(set.first(&text).map(|hit| hit.rule), every);
+            }
+            for single in [&*TAUTOLOGY, &*WHERE_TAUTOLOGY, &*HANDLER_OUTSIDE_TAG] {
+                let single = single.as_ref().unwrap();
+                if single.regex.is_match(&text) {
+                    proptest::prop_assert!(single.on_plain || !is_plain(&text), "{}", text);
+                }
+            }
+        }
     }
 
     #[test]
