@@ -93,7 +93,7 @@ measure() {
   profile=$(ls "$OUT/$name".*.1 | head -n1)
   callgrind_annotate --inclusive=yes "$profile" 2>/dev/null >"$profile.txt"
   total=$(inclusive "$profile.txt" 'PROGRAM TOTALS')
-  runtime=$(inclusive "$profile.txt" ':(portcullis::commands::serve|floor::main)( |$)')
+  runtime=$(inclusive "$profile.txt" ':(portcullis::commands::(serve|run)|floor::main)( |$)')
   writer=$(inclusive "$profile.txt" 'writer::Writer::run$')
   printf '| %s | %s | %d | %d | %d | %d |\n' "$(basename "$binary")" "$workload" "$requests" \
     $((total / requests)) $(( ${runtime:-0} / requests )) $(( ${writer:-0} / requests ))
