@@ -12,11 +12,19 @@
 //!
 //! State is kept in memory, per gateway node, bounded by `max_keys` (entries at rest are pruned
 //! first; when the table is still full, new keys are not tracked and the request goes on: the
-//! rate-limit stage bounds what an address can do meanwhile).
+//! rate-limit stage bounds what an address can do meanwhile); or, with `store = "redis"`, in a
+//! Redis server shared by every gateway node, so that failures anywhere count toward one
+//! lockout and an unlock on one node lifts it everywhere. Every Redis key expires (the failures
+//! with their window, a lockout with its time, the lockout count a window after the lockout
+//! ends), so the server holds only what is live. When Redis cannot answer, `on_store_error`
+//! decides: `closed` (the default) refuses login attempts with 503 `login_unavailable`, and
+//! answers a failed attempt whose failure could not be counted with that 503 instead of the
+//! application's answer; `open` lets them through uncounted.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
 
 use axum::body::Body;
 use axum::http::{Method, Request, Response, StatusCode};
@@ -24,7 +32,7 @@ use axum::response::IntoResponse as _;
 use serde::Deserialize;
 
 use crate::params::params_of;
-use crate::ratelimit::{Clock, MonotonicClock};
+use crate::ratelimit::{self, Clock, MonotonicClock, OnStoreError, RedisConnection};
 use crate::routes::{ConfigError, Routes, config_error};
 use crate::stage::{Around, AroundLayer, Caller, Refusal, Stage};
 
@@ -50,13 +58,49 @@ pub struct RawLogin {
     pub max_keys: Option<usize>,
     /// Largest body read for the account field, in bytes (default 64 KiB).
     pub max_body_bytes: Option<usize>,
+    /// `local` (this node's memory; the default) or `redis` (shared by every node).
+    pub store: Option<String>,
+    /// The Redis server, `redis://[user:password@]host[:port][/db]`; required with `redis`.
+    pub redis_url: Option<String>,
+    /// The prefix of every Redis key ([`DEFAULT_REDIS_PREFIX`] when not set).
+    pub redis_prefix: Option<String>,
+    /// How long a Redis answer may take before the store counts as failed, in milliseconds.
+    pub redis_timeout_ms: Option<u64>,
+    /// `closed` (the default) or `open`: what happens to a login attempt when Redis cannot
+    /// answer.
+    pub on_store_error: Option<String>,
 }
+
+/// The longest account name written into a Redis key as it is.
+const LONGEST_KEY_ACCOUNT: usize = 128;
+
+/// `redis_prefix` of login protection when not set.
+pub const DEFAULT_REDIS_PREFIX: &str = "portcullis:login:";
 
 /// Whom a count is about.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
     Account(String),
     Address(IpAddr),
+}
+
+impl Key {
+    /// The key's part of its Redis keys' names. An account name longer than
+    /// [`LONGEST_KEY_ACCOUNT`] bytes goes by its SHA-256, so that a client cannot make the
+    /// server keep keys as long as a login body.
+    fn name(&self) -> String {
+        match self {
+            Key::Account(account) if account.len() > LONGEST_KEY_ACCOUNT => {
+                use sha2::Digest as _;
+                format!(
+                    "account-sha256:{}",
+                    hex::encode(sha2::Sha256::digest(account))
+                )
+            }
+            Key::Account(account) => format!("account:{account}"),
+            Key::Address(address) => format!("address:{address}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -83,7 +127,24 @@ pub struct LoginGuard {
     max_body_bytes: usize,
     entries: Mutex<HashMap<Key, Entry>>,
     clock: Arc<dyn Clock>,
+    /// Where the counts live when not in `entries`.
+    redis: Option<RedisConnection>,
+    on_store_error: OnStoreError,
+    store_errors: AtomicU64,
+    last_store_error: Mutex<Option<StoreError>>,
 }
+
+/// Why the shared store could not answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError(pub String);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
 
 const MICROS: u64 = 1_000_000;
 
@@ -143,6 +204,49 @@ impl LoginGuard {
             Some(value) => value,
             None => 100_000,
         };
+        let shared = |error: crate::ratelimit::RateLimitConfigError| {
+            config_error(error.field, error.problem)
+        };
+        let on_store_error =
+            ratelimit::on_store_error(raw.on_store_error.as_deref()).map_err(shared)?;
+        let redis = match raw.store.as_deref() {
+            None | Some("local") => {
+                for (present, field) in [
+                    (raw.redis_url.is_some(), "redis_url"),
+                    (raw.redis_prefix.is_some(), "redis_prefix"),
+                    (raw.redis_timeout_ms.is_some(), "redis_timeout_ms"),
+                    (raw.on_store_error.is_some(), "on_store_error"),
+                ] {
+                    if present {
+                        return Err(config_error(field, "only applies with `store = \"redis\"`"));
+                    }
+                }
+                None
+            }
+            Some("redis") => {
+                if raw.max_keys.is_some() {
+                    return Err(config_error(
+                        "max_keys",
+                        "only applies with `store = \"local\"`",
+                    ));
+                }
+                Some(RedisConnection::new(
+                    ratelimit::redis_config(
+                        raw.redis_url.as_deref(),
+                        raw.redis_prefix,
+                        raw.redis_timeout_ms,
+                        DEFAULT_REDIS_PREFIX,
+                    )
+                    .map_err(shared)?,
+                ))
+            }
+            Some(other) => {
+                return Err(config_error(
+                    "store",
+                    format!("`local` or `redis`, not `{other}`"),
+                ));
+            }
+        };
         Ok(Self {
             route,
             account_field,
@@ -155,7 +259,28 @@ impl LoginGuard {
             max_body_bytes: raw.max_body_bytes.unwrap_or(64 * 1024),
             entries: Mutex::new(HashMap::new()),
             clock,
+            redis,
+            on_store_error,
+            store_errors: AtomicU64::new(0),
+            last_store_error: Mutex::new(None),
         })
+    }
+
+    /// Login attempts the shared store could not check or count so far (refused or let through
+    /// as `on_store_error` says), and why it last failed.
+    pub fn store_errors(&self) -> (u64, Option<StoreError>) {
+        (
+            self.store_errors.load(Ordering::Relaxed),
+            self.last_store_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+
+    /// Whether the counts are shared through Redis.
+    pub fn is_shared(&self) -> bool {
+        self.redis.is_some()
     }
 
     fn is_login(&self, method: &Method, path: &str) -> bool {
@@ -163,7 +288,54 @@ impl LoginGuard {
     }
 
     /// Seconds until `keys` may try again, when one is locked.
-    fn locked(&self, keys: &[Key]) -> Option<u64> {
+    async fn locked(&self, keys: &[Key]) -> Result<Option<u64>, StoreError> {
+        match &self.redis {
+            Some(redis) => redis_locked(redis, keys).await,
+            None => Ok(self.locked_here(keys)),
+        }
+    }
+
+    /// Records the outcome of one login attempt.
+    async fn record(&self, keys: &[Key], failed: bool) -> Result<(), StoreError> {
+        match &self.redis {
+            Some(redis) => redis_record(redis, self, keys, failed).await,
+            None => {
+                self.record_here(keys, failed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Lifts the lockout and forgets the failures of an account and/or an address (on every
+    /// node, with the shared store); whether anything was there. The account is compared as
+    /// the stage compares it: case and surrounding space ignored.
+    pub async fn unlock(
+        &self,
+        account: Option<&str>,
+        address: Option<IpAddr>,
+    ) -> Result<bool, StoreError> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(account) = account {
+            keys.push(Key::Account(account.trim().to_lowercase()));
+        }
+        if let Some(address) = address {
+            keys.push(Key::Address(address));
+        }
+        match &self.redis {
+            Some(redis) => redis_forget(redis, &keys).await,
+            None => {
+                let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+                // Every key is removed, not only up to the first found.
+                let mut found = false;
+                for key in &keys {
+                    found |= entries.remove(key).is_some();
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    fn locked_here(&self, keys: &[Key]) -> Option<u64> {
         let now = self.clock.now_micros();
         let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         keys.iter()
@@ -173,8 +345,7 @@ impl LoginGuard {
             .max()
     }
 
-    /// Records the outcome of one login attempt.
-    fn record(&self, keys: &[Key], failed: bool) {
+    fn record_here(&self, keys: &[Key], failed: bool) {
         let now = self.clock.now_micros();
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         for key in keys {
@@ -210,21 +381,7 @@ impl LoginGuard {
         }
     }
 
-    /// Lifts the lockout and forgets the failures of an account and/or an address; whether
-    /// anything was there.
-    pub fn unlock(&self, account: Option<&str>, address: Option<IpAddr>) -> bool {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut found = false;
-        if let Some(account) = account {
-            found |= entries.remove(&Key::Account(account.to_owned())).is_some();
-        }
-        if let Some(address) = address {
-            found |= entries.remove(&Key::Address(address)).is_some();
-        }
-        found
-    }
-
-    /// Accounts and addresses tracked now.
+    /// Accounts and addresses tracked now in this node's memory.
     pub fn tracked(&self) -> usize {
         self.entries
             .lock()
@@ -268,23 +425,210 @@ impl Around for LoginGuard {
         if let Some(address) = request.extensions().get::<Caller>().and_then(|c| c.address) {
             keys.push(Key::Address(address));
         }
-        if let Some(seconds) = self.locked(&keys) {
-            return Ok(Refusal::new(
-                Stage::Login,
-                StatusCode::TOO_MANY_REQUESTS,
-                "login_locked",
-                format!("too many failed logins; try again in {seconds} s"),
-            )
-            .with_retry_after(seconds)
-            .into_response());
+        match self.locked(&keys).await {
+            Ok(Some(seconds)) => {
+                return Ok(Refusal::new(
+                    Stage::Login,
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "login_locked",
+                    format!("too many failed logins; try again in {seconds} s"),
+                )
+                .with_retry_after(seconds)
+                .into_response());
+            }
+            Ok(None) => {}
+            Err(error) => {
+                if let Some(refusal) = self.store_failed(&error) {
+                    return Ok(refusal.into_response());
+                }
+            }
         }
         let response = inner.call(request).await?;
         let status = response.status();
-        if self.failure_statuses.contains(&status) {
-            self.record(&keys, true);
-        } else if status.is_success() || status.is_redirection() {
-            self.record(&keys, false);
+        let failed = self.failure_statuses.contains(&status);
+        let counted = failed || status.is_success() || status.is_redirection();
+        if counted
+            && let Err(error) = self.record(&keys, failed).await
+            // A failure that could not be counted must not tell its outcome either: the next
+            // attempts would go uncounted too.
+            && failed
+            && let Some(refusal) = self.store_failed(&error)
+        {
+            return Ok(refusal.into_response());
         }
         Ok(response)
     }
+}
+
+impl LoginGuard {
+    /// The refusal of a login attempt the shared store could not check or count, when the
+    /// store fails closed; `None` when it fails open.
+    fn store_failed(&self, error: &StoreError) -> Option<Refusal> {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+        *self
+            .last_store_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        match self.on_store_error {
+            OnStoreError::Open => None,
+            OnStoreError::Closed => Some(
+                Refusal::new(
+                    Stage::Login,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "login_unavailable",
+                    "login protection cannot check this attempt now; try again shortly",
+                )
+                .with_retry_after(1),
+            ),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared store
+// ---------------------------------------------------------------------------------------------
+
+/// The three Redis keys of one account or address: its failures in the current window, its
+/// lockout, and its lockouts so far (for the doubling).
+fn redis_keys(redis: &RedisConnection, key: &Key) -> [String; 3] {
+    let base = format!("{}{}", redis.config.prefix(), key.name());
+    [
+        format!("{base}:failures"),
+        format!("{base}:locked"),
+        format!("{base}:lockouts"),
+    ]
+}
+
+/// The longest lockout left among KEYS, in milliseconds (0: none).
+const LOCKED_SCRIPT: &str = r"
+local longest = 0
+for i = 1, #KEYS do
+  local left = redis.call('PTTL', KEYS[i])
+  if left > longest then longest = left end
+end
+return longest
+";
+
+/// One attempt's outcome for every key, atomically. KEYS come in threes (failures, locked,
+/// lockouts); ARGV: `1` for a failure or `0` for a success, the failures that lock, the window,
+/// the first lockout and the longest, in milliseconds, then per key `account` or `address`. A
+/// success forgets an account (not an address); a failure counts in the window and, at the
+/// limit, locks for the first lockout doubled per earlier lockout, up to the longest. Numbers
+/// are written with `%.0f` so that Lua never prints them in exponent notation.
+const RECORD_SCRIPT: &str = r"
+local failed = ARGV[1] == '1'
+local max_failures = tonumber(ARGV[2])
+local window = tonumber(ARGV[3])
+local lockout = tonumber(ARGV[4])
+local max_lockout = tonumber(ARGV[5])
+for i = 1, #KEYS / 3 do
+  local failures_key, locked_key, lockouts_key = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  if not failed then
+    if ARGV[5 + i] == 'account' then redis.call('DEL', failures_key, locked_key, lockouts_key) end
+  else
+    local failures = redis.call('INCR', failures_key)
+    if failures == 1 then redis.call('PEXPIRE', failures_key, window) end
+    if failures >= max_failures then
+      local lockouts = tonumber(redis.call('GET', lockouts_key)) or 0
+      local duration = lockout * (2 ^ math.min(lockouts, 62))
+      if duration > max_lockout then duration = max_lockout end
+      redis.call('SET', locked_key, '1', 'PX', string.format('%.0f', duration))
+      redis.call('SET', lockouts_key, string.format('%.0f', lockouts + 1), 'PX', string.format('%.0f', duration + window))
+      redis.call('DEL', failures_key)
+    end
+  end
+end
+return 0
+";
+
+static LOCKED: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(LOCKED_SCRIPT));
+static RECORD: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(RECORD_SCRIPT));
+
+/// Runs `invocation` on the shared store within its timeout.
+async fn invoke<T: redis::FromRedisValue>(
+    redis: &RedisConnection,
+    invocation: redis::ScriptInvocation<'_>,
+) -> Result<T, StoreError> {
+    let mut connection = redis
+        .get()
+        .map_err(|error| StoreError(format!("Redis: {error}")))?;
+    match tokio::time::timeout(
+        redis.config.timeout(),
+        invocation.invoke_async::<T>(&mut connection),
+    )
+    .await
+    {
+        Err(_elapsed) => Err(StoreError(format!(
+            "Redis did not answer within {} ms",
+            redis.config.timeout().as_millis()
+        ))),
+        Ok(Err(error)) => Err(StoreError(format!("Redis: {error}"))),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
+async fn redis_locked(redis: &RedisConnection, keys: &[Key]) -> Result<Option<u64>, StoreError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    let mut invocation = LOCKED.prepare_invoke();
+    for key in keys {
+        let [_, locked, _] = redis_keys(redis, key);
+        invocation.key(locked);
+    }
+    let left: i64 = invoke(redis, invocation).await?;
+    Ok(u64::try_from(left)
+        .ok()
+        .filter(|left| *left > 0)
+        .map(|left| left.div_ceil(1000).max(1)))
+}
+
+async fn redis_record(
+    redis: &RedisConnection,
+    guard: &LoginGuard,
+    keys: &[Key],
+    failed: bool,
+) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let millis = |micros: u64| (micros / 1000).max(1);
+    let mut invocation = RECORD.prepare_invoke();
+    invocation
+        .arg(if failed { "1" } else { "0" })
+        .arg(guard.max_failures)
+        .arg(millis(guard.window))
+        .arg(millis(guard.lockout))
+        .arg(millis(guard.max_lockout));
+    for key in keys {
+        for name in redis_keys(redis, key) {
+            invocation.key(name);
+        }
+        invocation.arg(match key {
+            Key::Account(_) => "account",
+            Key::Address(_) => "address",
+        });
+    }
+    invoke::<i64>(redis, invocation).await.map(|_| ())
+}
+
+/// Deletes every key of `keys`; whether any was there.
+async fn redis_forget(redis: &RedisConnection, keys: &[Key]) -> Result<bool, StoreError> {
+    let mut connection = redis
+        .get()
+        .map_err(|error| StoreError(format!("Redis: {error}")))?;
+    let names: Vec<String> = keys.iter().flat_map(|key| redis_keys(redis, key)).collect();
+    if names.is_empty() {
+        return Ok(false);
+    }
+    let deleted = tokio::time::timeout(
+        redis.config.timeout(),
+        redis::cmd("DEL")
+            .arg(&names)
+            .query_async::<i64>(&mut connection),
+    )
+    .await
+    .map_err(|_elapsed| StoreError("Redis did not answer in time".into()))?
+    .map_err(|error| StoreError(format!("Redis: {error}")))?;
+    Ok(deleted > 0)
 }

@@ -355,16 +355,7 @@ impl TryFrom<RawRateLimits> for RateLimits {
                 "no quota is configured: set at least one of `address`, `principal` or `tenant`",
             ));
         }
-        let on_store_error = match raw.on_store_error.as_deref() {
-            None | Some("closed") => OnStoreError::Closed,
-            Some("open") => OnStoreError::Open,
-            Some(other) => {
-                return Err(RateLimitConfigError::new(
-                    "on_store_error",
-                    format!("`closed` or `open`, not `{other}`"),
-                ));
-            }
-        };
+        let on_store_error = on_store_error(raw.on_store_error.as_deref())?;
         let store = match raw.store.as_deref() {
             None | Some("local") => local_store(&raw, quotas.iter().flatten().count())?,
             Some("redis") => redis_store(&raw)?,
@@ -418,7 +409,24 @@ fn local_store(raw: &RawRateLimits, quotas: usize) -> Result<StoreConfig, RateLi
 
 fn redis_store(raw: &RawRateLimits) -> Result<StoreConfig, RateLimitConfigError> {
     only_with(raw.max_keys.is_some(), "max_keys", "local")?;
-    let Some(url) = raw.redis_url.as_deref() else {
+    redis_config(
+        raw.redis_url.as_deref(),
+        raw.redis_prefix.clone(),
+        raw.redis_timeout_ms,
+        DEFAULT_REDIS_PREFIX,
+    )
+    .map(StoreConfig::Redis)
+}
+
+/// A Redis server's settings as written (`redis_url`, `redis_prefix`, `redis_timeout_ms`),
+/// checked: shared by every stage that keeps its state there.
+pub(crate) fn redis_config(
+    url: Option<&str>,
+    prefix: Option<String>,
+    timeout_ms: Option<u64>,
+    default_prefix: &str,
+) -> Result<RedisConfig, RateLimitConfigError> {
+    let Some(url) = url else {
         return Err(RateLimitConfigError::new(
             "redis_url",
             "required with `store = \"redis\"`, e.g. `redis://127.0.0.1:6379`",
@@ -431,17 +439,14 @@ fn redis_store(raw: &RawRateLimits) -> Result<StoreConfig, RateLimitConfigError>
             format!("not a usable Redis URL ({error}); expected `redis://host[:port][/db]`"),
         )
     })?;
-    let prefix = raw
-        .redis_prefix
-        .clone()
-        .unwrap_or_else(|| DEFAULT_REDIS_PREFIX.to_owned());
+    let prefix = prefix.unwrap_or_else(|| default_prefix.to_owned());
     if prefix.is_empty() {
         return Err(RateLimitConfigError::new(
             "redis_prefix",
             "must not be empty: the keys would mix with the server's other keys",
         ));
     }
-    let timeout = match raw.redis_timeout_ms {
+    let timeout = match timeout_ms {
         None => DEFAULT_REDIS_TIMEOUT,
         Some(milliseconds @ 1..=MAX_REDIS_TIMEOUT_MS) => Duration::from_millis(milliseconds),
         Some(other) => {
@@ -451,11 +456,68 @@ fn redis_store(raw: &RawRateLimits) -> Result<StoreConfig, RateLimitConfigError>
             ));
         }
     };
-    Ok(StoreConfig::Redis(RedisConfig {
+    Ok(RedisConfig {
         client,
         prefix,
         timeout,
-    }))
+    })
+}
+
+/// `on_store_error` as written: `closed` (the default) or `open`.
+pub(crate) fn on_store_error(written: Option<&str>) -> Result<OnStoreError, RateLimitConfigError> {
+    match written {
+        None | Some("closed") => Ok(OnStoreError::Closed),
+        Some("open") => Ok(OnStoreError::Open),
+        Some(other) => Err(RateLimitConfigError::new(
+            "on_store_error",
+            format!("`closed` or `open`, not `{other}`"),
+        )),
+    }
+}
+
+/// A connection to a configured Redis server, made on the first use rather than at
+/// construction: the connection manager needs a running Tokio runtime, and a server that is
+/// down at start must fail requests as configured, not the start.
+pub(crate) struct RedisConnection {
+    pub(crate) config: RedisConfig,
+    connection: OnceLock<redis::aio::ConnectionManager>,
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("RedisConnection")
+            .field("config", &self.config)
+            .field("connected", &self.connection.get().is_some())
+            .finish()
+    }
+}
+
+impl RedisConnection {
+    pub(crate) fn new(config: RedisConfig) -> Self {
+        Self {
+            config,
+            connection: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
+        if let Some(connection) = self.connection.get() {
+            return Ok(connection.clone());
+        }
+        // No retries inside the manager: a request waits for one attempt at most, and the next
+        // request starts the next attempt.
+        let settings = redis::aio::ConnectionManagerConfig::new()
+            .set_number_of_retries(0)
+            .set_connection_timeout(Some(self.config.timeout))
+            .set_response_timeout(Some(self.config.timeout));
+        let connection = redis::aio::ConnectionManager::new_lazy_with_config(
+            self.config.client.clone(),
+            settings,
+        )?;
+        // Two first requests may race; the loser's manager is dropped unused.
+        Ok(self.connection.get_or_init(|| connection).clone())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,45 +806,14 @@ return {0, 0}
 static SCRIPT: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(GCRA_SCRIPT));
 
 /// GCRA state in Redis, shared by every node with the same server and prefix.
+#[derive(Debug)]
 struct RedisStore {
-    config: RedisConfig,
-    /// Made on the first request rather than at construction: the connection manager needs a
-    /// running Tokio runtime, and a server that is down at start must fail requests as
-    /// configured, not the start.
-    connection: OnceLock<redis::aio::ConnectionManager>,
-}
-
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("RedisStore")
-            .field("config", &self.config)
-            .field("connected", &self.connection.get().is_some())
-            .finish()
-    }
+    redis: RedisConnection,
 }
 
 impl RedisStore {
-    fn connection(&self) -> Result<redis::aio::ConnectionManager, redis::RedisError> {
-        if let Some(connection) = self.connection.get() {
-            return Ok(connection.clone());
-        }
-        // No retries inside the manager: a request waits for one attempt at most, and the next
-        // request starts the next attempt.
-        let settings = redis::aio::ConnectionManagerConfig::new()
-            .set_number_of_retries(0)
-            .set_connection_timeout(Some(self.config.timeout))
-            .set_response_timeout(Some(self.config.timeout));
-        let connection = redis::aio::ConnectionManager::new_lazy_with_config(
-            self.config.client.clone(),
-            settings,
-        )?;
-        // Two first requests may race; the loser's manager is dropped unused.
-        Ok(self.connection.get_or_init(|| connection).clone())
-    }
-
     fn key_name(&self, key: &Key) -> String {
-        format!("{}{}:{}", self.config.prefix, key.kind, key.value)
+        format!("{}{}:{}", self.redis.config.prefix, key.kind, key.value)
     }
 
     async fn check(&self, keys: &[Key]) -> Result<Option<Limited>, StoreError> {
@@ -791,7 +822,8 @@ impl RedisStore {
             retry_after_seconds: 1,
         };
         let mut connection = self
-            .connection()
+            .redis
+            .get()
             .map_err(|error| unavailable(format!("Redis: {error}")))?;
         let mut invocation = SCRIPT.prepare_invoke();
         for key in keys {
@@ -801,7 +833,7 @@ impl RedisStore {
                 .arg(key.quota.tolerance_micros);
         }
         let answer = tokio::time::timeout(
-            self.config.timeout,
+            self.redis.config.timeout,
             invocation.invoke_async::<(i64, i64)>(&mut connection),
         )
         .await;
@@ -809,7 +841,7 @@ impl RedisStore {
             Err(_elapsed) => {
                 return Err(unavailable(format!(
                     "Redis did not answer within {} ms",
-                    self.config.timeout.as_millis()
+                    self.redis.config.timeout.as_millis()
                 )));
             }
             Ok(Err(error)) => return Err(unavailable(format!("Redis: {error}"))),
@@ -889,8 +921,7 @@ impl RateLimitCheck {
         let backend = match limits.store() {
             StoreConfig::Local { max_keys } => Backend::Local(LocalStore::new(*max_keys, clock)),
             StoreConfig::Redis(config) => Backend::Redis(RedisStore {
-                config: config.clone(),
-                connection: OnceLock::new(),
+                redis: RedisConnection::new(config.clone()),
             }),
         };
         Self {

@@ -130,12 +130,17 @@ async fn an_address_trying_many_accounts_is_locked_and_unlock_lifts_it() {
     let (status, _, _) = login(&guard, "d", "right", "203.0.113.7").await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     // A success does not clear an address's failures, only an account's.
-    assert!(guard.unlock(None, Some("203.0.113.7".parse().unwrap())));
+    assert!(
+        guard
+            .unlock(None, Some("203.0.113.7".parse().unwrap()))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         login(&guard, "d", "right", "203.0.113.7").await.0,
         StatusCode::NO_CONTENT
     );
-    assert!(!guard.unlock(Some("nobody"), None));
+    assert!(!guard.unlock(Some("nobody"), None).await.unwrap());
 }
 
 #[tokio::test]
@@ -213,4 +218,188 @@ fn configuration_errors_name_the_field() {
         let error = LoginGuard::new(raw).unwrap_err();
         assert_eq!(error.at, at, "{value}: {error}");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The shared store: the real Redis server at 127.0.0.1:6379
+// ---------------------------------------------------------------------------------------------
+
+mod support;
+
+use support::{REDIS_URL, redis_connection, redis_is_up, unique_prefix};
+
+/// A gateway node's login protection sharing `prefix` on the machine's Redis.
+fn redis_guard(prefix: &str, extra: Value) -> Arc<LoginGuard> {
+    let mut raw = json!({
+        "route": "POST /login", "max_failures": 3, "lockout_seconds": 60,
+        "max_lockout_seconds": 200, "store": "redis", "redis_url": REDIS_URL,
+        "redis_prefix": prefix, "redis_timeout_ms": 5000,
+    });
+    raw.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let raw: RawLogin = serde_json::from_value(raw).unwrap();
+    Arc::new(LoginGuard::new(raw).unwrap())
+}
+
+#[tokio::test]
+async fn three_nodes_sharing_redis_lock_out_together_and_one_unlock_lifts_it_everywhere() {
+    let test = "three_nodes_sharing_redis_lock_out_together";
+    if !redis_is_up(test).await {
+        return;
+    }
+    let prefix = unique_prefix(test);
+    let nodes: Vec<_> = (0..3).map(|_| redis_guard(&prefix, json!({}))).collect();
+    assert!(nodes.iter().all(|node| node.is_shared()));
+    // One failure on each node: three in all, the limit.
+    for (index, node) in nodes.iter().enumerate() {
+        let from = format!("198.51.100.{}", index + 1);
+        assert_eq!(
+            login(node, "carol", "wrong", &from).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // Every node refuses the account now, the right password too, and says for how long.
+    for node in &nodes {
+        let (status, retry, body) = login(node, "Carol", "right", "198.51.100.9").await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        assert_eq!(body["error"]["code"], "login_locked");
+        let seconds: u64 = retry.unwrap().parse().unwrap();
+        assert!((55..=60).contains(&seconds), "{seconds}");
+        // Nothing is kept in the node's own memory.
+        assert_eq!(node.tracked(), 0);
+    }
+    // The keys are under the prefix and all expire.
+    let mut connection = redis_connection().await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        keys.contains(&format!("{prefix}account:carol:locked")),
+        "{keys:?}"
+    );
+    for key in &keys {
+        let left: i64 = redis::cmd("PTTL")
+            .arg(key)
+            .query_async(&mut connection)
+            .await
+            .unwrap();
+        assert!(left > 0, "{key} does not expire ({left})");
+    }
+    // A long account name is kept by its digest, not as it was sent.
+    let long = "x".repeat(1_000);
+    for _ in 0..3 {
+        login(&nodes[0], &long, "wrong", "198.51.100.20").await;
+    }
+    assert_eq!(
+        login(&nodes[1], &long, "right", "198.51.100.21").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}account-sha256:*"))
+        .query_async(&mut connection)
+        .await
+        .unwrap();
+    assert!(
+        !keys.is_empty() && keys.iter().all(|key| key.len() < 200),
+        "{keys:?}"
+    );
+    // An unlock on one node lifts the lockout on the others.
+    assert!(nodes[1].unlock(Some(" CAROL "), None).await.unwrap());
+    assert_eq!(
+        login(&nodes[2], "carol", "right", "198.51.100.9").await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert!(!nodes[0].unlock(Some("carol"), None).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_second_shared_lockout_is_twice_as_long() {
+    let test = "a_second_shared_lockout_is_twice_as_long";
+    if !redis_is_up(test).await {
+        return;
+    }
+    let prefix = unique_prefix(test);
+    let node = redis_guard(
+        &prefix,
+        json!({"lockout_seconds": 1, "max_lockout_seconds": 100}),
+    );
+    for _ in 0..3 {
+        login(&node, "dave", "wrong", "192.0.2.1").await;
+    }
+    let (status, retry, _) = login(&node, "dave", "right", "192.0.2.1").await;
+    assert_eq!(
+        (status, retry.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("1"))
+    );
+    // Wait out the first lockout on the server's clock.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    for _ in 0..3 {
+        login(&node, "dave", "wrong", "192.0.2.2").await;
+    }
+    let (status, retry, _) = login(&node, "dave", "right", "192.0.2.3").await;
+    assert_eq!(
+        (status, retry.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("2"))
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_refuses_attempts_when_closed_and_lets_them_through_when_open() {
+    // Nothing listens on port 1; the connection is refused at once.
+    let unreachable = json!({"redis_url": "redis://127.0.0.1:1", "redis_timeout_ms": 500});
+    let closed = redis_guard("portcullis:test:unreachable:", unreachable.clone());
+    let (status, retry, body) = login(&closed, "erin", "wrong", "192.0.2.7").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["stage"], "login");
+    assert_eq!(body["error"]["code"], "login_unavailable");
+    assert_eq!(retry.as_deref(), Some("1"));
+    let (errors, last) = closed.store_errors();
+    assert_eq!(errors, 1);
+    assert!(last.unwrap().0.contains("Redis"));
+
+    let mut open = unreachable;
+    open["on_store_error"] = json!("open");
+    let open = redis_guard("portcullis:test:unreachable:", open);
+    for _ in 0..5 {
+        assert_eq!(
+            login(&open, "erin", "wrong", "192.0.2.7").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login(&open, "erin", "right", "192.0.2.7").await.0,
+        StatusCode::NO_CONTENT
+    );
+    // Checked and counted: two store errors per failed attempt, one for the success.
+    assert_eq!(open.store_errors().0, 11);
+    // An unlock cannot reach the store either, and says so.
+    assert!(open.unlock(Some("erin"), None).await.is_err());
+}
+
+#[test]
+fn store_settings_are_checked_and_named() {
+    let error = |extra: Value| {
+        let mut raw = json!({"route": "POST /login"});
+        raw.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let raw: RawLogin = serde_json::from_value(raw).unwrap();
+        LoginGuard::new(raw).unwrap_err().to_string()
+    };
+    assert!(error(json!({"redis_url": REDIS_URL})).contains("redis_url"));
+    assert!(error(json!({"on_store_error": "open"})).contains("on_store_error"));
+    assert!(error(json!({"store": "redis"})).contains("redis_url"));
+    assert!(error(json!({"store": "memcached"})).contains("store"));
+    assert!(
+        error(json!({"store": "redis", "redis_url": REDIS_URL, "max_keys": 5}))
+            .contains("max_keys")
+    );
+    assert!(
+        error(json!({"store": "redis", "redis_url": REDIS_URL, "on_store_error": "maybe"}))
+            .contains("on_store_error")
+    );
+    assert!(error(json!({"store": "redis", "redis_url": "http://x"})).contains("redis_url"));
 }

@@ -14,7 +14,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -33,7 +33,9 @@ use portcullis_guard::{
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+mod support;
+
+use support::{REDIS_URL, redis_connection, redis_is_up, unique_prefix};
 
 fn limits(config: Value) -> RateLimits {
     let raw: RawRateLimits = serde_json::from_value(config).unwrap();
@@ -290,39 +292,6 @@ async fn requests_without_a_caller_pass() {
 // Redis
 // ---------------------------------------------------------------------------------------------
 
-/// Whether the Redis server answers; under `CI=true` a test needing it must not pass silently.
-async fn redis_is_up(test: &str) -> bool {
-    let ping = async {
-        let client = redis::Client::open(REDIS_URL).ok()?;
-        let mut connection = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("PING")
-            .query_async::<String>(&mut connection)
-            .await
-            .ok()
-    };
-    let up = tokio::time::timeout(Duration::from_secs(3), ping)
-        .await
-        .ok()
-        .flatten()
-        .is_some();
-    if !up {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: Redis at {REDIS_URL} does not answer, and CI=true needs it");
-        }
-        eprintln!("notice: {test} skipped: Redis at {REDIS_URL} does not answer");
-    }
-    up
-}
-
-/// A prefix no other test or run shares.
-fn unique_prefix(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("portcullis:test:{test}:{}:{nanos}:", std::process::id())
-}
-
 fn redis_limits(prefix: &str, quotas: Value) -> RateLimits {
     let mut config = quotas;
     config["store"] = json!("redis");
@@ -331,14 +300,6 @@ fn redis_limits(prefix: &str, quotas: Value) -> RateLimits {
     // Generous: the tests share a small machine with other suites.
     config["redis_timeout_ms"] = json!(5_000);
     limits(config)
-}
-
-async fn redis_connection() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(REDIS_URL)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -49,8 +50,15 @@ pub(super) async fn unlock(
                 format!("no gateway application `{wanted}` with login protection"),
             )
         })?;
-    // Accounts are kept as the login stage compares them.
-    let account = body.account.as_deref().map(|a| a.trim().to_lowercase());
-    let unlocked = guard.unlock(account.as_deref(), body.address);
+    let unlocked = guard
+        .unlock(body.account.as_deref(), body.address)
+        .await
+        .map_err(|error| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!("the login protection's shared store did not answer: {error}"),
+            )
+        })?;
     Ok(Json(json!({ "app": wanted, "unlocked": unlocked })))
 }
