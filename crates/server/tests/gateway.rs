@@ -32,6 +32,7 @@ async fn application() -> SocketAddr {
             .map(|(name, value)| (name.to_string(), json!(value.to_str().unwrap_or("?"))))
             .collect();
         axum::Json(json!({
+            "version": format!("{:?}", request.version()),
             "method": request.method().as_str(),
             "uri": request.uri().to_string(),
             "headers": headers,
@@ -463,4 +464,183 @@ async fn failed_logins_lock_out_until_an_admin_unlocks() {
             .unwrap();
         assert_eq!(response.status().as_u16(), code, "{body}");
     }
+}
+
+/// A public form of the application (no credential, resource or permission stage): CSRF tokens
+/// handed out on a page and required back, bound to the session, then injection detection,
+/// before the application sees the post.
+#[tokio::test]
+async fn a_public_form_needs_the_sessions_csrf_token_and_clean_fields() {
+    let gateway = gateway_with(r#"public = ["GET /contact", "POST /contact"]"#).await;
+    let form = |cookie: &str, body: String| {
+        client()
+            .post(format!("{}/contact", gateway.base))
+            .header("host", HOST)
+            .header("x-forwarded-for", OFFICE)
+            .header("cookie", cookie.to_owned())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    // The page hands out the session's token.
+    let page = client()
+        .get(format!("{}/contact", gateway.base))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE)
+        .header("cookie", "session=s-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let token = page.headers()["x-csrf-token"].to_str().unwrap().to_owned();
+
+    // With it, the post reaches the application.
+    let answer = form(
+        "session=s-1",
+        format!("name=Li&message=hello&_csrf={token}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 200);
+    let seen: Value = answer.json().await.unwrap();
+    assert_eq!(seen["method"], "POST");
+    assert_eq!(seen["uri"], "/contact");
+    assert_eq!(seen["version"], "HTTP/1.1");
+
+    // Without it, or with another session's, the CSRF stage refuses.
+    let refused: Value = form("session=s-1", "name=Li&message=hello".into())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    refused_by(&refused, "csrf", "csrf_token_missing");
+    let answer = form("session=s-2", format!("name=Li&_csrf={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 403);
+    refused_by(&answer.json().await.unwrap(), "csrf", "csrf_token_invalid");
+
+    // With the token but a script in a field, the injection stage refuses, naming the field.
+    let answer = form(
+        "session=s-1",
+        format!("name=Li&message=%3Cscript%3Ealert(1)%3C%2Fscript%3E&_csrf={token}"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 400);
+    let refused: Value = answer.json().await.unwrap();
+    refused_by(&refused, "injection", "xss_detected");
+    assert_eq!(refused["error"]["field"], "message");
+}
+
+/// A multipart upload is judged by its content, not its name, and by its size.
+#[tokio::test]
+async fn an_upload_is_judged_by_its_content_and_size() {
+    let gateway = gateway_with(
+        r#"public = ["POST /upload"]
+
+[gateway.apps.injection]
+uploads = { allowed_types = ["image/png"], max_bytes = 2000 }
+"#,
+    )
+    .await;
+    let upload = |name: &str, content: Vec<u8>| {
+        let boundary = "portcullis-test-boundary";
+        let mut body = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"{name}\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend(content);
+        body.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+        client()
+            .post(format!("{}/upload", gateway.base))
+            .header("host", HOST)
+            .header("x-forwarded-for", OFFICE)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body)
+            .send()
+    };
+    // A PNG: its signature and an IHDR chunk.
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
+    png.extend([0x90, 0x77, 0x53, 0xde]);
+    let answer = upload("photo.png", png.clone()).await.unwrap();
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+    // An executable named like a picture.
+    let answer = upload(
+        "photo.png",
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x03\0>\0".to_vec(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(answer.status(), 415);
+    let refused: Value = answer.json().await.unwrap();
+    assert_eq!(refused["error"]["stage"], "injection", "{refused}");
+    assert_eq!(refused["error"]["field"], "photo", "{refused}");
+    // A real PNG, too large.
+    let mut large = png;
+    large.extend(vec![0u8; 3000]);
+    let answer = upload("photo.png", large).await.unwrap();
+    assert_eq!(answer.status(), 413);
+    refused_by(
+        &answer.json().await.unwrap(),
+        "injection",
+        "upload_too_large",
+    );
+}
+
+/// A client speaking HTTP/2 to the gateway (cleartext, prior knowledge) goes through the same
+/// stages to an application spoken to over HTTP/2 as well.
+#[tokio::test]
+async fn http2_clients_and_applications_get_the_same_pipeline() {
+    let application = application().await;
+    let section = gateway_section(application).replace(
+        &format!(r#"upstream = {{ url = "http://{application}" }}"#),
+        &format!(r#"upstream = {{ url = "http://{application}", protocol = "h2c" }}"#),
+    );
+    let server = server_on(&demo_bundles(), &section, trading_day_after_close()).await;
+    let base = format!(
+        "http://{}",
+        server.gateway_addr.expect("the gateway listens")
+    );
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let answer = h2
+        .get(format!("{base}/ops/apps/payments/logs/today?lines=20"))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE)
+        .bearer_auth(token(json!({ "sub": "bob" })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_2);
+    assert_eq!(answer.status(), 200);
+    let seen: Value = answer.json().await.unwrap();
+    assert_eq!(seen["headers"]["x-portcullis-user"], "bob", "{seen}");
+    assert_eq!(seen["version"], "HTTP/2.0", "{seen}");
+    assert_eq!(seen["phone"], "1891234****");
+    // And a refusal is the same refusal.
+    let answer = h2
+        .get(format!("{base}/ops/apps/payments/logs/today?lines=0"))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE)
+        .bearer_auth(token(json!({ "sub": "bob" })))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    refused_by(
+        &answer.json().await.unwrap(),
+        "validation",
+        "invalid_parameter",
+    );
 }
