@@ -1,9 +1,13 @@
 # Helpers shared by the load scripts (bench/http/run.sh, bench/http/compare.sh,
-# bench/multinode/run.sh). Sourced after `cd "$ROOT"`; `meta` writes to "$META".
+# bench/multinode/run.sh, bench/*/instructions.sh). Sourced after `cd "$ROOT"`; `meta` writes to "$META".
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 meta() { printf '%s=%s\n' "$1" "$2" >>"$META"; }
+
+# The instructions of the first function line matching PATTERN ($2) in an inclusive callgrind
+# profile ($1), without thousands separators (bench/*/instructions.sh).
+inclusive() { { grep -m1 -E "$2" "$1" || true; } | awk '{gsub(",", "", $1); print $1}'; }
 
 # Sets TARGET_DIR to cargo's target directory (CARGO_TARGET_DIR or the build configuration
 # may move it away from target/).

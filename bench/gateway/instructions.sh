@@ -4,12 +4,12 @@
 # without alternating timed runs (see bench/http/instructions.sh, which does the same for the
 # decision service). Not run in CI.
 #
-#   FLOOR_BIN=PATH bench/gateway/instructions.sh BINARY [BINARY...]
+#   [FLOOR_BIN=PATH] bench/gateway/instructions.sh BINARY [BINARY...]
 #
 # For each BINARY (a build of `portcullis`) and each configuration of CONFIGS ("on off":
 # gateway-on.toml, every stage; gateway-off.toml, the upstream only), the gateway is started
 # under callgrind on SERVER_CPU (0) in front of the `floor` binary of crates/bench (FLOOR_BIN,
-# bare hyper answering 204, on the same core), warmed up for 3 s with instrumentation off, then
+# built when not given; bare hyper answering 204, on the same core), warmed up for 3 s with instrumentation off, then
 # loaded with gateway.lua (the signed-in product search of run.sh) by wrk (one thread, 4
 # connections, on LOAD_CPU, 1) for DURATION seconds (8) with instrumentation on. Printed per
 # binary and configuration: the requests answered, instructions per request in all and on the
@@ -28,9 +28,9 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 UPSTREAM_PORT=9793
 
-die() { echo "instructions.sh: $*" >&2; exit 1; }
-[ $# -ge 1 ] || die "usage: FLOOR_BIN=PATH bench/gateway/instructions.sh BINARY [BINARY...]"
-[ -x "${FLOOR_BIN:-}" ] || die "FLOOR_BIN must name the floor binary (cargo build --release -p portcullis-bench --bin floor)"
+. bench/lib.sh
+[ $# -ge 1 ] || die "usage: [FLOOR_BIN=PATH] bench/gateway/instructions.sh BINARY [BINARY...]"
+if [ -n "${FLOOR_BIN:-}" ]; then [ -x "$FLOOR_BIN" ] || die "$FLOOR_BIN is missing"; else build_floor; fi
 for tool in valgrind callgrind_control callgrind_annotate wrk curl; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
 done
@@ -42,8 +42,6 @@ taskset -c "$SERVER_CPU" "$FLOOR_BIN" --listen "127.0.0.1:$UPSTREAM_PORT" >"$OUT
 FLOOR=$!
 trap 'kill "$FLOOR" 2>/dev/null || true' EXIT
 
-# Instructions of the first function line matching PATTERN in an inclusive profile.
-inclusive() { { grep -m1 -E "$2" "$1" || true; } | awk '{gsub(",", "", $1); print $1}'; }
 
 measure() {
   local binary=$1 config=$2 name port server profile requests total runtime

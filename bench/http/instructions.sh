@@ -30,7 +30,7 @@ SERVER_CPU=${SERVER_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 PORT=9787
 
-die() { echo "instructions.sh: $*" >&2; exit 1; }
+. bench/lib.sh
 [ $# -ge 1 ] || die "usage: bench/http/instructions.sh BINARY [BINARY...]"
 for tool in valgrind callgrind_control callgrind_annotate wrk python3 curl; do
   command -v "$tool" >/dev/null || die "$tool is not installed"
@@ -41,8 +41,6 @@ export BENCH_JWT_SECRET=${BENCH_JWT_SECRET:-instructions-secret-0123456789abcdef
 export BENCH_ADMIN_TOKEN=${BENCH_ADMIN_TOKEN:-instructions-admin-token-0123}
 TOKEN=$(python3 "$HERE/mint_jwt.py" bob)
 
-# Instructions of the first function line matching PATTERN in an inclusive profile.
-inclusive() { { grep -m1 -E "$2" "$1" || true; } | awk '{gsub(",", "", $1); print $1}'; }
 
 measure() {
   local binary=$1 workload=$2 name data config script client_ip=172.16.3.4 token=$TOKEN
