@@ -21,6 +21,8 @@ const ISSUER_SECRET: &str = "gateway-cli-test-secret-0123456789abcdef";
 struct Gateway {
     child: Child,
     base: String,
+    /// The decision API (metrics).
+    api: String,
 }
 
 impl Drop for Gateway {
@@ -32,6 +34,11 @@ impl Drop for Gateway {
 
 /// An application answering `ok` to everything, one connection at a time.
 fn application() -> u16 {
+    application_saying("ok")
+}
+
+/// An application answering `body` to everything, one connection at a time.
+fn application_saying(body: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -40,7 +47,11 @@ fn application() -> u16 {
             let mut buffer = [0u8; 8192];
             let _ = stream.read(&mut buffer);
             let _ = stream.write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
             );
         }
     });
@@ -84,17 +95,21 @@ fn start(config: &Path) -> Gateway {
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut base = None;
+    let (mut base, mut api) = (None, None);
     while base.is_none() && Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(rest) = line.trim().strip_prefix("gateway:") {
             base = rest.split_whitespace().next().map(str::to_owned);
+        }
+        if let Some(rest) = line.trim().strip_prefix("API:") {
+            api = rest.split_whitespace().next().map(str::to_owned);
         }
     }
     std::thread::spawn(move || for _ in lines {});
     Gateway {
         child,
         base: base.expect("the banner names the gateway's address"),
+        api: api.expect("the banner names the API's address"),
     }
 }
 
@@ -204,4 +219,94 @@ fn a_configuration_without_a_gateway_section_is_refused() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
+}
+
+/// Waits up to ten seconds for `done` to hold.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}: not within ten seconds");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The service's metrics text.
+fn metrics(gateway: &Gateway) -> String {
+    let output = Command::new("curl")
+        .args(["-s", &format!("{}/metrics", gateway.api)])
+        .output()
+        .unwrap();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn an_edited_configuration_file_is_served_from_the_next_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_config(dir.path(), application());
+    let gateway = start(&path);
+    let bob = token("bob");
+    let path_of_logs = "/ops/apps/payments/logs/today?lines=10";
+    assert_eq!(get(&gateway, path_of_logs, Some(&bob)), (200, "ok".into()));
+
+    // The application moves: the gateway follows the file as soon as it is written.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let old_port = text
+        .split("upstream = { url = \"http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let moved = text.replace(
+        &format!("127.0.0.1:{old_port}\""),
+        &format!("127.0.0.1:{}\"", application_saying("moved")),
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&path, &moved).unwrap();
+    eventually("the new upstream answers", || {
+        get(&gateway, path_of_logs, Some(&bob)) == (200, "moved".into())
+    });
+
+    // A broken edit is refused (counted, logged); the gateway goes on as it was.
+    std::fs::write(
+        &path,
+        moved.replacen("[gateway]", "[gateway]\nno_such_key = 1", 1),
+    )
+    .unwrap();
+    eventually("the failed reload is counted", || {
+        metrics(&gateway).contains(r#"portcullis_gateway_reloads_total{outcome="failed"} 1"#)
+    });
+    assert_eq!(
+        get(&gateway, path_of_logs, Some(&bob)),
+        (200, "moved".into())
+    );
+}
+
+#[test]
+fn sighup_reloads_the_gateway_when_files_are_not_watched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = example_config(dir.path(), application());
+    let text = std::fs::read_to_string(&path).unwrap() + "\n[reload]\nwatch = false\n";
+    std::fs::write(&path, &text).unwrap();
+    let gateway = start(&path);
+    let bob = token("bob");
+    let path_of_logs = "/ops/apps/payments/logs/today?lines=10";
+    assert_eq!(get(&gateway, path_of_logs, Some(&bob)), (200, "ok".into()));
+    // A route made public: until the signal, it still needs a token.
+    let public = text.replacen(
+        "[[gateway.apps]]",
+        "[[gateway.apps]]\npublic = [\"GET /ops/apps/{app}/logs/{*rest}\"]",
+        1,
+    );
+    assert_ne!(public, text);
+    std::fs::write(&path, &public).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(get(&gateway, path_of_logs, None).0, 401);
+    let status = Command::new("kill")
+        .args(["-HUP", &gateway.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    eventually("the route is public", || {
+        get(&gateway, path_of_logs, None) == (200, "ok".into())
+    });
 }

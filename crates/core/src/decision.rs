@@ -82,6 +82,11 @@ pub enum Cause {
     /// (invalid parameters, a CSRF token, a rate limit, an injection, a missing credential);
     /// the decision's `forbids` names the stage as `stage:<name>`.
     Refused,
+    /// The gateway let the request through to its application without a policy question: the
+    /// route is public, or the application runs no permission stage. The decision allows; its
+    /// one reason, of kind [`ReasonKind::Stage`], says which (`stage:public`,
+    /// `stage:unchecked`).
+    Passed,
 }
 
 /// One statement that granted.
@@ -106,6 +111,8 @@ pub enum ReasonKind {
     Rule,
     /// A relation in the relationship graph.
     Relation,
+    /// A gateway stage that let a request through without the policy ([`Cause::Passed`]).
+    Stage,
 }
 
 /// How the action's strategy fared.

@@ -282,6 +282,9 @@ pub struct Config {
     pub sbom: Option<std::sync::Arc<portcullis_supply::PackageList>>,
     /// The protecting gateway (`None` without a `[gateway]` section).
     pub gateway: Option<crate::gateway::settings::GatewaySettings>,
+    /// The file this configuration was read from (`None` for the defaults or parsed text):
+    /// a reload reads the gateway's section from it again.
+    pub config_file: Option<PathBuf>,
 }
 
 /// Where the store lives.
@@ -557,6 +560,7 @@ impl Config {
             Some((text, base)) => Config::parse(&text, &base, overrides, &env),
             None => Config::parse("", Path::new("."), overrides, &env),
         }?;
+        config.config_file = path.map(Path::to_path_buf);
         // What this process really runs with: its own executable and this file must be the
         // ones the manifest covers.
         if let Some(integrity) = &mut config.integrity {
@@ -924,6 +928,7 @@ impl Config {
             integrity,
             sbom: None,
             gateway,
+            config_file: None,
         })
     }
 

@@ -374,6 +374,34 @@ impl<'s> DecisionPath<'s> {
             .await
     }
 
+    /// A request the gateway let through to its application without a policy question (a
+    /// public route, or an application without a permission stage), recorded and counted like
+    /// every decision: allowed with [`Cause::Passed`], one reason of kind
+    /// [`ReasonKind::Stage`](portcullis_core::ReasonKind::Stage) naming why as `stage:<why>`.
+    pub async fn pass_at_stage(
+        &self,
+        mut request: Request,
+        why: &str,
+        user_agent: Option<&str>,
+    ) -> (Request, Decision) {
+        self.prepare(&mut request);
+        let started = Instant::now();
+        let revision = match self.snapshot(&request.tenant) {
+            Some(snapshot) => Arc::clone(snapshot.revision()),
+            None => unknown_revision(),
+        };
+        let mut decision = portcullis_policy::refuse(&request, &revision, Cause::Passed);
+        decision.decision = Effect::Allow;
+        decision.reasons = vec![portcullis_core::Reason {
+            kind: portcullis_core::ReasonKind::Stage,
+            id: Arc::from(format!("stage:{why}")),
+            path: Vec::new(),
+        }];
+        self.finish_now(request, decision, user_agent, started)
+            .finish(self)
+            .await
+    }
+
     /// Records an answer the edge computed from this question's snapshot (a relationship
     /// query): the request gets the server's clock and a trace id, the decision its trace id;
     /// it is audited and counted like every decision.

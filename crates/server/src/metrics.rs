@@ -79,6 +79,7 @@ pub struct Metrics {
     gateway_stages: Family<GatewayStageLabels, Counter>,
     gateway_latency: Family<GatewayAppLabels, Histogram>,
     gateway_stage_time: Family<GatewayStageTimeLabels, Histogram>,
+    gateway_reloads: Family<ScanLabels, Counter>,
     last_reload_failures: AtomicU64,
 }
 
@@ -109,10 +110,11 @@ pub struct GatewayAppLabels {
     pub app: String,
 }
 
-/// Labels of a supply-chain scan.
+/// Labels of a supply-chain scan, or of a reload of the gateway's configuration.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ScanLabels {
-    /// `ok` or `error` (the scan could not run).
+    /// A scan: `ok` or `error` (the scan could not run). A gateway reload: `applied` or
+    /// `failed`.
     pub outcome: &'static str,
 }
 
@@ -196,6 +198,12 @@ impl Metrics {
             "Time from a request's arrival at the gateway to its answer's head, upstream included, by application",
             gateway_latency.clone(),
         );
+        let gateway_reloads = Family::<ScanLabels, Counter>::default();
+        registry.register(
+            "gateway_reloads",
+            "Reloads of the gateway's configuration, by outcome",
+            gateway_reloads.clone(),
+        );
         Metrics {
             registry,
             decisions,
@@ -210,6 +218,7 @@ impl Metrics {
             gateway_stages,
             gateway_latency,
             gateway_stage_time,
+            gateway_reloads,
             last_reload_failures: AtomicU64::new(0),
         }
     }
@@ -234,6 +243,13 @@ impl Metrics {
                 stage,
             })
             .clone()
+    }
+
+    /// Counts one reload of the gateway's configuration (`applied` or `failed`).
+    pub fn gateway_reload(&self, outcome: &'static str) {
+        self.gateway_reloads
+            .get_or_create(&ScanLabels { outcome })
+            .inc();
     }
 
     /// The latency histogram of one gateway application.

@@ -28,6 +28,9 @@ pub struct RunningServer {
     pub admin_addr: SocketAddr,
     /// Where the gateway listens, when `[gateway]` is configured.
     pub gateway_addr: Option<SocketAddr>,
+    /// The running gateway, when `[gateway]` is configured (its configuration reloads through
+    /// it).
+    pub gateway: Option<Arc<crate::gateway::GatewayHandle>>,
     /// The admin token generated at start, when none was configured.
     pub generated_admin_token: Option<String>,
     shutdown: watch::Sender<bool>,
@@ -206,6 +209,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
     }
 
     // The protecting gateway, when configured: its own listener, the same limits on heads.
+    let mut gateway = None;
     let gateway_addr = match &state.config.gateway {
         None => None,
         Some(settings) => {
@@ -213,7 +217,9 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                 format!("cannot listen on {} (gateway.listen): {e}", settings.listen)
             })?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            let router = crate::gateway::router(Arc::clone(&state), settings);
+            let handle = crate::gateway::GatewayHandle::new(Arc::clone(&state), settings);
+            let router = handle.router();
+            gateway = Some(handle);
             match (&state.config.tls, settings.tls) {
                 (Some(tls), true) => {
                     let listener = TlsListener::new(listener, server_config(tls)?)
@@ -258,8 +264,22 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
 
     // Reload triggers: file changes (debounced) and SIGHUP.
     let (trigger, mut triggers) = mpsc::unbounded_channel::<&'static str>();
-    let watcher = if state.config.reload.watch && !state.config.bundles.is_empty() {
-        Some(watch_folders(&state, trigger.clone())?)
+    // The configuration file is watched for the gateway's section.
+    let config_file = match (&gateway, &state.config.config_file) {
+        (Some(_), Some(file)) => Some(
+            std::path::absolute(file)
+                .map_err(|e| format!("cannot resolve {}: {e}", file.display()))?,
+        ),
+        _ => None,
+    };
+    let watcher = if state.config.reload.watch
+        && (!state.config.bundles.is_empty() || config_file.is_some())
+    {
+        Some(watch_folders(
+            &state,
+            config_file.as_deref(),
+            trigger.clone(),
+        )?)
     } else {
         None
     };
@@ -282,6 +302,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         }));
     }
     let reloader = Arc::clone(&state);
+    let reloaded_gateway = gateway.clone().zip(config_file);
     let mut stop_reload = stop.clone();
     tasks.push(tokio::spawn(async move {
         loop {
@@ -289,14 +310,27 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
                 cause = triggers.recv() => cause,
                 _ = stop_reload.changed() => None,
             };
-            let Some(mut cause) = cause else { break };
+            let Some(first) = cause else { break };
             // Coalesce a burst of triggers into one reload; a SIGHUP among them also rescans
-            // the dependencies.
-            let mut signalled = cause == "signal";
+            // the dependencies and reloads the gateway's section, as does a change of the
+            // configuration file (which alone reloads no bundle).
+            let mut configured = first == CONFIG_CHANGED;
+            let mut bundles = (first != CONFIG_CHANGED).then_some(first);
+            let mut signalled = first == "signal";
             while let Ok(next) = triggers.try_recv() {
-                cause = next;
                 signalled |= next == "signal";
+                if next == CONFIG_CHANGED {
+                    configured = true;
+                } else {
+                    bundles = Some(next);
+                }
             }
+            if let Some((gateway, file)) = &reloaded_gateway
+                && (signalled || configured)
+            {
+                let _ = gateway.reload(file, if signalled { "signal" } else { "watch" });
+            }
+            let Some(cause) = bundles else { continue };
             let report = reload_all(&reloader, cause).await;
             if signalled {
                 crate::snapshots::supply::scan(&reloader, "signal").await;
@@ -352,6 +386,7 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         addr,
         admin_addr,
         gateway_addr,
+        gateway,
         generated_admin_token,
         shutdown,
         tasks,
@@ -359,24 +394,57 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
     })
 }
 
+/// The reload trigger of a change of the configuration file (the gateway's section).
+const CONFIG_CHANGED: &str = "config";
+
+/// Watches the bundle folders (a change reloads the bundles) and, when given, the
+/// configuration file (a change reloads the gateway's section).
 fn watch_folders(
     state: &AppState,
+    config_file: Option<&std::path::Path>,
     trigger: mpsc::UnboundedSender<&'static str>,
 ) -> Result<Box<dyn std::any::Any + Send>, String> {
+    let config_path = config_file.map(std::path::Path::to_path_buf);
+    let bundle_folders: Vec<std::path::PathBuf> = state
+        .config
+        .bundles
+        .iter()
+        .filter_map(|folder| std::path::absolute(folder).ok())
+        .collect();
+    let in_bundles = move |path: &std::path::Path| {
+        std::path::absolute(path)
+            .is_ok_and(|path| bundle_folders.iter().any(|folder| path.starts_with(folder)))
+    };
     let mut debouncer = notify_debouncer_full::new_debouncer(
         state.config.reload.debounce,
         None,
         move |result: notify_debouncer_full::DebounceEventResult| {
+            let Ok(events) = result else { return };
+            let (mut bundles, mut config) = (false, false);
             // Reading the bundles produces access events; only changes count.
-            let changed = result.is_ok_and(|events| {
-                events.iter().any(|event| {
-                    !matches!(
-                        event.event.kind,
-                        notify_debouncer_full::notify::EventKind::Access(_)
-                    )
-                })
-            });
-            if changed {
+            let config_folder = config_path.as_deref().and_then(std::path::Path::parent);
+            for event in events.iter().filter(|event| {
+                !matches!(
+                    event.event.kind,
+                    notify_debouncer_full::notify::EventKind::Access(_)
+                )
+            }) {
+                for path in &event.event.paths {
+                    if config_path.as_deref() == Some(path.as_path()) {
+                        config = true;
+                    } else if config_folder.is_none()
+                        || path.parent() != config_folder
+                        || in_bundles(path)
+                    {
+                        // The file's neighbours are seen only because its folder is watched.
+                        bundles = true;
+                    }
+                }
+            }
+            if config {
+                let _ = trigger.send(CONFIG_CHANGED);
+            }
+            if bundles {
                 let _ = trigger.send("watch");
             }
         },
@@ -385,6 +453,12 @@ fn watch_folders(
     for folder in &state.config.bundles {
         debouncer
             .watch(folder, RecursiveMode::Recursive)
+            .map_err(|e| format!("cannot watch {}: {e}", folder.display()))?;
+    }
+    // The file's folder: an editor replaces the file rather than writing it.
+    if let Some(folder) = config_file.and_then(std::path::Path::parent) {
+        debouncer
+            .watch(folder, RecursiveMode::NonRecursive)
             .map_err(|e| format!("cannot watch {}: {e}", folder.display()))?;
     }
     Ok(Box::new(debouncer))

@@ -52,6 +52,9 @@ pub struct AppState {
     pub supply: crate::supply::Gate,
     /// The integrity manifest verified at start, which reloaded bundle files must match.
     pub integrity: std::sync::OnceLock<portcullis_supply::integrity::Verified>,
+    /// The gateway's applications as last loaded (at start, then by each reload of the
+    /// `[gateway]` section); empty without a gateway.
+    pub gateway_apps: ArcSwap<Vec<Arc<crate::gateway::App>>>,
     /// Why the service runs read-only (a failed integrity check with `on_failure =
     /// "read_only"`): every write is denied by the built-in supply-chain forbid.
     read_only: std::sync::OnceLock<String>,
@@ -110,6 +113,11 @@ impl AppState {
         let mut seed = [0u8; 8];
         // Without randomness the ids are still unique within this process.
         let _ = getrandom::fill(&mut seed);
+        let gateway_apps = config
+            .gateway
+            .as_ref()
+            .map(|gateway| gateway.apps.clone())
+            .unwrap_or_default();
         Ok(AppState {
             config: Arc::new(config),
             policies: ArcSwap::from_pointee(PolicySet::new()),
@@ -124,6 +132,7 @@ impl AppState {
             clock: clock.unwrap_or_else(|| Arc::new(jiff::Timestamp::now)),
             supply: crate::supply::Gate::default(),
             integrity: std::sync::OnceLock::new(),
+            gateway_apps: ArcSwap::from_pointee(gateway_apps),
             read_only: std::sync::OnceLock::new(),
             gate_signal: std::sync::Mutex::new((false, Vec::new())),
             high_risk: AtomicBool::new(false),

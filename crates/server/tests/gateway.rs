@@ -644,3 +644,176 @@ async fn http2_clients_and_applications_get_the_same_pipeline() {
         "invalid_parameter",
     );
 }
+
+/// The records of `tenant`'s trail written by the gateway, newest first.
+async fn gateway_records(gateway: &Gateway, tenant: &str) -> Vec<Value> {
+    let (status, page) = admin_call(
+        &gateway.admin,
+        AUDIT_TOKEN,
+        reqwest::Method::GET,
+        &format!("/admin/v1/tenants/{tenant}/audit?kind=decision&limit=100"),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|record| record["edge"] == "gateway")
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn requests_the_policy_is_not_asked_about_are_recorded_too() {
+    let gateway = gateway_with("public = [\"GET /ops/status\"]\n").await;
+    // A public route reaches the application without a credential: allowed, and on record as
+    // passed by the stage that let it through.
+    let (status, _, body) = send(&gateway, reqwest::Method::GET, "/ops/status", None, &[]).await;
+    assert_eq!(status, 200, "{body}");
+    let records = gateway_records(&gateway, "acme").await;
+    let passed = records
+        .iter()
+        .find(|record| record["resource"] == "path:/ops/status")
+        .unwrap_or_else(|| panic!("no record of the public request: {records:?}"));
+    assert_eq!(passed["outcome"], "allow", "{passed}");
+    assert_eq!(passed["statements"], json!(["stage:public"]), "{passed}");
+    assert_eq!(passed["details"]["cause"], "passed", "{passed}");
+    assert_eq!(passed["source"], OFFICE, "{passed}");
+
+    // A host no application is reached by: refused, and on record in the `system` tenant's
+    // trail, which holds what no tenant owns.
+    let response = client()
+        .get(format!("{}/anything", gateway.base))
+        .header("host", "nobody.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json().await.unwrap();
+    refused_by(&body, "resource", "unknown_application");
+    let records = gateway_records(&gateway, "system").await;
+    let refused = records
+        .iter()
+        .find(|record| record["resource"] == "path:/anything")
+        .unwrap_or_else(|| panic!("no record of the unknown host: {records:?}"));
+    assert_eq!(refused["outcome"], "deny", "{refused}");
+    assert_eq!(
+        refused["statements"],
+        json!(["stage:resource"]),
+        "{refused}"
+    );
+    assert_eq!(refused["details"]["cause"], "refused", "{refused}");
+}
+
+#[tokio::test]
+async fn an_application_without_the_permission_stage_has_its_requests_recorded_as_unchecked() {
+    let gateway =
+        gateway_with("stages = [\"credential\", \"resource\", \"validation\", \"injection\"]\n")
+            .await;
+    // bob may not release, but nothing asks the policy here.
+    let (status, _, body) = send(
+        &gateway,
+        reqwest::Method::POST,
+        "/ops/apps/payments/release",
+        Some("bob"),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let records = gateway_records(&gateway, "acme").await;
+    let passed = records
+        .iter()
+        .find(|record| record["resource"] == "path:/ops/apps/payments/release")
+        .unwrap_or_else(|| panic!("no record: {records:?}"));
+    assert_eq!(passed["outcome"], "allow", "{passed}");
+    assert_eq!(passed["actor"], "bob", "{passed}");
+    assert_eq!(passed["statements"], json!(["stage:unchecked"]), "{passed}");
+}
+
+/// An application answering `name` to every request.
+async fn named_application(name: &'static str) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let app = Router::new().fallback(move || async move { name });
+        axum::serve(listener, app).await.unwrap()
+    });
+    address
+}
+
+#[tokio::test]
+async fn a_reload_replaces_the_applications_and_keeps_the_limits_it_does_not_change() {
+    let first = named_application("first").await;
+    let second = named_application("second").await;
+    let section = |upstream: SocketAddr, burst: u32| {
+        format!(
+            r#"
+[gateway]
+listen = "127.0.0.1:0"
+
+[[gateway.apps]]
+host = "{HOST}"
+upstream = {{ url = "http://{upstream}" }}
+public = ["GET /{{*rest}}"]
+
+[gateway.apps.rate_limit]
+address = {{ requests = 1, per_seconds = 3600, burst = {burst} }}
+"#
+        )
+    };
+    let server = server_on(
+        &demo_bundles(),
+        &section(first, 2),
+        trading_day_after_close(),
+    )
+    .await;
+    let handle = server.gateway.clone().expect("the gateway runs");
+    let gateway = Gateway {
+        base: format!("http://{}", server.gateway_addr.unwrap()),
+        api: format!("http://{}", server.addr),
+        admin: format!("http://{}", server.admin_addr),
+        _server: server,
+    };
+    let get = || send(&gateway, reqwest::Method::GET, "/page", None, &[]);
+    let (status, _, body) = get().await;
+    assert_eq!((status, body), (200, json!("first")));
+
+    // Another upstream, the same limits: the next request goes to the new application, and the
+    // address has used up its burst of two across the reload.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("portcullis.toml");
+    std::fs::write(&file, section(second, 2)).unwrap();
+    handle.reload(&file, "test").unwrap();
+    let (status, _, body) = get().await;
+    assert_eq!((status, body), (200, json!("second")));
+    let (status, headers, body) = get().await;
+    assert_eq!(status, 429, "{body}");
+    refused_by(&body, "rate_limit", "rate_limited");
+    assert!(headers.contains_key("retry-after"));
+
+    // A broken section is refused with its key; what was loaded stays.
+    std::fs::write(
+        &file,
+        section(first, 2).replace("[gateway.apps.rate_limit]", "[gateway.apps.rate_limits]"),
+    )
+    .unwrap();
+    let error = handle.reload(&file, "test").unwrap_err();
+    assert!(error.contains("rate_limits"), "{error}");
+    let (status, _, _) = get().await;
+    assert_eq!(status, 429);
+
+    // Changed limits start afresh.
+    std::fs::write(&file, section(first, 5)).unwrap();
+    handle.reload(&file, "test").unwrap();
+    let (status, _, body) = get().await;
+    assert_eq!((status, body), (200, json!("first")));
+
+    let metrics = support::get_text(&gateway.api, "/metrics").await;
+    for line in [
+        r#"portcullis_gateway_reloads_total{outcome="applied"} 2"#,
+        r#"portcullis_gateway_reloads_total{outcome="failed"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}

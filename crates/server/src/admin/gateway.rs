@@ -37,11 +37,9 @@ pub(super) async fn unlock(
         ));
     }
     let wanted = body.app.trim().to_ascii_lowercase();
-    let guard = state
-        .config
-        .gateway
+    let apps = state.gateway_apps.load();
+    let guard = apps
         .iter()
-        .flat_map(|gateway| gateway.apps.iter())
         .find(|app| app.host == wanted)
         .and_then(|app| app.login.as_ref())
         .ok_or_else(|| {

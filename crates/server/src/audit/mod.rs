@@ -374,10 +374,14 @@ impl Auditor {
             });
         fill_decision(&mut record, request, decision, outcome, edge, user_agent);
         set_opt(&mut record.request_id, request_id);
-        // A denial decided before any policy names its cause: nothing else in the record does.
+        // A decision made without any policy names its cause: nothing else in the record does.
         if matches!(
             decision.cause,
-            Cause::NoRoute | Cause::TenantUnknown | Cause::TenantSuspended | Cause::Refused
+            Cause::NoRoute
+                | Cause::TenantUnknown
+                | Cause::TenantSuspended
+                | Cause::Refused
+                | Cause::Passed
         ) && let Ok(cause) = serde_json::to_value(decision.cause)
         {
             record.details.insert("cause".to_owned(), cause);

@@ -12,7 +12,11 @@
 //! credential, resource and permission stages ask the decision module ([`stages`]), so every
 //! gateway decision is audited and counted like any other; a request refused by any other
 //! stage is recorded too, as a decision denied with cause `refused` naming the stage
-//! (`stage:validation`), so every request leaves a record of the stage that decided.
+//! (`stage:validation`), and a request that reaches its application without a policy question
+//! (a public route, or an application without the permission stage) as a decision allowed with
+//! cause `passed` (`stage:public`, `stage:unchecked`): every request leaves a record of the
+//! stage that decided. What no tenant owns (a host no application or tenant is known by) is
+//! recorded in the `system` tenant's trail.
 //!
 //! This module owns the gateway's configuration and the stack; the stages' logic is the guard
 //! crate's, the decisions the decision module's.
@@ -135,49 +139,143 @@ impl Served {
     }
 }
 
+/// The applications being served, replaced whole by a reload.
 struct Gateway {
-    state: Arc<AppState>,
     apps: Vec<Served>,
-    /// Whether the listener speaks TLS (the application is told `X-Forwarded-Proto: https`).
+}
+
+/// The running gateway: its listener's router reads the applications of the last load, and a
+/// reload of the `[gateway]` section replaces them for the requests that follow (a request
+/// already under way finishes with the ones it started with).
+pub struct GatewayHandle {
+    state: Arc<AppState>,
+    current: arc_swap::ArcSwap<Gateway>,
+    /// Where the gateway listens and whether it speaks TLS: fixed at start.
+    listen: std::net::SocketAddr,
     tls: bool,
 }
 
-/// The gateway's router: every request goes to the application its host names.
-pub fn router(state: Arc<AppState>, settings: &GatewaySettings) -> Router {
+impl std::fmt::Debug for GatewayHandle {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("GatewayHandle")
+            .field("listen", &self.listen)
+            .field("apps", &self.current.load().apps.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One application's stack and metrics handles.
+fn served(state: &Arc<AppState>, app: &Arc<App>) -> Served {
     let metrics = &state.metrics;
-    let apps = settings
-        .apps
-        .iter()
-        .map(|app| Served {
-            app: Arc::clone(app),
-            service: stack(&state, app),
-            counters: Stage::ALL
-                .into_iter()
-                .filter(|stage| app.stages.contains(stage) || *stage == Stage::Upstream)
-                .map(|stage| {
-                    (
-                        stage,
-                        metrics.gateway_stage(&app.host, stage.name(), "passed"),
-                        metrics.gateway_stage(&app.host, stage.name(), "refused"),
-                    )
-                })
-                .collect(),
-            times: Stage::ALL
-                .into_iter()
-                .map(|stage| {
-                    (app.stages.contains(&stage) || stage == Stage::Upstream)
-                        .then(|| metrics.gateway_stage_time(&app.host, stage.name()))
-                })
-                .collect(),
-            latency: metrics.gateway_latency(&app.host),
+    Served {
+        app: Arc::clone(app),
+        service: stack(state, app),
+        counters: Stage::ALL
+            .into_iter()
+            .filter(|stage| app.stages.contains(stage) || *stage == Stage::Upstream)
+            .map(|stage| {
+                (
+                    stage,
+                    metrics.gateway_stage(&app.host, stage.name(), "passed"),
+                    metrics.gateway_stage(&app.host, stage.name(), "refused"),
+                )
+            })
+            .collect(),
+        times: Stage::ALL
+            .into_iter()
+            .map(|stage| {
+                (app.stages.contains(&stage) || stage == Stage::Upstream)
+                    .then(|| metrics.gateway_stage_time(&app.host, stage.name()))
+            })
+            .collect(),
+        latency: metrics.gateway_latency(&app.host),
+    }
+}
+
+impl GatewayHandle {
+    /// The gateway of `settings`.
+    pub fn new(state: Arc<AppState>, settings: &GatewaySettings) -> Arc<Self> {
+        let apps = settings
+            .apps
+            .iter()
+            .map(|app| served(&state, app))
+            .collect();
+        Arc::new(Self {
+            current: arc_swap::ArcSwap::from_pointee(Gateway { apps }),
+            state,
+            listen: settings.listen,
+            tls: settings.tls,
         })
-        .collect();
-    let gateway = Arc::new(Gateway {
-        state,
-        apps,
-        tls: settings.tls,
-    });
-    Router::new().fallback(dispatch).with_state(gateway)
+    }
+
+    /// The gateway listener's router: every request goes to the application its host names.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .fallback(dispatch)
+            .with_state(Arc::clone(self))
+    }
+
+    /// Serves the applications of `settings` from the next request on. An application whose
+    /// host, rate-limit and login settings are unchanged keeps its rate-limit and login state;
+    /// the listener's address and TLS cannot change without a restart (a change is reported
+    /// and the rest applied). Returns what was not applied, if anything.
+    pub fn apply(&self, mut settings: GatewaySettings) -> Option<String> {
+        let before = self.state.gateway_apps.load_full();
+        for app in &mut settings.apps {
+            let Some(old) = before
+                .iter()
+                .find(|old| old.host == app.host && old.state_settings == app.state_settings)
+            else {
+                continue;
+            };
+            if let Some(app) = Arc::get_mut(app) {
+                app.rate_limit.clone_from(&old.rate_limit);
+                app.login.clone_from(&old.login);
+            }
+        }
+        let apps = settings
+            .apps
+            .iter()
+            .map(|app| served(&self.state, app))
+            .collect();
+        self.current.store(Arc::new(Gateway { apps }));
+        self.state.gateway_apps.store(Arc::new(settings.apps));
+        let mut kept = Vec::new();
+        if settings.listen != self.listen {
+            kept.push(format!(
+                "gateway.listen stays {} until a restart",
+                self.listen
+            ));
+        }
+        if settings.tls != self.tls {
+            kept.push(format!("gateway.tls stays {} until a restart", self.tls));
+        }
+        (!kept.is_empty()).then(|| kept.join("; "))
+    }
+
+    /// Reloads the `[gateway]` section from the configuration file at `path`: applied when it
+    /// is valid, otherwise the applications served so far stay, and the error names the key.
+    /// Logged and counted either way (`portcullis_gateway_reloads_total{outcome}`).
+    pub fn reload(&self, path: &std::path::Path, trigger: &'static str) -> Result<(), String> {
+        let env = |name: &str| std::env::var(name).ok();
+        match GatewaySettings::read(path, &env) {
+            Ok(settings) => {
+                let hosts: Vec<String> = settings.apps.iter().map(|app| app.host.clone()).collect();
+                match self.apply(settings) {
+                    Some(kept) => tracing::warn!(trigger, %kept, "gateway reloaded, partly"),
+                    None => tracing::info!(trigger, apps = ?hosts, "gateway reloaded"),
+                }
+                self.state.metrics.gateway_reload("applied");
+                Ok(())
+            }
+            Err((key, message)) => {
+                tracing::error!(trigger, key, %message, "gateway configuration not reloaded: the applications served so far stay");
+                self.state.metrics.gateway_reload("failed");
+                Err(format!("{key}: {message}"))
+            }
+        }
+    }
 }
 
 /// The core request the gateway records for `request` (before a route names its action and
@@ -218,10 +316,12 @@ pub(crate) fn request_of(
 }
 
 async fn dispatch(
-    State(gateway): State<Arc<Gateway>>,
+    State(handle): State<Arc<GatewayHandle>>,
     ConnectInfo(peer): ConnectInfo<PeerInfo>,
     mut request: Request,
 ) -> Response {
+    let gateway = handle.current.load_full();
+    let state = &handle.state;
     let host = request
         .headers()
         .get(axum::http::header::HOST)
@@ -234,13 +334,26 @@ async fn dispatch(
         .find(|served| Some(served.app.host.as_str()) == host.as_deref())
         .or_else(|| gateway.apps.iter().find(|served| served.app.host == "*"));
     let Some(served) = found else {
-        return Refusal::new(
+        let refusal = Refusal::new(
             Stage::Resource,
             StatusCode::NOT_FOUND,
             "unknown_application",
             "no application of this gateway is reached by this host",
-        )
-        .into_response();
+        );
+        let mut record = Record::of(&request, stages::Identified::default());
+        if let Ok(caller) = crate::edges::forward::client_ip(
+            &state.config.trusted_proxies,
+            peer.addr.ip(),
+            request.headers(),
+            state.config.limits.max_header_bytes,
+        ) {
+            record.request.extensions_mut().insert(Caller {
+                address: Some(caller),
+                ..Caller::default()
+            });
+        }
+        record.refused(state, None, &refusal).await;
+        return refusal.into_response();
     };
     // What the application is told about the caller comes from the gateway only.
     for name in [
@@ -251,7 +364,7 @@ async fn dispatch(
         request.headers_mut().remove(name);
     }
     // The client: the peer, or what a trusted proxy in front of the gateway forwarded.
-    let config = &gateway.state.config;
+    let config = &state.config;
     let address = match crate::edges::forward::client_ip(
         &config.trusted_proxies,
         peer.addr.ip(),
@@ -277,7 +390,7 @@ async fn dispatch(
     if let Ok(value) = axum::http::HeaderValue::from_str(&chain) {
         request.headers_mut().insert("x-forwarded-for", value);
     }
-    if gateway.tls {
+    if handle.tls {
         request.headers_mut().insert(
             "x-forwarded-proto",
             axum::http::HeaderValue::from_static("https"),
@@ -298,26 +411,34 @@ async fn dispatch(
     request.extensions_mut().insert(identified.clone());
     let times = StageTimes::default();
     request.extensions_mut().insert(times.clone());
-    let record = RefusalRecord::of(&request, identified);
+    // Whether the permission stage asks the policy about this request (and so records it).
+    let asked = served.app.stages.contains(&Stage::Permission)
+        && !served
+            .app
+            .public
+            .contains(request.method(), request.uri().path());
+    let record = Record::of(&request, identified);
     let Ok(response) = served.service.clone().oneshot(request).await;
     let refusal = response.extensions().get::<Refusal>();
     served.count(refusal.map(|refusal| refusal.stage), started.elapsed());
     served.time(&times);
-    if let Some(refusal) = refusal {
-        record.write(&gateway.state, &served.app, refusal).await;
+    match refusal {
+        Some(refusal) => record.refused(state, Some(&served.app), refusal).await,
+        None if !asked => record.passed(state, &served.app).await,
+        None => {}
     }
     response
 }
 
-/// What a refused request's record needs, taken before the stages have the request.
-struct RefusalRecord {
+/// What a request's record needs, taken before the stages have the request.
+struct Record {
     request: Request,
     identified: stages::Identified,
 }
 
-impl RefusalRecord {
+impl Record {
     fn of(request: &Request, identified: stages::Identified) -> Self {
-        // Only what the record reads: every request pays for this copy, few are refused.
+        // Only what the record reads: every request pays for this copy.
         let mut copy = Request::new(Body::empty());
         *copy.method_mut() = request.method().clone();
         *copy.uri_mut() = request.uri().clone();
@@ -342,35 +463,45 @@ impl RefusalRecord {
         }
     }
 
-    /// Records a refusal as a decision, unless the stage's refusal is a decision already
-    /// (resource, permission) or came after one (upstream).
-    async fn write(self, state: &AppState, app: &App, refusal: &Refusal) {
-        if matches!(
-            refusal.stage,
-            Stage::Resource | Stage::Permission | Stage::Upstream
-        ) {
-            return;
+    /// The tenant and principal the record is about: whom the credential stage identified;
+    /// otherwise the application's tenant, without a principal; otherwise (no application, or
+    /// a host no tenant declares) the `system` tenant, whose trail holds what no tenant owns.
+    fn subject(
+        &self,
+        path: &DecisionPath<'_>,
+        app: Option<&App>,
+    ) -> Option<(TenantId, Option<Principal>)> {
+        if let Some((tenant, principal)) = self.identified.0.get() {
+            return Some((tenant.clone(), Some(principal.clone())));
         }
-        let path = DecisionPath::new(state, EDGE);
         let host = self
             .request
             .headers()
             .get(axum::http::header::HOST)
             .and_then(|value| value.to_str().ok());
-        let identified = self.identified.0.get();
-        let tenant = match identified {
-            Some((tenant, _)) => tenant.clone(),
-            None => match stages::tenant_of(&path, app, host) {
-                Some(tenant) => tenant,
-                None => {
-                    // Not attributable to any tenant: the log line is the record.
-                    tracing::info!(stage = %refusal.stage, code = refusal.code, "gateway refusal without a tenant");
-                    return;
-                }
-            },
+        let tenant = app
+            .and_then(|app| stages::tenant_of(path, app, host))
+            .or_else(|| TenantId::new(crate::audit::SYSTEM_TENANT).ok())?;
+        Some((tenant, None))
+    }
+
+    /// Records a refusal as a decision, unless the stage's refusal is a decision already
+    /// (resource, permission) or came after one (upstream). `app` is `None` when no
+    /// application was found for the host.
+    async fn refused(self, state: &AppState, app: Option<&App>, refusal: &Refusal) {
+        if app.is_some()
+            && matches!(
+                refusal.stage,
+                Stage::Resource | Stage::Permission | Stage::Upstream
+            )
+        {
+            return;
+        }
+        let path = DecisionPath::new(state, EDGE);
+        let Some((tenant, principal)) = self.subject(&path, app) else {
+            return;
         };
-        let principal = identified.map(|(_, principal)| principal);
-        let mut denied = request_of(&self.request, &tenant, principal);
+        let mut denied = request_of(&self.request, &tenant, principal.as_ref());
         denied
             .context
             .attributes
@@ -378,5 +509,22 @@ impl RefusalRecord {
         let user_agent = crate::edges::api::user_agent(self.request.headers());
         path.refuse_at_stage(denied, refusal.stage.name(), user_agent)
             .await;
+    }
+
+    /// Records a request that reached its application without a policy question: its route is
+    /// public (`stage:public`) or the application runs no permission stage (`stage:unchecked`).
+    async fn passed(self, state: &AppState, app: &App) {
+        let path = DecisionPath::new(state, EDGE);
+        let Some((tenant, principal)) = self.subject(&path, Some(app)) else {
+            return;
+        };
+        let why = if app.stages.contains(&Stage::Permission) {
+            "public"
+        } else {
+            "unchecked"
+        };
+        let passed = request_of(&self.request, &tenant, principal.as_ref());
+        let user_agent = crate::edges::api::user_agent(self.request.headers());
+        path.pass_at_stage(passed, why, user_agent).await;
     }
 }

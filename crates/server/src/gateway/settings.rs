@@ -108,6 +108,9 @@ pub struct App {
     pub response: Arc<ResponseConfig>,
     /// The masking layer (with its pseudonym secret).
     pub masking: MaskingLayer,
+    /// The rate-limit and login settings as written: a reload keeps the state (counts,
+    /// lockouts) of an application whose settings of both are unchanged.
+    pub state_settings: String,
 }
 
 impl std::fmt::Debug for App {
@@ -133,6 +136,18 @@ pub struct GatewaySettings {
     pub apps: Vec<Arc<App>>,
 }
 
+/// The key CSRF tokens are signed with when no secret is configured: made once per process,
+/// so that a reload of the configuration does not invalidate the tokens already issued.
+fn process_csrf_key() -> Result<[u8; 32], getrandom::Error> {
+    static KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    if let Some(key) = KEY.get() {
+        return Ok(*key);
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key)?;
+    Ok(*KEY.get_or_init(|| key))
+}
+
 /// An error of a stage's settings, under the application's key.
 fn nested<'a>(
     at: &'a str,
@@ -152,6 +167,32 @@ fn default_stages(rate_limited: bool, login: bool) -> BTreeSet<Stage> {
 }
 
 impl GatewaySettings {
+    /// Reads the `[gateway]` section of the configuration file at `path` (the rest of the file
+    /// is not checked here), for a reload. An error names the key, or the file.
+    pub fn read(
+        path: &std::path::Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, (String, String)> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            (
+                "(file)".to_owned(),
+                format!("cannot read {}: {e}", path.display()),
+            )
+        })?;
+        let mut table: toml::Table = toml::from_str(&text).map_err(|e| {
+            (
+                "(file)".to_owned(),
+                format!("{}: {}", path.display(), e.message()),
+            )
+        })?;
+        let section = table
+            .remove("gateway")
+            .ok_or_else(|| ("gateway".to_owned(), "the section is gone".to_owned()))?;
+        let raw = RawGateway::deserialize(section)
+            .map_err(|e| ("gateway".to_owned(), e.message().to_owned()))?;
+        Self::parse(raw, env)
+    }
+
     /// Checks the section; an error names the key (`gateway.apps[0].validation.routes[1]`).
     pub fn parse(
         raw: RawGateway,
@@ -177,16 +218,12 @@ impl GatewaySettings {
             };
         let csrf_key: [u8; 32] = match secret("csrf_secret_env", &raw.csrf_secret_env)? {
             Some(secret) => sha2::Sha256::digest(secret.as_bytes()).into(),
-            None => {
-                let mut key = [0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| {
-                    (
-                        "gateway.csrf_secret_env".to_owned(),
-                        format!("no secret and no randomness to make one: {e}"),
-                    )
-                })?;
-                key
-            }
+            None => process_csrf_key().map_err(|e| {
+                (
+                    "gateway.csrf_secret_env".to_owned(),
+                    format!("no secret and no randomness to make one: {e}"),
+                )
+            })?,
         };
         let pseudonym_secret = secret("pseudonym_secret_env", &raw.pseudonym_secret_env)?;
         if raw.apps.is_empty() {
@@ -235,6 +272,7 @@ impl GatewaySettings {
                     "`resource` and `permission` need `credential`".into(),
                 ));
             }
+            let state_settings = format!("{:?} {:?}", app.rate_limit, app.login);
             let rate_limit = match (stages.contains(&Stage::RateLimit), app.rate_limit) {
                 (true, None) => {
                     return Err((
@@ -288,6 +326,7 @@ impl GatewaySettings {
                 ),
                 response: Arc::new(response),
                 masking,
+                state_settings,
             }));
         }
         Ok(Self {
