@@ -89,7 +89,7 @@ impl std::fmt::Debug for Csrf {
 }
 
 /// Whether `name` is a cookie name (an HTTP token).
-fn is_token(name: &str) -> bool {
+pub(crate) fn is_token(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()
@@ -169,22 +169,43 @@ impl Csrf {
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
+/// The value of cookie `name` in the request's `Cookie` headers (the first, when it is sent
+/// more than once).
 fn request_cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    request_cookies(headers, name).find_map(|value| std::str::from_utf8(value).ok())
+}
+
+/// Every non-empty value of cookie `name` in the request's `Cookie` headers, in order: a client
+/// may send one name more than once, and applications differ in which one they read. Read as
+/// bytes pair by pair, so that another cookie's odd bytes do not hide this one, with space
+/// around names and values and quotes around values dropped, as lenient servers read them.
+pub(crate) fn request_cookies<'h>(
+    headers: &'h HeaderMap,
+    name: &str,
+) -> impl Iterator<Item = &'h [u8]> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value.trim_matches('"'))
+        .flat_map(|value| value.as_bytes().split(|byte| *byte == b';'))
+        .filter_map(|pair| {
+            let at = pair.iter().position(|byte| *byte == b'=')?;
+            Some((pair[..at].trim_ascii(), pair[at + 1..].trim_ascii()))
+        })
+        .filter(move |(key, _)| *key == name.as_bytes())
+        .map(|(_, value)| {
+            let start = value.iter().position(|byte| *byte != b'"');
+            let end = value.iter().rposition(|byte| *byte != b'"');
+            match (start, end) {
+                (Some(start), Some(end)) => &value[start..=end],
+                _ => &[],
+            }
+        })
         .filter(|value| !value.is_empty())
 }
 
 /// What the response does to cookie `name`: `Some(Some(value))` sets it, `Some(None)` clears
 /// it (empty value or `Max-Age=0`), `None` leaves it.
-fn response_cookie(headers: &HeaderMap, name: &str) -> Option<Option<String>> {
+pub(crate) fn response_cookie(headers: &HeaderMap, name: &str) -> Option<Option<String>> {
     headers
         .get_all(header::SET_COOKIE)
         .iter()

@@ -8,6 +8,8 @@
 //! - [`stage`]: the stages and their fixed order, the [`Refusal`] every stage answers with,
 //!   the [`Trail`] of stages a request has passed, and [`StageLayer`], which mounts one
 //!   request stage ([`Check`]) in front of any tower service;
+//! - [`session`]: the session stage ([`SessionLayer`]): logouts end a session cookie or bearer
+//!   token on every node, and later requests carrying it are refused or sent to the login page;
 //! - [`encode`]: output encoding for the contexts an application writes untrusted text into
 //!   (HTML text, HTML attribute values, JavaScript string literals, URL components);
 //! - [`origin`]: the trusted origin/referer stage ([`OriginCheck`]);
@@ -45,8 +47,8 @@
 //! reached through the server) and reads no configuration files. Every function here depends on
 //! its arguments alone (the one exception, [`formats::resident_id`], reads the clock and has a
 //! twin taking the date), so the layers built on them stay easy to test and never block. The
-//! rate-limit stage is the one stateful part: its state is the point, its clock can be injected
-//! for tests, and its Redis calls are bounded by a timeout.
+//! rate-limit, login and session stages are the stateful parts: their state is the point, their
+//! clocks can be injected for tests, and their Redis calls are bounded by a timeout.
 #![forbid(unsafe_code)]
 
 pub mod csrf;
@@ -59,6 +61,7 @@ pub mod params;
 pub mod ratelimit;
 pub mod response;
 pub mod routes;
+pub mod session;
 pub mod stage;
 pub mod upstream;
 pub mod validate;
@@ -73,6 +76,7 @@ pub use response::{
     CookieFlags, CookieFlagsLayer, Masking, MaskingLayer, ResponseConfig, SecurityHeaders,
     SecurityHeadersLayer,
 };
+pub use session::{RawSession, SessionGuard, SessionLayer};
 pub use stage::{
     BufferedBody, Caller, Check, Refusal, Stage, StageLayer, StageTimes, Trail, buffer_body,
 };

@@ -32,7 +32,7 @@ use axum::response::IntoResponse as _;
 use serde::Deserialize;
 
 use crate::params::params_of;
-use crate::ratelimit::{self, Clock, MonotonicClock, OnStoreError, RedisConnection};
+use crate::ratelimit::{Clock, MonotonicClock, OnStoreError, RawStore, RedisConnection};
 use crate::routes::{ConfigError, Routes, config_error};
 use crate::stage::{Around, AroundLayer, Caller, Refusal, Stage};
 
@@ -130,8 +130,7 @@ pub struct LoginGuard {
     /// Where the counts live when not in `entries`.
     redis: Option<RedisConnection>,
     on_store_error: OnStoreError,
-    store_errors: AtomicU64,
-    last_store_error: Mutex<Option<StoreError>>,
+    store_errors: StoreErrors,
 }
 
 /// Why the shared store could not answer.
@@ -145,6 +144,32 @@ impl std::fmt::Display for StoreError {
 }
 
 impl std::error::Error for StoreError {}
+
+/// How often a stage's shared store has failed so far, and why it last did.
+#[derive(Debug, Default)]
+pub(crate) struct StoreErrors {
+    count: AtomicU64,
+    last: Mutex<Option<StoreError>>,
+}
+
+impl StoreErrors {
+    /// Counts `error`.
+    pub(crate) fn record(&self, error: &StoreError) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+    }
+
+    /// The failures so far and the last one.
+    pub(crate) fn get(&self) -> (u64, Option<StoreError>) {
+        (
+            self.count.load(Ordering::Relaxed),
+            self.last
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        )
+    }
+}
 
 const MICROS: u64 = 1_000_000;
 
@@ -199,54 +224,18 @@ impl LoginGuard {
         if account_field.is_empty() {
             return Err(config_error("account_field", "must not be empty"));
         }
-        let max_keys = match raw.max_keys {
-            Some(0) => return Err(config_error("max_keys", "must be above 0")),
-            Some(value) => value,
-            None => 100_000,
-        };
-        let shared = |error: crate::ratelimit::RateLimitConfigError| {
-            config_error(error.field, error.problem)
-        };
-        let on_store_error =
-            ratelimit::on_store_error(raw.on_store_error.as_deref()).map_err(shared)?;
-        let redis = match raw.store.as_deref() {
-            None | Some("local") => {
-                for (present, field) in [
-                    (raw.redis_url.is_some(), "redis_url"),
-                    (raw.redis_prefix.is_some(), "redis_prefix"),
-                    (raw.redis_timeout_ms.is_some(), "redis_timeout_ms"),
-                    (raw.on_store_error.is_some(), "on_store_error"),
-                ] {
-                    if present {
-                        return Err(config_error(field, "only applies with `store = \"redis\"`"));
-                    }
-                }
-                None
-            }
-            Some("redis") => {
-                if raw.max_keys.is_some() {
-                    return Err(config_error(
-                        "max_keys",
-                        "only applies with `store = \"local\"`",
-                    ));
-                }
-                Some(RedisConnection::new(
-                    ratelimit::redis_config(
-                        raw.redis_url.as_deref(),
-                        raw.redis_prefix,
-                        raw.redis_timeout_ms,
-                        DEFAULT_REDIS_PREFIX,
-                    )
-                    .map_err(shared)?,
-                ))
-            }
-            Some(other) => {
-                return Err(config_error(
-                    "store",
-                    format!("`local` or `redis`, not `{other}`"),
-                ));
-            }
-        };
+        let (redis, on_store_error, max_keys) = RawStore {
+            store: raw.store.as_deref(),
+            redis_url: raw.redis_url.as_deref(),
+            redis_prefix: raw.redis_prefix,
+            redis_timeout_ms: raw.redis_timeout_ms,
+            on_store_error: raw.on_store_error.as_deref(),
+            max_keys: raw.max_keys,
+            default_max_keys: 100_000,
+            // A full table leaves new keys untracked: nothing for `on_store_error` to decide.
+            local_can_fail: false,
+        }
+        .check(DEFAULT_REDIS_PREFIX)?;
         Ok(Self {
             route,
             account_field,
@@ -261,21 +250,14 @@ impl LoginGuard {
             clock,
             redis,
             on_store_error,
-            store_errors: AtomicU64::new(0),
-            last_store_error: Mutex::new(None),
+            store_errors: StoreErrors::default(),
         })
     }
 
     /// Login attempts the shared store could not check or count so far (refused or let through
     /// as `on_store_error` says), and why it last failed.
     pub fn store_errors(&self) -> (u64, Option<StoreError>) {
-        (
-            self.store_errors.load(Ordering::Relaxed),
-            self.last_store_error
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone(),
-        )
+        self.store_errors.get()
     }
 
     /// Whether the counts are shared through Redis.
@@ -464,11 +446,7 @@ impl LoginGuard {
     /// The refusal of a login attempt the shared store could not check or count, when the
     /// store fails closed; `None` when it fails open.
     fn store_failed(&self, error: &StoreError) -> Option<Refusal> {
-        self.store_errors.fetch_add(1, Ordering::Relaxed);
-        *self
-            .last_store_error
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(error.clone());
+        self.store_errors.record(error);
         match self.on_store_error {
             OnStoreError::Open => None,
             OnStoreError::Closed => Some(
@@ -549,22 +527,12 @@ async fn invoke<T: redis::FromRedisValue>(
     redis: &RedisConnection,
     invocation: redis::ScriptInvocation<'_>,
 ) -> Result<T, StoreError> {
-    let mut connection = redis
-        .get()
-        .map_err(|error| StoreError(format!("Redis: {error}")))?;
-    match tokio::time::timeout(
-        redis.config.timeout(),
-        invocation.invoke_async::<T>(&mut connection),
-    )
-    .await
-    {
-        Err(_elapsed) => Err(StoreError(format!(
-            "Redis did not answer within {} ms",
-            redis.config.timeout().as_millis()
-        ))),
-        Ok(Err(error)) => Err(StoreError(format!("Redis: {error}"))),
-        Ok(Ok(answer)) => Ok(answer),
-    }
+    redis
+        .round_trip(
+            |mut connection| async move { invocation.invoke_async::<T>(&mut connection).await },
+        )
+        .await
+        .map_err(StoreError)
 }
 
 async fn redis_locked(redis: &RedisConnection, keys: &[Key]) -> Result<Option<u64>, StoreError> {
@@ -614,21 +582,10 @@ async fn redis_record(
 
 /// Deletes every key of `keys`; whether any was there.
 async fn redis_forget(redis: &RedisConnection, keys: &[Key]) -> Result<bool, StoreError> {
-    let mut connection = redis
-        .get()
-        .map_err(|error| StoreError(format!("Redis: {error}")))?;
     let names: Vec<String> = keys.iter().flat_map(|key| redis_keys(redis, key)).collect();
     if names.is_empty() {
         return Ok(false);
     }
-    let deleted = tokio::time::timeout(
-        redis.config.timeout(),
-        redis::cmd("DEL")
-            .arg(&names)
-            .query_async::<i64>(&mut connection),
-    )
-    .await
-    .map_err(|_elapsed| StoreError("Redis did not answer in time".into()))?
-    .map_err(|error| StoreError(format!("Redis: {error}")))?;
+    let deleted = redis.count_keys("DEL", &names).await.map_err(StoreError)?;
     Ok(deleted > 0)
 }

@@ -41,6 +41,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde::Deserialize;
 
+use crate::routes::{ConfigError, config_error};
 use crate::stage::{Caller, Check, Refusal, Stage};
 
 const MICROS_PER_SECOND: u64 = 1_000_000;
@@ -518,6 +519,109 @@ impl RedisConnection {
         // Two first requests may race; the loser's manager is dropped unused.
         Ok(self.connection.get_or_init(|| connection).clone())
     }
+
+    /// One call to the server, made by `call` on a connection, within the timeout. What went
+    /// wrong is said for an operator: `Redis: …`, or that it did not answer in time.
+    pub(crate) async fn round_trip<T, F>(
+        &self,
+        call: impl FnOnce(redis::aio::ConnectionManager) -> F,
+    ) -> Result<T, String>
+    where
+        F: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let connection = self.get().map_err(|error| format!("Redis: {error}"))?;
+        match tokio::time::timeout(self.config.timeout, call(connection)).await {
+            Err(_elapsed) => Err(format!(
+                "Redis did not answer within {} ms",
+                self.config.timeout.as_millis()
+            )),
+            Ok(Err(error)) => Err(format!("Redis: {error}")),
+            Ok(Ok(answer)) => Ok(answer),
+        }
+    }
+
+    /// How many of `keys` `command` (`EXISTS`, `DEL`) counts, in one call within the timeout.
+    pub(crate) async fn count_keys(&self, command: &str, keys: &[String]) -> Result<u64, String> {
+        self.round_trip(|mut connection| async move {
+            redis::cmd(command)
+                .arg(keys)
+                .query_async::<u64>(&mut connection)
+                .await
+        })
+        .await
+    }
+}
+
+/// The store settings of a stage that keeps its state in this node's memory or in Redis
+/// (login protection, sessions), as written.
+#[derive(Debug)]
+pub(crate) struct RawStore<'a> {
+    /// `local` (the default) or `redis`.
+    pub(crate) store: Option<&'a str>,
+    pub(crate) redis_url: Option<&'a str>,
+    pub(crate) redis_prefix: Option<String>,
+    pub(crate) redis_timeout_ms: Option<u64>,
+    pub(crate) on_store_error: Option<&'a str>,
+    /// The local store's bound.
+    pub(crate) max_keys: Option<usize>,
+    /// `max_keys` when not set.
+    pub(crate) default_max_keys: usize,
+    /// Whether the local store can fail too (when full), so that `on_store_error` applies to
+    /// it as well.
+    pub(crate) local_can_fail: bool,
+}
+
+impl RawStore<'_> {
+    /// The checked settings: the Redis server with `store = "redis"` (`None`: this node's
+    /// memory), what a failed store means, and the local store's bound. A setting of the other
+    /// store is refused rather than ignored, so that a configuration never looks shared when it
+    /// is not; errors name the key.
+    pub(crate) fn check(
+        self,
+        default_prefix: &str,
+    ) -> Result<(Option<RedisConnection>, OnStoreError, usize), ConfigError> {
+        let shared = |error: RateLimitConfigError| config_error(error.field, error.problem);
+        let on_store_error = on_store_error(self.on_store_error).map_err(shared)?;
+        let max_keys = match self.max_keys {
+            Some(0) => return Err(config_error("max_keys", "must be above 0")),
+            Some(value) => value,
+            None => self.default_max_keys,
+        };
+        let redis = match self.store {
+            None | Some("local") => {
+                for (present, field) in [
+                    (self.redis_url.is_some(), "redis_url"),
+                    (self.redis_prefix.is_some(), "redis_prefix"),
+                    (self.redis_timeout_ms.is_some(), "redis_timeout_ms"),
+                    (
+                        self.on_store_error.is_some() && !self.local_can_fail,
+                        "on_store_error",
+                    ),
+                ] {
+                    only_with(present, field, "redis").map_err(shared)?;
+                }
+                None
+            }
+            Some("redis") => {
+                only_with(self.max_keys.is_some(), "max_keys", "local").map_err(shared)?;
+                let config = redis_config(
+                    self.redis_url,
+                    self.redis_prefix,
+                    self.redis_timeout_ms,
+                    default_prefix,
+                )
+                .map_err(shared)?;
+                Some(RedisConnection::new(config))
+            }
+            Some(other) => {
+                return Err(config_error(
+                    "store",
+                    format!("`local` or `redis`, not `{other}`"),
+                ));
+            }
+        };
+        Ok((redis, on_store_error, max_keys))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -821,10 +925,6 @@ impl RedisStore {
             reason,
             retry_after_seconds: 1,
         };
-        let mut connection = self
-            .redis
-            .get()
-            .map_err(|error| unavailable(format!("Redis: {error}")))?;
         let mut invocation = SCRIPT.prepare_invoke();
         for key in keys {
             invocation
@@ -832,21 +932,13 @@ impl RedisStore {
                 .arg(key.quota.interval_micros)
                 .arg(key.quota.tolerance_micros);
         }
-        let answer = tokio::time::timeout(
-            self.redis.config.timeout,
-            invocation.invoke_async::<(i64, i64)>(&mut connection),
-        )
-        .await;
-        let (refused, wait) = match answer {
-            Err(_elapsed) => {
-                return Err(unavailable(format!(
-                    "Redis did not answer within {} ms",
-                    self.redis.config.timeout.as_millis()
-                )));
-            }
-            Ok(Err(error)) => return Err(unavailable(format!("Redis: {error}"))),
-            Ok(Ok(answer)) => answer,
-        };
+        let (refused, wait) = self
+            .redis
+            .round_trip(|mut connection| async move {
+                invocation.invoke_async::<(i64, i64)>(&mut connection).await
+            })
+            .await
+            .map_err(unavailable)?;
         if refused == 0 {
             return Ok(None);
         }

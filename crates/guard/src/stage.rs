@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt as _;
 use serde_json::json;
@@ -115,7 +115,9 @@ impl fmt::Display for Stage {
 }
 
 /// Why a stage refused a request. Answered as JSON:
-/// `{"error": {"code", "message", "stage", "field"?}}`, with `Retry-After` when set.
+/// `{"error": {"code", "message", "stage", "field"?}}`, with `Retry-After` when set, any extra
+/// [`headers`](Refusal::headers), and as `303 See Other` to [`redirect`](Refusal::redirect)
+/// when a browser is to be sent elsewhere.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{stage} refused the request ({code}): {message}")]
 pub struct Refusal {
@@ -131,6 +133,14 @@ pub struct Refusal {
     pub field: Option<String>,
     /// Seconds the client should wait (rate limits, lockouts).
     pub retry_after: Option<u64>,
+    /// Where a browser is sent instead of being shown the refusal (a login page): the answer
+    /// is then `303 See Other` with this `Location`, the body unchanged; `status` still says
+    /// what the refusal is, for records and metrics. Boxed: most refusals have none, and every
+    /// stage's `Result` carries a refusal.
+    pub redirect: Option<Box<HeaderValue>>,
+    /// Headers the answer carries besides its own, appended in order (a `Set-Cookie` that
+    /// clears a cookie).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Refusal {
@@ -148,6 +158,8 @@ impl Refusal {
             message: message.into(),
             field: None,
             retry_after: None,
+            redirect: None,
+            headers: Vec::new(),
         }
     }
 
@@ -162,6 +174,20 @@ impl Refusal {
     #[must_use]
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after = Some(seconds);
+        self
+    }
+
+    /// The same refusal, answered to a browser as a `303 See Other` to `location`.
+    #[must_use]
+    pub fn with_redirect(mut self, location: HeaderValue) -> Self {
+        self.redirect = Some(Box::new(location));
+        self
+    }
+
+    /// The same refusal, its answer carrying one more header.
+    #[must_use]
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -190,6 +216,13 @@ impl IntoResponse for Refusal {
         );
         if let Some(seconds) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        for (name, value) in &self.headers {
+            headers.append(name, value.clone());
+        }
+        if let Some(location) = &self.redirect {
+            headers.insert(header::LOCATION, HeaderValue::clone(location));
+            *response.status_mut() = StatusCode::SEE_OTHER;
         }
         response.extensions_mut().insert(self);
         response
@@ -626,6 +659,42 @@ mod tests {
         assert_eq!(
             response.extensions().get::<Refusal>().map(|r| r.stage),
             Some(Stage::Validation)
+        );
+    }
+
+    #[test]
+    fn a_refusal_can_send_a_browser_elsewhere_with_its_headers() {
+        let refusal = Refusal::new(
+            Stage::Session,
+            StatusCode::UNAUTHORIZED,
+            "session_ended",
+            "ended",
+        )
+        .with_header(
+            header::SET_COOKIE,
+            HeaderValue::from_static("a=; Max-Age=0"),
+        )
+        .with_header(
+            header::SET_COOKIE,
+            HeaderValue::from_static("b=; Max-Age=0"),
+        );
+        let plain = refusal.clone().into_response();
+        assert_eq!(plain.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            plain.headers().get_all(header::SET_COOKIE).iter().count(),
+            2
+        );
+        assert!(plain.headers().get(header::LOCATION).is_none());
+        let sent = refusal
+            .with_redirect(HeaderValue::from_static("/login"))
+            .into_response();
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+        assert_eq!(sent.headers()[header::LOCATION], "/login");
+        assert_eq!(sent.headers().get_all(header::SET_COOKIE).iter().count(), 2);
+        // The record still says what the refusal is.
+        assert_eq!(
+            sent.extensions().get::<Refusal>().map(|r| r.status),
+            Some(StatusCode::UNAUTHORIZED)
         );
     }
 }

@@ -35,6 +35,15 @@ pub async fn redis_is_up(test: &str) -> bool {
     up
 }
 
+/// A prefix of its own for `test` when the Redis server answers ([`redis_is_up`]).
+pub async fn redis_prefix(test: &str) -> Option<String> {
+    if redis_is_up(test).await {
+        Some(unique_prefix(test))
+    } else {
+        None
+    }
+}
+
 /// A prefix no other test or run shares.
 pub fn unique_prefix(test: &str) -> String {
     let nanos = SystemTime::now()
@@ -42,6 +51,15 @@ pub fn unique_prefix(test: &str) -> String {
         .unwrap()
         .as_nanos();
     format!("portcullis:test:{test}:{}:{nanos}:", std::process::id())
+}
+
+/// The keys under `prefix` on the server.
+pub async fn keys_under(prefix: &str) -> Vec<String> {
+    redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut redis_connection().await)
+        .await
+        .unwrap()
 }
 
 /// A connection to the server, to look at the keys a test left.
