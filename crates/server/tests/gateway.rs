@@ -354,6 +354,14 @@ async fn gateway_configuration_errors_name_the_key() {
             "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\n[gateway.apps.validation]\nroutes = [{ route = \"GET x\" }]\n",
             "gateway.apps[0].validation.routes[0]",
         ),
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\nstages = [\"session\"]\n",
+            "gateway.apps[0].session",
+        ),
+        (
+            "[gateway]\n[[gateway.apps]]\nhost = \"a\"\nupstream = { url = \"http://x\" }\n[gateway.apps.session]\nlogout = [\"POST /logout\"]\nlogin_page = \"login\"\n",
+            "gateway.apps[0].session.login_page",
+        ),
         ("[gateway]\nlisten = \"nowhere\"\n", "gateway.listen"),
         ("[gateway]\n", "gateway.apps"),
     ] {
@@ -387,6 +395,7 @@ async fn the_documented_configuration_parses() {
     let gateway = config.gateway.unwrap();
     assert_eq!(gateway.apps.len(), 1);
     assert_eq!(gateway.apps[0].host, "shop.example.com");
+    assert!(gateway.apps[0].session.is_some(), "the session stage runs");
 }
 
 #[tokio::test]
@@ -816,4 +825,97 @@ address = {{ requests = 1, per_seconds = 3600, burst = {burst} }}
     ] {
         assert!(metrics.contains(line), "{line} not in\n{metrics}");
     }
+}
+
+#[tokio::test]
+async fn a_session_ended_by_a_logout_is_refused_from_then_on() {
+    let gateway = gateway_with(
+        r#"public = ["POST /logout", "GET /signout", "GET /login"]
+[gateway.apps.session]
+logout = ["POST /logout", "GET /signout"]
+login_page = "/login"
+"#,
+    )
+    .await;
+    let logs = "/ops/apps/payments/logs/today?lines=5";
+    let bob = token(json!({ "sub": "bob", "jti": "first" }));
+    let bearer = format!("Bearer {bob}");
+    let get_logs = |auth: String, extra: Vec<(&'static str, &'static str)>| {
+        let mut request = client()
+            .get(format!("{}{logs}", gateway.base))
+            .header("host", HOST)
+            .header("x-forwarded-for", OFFICE)
+            .header("authorization", auth);
+        for (name, value) in extra {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let response = get_logs(bearer.clone(), vec![("cookie", "session=s1")])
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // An API client logs its token out: the token is refused from then on, another is not.
+    let response = client()
+        .post(format!("{}/logout", gateway.base))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE)
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "the logout reaches the application");
+    let response = get_logs(bearer.clone(), vec![]).await.unwrap();
+    assert_eq!(response.status(), 401);
+    let body: Value = response.json().await.unwrap();
+    refused_by(&body, "session", "session_ended");
+    let other = format!("Bearer {}", token(json!({ "sub": "bob", "jti": "second" })));
+    let response = get_logs(other.clone(), vec![("cookie", "session=s1")])
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    // A browser signs out: its cookie is cleared, and a page load with it again goes to the
+    // login page.
+    let response = client()
+        .get(format!("{}/signout", gateway.base))
+        .header("host", HOST)
+        .header("x-forwarded-for", OFFICE)
+        .header("cookie", "session=s1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let cleared: Vec<&str> = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|value| value.to_str().unwrap())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|cookie| cookie.starts_with("session=;") && cookie.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    let response = get_logs(
+        other,
+        vec![("cookie", "session=s1"), ("accept", "text/html")],
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/login");
+
+    // Both refusals are on record, naming the stage, and counted.
+    let records = gateway_records(&gateway, "acme").await;
+    let ended = records
+        .iter()
+        .filter(|record| record["statements"] == json!(["stage:session"]))
+        .count();
+    assert_eq!(ended, 2, "{records:?}");
+    let metrics = support::get_text(&gateway.api, "/metrics").await;
+    let line = r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="session",outcome="refused"} 2"#;
+    assert!(metrics.contains(line), "{line} not in\n{metrics}");
 }

@@ -4,7 +4,7 @@
 //! guard's stages stacked in their fixed order in front of its upstream:
 //!
 //! ```text
-//! security headers ─▶ credential ─▶ origin ─▶ resource ─▶ validation ─▶ csrf ─▶ rate limit
+//! security headers ─▶ session ─▶ credential ─▶ origin ─▶ resource ─▶ validation ─▶ csrf ─▶ rate limit
 //!   ─▶ permission ─▶ injection ─▶ [cookies ─▶ masking ─▶ upstream]
 //! ```
 //!
@@ -34,6 +34,7 @@ use axum::response::{IntoResponse as _, Response};
 use portcullis_core::{Context, Principal, Resource, TenantId};
 use portcullis_guard::inject::InjectionCheck;
 use portcullis_guard::response::{CookieFlagsLayer, SecurityHeadersLayer};
+use portcullis_guard::session::SessionLayer;
 use portcullis_guard::{
     Caller, CsrfLayer, LoginLayer, OriginCheck, Refusal, Stage, StageLayer, StageTimes,
     ValidationCheck,
@@ -59,6 +60,7 @@ fn stack(state: &Arc<AppState>, app: &Arc<App>) -> AppService {
             on(Stage::SecurityHeaders)
                 .then(|| SecurityHeadersLayer::new(app.response.security_headers.clone())),
         )
+        .option_layer(app.session.clone().map(SessionLayer::new))
         .option_layer(on(Stage::Credential).then(|| {
             StageLayer::new(CredentialCheck {
                 state: Arc::clone(state),
@@ -217,7 +219,7 @@ impl GatewayHandle {
     }
 
     /// Serves the applications of `settings` from the next request on. An application whose
-    /// host, rate-limit and login settings are unchanged keeps its rate-limit and login state;
+    /// host, rate-limit, login and session settings are unchanged keeps their state;
     /// the listener's address and TLS cannot change without a restart (a change is reported
     /// and the rest applied). Returns what was not applied, if anything.
     pub fn apply(&self, mut settings: GatewaySettings) -> Option<String> {
@@ -232,6 +234,7 @@ impl GatewayHandle {
             if let Some(app) = Arc::get_mut(app) {
                 app.rate_limit.clone_from(&old.rate_limit);
                 app.login.clone_from(&old.login);
+                app.session.clone_from(&old.session);
             }
         }
         let apps = settings

@@ -16,6 +16,7 @@ use portcullis_guard::origin::RawOrigins;
 use portcullis_guard::ratelimit::{RateLimitCheck, RateLimits, RawRateLimits};
 use portcullis_guard::response::{MaskingLayer, RawResponseConfig, ResponseConfig};
 use portcullis_guard::routes::RouteSet;
+use portcullis_guard::session::{RawSession, SessionGuard};
 use portcullis_guard::upstream::RawUpstream;
 use portcullis_guard::validate::RawValidation;
 use portcullis_guard::{Csrf, Origins, Stage, Upstream, Validation};
@@ -68,6 +69,8 @@ pub struct RawApp {
     pub rate_limit: Option<RawRateLimits>,
     /// Login protection.
     pub login: Option<RawLogin>,
+    /// Sessions ended by a logout.
+    pub session: Option<RawSession>,
     /// Routes that need no credential (a login page, static files): the credential, resource
     /// and permission stages let them through; every other stage still applies.
     #[serde(default)]
@@ -100,6 +103,8 @@ pub struct App {
     pub rate_limit: Option<RateLimitCheck>,
     /// Login protection, when the stage runs.
     pub login: Option<Arc<LoginGuard>>,
+    /// Ended sessions, when the stage runs.
+    pub session: Option<Arc<SessionGuard>>,
     /// Routes without credential, resource and permission stages.
     pub public: RouteSet,
     /// Injection detection.
@@ -108,8 +113,9 @@ pub struct App {
     pub response: Arc<ResponseConfig>,
     /// The masking layer (with its pseudonym secret).
     pub masking: MaskingLayer,
-    /// The rate-limit and login settings as written: a reload keeps the state (counts,
-    /// lockouts) of an application whose settings of both are unchanged.
+    /// The rate-limit, login and session settings as written: a reload keeps the state
+    /// (counts, lockouts, ended sessions) of an application whose settings of all three are
+    /// unchanged.
     pub state_settings: String,
 }
 
@@ -156,13 +162,15 @@ fn nested<'a>(
     move |error| (format!("{at}.{key}.{}", error.at), error.message)
 }
 
-/// The stages an application runs when it does not list them.
-fn default_stages(rate_limited: bool, login: bool) -> BTreeSet<Stage> {
+/// The stages an application runs when it does not list them: every one, those with settings
+/// of their own only when they have them.
+fn default_stages(rate_limited: bool, login: bool, session: bool) -> BTreeSet<Stage> {
     Stage::ALL
         .into_iter()
-        .filter(|stage| !matches!(stage, Stage::Session | Stage::Upstream))
+        .filter(|stage| *stage != Stage::Upstream)
         .filter(|stage| rate_limited || *stage != Stage::RateLimit)
         .filter(|stage| login || *stage != Stage::Login)
+        .filter(|stage| session || *stage != Stage::Session)
         .collect()
 }
 
@@ -247,12 +255,16 @@ impl GatewaySettings {
                 .transpose()
                 .map_err(|e| (format!("{at}.tenant"), e.to_string()))?;
             let stages = match &app.stages {
-                None => default_stages(app.rate_limit.is_some(), app.login.is_some()),
+                None => default_stages(
+                    app.rate_limit.is_some(),
+                    app.login.is_some(),
+                    app.session.is_some(),
+                ),
                 Some(names) => {
                     let mut stages = BTreeSet::new();
                     for (position, name) in names.iter().enumerate() {
                         let stage = Stage::from_name(name)
-                            .filter(|stage| !matches!(stage, Stage::Session | Stage::Upstream))
+                            .filter(|stage| *stage != Stage::Upstream)
                             .ok_or_else(|| {
                                 (
                                     format!("{at}.stages[{position}]"),
@@ -272,7 +284,7 @@ impl GatewaySettings {
                     "`resource` and `permission` need `credential`".into(),
                 ));
             }
-            let state_settings = format!("{:?} {:?}", app.rate_limit, app.login);
+            let state_settings = format!("{:?} {:?} {:?}", app.rate_limit, app.login, app.session);
             let rate_limit = match (stages.contains(&Stage::RateLimit), app.rate_limit) {
                 (true, None) => {
                     return Err((
@@ -298,6 +310,18 @@ impl GatewaySettings {
                 )),
                 (false, _) => None,
             };
+            let session = match (stages.contains(&Stage::Session), app.session) {
+                (true, None) => {
+                    return Err((
+                        format!("{at}.session"),
+                        "the stage runs without logout routes".into(),
+                    ));
+                }
+                (true, Some(raw)) => Some(Arc::new(
+                    SessionGuard::new(raw).map_err(nested(&at, "session"))?,
+                )),
+                (false, _) => None,
+            };
             let public = RouteSet::parse(&app.public, "public")
                 .map_err(|e| (format!("{at}.{}", e.at), e.message))?;
             let upstream = Upstream::try_from(app.upstream).map_err(nested(&at, "upstream"))?;
@@ -320,6 +344,7 @@ impl GatewaySettings {
                 csrf: Arc::new(Csrf::new(app.csrf, csrf_key).map_err(nested(&at, "csrf"))?),
                 rate_limit,
                 login,
+                session,
                 public,
                 injection: Arc::new(
                     Injection::try_from(app.injection).map_err(nested(&at, "injection"))?,
