@@ -236,7 +236,8 @@ where
             let mut stop = stop.clone();
             let open = open.clone();
             tokio::spawn(async move {
-                let connection = builder.serve_connection(TokioIo::new(io), service);
+                // With upgrades: the gateway joins a client's WebSocket to its application's.
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                 let mut connection = std::pin::pin!(connection);
                 let finished = tokio::select! {
                     result = connection.as_mut() => Some(result),

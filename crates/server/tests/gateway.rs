@@ -49,8 +49,34 @@ async fn application() -> SocketAddr {
                 axum::http::StatusCode::UNAUTHORIZED
             }
         }
+        /// A WebSocket-like upgrade: echoes what it is sent, in upper case.
+        async fn live(mut request: Request) -> axum::response::Response {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let upgraded = hyper::upgrade::on(&mut request);
+            tokio::spawn(async move {
+                let mut io = hyper_util::rt::TokioIo::new(upgraded.await.unwrap());
+                let mut buffer = [0u8; 64];
+                while let Ok(read) = io.read(&mut buffer).await {
+                    if read == 0
+                        || io
+                            .write_all(&buffer[..read].to_ascii_uppercase())
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+            });
+            axum::response::Response::builder()
+                .status(axum::http::StatusCode::SWITCHING_PROTOCOLS)
+                .header("connection", "upgrade")
+                .header("upgrade", "websocket")
+                .body(axum::body::Body::empty())
+                .unwrap()
+        }
         let app = Router::new()
             .route("/login", axum::routing::post(login))
+            .route("/ops/apps/payments/logs/live", axum::routing::get(live))
             .route("/{*path}", any(echo));
         axum::serve(listener, app).await.unwrap()
     });
@@ -918,4 +944,52 @@ login_page = "/login"
     let metrics = support::get_text(&gateway.api, "/metrics").await;
     let line = r#"portcullis_gateway_stage_requests_total{app="ops.acme.example",stage="session",outcome="refused"} 2"#;
     assert!(metrics.contains(line), "{line} not in\n{metrics}");
+}
+
+#[tokio::test]
+async fn a_websocket_goes_through_every_stage_and_is_joined_to_the_application() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let gateway = gateway().await;
+    let open = |principal: &str| {
+        format!(
+            "GET /ops/apps/payments/logs/live?lines=5 HTTP/1.1\r\nHost: {HOST}\r\n\
+             X-Forwarded-For: {OFFICE}\r\nAuthorization: Bearer {}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+            token(json!({ "sub": principal }))
+        )
+    };
+    let address = gateway.base.trim_start_matches("http://").to_owned();
+    // bob may read the logs: the upgrade reaches the application and the two are joined.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(open("bob").as_bytes()).await.unwrap();
+    let head = response_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    stream.write_all(b"tail -f").await.unwrap();
+    let mut echoed = [0u8; 7];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_exact(&mut echoed),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(&echoed, b"TAIL -F");
+    // Someone the policy does not know is refused before any upgrade.
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(open("mallory").as_bytes()).await.unwrap();
+    let head = response_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 403"), "{head}");
+}
+
+/// The head of an HTTP/1.1 answer read from `stream`.
+async fn response_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap()
 }
