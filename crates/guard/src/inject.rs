@@ -27,6 +27,16 @@
 //! `medium` is tuned so ordinary text passes: `O'Brien`, `select a size`, `1 OR 2 items`,
 //! `<3`, `a < b and c > d`, addresses, URLs, JSON-looking text, any script.
 //!
+//! From `medium` on, two more detectors run ([`traversal_at`], [`command_at`]), on the same
+//! decodings: **path traversal** (a `..` segment or a run of dots after a separator, dots and
+//! separators encoded as `0x2e`/`%c0%af`/`%u002e`, system files such as `/etc/passwd`,
+//! `/proc/self/`, `WEB-INF/`, `boot.ini`, long runs of separators, chains of `./`) and
+//! **command injection** (a shell command after `;`, `|`, `&&`, a backtick or `$(`: commands
+//! that take no argument alone, the others followed by an option, a path or a URL, written in
+//! lower case as shells want them; a system binary by path, `/usr/bin/id`; a Windows `dir c:`;
+//! `ping -n`; server-side includes, `<!--#exec`). Neither can match plain text, so words,
+//! numbers and dates never reach them, nor do `Tom & Jerry; cat lovers` or `Home | About`.
+//!
 //! # What the stage checks
 //!
 //! Every query, form, JSON and multipart parameter: its name and, when it is text (JSON
@@ -47,8 +57,9 @@
 //! binary) are not inspected: without a structure there is no field to name, and scanning
 //! opaque payloads whole would refuse more honest requests than it stops attacks.
 //!
-//! Refusals are 400 `sql_injection` or `xss_detected` naming the field; their message says
-//! which rule matched and never repeats the value.
+//! Refusals are 400 `sql_injection`, `xss_detected`, `path_traversal` or `command_injection`
+//! naming the field; their message says which rule matched and never repeats the value. Each
+//! detector can be turned off (`sql`, `xss`, `traversal`, `command`).
 //!
 //! # What it must not do
 //!
@@ -117,6 +128,10 @@ pub enum Attack {
     SqlInjection,
     /// Cross-site scripting.
     Xss,
+    /// A path leaving its folder (`../`, encoded dots) or naming a system file.
+    PathTraversal,
+    /// A shell or server-side-include command appended to a value.
+    CommandInjection,
 }
 
 impl Attack {
@@ -125,6 +140,8 @@ impl Attack {
         match self {
             Attack::SqlInjection => "sql_injection",
             Attack::Xss => "xss_detected",
+            Attack::PathTraversal => "path_traversal",
+            Attack::CommandInjection => "command_injection",
         }
     }
 
@@ -132,6 +149,8 @@ impl Attack {
         match self {
             Attack::SqlInjection => "SQL injection",
             Attack::Xss => "cross-site scripting",
+            Attack::PathTraversal => "path traversal",
+            Attack::CommandInjection => "command injection",
         }
     }
 }
@@ -232,6 +251,26 @@ pub fn sqli_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
 /// Cross-site scripting in `input` at `sensitivity`.
 pub fn xss_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
     detect(input, Attack::Xss, |text| xss_hit(text, sensitivity))
+}
+
+/// A path traversal in `input` at `sensitivity` (nothing at `low`).
+pub fn traversal_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
+    if sensitivity == Sensitivity::Low {
+        return None;
+    }
+    detect(input, Attack::PathTraversal, |text| {
+        TRAVERSAL_RULES.first(text)
+    })
+}
+
+/// A command injection in `input` at `sensitivity` (nothing at `low`).
+pub fn command_at(input: &str, sensitivity: Sensitivity) -> Option<Finding> {
+    if sensitivity == Sensitivity::Low {
+        return None;
+    }
+    detect(input, Attack::CommandInjection, |text| {
+        COMMAND_RULES.first(text)
+    })
 }
 
 /// Runs `rules` on the input and on each further decoding of it.
@@ -562,6 +601,47 @@ fn hir_matches_plain(hir: &regex_syntax::hir::Hir) -> bool {
         HirKind::Alternation(parts) => parts.iter().any(hir_matches_plain),
     }
 }
+
+/// Path traversal rules (`medium` and `high`). None can match plain text, so ordinary words,
+/// numbers and decimals never reach them.
+const TRAVERSAL: &[(&str, &str)] = &[
+    (
+        "dot-dot segment",
+        r"(?:^|[/\\])\.{2,}(?:[/\\]|$)|[/\\]\.{3,}",
+    ),
+    (
+        "encoded dot or separator",
+        r"0x2e0x2e|\.\.0x(?:2f|5c)|0x2e[/\\]|%c0%a[ef]|%c1%9c|%u(?:002e|2215|2216)|\.\.%(?:2f|5c)",
+    ),
+    (
+        "system file",
+        r"[/\\](?:etc[/\\]+(?:passwd|shadow|group|hosts|issue)|proc[/\\]+self[/\\]|windows[/\\]+win\.ini|boot\.ini)|\bweb-inf[/\\]|[a-z]:[/\\]?\w*\.ini\b",
+    ),
+    ("repeated separators", r"^[/\\]{4,}|[/\\]{6,}"),
+    (
+        "current-folder chain",
+        r"(?:^|[/\\])\.[/\\](?:\.[/\\]|\.{0,2}$|\.\.)",
+    ),
+];
+
+/// Command injection rules (`medium` and `high`): a command after a shell separator, a system
+/// binary by path, a server-side include. None can match plain text.
+const COMMAND: &[(&str, &str)] = &[
+    (
+        "command after a separator",
+        r"(?:[;|\x60]|&&|\$\()[\s+]*(?:/(?:usr/)?s?bin/)?(?-i:(?:id|whoami|uname|ifconfig|ipconfig|systeminfo|hostname|pwd|bash|sh|zsh|cmd|powershell)(?:[\s+|;&\x60)]|$)|(?:cat|ls|dir|type|echo|bash|sh|cmd|powershell|wget|curl|nc|ncat|netcat|ping|sleep|nslookup|rm|chmod)[\s+]+(?:[-/\\.~$'\x22]|[a-z]:|https?:)|(?:sleep|ping|nc|ncat|netcat)[\s+]+\d|net[\s+]+user\b)",
+    ),
+    ("system binary", r"(?:^|[^\w/.\-])/(?:usr/)?s?bin/[a-z]"),
+    ("windows listing", r"\bdir[\s+]+[a-z]:"),
+    ("ping with a count", r"[&;|][\s+]*ping[\s+]+-[nc][\s+]+\d"),
+    (
+        "server-side include",
+        r"<!--[\s+]*#[\s+]*(?:exec|include|echo|config|printenv|fsize|flastmod)\b",
+    ),
+];
+
+static TRAVERSAL_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(TRAVERSAL));
+static COMMAND_RULES: LazyLock<RuleSet> = LazyLock::new(|| RuleSet::compile(COMMAND));
 
 /// SQL rules added at `medium`, run on the text with comments folded into spaces.
 const SQL_MEDIUM: &[(&str, &str)] = &[
@@ -1481,6 +1561,12 @@ pub struct RawInjection {
     /// Whether cross-site scripting is looked for (default true).
     #[serde(default)]
     pub xss: Option<bool>,
+    /// Whether path traversal is looked for (default true; from `medium` on).
+    #[serde(default)]
+    pub traversal: Option<bool>,
+    /// Whether command injection is looked for (default true; from `medium` on).
+    #[serde(default)]
+    pub command: Option<bool>,
     /// Routes never checked (`METHOD /path`, templates as axum writes them, `*` for any
     /// method), and parameter names never checked (a rich-text field; JSON paths with array
     /// indexes written `[]`: `posts[].body`; XML fields by path: `/post/body`).
@@ -1525,6 +1611,8 @@ pub struct Injection {
     sensitivity: Sensitivity,
     sql: bool,
     xss: bool,
+    traversal: bool,
+    command: bool,
     skip_routes: Routes<()>,
     skip_params: HashSet<String>,
     max_body_bytes: usize,
@@ -1537,6 +1625,8 @@ impl Default for Injection {
             sensitivity: Sensitivity::Medium,
             sql: true,
             xss: true,
+            traversal: true,
+            command: true,
             skip_routes: Routes::default(),
             skip_params: HashSet::new(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
@@ -1616,6 +1706,8 @@ impl TryFrom<RawInjection> for Injection {
             sensitivity: raw.sensitivity,
             sql,
             xss,
+            traversal: raw.traversal.unwrap_or(true),
+            command: raw.command.unwrap_or(true),
             skip_routes,
             skip_params,
             max_body_bytes,
@@ -1656,6 +1748,19 @@ impl Injection {
             && let Some(finding) = xss_at(text, self.sensitivity)
         {
             return Some(finding);
+        }
+        // Both need a byte plain text never has (a separator, a quote, `%`, `<`, `:`, `$`).
+        if (self.traversal || self.command) && !is_plain(text) {
+            if self.traversal
+                && let Some(finding) = traversal_at(text, self.sensitivity)
+            {
+                return Some(finding);
+            }
+            if self.command
+                && let Some(finding) = command_at(text, self.sensitivity)
+            {
+                return Some(finding);
+            }
         }
         None
     }

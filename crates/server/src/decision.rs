@@ -342,14 +342,20 @@ impl<'s> DecisionPath<'s> {
         cause: Cause,
         user_agent: Option<&str>,
     ) -> Decided {
-        self.prepare(&mut request);
         let started = Instant::now();
+        let decision = self.without_policy(&mut request, cause);
+        self.finish_now(request, decision, user_agent, started)
+    }
+
+    /// A decision of `cause` made without the policy: the request gets the server's clock and
+    /// a trace id, the decision the revision of the tenant's bundle (if loaded) and no reason.
+    fn without_policy(&self, request: &mut Request, cause: Cause) -> Decision {
+        self.prepare(request);
         let revision = match self.snapshot(&request.tenant) {
             Some(snapshot) => Arc::clone(snapshot.revision()),
             None => unknown_revision(),
         };
-        let decision = portcullis_policy::refuse(&request, &revision, cause);
-        self.finish_now(request, decision, user_agent, started)
+        portcullis_policy::refuse(request, &revision, cause)
     }
 
     /// A request a protection stage of the gateway refused before its policy was asked,
@@ -361,13 +367,8 @@ impl<'s> DecisionPath<'s> {
         stage: &str,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
-        self.prepare(&mut request);
         let started = Instant::now();
-        let revision = match self.snapshot(&request.tenant) {
-            Some(snapshot) => Arc::clone(snapshot.revision()),
-            None => unknown_revision(),
-        };
-        let mut decision = portcullis_policy::refuse(&request, &revision, Cause::Refused);
+        let mut decision = self.without_policy(&mut request, Cause::Refused);
         decision.forbids = vec![Arc::from(format!("stage:{stage}"))];
         self.finish_now(request, decision, user_agent, started)
             .finish(self)
@@ -384,13 +385,8 @@ impl<'s> DecisionPath<'s> {
         why: &str,
         user_agent: Option<&str>,
     ) -> (Request, Decision) {
-        self.prepare(&mut request);
         let started = Instant::now();
-        let revision = match self.snapshot(&request.tenant) {
-            Some(snapshot) => Arc::clone(snapshot.revision()),
-            None => unknown_revision(),
-        };
-        let mut decision = portcullis_policy::refuse(&request, &revision, Cause::Passed);
+        let mut decision = self.without_policy(&mut request, Cause::Passed);
         decision.decision = Effect::Allow;
         decision.reasons = vec![portcullis_core::Reason {
             kind: portcullis_core::ReasonKind::Stage,

@@ -54,7 +54,7 @@ pub struct AppState {
     pub integrity: std::sync::OnceLock<portcullis_supply::integrity::Verified>,
     /// The gateway's applications as last loaded (at start, then by each reload of the
     /// `[gateway]` section); empty without a gateway.
-    pub gateway_apps: ArcSwap<Vec<Arc<crate::gateway::App>>>,
+    pub gateway_apps: ArcSwap<Vec<Arc<crate::gateway::settings::App>>>,
     /// Why the service runs read-only (a failed integrity check with `on_failure =
     /// "read_only"`): every write is denied by the built-in supply-chain forbid.
     read_only: std::sync::OnceLock<String>,

@@ -866,12 +866,15 @@ login_page = "/login"
     let logs = "/ops/apps/payments/logs/today?lines=5";
     let bob = token(json!({ "sub": "bob", "jti": "first" }));
     let bearer = format!("Bearer {bob}");
-    let get_logs = |auth: String, extra: Vec<(&'static str, &'static str)>| {
-        let mut request = client()
-            .get(format!("{}{logs}", gateway.base))
+    // A request from the office to the application.
+    let to = |method: reqwest::Method, path: &str| {
+        client()
+            .request(method, format!("{}{path}", gateway.base))
             .header("host", HOST)
             .header("x-forwarded-for", OFFICE)
-            .header("authorization", auth);
+    };
+    let get_logs = |auth: String, extra: Vec<(&'static str, &'static str)>| {
+        let mut request = to(reqwest::Method::GET, logs).header("authorization", auth);
         for (name, value) in extra {
             request = request.header(name, value);
         }
@@ -883,10 +886,7 @@ login_page = "/login"
     assert_eq!(response.status(), 200);
 
     // An API client logs its token out: the token is refused from then on, another is not.
-    let response = client()
-        .post(format!("{}/logout", gateway.base))
-        .header("host", HOST)
-        .header("x-forwarded-for", OFFICE)
+    let response = to(reqwest::Method::POST, "/logout")
         .header("authorization", &bearer)
         .send()
         .await
@@ -904,10 +904,7 @@ login_page = "/login"
 
     // A browser signs out: its cookie is cleared, and a page load with it again goes to the
     // login page.
-    let response = client()
-        .get(format!("{}/signout", gateway.base))
-        .header("host", HOST)
-        .header("x-forwarded-for", OFFICE)
+    let response = to(reqwest::Method::GET, "/signout")
         .header("cookie", "session=s1")
         .send()
         .await
