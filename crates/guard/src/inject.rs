@@ -1578,6 +1578,10 @@ pub struct RawInjection {
     /// Upload rules.
     #[serde(default)]
     pub uploads: Option<RawUploads>,
+    /// A ModSecurity configuration (the OWASP Core Rule Set) run after the detectors; needs
+    /// the cargo feature `crs` ([`crate::crs`]).
+    #[serde(default)]
+    pub crs: Option<crate::crs::RawCrs>,
 }
 
 /// The upload rules as written.
@@ -1617,6 +1621,7 @@ pub struct Injection {
     skip_params: HashSet<String>,
     max_body_bytes: usize,
     uploads: Uploads,
+    crs: Option<Arc<crate::crs::Crs>>,
 }
 
 impl Default for Injection {
@@ -1637,6 +1642,7 @@ impl Default for Injection {
                     .collect(),
                 max_bytes: DEFAULT_MAX_UPLOAD_BYTES,
             },
+            crs: None,
         }
     }
 }
@@ -1715,6 +1721,12 @@ impl TryFrom<RawInjection> for Injection {
                 allowed_types,
                 max_bytes,
             },
+            crs: raw
+                .crs
+                .map(crate::crs::Crs::new)
+                .transpose()
+                .map_err(|error| config_error(format!("crs.{}", error.at), error.message))?
+                .map(Arc::new),
         })
     }
 }
@@ -2012,6 +2024,19 @@ impl Check for InjectionCheck {
         }
         let (request, params) = params_of(request, self.config.max_body_bytes, Self::STAGE).await?;
         self.config.inspect(&params)?;
+        if let Some(crs) = &self.config.crs {
+            let client = request
+                .extensions()
+                .get::<crate::stage::Caller>()
+                .and_then(|caller| caller.address);
+            crs.inspect(
+                request.method(),
+                request.uri(),
+                request.headers(),
+                &params.body,
+                client,
+            )?;
+        }
         Ok(request)
     }
 }
@@ -2041,6 +2066,8 @@ mod tests {
         }
         assert!(TAUTOLOGY.is_some());
         assert!(WHERE_TAUTOLOGY.is_some());
+        assert_eq!(TRAVERSAL_RULES.rules.len(), TRAVERSAL.len());
+        assert_eq!(COMMAND_RULES.rules.len(), COMMAND.len());
         assert!(HANDLER_OUTSIDE_TAG.is_some());
     }
 

@@ -23,7 +23,8 @@
 //! - [`validate`]: per-route parameter rules and the validation stage ([`ValidationCheck`]);
 //! - [`inject`]: the injection stage ([`InjectionCheck`]): SQL injection and XSS in every
 //!   parameter (libinjection plus our own rules, three sensitivity levels, encoded input
-//!   decoded), XML bodies with any DTD refused, uploads typed by their content and size;
+//!   decoded), path traversal and command injection, XML bodies with any DTD refused, uploads
+//!   typed by their content and size;
 //! - [`ratelimit`]: the rate-limit stage ([`RateLimitCheck`]): GCRA quotas per client
 //!   address, principal and tenant, kept in memory (bounded and pruned) or shared by every node
 //!   through Redis, answering 429 with `Retry-After`;
@@ -31,6 +32,8 @@
 //!   ([`SecurityHeadersLayer`]), `Secure`/`HttpOnly`/`SameSite` on cookies but a whitelist
 //!   ([`CookieFlagsLayer`]), and per-role masking of JSON fields with the audit trail's masks
 //!   ([`MaskingLayer`]);
+//! - [`crs`]: a ModSecurity configuration (the OWASP Core Rule Set) run in the injection
+//!   stage through the system's libmodsecurity (cargo feature `crs`);
 //! - [`formats`]: the built-in parameter formats that validation rules name ([`Format`]: email
 //!   address, IPv4/IPv6 address, mainland resident identity number, mobile number, date).
 //!
@@ -51,6 +54,7 @@
 //! clocks can be injected for tests, and their Redis calls are bounded by a timeout.
 #![forbid(unsafe_code)]
 
+pub mod crs;
 pub mod csrf;
 pub mod encode;
 pub mod formats;
