@@ -203,7 +203,9 @@ mod engine {
     use std::path::PathBuf;
 
     use axum::http::{HeaderMap, Method, Uri};
-    use modsecurity::{ModSecurity, Rules};
+    use modsecurity::msc::ModSecurity;
+    use modsecurity::rules::Rules;
+    use modsecurity::transaction::Transaction;
 
     use super::{RawCrs, failed, refused};
     use crate::routes::{ConfigError, config_error};
@@ -276,11 +278,7 @@ mod engine {
             transaction
                 .process_request_headers()
                 .map_err(|error| failed("headers", error))?;
-            if let Some(intervention) = transaction.intervention()
-                && intervention.disruptive()
-            {
-                return Err(refused(intervention.status(), intervention.log()));
-            }
+            intervened(&mut transaction)?;
             if !body.is_empty() {
                 transaction
                     .append_request_body(body)
@@ -289,12 +287,18 @@ mod engine {
             transaction
                 .process_request_body()
                 .map_err(|error| failed("body", error))?;
-            if let Some(intervention) = transaction.intervention()
-                && intervention.disruptive()
-            {
-                return Err(refused(intervention.status(), intervention.log()));
-            }
+            intervened(&mut transaction)?;
             Ok(())
+        }
+    }
+
+    /// The refusal for the transaction's disruptive intervention, when it has one by now.
+    fn intervened(transaction: &mut Transaction<'_>) -> Result<(), Refusal> {
+        match transaction.intervention() {
+            Some(intervention) if intervention.disruptive() => {
+                Err(refused(intervention.status(), intervention.log()))
+            }
+            _ => Ok(()),
         }
     }
 }
