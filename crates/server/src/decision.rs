@@ -113,6 +113,12 @@ impl<'s> DecisionPath<'s> {
         &self.policies
     }
 
+    /// The policy set this question is answered with, shared, for a later path about the same
+    /// request to [`resume`](DecisionPath::resume) with.
+    pub fn policy_set(&self) -> &Arc<PolicySet> {
+        &self.policies
+    }
+
     /// A tenant's snapshot in this question's policy set.
     pub fn snapshot(&self, tenant: &TenantId) -> Option<&Arc<Snapshot>> {
         self.policies.get(tenant)

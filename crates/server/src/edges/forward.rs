@@ -21,7 +21,9 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::Either;
 use hyper::body::Incoming;
 use ipnet::IpNet;
-use portcullis_core::{Cause, ClientCert, Context, Decision, Request, Resource, TenantId};
+use portcullis_core::{
+    Cause, ClientCert, Context, Decision, Principal, Request, Resource, TenantId,
+};
 use serde_json::{Value, json};
 
 use crate::connection::{Shortcut, ShortcutAnswer};
@@ -452,6 +454,10 @@ pub struct Forwarded<'a> {
     pub tenant: Option<TenantId>,
     /// The bearer token, if any.
     pub token: Option<Cow<'a, str>>,
+    /// The principal, when an earlier step on the same decision path verified the token and
+    /// bound it to this tenant and host already (the gateway's credential stage): the token is
+    /// then not read again.
+    pub principal: Option<Principal>,
     /// The client address.
     pub client_ip: Option<IpAddr>,
     /// The verified client certificate.
@@ -568,6 +574,7 @@ pub fn read_forwarded<'h>(
         host: host.map(Cow::Borrowed),
         tenant: header_tenant(headers)?,
         token: bearer(headers)?.map(Cow::Borrowed),
+        principal: None,
         client_ip: Some(client_ip(trusted_proxies, peer.addr.ip(), headers, limit)?),
         cert,
         cert_sha1,
@@ -642,10 +649,17 @@ pub fn decide_forwarded_now(
     };
     // The identity comes first, so that callers without one learn nothing about which tenants
     // exist (and cannot use up a tenant's quota).
-    let identity = path
-        .identify(forwarded.token.as_deref(), true)?
-        .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
-    let principal = path.bind(&identity, &tenant, HostBinding::Original(host))?;
+    let principal = match forwarded.principal {
+        Some(principal) => principal,
+        None => {
+            let identity = path
+                .identify(forwarded.token.as_deref(), true)?
+                .ok_or_else(|| {
+                    ApiError::unauthenticated("missing_token", "a bearer token is required")
+                })?;
+            path.bind(&identity, &tenant, HostBinding::Original(host))?
+        }
+    };
     let _admitted = path.admit(&tenant)?;
 
     // The circumstances.

@@ -466,6 +466,15 @@ impl Record {
         }
     }
 
+    /// The decision path of the record: on the policy set the credential stage loaded when it
+    /// ran, so that a reload during the request does not split it over two sets.
+    fn path<'s>(&self, state: &'s AppState) -> DecisionPath<'s> {
+        match self.identified.policies() {
+            Some(policies) => DecisionPath::resume(state, EDGE, Arc::clone(policies)),
+            None => DecisionPath::new(state, EDGE),
+        }
+    }
+
     /// The tenant and principal the record is about: whom the credential stage identified;
     /// otherwise the application's tenant, without a principal; otherwise (no application, or
     /// a host no tenant declares) the `system` tenant, whose trail holds what no tenant owns.
@@ -474,7 +483,7 @@ impl Record {
         path: &DecisionPath<'_>,
         app: Option<&App>,
     ) -> Option<(TenantId, Option<Principal>)> {
-        if let Some((tenant, principal)) = self.identified.0.get() {
+        if let Some((tenant, principal)) = self.identified.subject() {
             return Some((tenant.clone(), Some(principal.clone())));
         }
         let host = self
@@ -500,7 +509,7 @@ impl Record {
         {
             return;
         }
-        let path = DecisionPath::new(state, EDGE);
+        let path = self.path(state);
         let Some((tenant, principal)) = self.subject(&path, app) else {
             return;
         };
@@ -517,7 +526,7 @@ impl Record {
     /// Records a request that reached its application without a policy question: its route is
     /// public (`stage:public`) or the application runs no permission stage (`stage:unchecked`).
     async fn passed(self, state: &AppState, app: &App) {
-        let path = DecisionPath::new(state, EDGE);
+        let path = self.path(state);
         let Some((tenant, principal)) = self.subject(&path, Some(app)) else {
             return;
         };

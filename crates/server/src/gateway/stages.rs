@@ -45,10 +45,29 @@ pub struct Question {
     pub principal: Principal,
 }
 
-/// Whom the credential stage identified, for the record of a request a later stage refuses
-/// (the refused request itself is gone by then).
+/// What the credential stage established, for the record of a request a later stage refuses
+/// or passes (the request itself is gone by then): the policy set it loaded, so that the record
+/// is made on the same set as every decision about the request, and whom it identified.
 #[derive(Debug, Clone, Default)]
-pub struct Identified(pub Arc<std::sync::OnceLock<(TenantId, Principal)>>);
+pub struct Identified(Arc<IdentifiedSlots>);
+
+#[derive(Debug, Default)]
+struct IdentifiedSlots {
+    policies: std::sync::OnceLock<Arc<PolicySet>>,
+    subject: std::sync::OnceLock<(TenantId, Principal)>,
+}
+
+impl Identified {
+    /// The policy set the credential stage loaded, if it ran.
+    pub fn policies(&self) -> Option<&Arc<PolicySet>> {
+        self.0.policies.get()
+    }
+
+    /// The tenant and principal the credential stage identified, if it did.
+    pub fn subject(&self) -> Option<&(TenantId, Principal)> {
+        self.0.subject.get()
+    }
+}
 
 /// A refusal of `stage` carrying an error of the decision module.
 pub(super) fn refusal(stage: Stage, error: ApiError) -> Refusal {
@@ -115,6 +134,10 @@ impl Check for CredentialCheck {
             return Ok(request);
         }
         let path = DecisionPath::new(&self.state, EDGE);
+        let slot = request.extensions().get::<Identified>().cloned();
+        if let Some(slot) = &slot {
+            let _ = slot.0.policies.set(Arc::clone(path.policy_set()));
+        }
         let host = host_of(&request);
         let tenant = tenant_of(&path, &self.app, host.as_deref()).ok_or_else(|| {
             Refusal::new(
@@ -139,8 +162,8 @@ impl Check for CredentialCheck {
         let principal = path
             .bind(&identity, &tenant, HostBinding::Original(host.as_deref()))
             .map_err(|e| refusal(Self::STAGE, e.into()))?;
-        if let Some(slot) = request.extensions().get::<Identified>() {
-            let _ = slot.0.set((tenant.clone(), principal.clone()));
+        if let Some(slot) = slot {
+            let _ = slot.0.subject.set((tenant.clone(), principal.clone()));
         }
         let extensions = request.extensions_mut();
         let caller = extensions.get_or_insert_default::<Caller>();
@@ -222,9 +245,9 @@ impl Check for PermissionCheck {
                 .into(),
             host: host_of(&request).map(Into::into),
             tenant: Some(question.tenant.clone()),
-            token: bearer(headers)
-                .map_err(|e| refusal(Self::STAGE, e.into()))?
-                .map(Into::into),
+            // The credential stage verified the token and bound it on this same path.
+            token: None,
+            principal: Some(question.principal),
             client_ip: caller.and_then(|caller| caller.address),
             cert: None,
             cert_sha1: None,

@@ -217,6 +217,7 @@ impl EnvoyAuthorization {
             host: (!http.host.is_empty()).then_some(Cow::Borrowed(http.host.as_str())),
             tenant: header_tenant(&headers)?,
             token: bearer(&headers)?.map(Cow::Borrowed),
+            principal: None,
             client_ip,
             cert,
             cert_sha1: None,
