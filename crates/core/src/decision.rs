@@ -99,6 +99,25 @@ pub struct Reason {
     /// For roles: the principal, then every role from the assigned one to the granting one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub path: Vec<Arc<str>>,
+    /// For a temporary grant: the people who approved it, in the order they approved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<Arc<str>>,
+    /// For a temporary grant: when it expires (RFC 3339, UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<Arc<str>>,
+}
+
+impl Reason {
+    /// A reason of `kind` with its id and path, and no grant details.
+    pub fn new(kind: ReasonKind, id: Arc<str>, path: Vec<Arc<str>>) -> Self {
+        Reason {
+            kind,
+            id,
+            path,
+            approvers: Vec::new(),
+            expires: None,
+        }
+    }
 }
 
 /// Kinds of granting statements.
@@ -113,6 +132,9 @@ pub enum ReasonKind {
     Relation,
     /// A gateway stage that let a request through without the policy ([`Cause::Passed`]).
     Stage,
+    /// An approved temporary grant (break-glass access): its id is the access request's, its
+    /// path the requester, and the reason names its approvers and expiry.
+    Grant,
 }
 
 /// How the action's strategy fared.

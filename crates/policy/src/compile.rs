@@ -79,6 +79,8 @@ pub struct Compiled {
     pub(crate) model_tuples: Arc<Vec<portcullis_rebac::Tuple>>,
     /// What the bundle may not mean as written, though it loads (see [`Snapshot::warnings`]).
     pub(crate) warnings: Vec<Diagnostic>,
+    /// The `temporary_access` section, compiled; `None` when the bundle has none.
+    pub(crate) temporary_access: Option<crate::access::TemporaryAccess>,
 }
 
 impl Snapshot {
@@ -107,6 +109,12 @@ impl Snapshot {
     /// The bundle's test cases.
     pub fn tests(&self) -> &[At<TestDef>] {
         &self.tests
+    }
+
+    /// The bundle's `temporary_access` section, compiled; `None` when it has none (the
+    /// tenant takes no requests for temporary access).
+    pub fn temporary_access(&self) -> Option<&crate::access::TemporaryAccess> {
+        self.temporary_access.as_ref()
     }
 
     /// The bundle's relationship model, if it has one.
@@ -281,6 +289,8 @@ pub(crate) struct PrincipalEntry {
     pub global: BitSet,
     pub scoped: Vec<(ResourcePattern, RoleId)>,
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Approved temporary grants of this principal (run-time data), in no particular order.
+    pub grants: Vec<Arc<crate::access::TemporaryGrant>>,
 }
 
 #[derive(Debug, Clone)]
@@ -701,6 +711,41 @@ pub(crate) fn compile(
         }
     }
 
+    // Temporary access: holders of an approver role may approve, reject and revoke requests, as any
+    // permission of theirs (so forbids and strategies on these actions apply to approvers).
+    let temporary_access = bundle.temporary_access.as_ref().map(|section| {
+        let mut approvers = Vec::with_capacity(section.value.approvers.len());
+        for role in &section.value.approvers {
+            let Some(role_id) = lookup_role(&mut compiler, role) else {
+                continue;
+            };
+            approvers.push(Arc::clone(&roles.names[role_id]));
+            for action in [
+                crate::access::APPROVE_ACTION,
+                crate::access::REJECT_ACTION,
+                crate::access::REVOKE_ACTION,
+            ] {
+                let grants = exact_grants.entry(action.to_owned()).or_default();
+                if !grants
+                    .iter()
+                    .any(|g| g.role == role_id && g.condition.is_none())
+                {
+                    grants.push(Grant {
+                        role: role_id,
+                        condition: None,
+                    });
+                }
+            }
+        }
+        approvers.sort();
+        approvers.dedup();
+        crate::access::TemporaryAccess {
+            approvers,
+            approvals_required: section.value.approvals_required,
+            max_window_secs: section.value.max_window_secs,
+        }
+    });
+
     // Rules.
     let mut rules = Vec::with_capacity(bundle.rules.len());
     for (id, def) in &bundle.rules {
@@ -750,6 +795,7 @@ pub(crate) fn compile(
                 global,
                 scoped,
                 attributes: def.value.attributes.clone().into_iter().collect(),
+                grants: Vec::new(),
             },
         );
     }
@@ -944,6 +990,7 @@ pub(crate) fn compile(
         model_tuples: Arc::new(model_tuples),
         model,
         warnings,
+        temporary_access,
     };
     let relations = match &compiled.model {
         Some(model) => {

@@ -5,7 +5,8 @@
 //!
 //! * an unknown or suspended tenant is denied before anything else;
 //! * grants come from role permissions (assigned or asserted roles, their inheritance, `*`
-//!   wildcards, optional CEL conditions) and permit rules;
+//!   wildcards, optional CEL conditions), permit rules, relations and approved temporary
+//!   grants (inside their window, from the certificate and network they are bound to);
 //! * any matching forbid rule, and the built-in supply-chain forbid for write actions, deny;
 //! * the action's strategy must hold;
 //! * everything else is denied.
@@ -711,11 +712,11 @@ impl Evaluation<'_, '_> {
                 }
                 Effect::Allow => {
                     if outcome == Tri::True {
-                        reasons.push(Reason {
-                            kind: ReasonKind::Rule,
-                            id: Arc::clone(&rule.id),
-                            path: Vec::new(),
-                        });
+                        reasons.push(Reason::new(
+                            ReasonKind::Rule,
+                            Arc::clone(&rule.id),
+                            Vec::new(),
+                        ));
                     }
                     grant = grant.or(outcome);
                 }
@@ -748,11 +749,7 @@ impl Evaluation<'_, '_> {
                             .map(|role| Arc::clone(&snapshot.roles.names[role])),
                     );
                 }
-                reasons.push(Reason {
-                    kind: ReasonKind::Role,
-                    id: Arc::clone(role_name),
-                    path,
-                });
+                reasons.push(Reason::new(ReasonKind::Role, Arc::clone(role_name), path));
             }
             grant = grant.or(outcome);
         }
@@ -762,6 +759,15 @@ impl Evaluation<'_, '_> {
         {
             let outcome = self.relation(relation, relations, &mut reasons);
             grant = grant.or(outcome);
+        }
+
+        // Approved temporary grants of the principal, when nothing else granted (or to explain).
+        if let Some(principal) = self.view.principal
+            && !principal.grants.is_empty()
+            && (explain || grant != Tri::True)
+            && self.temporary_grant(&principal.grants, &mut reasons)
+        {
+            grant = Tri::True;
         }
 
         // Strategies: the action's and the route's; only worth evaluating when they can decide.
@@ -848,6 +854,51 @@ impl Evaluation<'_, '_> {
         }
     }
 
+    /// Whether one of the principal's temporary grants holds for this request: the same
+    /// action and resource, the request's time inside the window, and the request's client
+    /// certificate and address those the grant is bound to. Names the grant that held.
+    fn temporary_grant(
+        &self,
+        grants: &[Arc<crate::access::TemporaryGrant>],
+        reasons: &mut Vec<Reason>,
+    ) -> bool {
+        let request = self.view.request;
+        // No time, no window to be inside of.
+        let Some(time) = request.context.time else {
+            return false;
+        };
+        let holding = grants.iter().find(|grant| {
+            grant.action == self.view.action_name
+                && grant.resource_kind == request.resource.kind
+                && grant.resource_id == request.resource.id
+                && grant.not_before <= time
+                && time < grant.not_after
+                && grant.cert.as_ref().is_none_or(|bound| {
+                    request
+                        .context
+                        .cert
+                        .as_ref()
+                        .is_some_and(|cert| cert_matches(cert, std::slice::from_ref(bound)))
+                })
+                && ((grant.v4.is_empty() && grant.v6.is_empty())
+                    || request
+                        .context
+                        .ip
+                        .is_some_and(|ip| ip_matches(ip, &grant.v4, &grant.v6)))
+        });
+        let Some(grant) = holding else {
+            return false;
+        };
+        reasons.push(Reason {
+            kind: ReasonKind::Grant,
+            id: Arc::clone(&grant.id),
+            path: vec![Arc::from(request.principal.id.as_str())],
+            approvers: grant.approvers.clone(),
+            expires: Some(Arc::clone(&grant.expires)),
+        });
+        true
+    }
+
     /// Whether the principal has `relation` on the resource in the relation index. A relation
     /// that cannot be resolved (a condition missing a parameter, the depth limit) is an error
     /// that denies, named in the decision.
@@ -873,15 +924,15 @@ impl Evaluation<'_, '_> {
         let answer = relations.read().check(&check);
         match answer {
             Ok(result) if result.allowed => {
-                reasons.push(Reason {
-                    kind: ReasonKind::Relation,
-                    id: Arc::clone(relation),
-                    path: result
+                reasons.push(Reason::new(
+                    ReasonKind::Relation,
+                    Arc::clone(relation),
+                    result
                         .path
                         .iter()
                         .map(|step| Arc::from(step.as_str()))
                         .collect(),
-                });
+                ));
                 Tri::True
             }
             Ok(_) => Tri::False,

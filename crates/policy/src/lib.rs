@@ -43,9 +43,10 @@
 //! 4. `values`: the text of single values (addresses, windows, dates, weekdays, action,
 //!    resource and route patterns, certificate fingerprints) parsed into model types.
 //! 5. `decode`: YAML trees to the model, one file per section, with shared node readers.
-//! 6. `compile`, `limits`, `relations`, `condition`, `variables`: the model checked against
-//!    its limits and compiled into a [`Snapshot`], with its CEL conditions, the variables
-//!    conditions read, and its relationship model and tuples.
+//! 6. `compile`, `limits`, `relations`, `condition`, `variables`, `access`: the model checked
+//!    against its limits and compiled into a [`Snapshot`], with its CEL conditions, the
+//!    variables conditions read, its relationship model and tuples, and its temporary-access
+//!    settings and grants.
 //! 7. `engine`, `factors`, `runtime`, `routes`, `search`: decisions over a snapshot, factor
 //!    evaluation, run-time data laid over a snapshot, route matching, and searches (which
 //!    subjects, resources or actions a decision would allow).
@@ -56,6 +57,7 @@
 //! `compile`.
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod bits;
 mod compile;
 pub mod condition;
@@ -75,7 +77,9 @@ mod values;
 mod variables;
 pub mod yaml;
 
+pub use access::{RuntimeGrant, TemporaryAccess};
 pub use compile::{Compiled, Snapshot};
+pub use decode::parse_duration;
 pub use diagnostic::{Code, Diagnostic, LoadError, Location};
 pub use engine::{
     PolicySet, SUPPLY_CHAIN_ADVISORY, SUPPLY_CHAIN_FORBID, decide, decide_with_strategy, refuse,

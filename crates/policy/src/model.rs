@@ -550,6 +550,20 @@ pub struct Bundle {
     pub model_json: Option<Value>,
     /// `tuples`: relationship tuples shipped with the bundle.
     pub tuples: Vec<At<TupleDef>>,
+    /// `temporary_access`: break-glass requests, their approvers and their longest window.
+    pub temporary_access: Option<At<TemporaryAccessDef>>,
+}
+
+/// The `temporary_access` section: who may approve a request for temporary access, how many
+/// of them must, and the longest window a grant may cover.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TemporaryAccessDef {
+    /// Roles whose holders approve (or reject) requests.
+    pub approvers: Vec<At<String>>,
+    /// Approvals a request needs: 1 or 2, each from a different person, never the requester.
+    pub approvals_required: u8,
+    /// The longest window a request may ask for, in seconds.
+    pub max_window_secs: u64,
 }
 
 /// A relationship tuple written in a bundle.

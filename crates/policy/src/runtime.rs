@@ -1,5 +1,6 @@
-//! Run-time data laid over a compiled bundle: principals and role assignments managed in the
-//! store, the store's suspension of the tenant, and the revision of that data.
+//! Run-time data laid over a compiled bundle: principals, role assignments and approved
+//! temporary grants managed in the store, the store's suspension of the tenant, and the
+//! revision of that data.
 //!
 //! The overlay never changes the compiled bundle: [`Snapshot::with_runtime`] returns a new
 //! snapshot sharing it, so a change in the store costs a merge of principals, not a compile.
@@ -8,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::access::{RuntimeGrant, TemporaryGrant};
 use crate::compile::{PrincipalEntry, Snapshot};
 use crate::model::TenantStatus;
 use crate::values::parse_resource_pattern;
@@ -45,6 +47,8 @@ pub struct RuntimeData {
     pub principals: Vec<RuntimePrincipal>,
     /// Role assignments made at run time.
     pub assignments: Vec<RuntimeAssignment>,
+    /// Approved temporary grants (decisions compare each one's window with their own time).
+    pub grants: Vec<RuntimeGrant>,
 }
 
 impl Snapshot {
@@ -65,7 +69,8 @@ impl Snapshot {
 
     /// This snapshot's bundle with `data` laid over it: run-time principals added (their
     /// attributes overriding the bundle's key by key), run-time assignments added to the
-    /// bundle's, and the store's suspension. Returns the snapshot and a note for each
+    /// bundle's, approved temporary grants given to their principals, and the store's
+    /// suspension. Returns the snapshot and a note for each
     /// assignment that could not apply (a role the bundle does not define, a bad pattern).
     pub fn with_runtime(&self, data: &RuntimeData) -> (Snapshot, Vec<String>) {
         let mut principals = (*self.compiled.principals).clone();
@@ -79,6 +84,7 @@ impl Snapshot {
                     global: Default::default(),
                     scoped: Vec::new(),
                     attributes: Map::new(),
+                    grants: Vec::new(),
                 });
             if runtime.kind.is_some() {
                 entry.kind.clone_from(&runtime.kind);
@@ -103,6 +109,7 @@ impl Snapshot {
                     global: Default::default(),
                     scoped: Vec::new(),
                     attributes: Map::new(),
+                    grants: Vec::new(),
                 });
             if assignment.resource == "*" {
                 entry.global.insert(role);
@@ -115,6 +122,30 @@ impl Snapshot {
                     )),
                 }
             }
+        }
+        for grant in &data.grants {
+            let compiled = match TemporaryGrant::compile(grant) {
+                Ok(compiled) => compiled,
+                Err(problem) => {
+                    notes.push(format!(
+                        "temporary grant `{}` of `{}` ignored: {problem}",
+                        grant.id, grant.principal
+                    ));
+                    continue;
+                }
+            };
+            principals
+                .entry(grant.principal.clone())
+                .or_insert_with(|| PrincipalEntry {
+                    id: Arc::from(grant.principal.as_str()),
+                    kind: None,
+                    global: Default::default(),
+                    scoped: Vec::new(),
+                    attributes: Map::new(),
+                    grants: Vec::new(),
+                })
+                .grants
+                .push(Arc::new(compiled));
         }
         let snapshot = Snapshot {
             compiled: Arc::clone(&self.compiled),

@@ -687,6 +687,7 @@ fn run_time_data_combines_with_the_bundle() {
                 resource: "*".into(),
             },
         ],
+        grants: Vec::new(),
     };
     let (snapshot, notes) = base.with_runtime(&data);
     assert_eq!(notes.len(), 1);

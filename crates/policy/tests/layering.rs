@@ -26,7 +26,14 @@ const TABLE: &[(&str, &[&str])] = &[
     ("decoder", &["decode"]),
     (
         "compiler",
-        &["compile", "limits", "relations", "condition", "variables"],
+        &[
+            "compile",
+            "limits",
+            "relations",
+            "condition",
+            "variables",
+            "access",
+        ],
     ),
     (
         "engine",

@@ -394,11 +394,11 @@ impl<'s> DecisionPath<'s> {
         let started = Instant::now();
         let mut decision = self.without_policy(&mut request, Cause::Passed);
         decision.decision = Effect::Allow;
-        decision.reasons = vec![portcullis_core::Reason {
-            kind: portcullis_core::ReasonKind::Stage,
-            id: Arc::from(format!("stage:{why}")),
-            path: Vec::new(),
-        }];
+        decision.reasons = vec![portcullis_core::Reason::new(
+            portcullis_core::ReasonKind::Stage,
+            Arc::from(format!("stage:{why}")),
+            Vec::new(),
+        )];
         self.finish_now(request, decision, user_agent, started)
             .finish(self)
             .await

@@ -145,6 +145,7 @@ pub fn store_error(error: StoreError) -> ApiError {
         StoreError::NotFound(message) => ApiError::not_found("not_found", message),
         StoreError::Conflict(message) => ApiError::new(StatusCode::CONFLICT, "conflict", message),
         StoreError::Invalid(message) => ApiError::bad_request("invalid_request", message),
+        StoreError::Refused { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
         StoreError::Unavailable(message) => {
             tracing::warn!(%message, "the store is unavailable");
             ApiError::new(

@@ -12,6 +12,15 @@ pub enum StoreError {
     /// The input is not acceptable (an id too long, a bad resource pattern, ...).
     #[error("{0}")]
     Invalid(String),
+    /// The change breaks a rule of the data as it stands (an access request approved by its
+    /// own requester, twice by one person, or after it was closed); `code` names the rule.
+    #[error("{message}")]
+    Refused {
+        /// The rule, as a stable code (`self_approval`, `already_approved`, ...).
+        code: &'static str,
+        /// What was refused and why, in words for the caller.
+        message: String,
+    },
     /// The database cannot be reached or refused the connection.
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

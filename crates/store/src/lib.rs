@@ -2,7 +2,8 @@
 //!
 //! One repository API over two backends: embedded SQLite (the default) and PostgreSQL. It holds
 //! what changes at run time and what several nodes must share: the tenant directory, uploaded
-//! bundles with their history, principals and role assignments.
+//! bundles with their history, principals and role assignments, relationship tuples, the
+//! audit trail and requests for temporary access with their approvals.
 //!
 //! Isolation layers this crate owns:
 //! * **Context** — tenant data is reached only through [`Store::tenant`], which takes a
@@ -16,6 +17,7 @@
 //! revision, through a `SECURITY DEFINER` function on PostgreSQL.
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 mod backend;
 mod error;
@@ -23,6 +25,9 @@ mod records;
 mod tenant;
 mod tuples;
 
+pub use access::{
+    AccessApproval, AccessFilter, AccessRequest, AccessStatus, MAX_ACCESS_LIST, NewAccessRequest,
+};
 pub use audit::{AuditFilter, AuditLine};
 pub use backend::{Change, Store, StoreConfig};
 pub use error::StoreError;
@@ -46,6 +51,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "tuples",
     "tuple_changes",
     "audit_log",
+    "access_requests",
+    "access_approvals",
 ];
 
 /// Microseconds since the Unix epoch, now.

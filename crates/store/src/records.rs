@@ -124,4 +124,7 @@ pub struct RuntimeData {
     pub principals: Vec<StoredPrincipal>,
     /// Role assignments made at run time.
     pub assignments: Vec<StoredAssignment>,
+    /// Approved access requests (not revoked, not recorded as expired): the tenant's temporary
+    /// grants.
+    pub grants: Vec<crate::access::AccessRequest>,
 }

@@ -200,6 +200,8 @@ impl<'s> TenantStore<'s> {
     pub async fn delete(&self) -> Result<(), StoreError> {
         transaction!(self, |tx, postgres| {
             for statement in [
+                "DELETE FROM access_approvals WHERE tenant_id = $1",
+                "DELETE FROM access_requests WHERE tenant_id = $1",
                 "DELETE FROM tuple_changes WHERE tenant_id = $1",
                 "DELETE FROM tuples WHERE tenant_id = $1",
                 "DELETE FROM role_assignments WHERE tenant_id = $1",
@@ -617,10 +619,12 @@ impl<'s> TenantStore<'s> {
                     resource: row.try_get("resource")?,
                 });
             }
+            let grants = crate::access::live_grants!(self, tx);
             RuntimeData {
                 tenant,
                 principals,
                 assignments,
+                grants,
             }
         })
     }

@@ -7,10 +7,10 @@
 //! This file reads a file's top level and hands each section to the module that decodes it,
 //! one per section: `tenant` (the keys of `tenant.yaml`), `calendars`, `factors`,
 //! `strategies`, `roles`, `principals`, `actions`, `rules`, `routes`, `bundle_tests` (the
-//! `tests` section) and `relationships` (`model` and `tuples`). They all walk nodes with the
-//! readers of `nodes`, and leave the text of single values to `values`. The decoder builds on
-//! `yaml`, `diagnostic`, `model` and `values` only; it must not import the compiler or
-//! anything that runs after it.
+//! `tests` section), `relationships` (`model` and `tuples`) and `temporary_access`. They all
+//! walk nodes with the readers of `nodes`, and leave the text of single values to `values`.
+//! The decoder builds on `yaml`, `diagnostic`, `model` and `values` only; it must not import
+//! the compiler or anything that runs after it.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -31,9 +31,11 @@ mod roles;
 mod routes;
 mod rules;
 mod strategies;
+mod temporary_access;
 mod tenant;
 
 use nodes::Decoder;
+pub use temporary_access::parse_duration;
 
 /// Sections any bundle file may hold.
 pub const SECTIONS: &[&str] = &[
@@ -49,6 +51,7 @@ pub const SECTIONS: &[&str] = &[
     "tests",
     "model",
     "tuples",
+    "temporary_access",
 ];
 
 /// Keys only `tenant.yaml` may hold.
@@ -121,6 +124,9 @@ impl Decoder<'_> {
                 "tests" => self.tests(value, &mut bundle.tests),
                 "model" => self.model_reference(key, value, &mut bundle.model),
                 "tuples" => self.tuples(value, &mut bundle.tuples),
+                "temporary_access" => {
+                    self.temporary_access(key, value, &mut bundle.temporary_access)
+                }
                 _ => {}
             }
         }

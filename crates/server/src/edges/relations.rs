@@ -379,10 +379,12 @@ where
         |snapshot| Arc::clone(snapshot.revision()),
     );
     let reason = |granted: bool, steps: Vec<String>| {
-        granted.then(|| Reason {
-            kind: ReasonKind::Relation,
-            id: Arc::from(asked.action.as_str()),
-            path: steps.into_iter().map(Arc::from).collect(),
+        granted.then(|| {
+            Reason::new(
+                ReasonKind::Relation,
+                Arc::from(asked.action.as_str()),
+                steps.into_iter().map(Arc::from).collect(),
+            )
         })
     };
     let (effect, cause, reasons, errors) = match &result {

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use portcullis_core::TenantId;
 use portcullis_policy::{
-    LoadError, LoadOptions, PolicySet, RuntimeAssignment, RuntimeData, RuntimePrincipal, Snapshot,
-    SourceFile, compile_files, is_bundle_dir, load_bundle,
+    LoadError, LoadOptions, PolicySet, RuntimeAssignment, RuntimeData, RuntimeGrant,
+    RuntimePrincipal, Snapshot, SourceFile, compile_files, is_bundle_dir, load_bundle,
 };
 use portcullis_store::{StoreError, TenantStatus};
 use serde::Serialize;
@@ -381,6 +381,26 @@ async fn overlay(
     (snapshot, revision)
 }
 
+/// An approved access request as the engine takes it.
+fn runtime_grant(request: &portcullis_store::AccessRequest) -> RuntimeGrant {
+    let at = |us: i64| jiff::Timestamp::from_microsecond(us).unwrap_or(jiff::Timestamp::MIN);
+    RuntimeGrant {
+        id: request.id.clone(),
+        principal: request.requester.clone(),
+        action: request.action.clone(),
+        resource: request.resource.clone(),
+        not_before: at(request.not_before_us),
+        not_after: at(request.not_after_us),
+        cert: request.cert.clone(),
+        networks: request.networks.clone(),
+        approvers: request
+            .approvals
+            .iter()
+            .map(|approval| approval.approver.clone())
+            .collect(),
+    }
+}
+
 /// The base with the store's run-time data laid over it.
 async fn overlay_runtime(state: &AppState, base: &Base) -> (Arc<Snapshot>, Option<i64>) {
     let tenant = base.snapshot.tenant();
@@ -431,6 +451,7 @@ async fn overlay_runtime(state: &AppState, base: &Base) -> (Arc<Snapshot>, Optio
                 resource: a.resource,
             })
             .collect(),
+        grants: runtime.grants.iter().map(runtime_grant).collect(),
     };
     let (snapshot, notes) = base.snapshot.with_runtime(&data);
     for note in notes {

@@ -267,6 +267,8 @@ pub fn to_message(decision: &Decision) -> pb::Decision {
                 kind: name_of(&reason.kind),
                 id: reason.id.to_string(),
                 path: strings(&reason.path),
+                approvers: strings(&reason.approvers),
+                expires: reason.expires.as_deref().unwrap_or_default().to_owned(),
             })
             .collect(),
         strategy: decision.strategy.as_ref().map(|strategy| pb::Strategy {
