@@ -380,6 +380,20 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
             }
         }
     }));
+    // Temporary access: requests whose window ended are recorded as expired (an audit event
+    // each). Decisions never wait for this; a grant ends with its window.
+    let sweeper = Arc::clone(&state);
+    let mut stop_sweep = stop.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut interval = tokio::time::interval(EXPIRY_SWEEP);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => crate::edges::access::sweep_expired(&sweeper).await,
+                _ = stop_sweep.changed() => break,
+            }
+        }
+    }));
 
     Ok(RunningServer {
         state,
@@ -393,6 +407,9 @@ pub async fn start(mut config: Config, clock: Option<Clock>) -> Result<RunningSe
         _watcher: watcher,
     })
 }
+
+/// How often ended access requests are recorded as expired.
+const EXPIRY_SWEEP: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The reload trigger of a change of the configuration file (the gateway's section).
 const CONFIG_CHANGED: &str = "config";

@@ -1,10 +1,12 @@
 //! The edges: each turns one protocol into questions for the decision module and its answers
 //! back into that protocol — the JSON API ([`api`]), OpenID AuthZEN ([`authzen`]), forward-auth
 //! for nginx, Traefik and Envoy over HTTP ([`forward`]), relationship queries ([`relations`])
-//! and gRPC ([`grpc`]: Envoy ext_authz and `portcullis.v1`). An edge validates the shape of what
-//! it is sent and renders what it gets back; it never decides, reads a policy, or writes an
-//! audit record itself.
+//! and gRPC ([`grpc`]: Envoy ext_authz and `portcullis.v1`), and temporary access
+//! ([`access`]). An edge validates the shape of what it is sent and renders what it gets back;
+//! it never decides, reads a policy, or writes a decision's audit record itself (the steps of
+//! temporary access are administrative changes, recorded as the admin API records its own).
 
+pub mod access;
 pub mod api;
 pub mod authzen;
 pub mod forward;
@@ -32,6 +34,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/check", post(api::check))
         .route("/v1/check/batch", post(api::check_batch))
         .route("/v1/explain", post(api::explain))
+        .route(
+            "/v1/access/requests",
+            post(access::create).get(access::list),
+        )
+        .route("/v1/access/requests/{id}", get(access::read))
+        .route("/v1/access/requests/{id}/approve", post(access::approve))
+        .route("/v1/access/requests/{id}/reject", post(access::reject))
+        .route("/v1/access/requests/{id}/revoke", post(access::revoke))
         .route("/v1/relations/check", post(relations::check))
         .route("/v1/relations/check/batch", post(relations::check_batch))
         .route("/v1/relations/list-objects", post(relations::list_objects))

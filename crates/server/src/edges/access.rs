@@ -1,0 +1,728 @@
+//! Temporary access (break-glass, SPEC.md C9) on the public listener: a person asks for an
+//! action on a resource (or a route) for a bounded window, bound to a client certificate
+//! and/or source networks; other people approve or reject; the approved request is a grant
+//! every decision of the tenant sees until its window ends or it is revoked.
+//!
+//! * `POST /v1/access/requests` — ask; the requester is the caller's verified identity.
+//! * `GET /v1/access/requests` — the caller's own requests; an approver sees every request of
+//!   the tenant (`?status=pending` is an approver's inbox).
+//! * `GET /v1/access/requests/{id}` — one request (its requester or an approver).
+//! * `POST /v1/access/requests/{id}/approve|reject|revoke` — decide on it.
+//!
+//! Every call needs a bearer token; the tenant is resolved as for AuthZEN (`X-Tenant-ID`, the
+//! token's tenant claim, the Host, the listener's default). Approving, rejecting and revoking
+//! are decisions of the one decision path (actions `access_request:approve|reject|revoke` on
+//! `access_request:<id>`, which the bundle's approver roles hold), so they are audited and
+//! counted like any decision, and a policy can constrain them further. The rules no policy can
+//! lift — nobody approves their own request, one person approves once, a closed or ended
+//! request stays closed — are kept by the store in the transaction that makes the change.
+//! Every step (request, approval, rejection, revocation, and expiry, recorded by the server's
+//! sweeper) is an administrative event in the tenant's audit trail; a grant's use is named in
+//! the audit record of each decision it allowed.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use jiff::{SignedDuration, Timestamp};
+use portcullis_core::{Context, Principal, Request, Resource, TenantId, qualified_action};
+use portcullis_policy::access::{APPROVE_ACTION, REJECT_ACTION, REQUEST_TYPE, REVOKE_ACTION};
+use portcullis_policy::{Snapshot, TemporaryAccess};
+use portcullis_store::{AccessFilter, AccessRequest, AccessStatus, NewAccessRequest, StoreError};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::api::{header_tenant, request_host, user_agent};
+use crate::decision::DecisionPath;
+use crate::error::{ApiError, PathParams, QueryParams, store_error};
+use crate::identity::{HostBinding, bearer};
+use crate::json::JsonRequest;
+use crate::snapshots::reload::refresh_tenant;
+use crate::state::AppState;
+
+/// How far in the past a window may start (clock skew between a client and the server).
+const PAST_START: SignedDuration = SignedDuration::from_mins(5);
+/// How far ahead a window may start.
+const FUTURE_START: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// Longest reason or comment.
+const MAX_TEXT: usize = 2000;
+
+/// The edge name in metrics and audit records.
+const EDGE: &str = "access";
+
+/// The caller of an access call: who (verified, bound to the tenant), in which tenant, with
+/// the tenant's snapshot and temporary-access settings.
+struct Caller {
+    principal: Principal,
+    tenant: TenantId,
+    snapshot: Arc<Snapshot>,
+    settings: TemporaryAccess,
+}
+
+impl Caller {
+    /// Whether the caller holds one of the tenant's approver roles.
+    fn is_approver(&self) -> bool {
+        let anywhere = Resource::new(REQUEST_TYPE, "*");
+        self.snapshot
+            .effective_roles(&self.principal, &anywhere)
+            .iter()
+            .any(|role| self.settings.approvers.contains(role))
+    }
+}
+
+fn caller(path: &DecisionPath<'_>, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let identity = path
+        .identify(bearer(headers)?, true)?
+        .ok_or_else(|| ApiError::unauthenticated("missing_token", "a bearer token is required"))?;
+    let (tenant, _) = path.resolve_tenant(
+        header_tenant(headers)?,
+        Some(&identity),
+        request_host(headers),
+    )?;
+    let principal = path.bind(&identity, &tenant, HostBinding::Stated(None))?;
+    let snapshot = path.snapshot(&tenant).cloned().ok_or_else(|| {
+        ApiError::not_found("unknown_tenant", format!("tenant `{tenant}` is not loaded"))
+    })?;
+    let settings = snapshot.temporary_access().cloned().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            "temporary_access_disabled",
+            format!(
+                "tenant `{tenant}` takes no requests for temporary access: its bundle has no `temporary_access` section"
+            ),
+        )
+    })?;
+    Ok(Caller {
+        principal,
+        tenant,
+        snapshot,
+        settings,
+    })
+}
+
+fn now_us(now: Timestamp) -> i64 {
+    now.as_microsecond()
+}
+
+fn time(us: i64) -> String {
+    Timestamp::from_microsecond(us)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// A request as the API shows it, with its status at `now`.
+fn view(tenant: &TenantId, request: &AccessRequest, now: Timestamp) -> Value {
+    let mut shown = json!({
+        "id": request.id,
+        "tenant": tenant,
+        "requester": request.requester,
+        "action": request.action,
+        "resource": request.resource,
+        "reason": request.reason,
+        "window": { "start": time(request.not_before_us), "end": time(request.not_after_us) },
+        "bound": { "cert": request.cert, "networks": request.networks },
+        "approvals_required": request.approvals_required,
+        "approvals": request.approvals.iter().map(|a| json!({
+            "approver": a.approver,
+            "comment": a.comment,
+            "at": time(a.approved_at_us),
+        })).collect::<Vec<_>>(),
+        "status": request.status_at(now_us(now)).as_str(),
+        "created_at": time(request.created_at_us),
+    });
+    if let Some(by) = &request.closed_by {
+        shown["closed_by"] = json!(by);
+    }
+    if let Some(at) = request.closed_at_us {
+        shown["closed_at"] = json!(time(at));
+    }
+    if let Some(note) = &request.closing_note {
+        shown["closing_note"] = json!(note);
+    }
+    shown
+}
+
+/// Records one step of a request's life in the tenant's audit trail, durably.
+pub(crate) async fn record_step(
+    state: &AppState,
+    tenant: &TenantId,
+    actor: &str,
+    step: &str,
+    request: &AccessRequest,
+    ok: bool,
+    extra: Map<String, Value>,
+) -> Result<(), ApiError> {
+    let Some(audit) = &state.audit else {
+        return Ok(());
+    };
+    let mut details = Map::new();
+    details.insert("requester".into(), json!(request.requester));
+    details.insert("action".into(), json!(request.action));
+    details.insert("resource".into(), json!(request.resource));
+    details.insert("not_before".into(), json!(time(request.not_before_us)));
+    details.insert("not_after".into(), json!(time(request.not_after_us)));
+    details.insert("status".into(), json!(request.status.as_str()));
+    details.extend(extra);
+    audit
+        .change(
+            tenant.as_str(),
+            actor,
+            &format!("access.{step}"),
+            &format!("{REQUEST_TYPE}:{}", request.id),
+            ok,
+            details,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|error| {
+            tracing::error!(%error, %step, "a temporary-access step could not be recorded in the audit log");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "audit_failed",
+                "the step could not be recorded in the audit log (if it changed something, the change was applied); the server log has the details",
+            )
+        })
+}
+
+fn text(value: &str, what: &str) -> Result<String, ApiError> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.len() > MAX_TEXT || trimmed.chars().any(char::is_control) {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("{what} must be 1 to {MAX_TEXT} bytes of text without control characters"),
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// A route named instead of an action and resource.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteRef {
+    method: String,
+    path: String,
+}
+
+/// Body of `POST /v1/access/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewRequest {
+    /// The action (`type:verb`, or a verb qualified by the resource's type).
+    #[serde(default)]
+    action: Option<String>,
+    /// The resource, `type:id`.
+    #[serde(default)]
+    resource: Option<String>,
+    /// Or a route of the tenant, which names both.
+    #[serde(default)]
+    route: Option<RouteRef>,
+    /// Why.
+    reason: String,
+    /// The window's start (RFC 3339); now when absent.
+    #[serde(default)]
+    start: Option<Timestamp>,
+    /// The window's end (RFC 3339), or its length in `duration`.
+    #[serde(default)]
+    end: Option<Timestamp>,
+    /// The window's length (`2h`, `90m`, `1h30m`).
+    #[serde(default)]
+    duration: Option<String>,
+    /// The client certificate the grant is bound to (SHA-256 fingerprint or certificate id).
+    #[serde(default)]
+    cert: Option<String>,
+    /// The source networks the grant is bound to (CIDR blocks or IPv4 wildcards).
+    #[serde(default)]
+    networks: Vec<String>,
+}
+
+/// `POST /v1/access/requests`.
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    JsonRequest { headers, body }: JsonRequest<NewRequest>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let path = DecisionPath::new(&state, EDGE);
+    let caller = caller(&path, &headers)?;
+    let now = state.now();
+    let (action, resource) = match (&body.route, &body.action, &body.resource) {
+        (Some(route), None, None) => {
+            let matched = caller
+                .snapshot
+                .match_route(&route.method.to_ascii_uppercase(), &route.path)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "no_route",
+                        format!(
+                            "no route of tenant `{}` matches {} {}",
+                            caller.tenant, route.method, route.path
+                        ),
+                    )
+                })?;
+            let resource = format!("{}:{}", matched.resource.kind, matched.resource.id);
+            let action = qualified_action(matched.action, &matched.resource.kind).into_owned();
+            (action, resource)
+        }
+        (None, Some(action), Some(resource)) => {
+            let Some((kind, _)) = resource
+                .split_once(':')
+                .filter(|(kind, id)| !kind.is_empty() && !id.is_empty() && !id.contains('*'))
+            else {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("resource `{resource}` is not `type:id`"),
+                ));
+            };
+            let action = qualified_action(action.trim(), kind).into_owned();
+            if action
+                .split_once(':')
+                .is_none_or(|(k, v)| k.is_empty() || v.is_empty())
+            {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!("action `{action}` is not `type:verb`"),
+                ));
+            }
+            (action, resource.clone())
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "name either `action` and `resource`, or a `route` (`method` and `path`)",
+            ));
+        }
+    };
+    let reason = text(&body.reason, "reason")?;
+    let start = body.start.unwrap_or(now);
+    if start < now - PAST_START || start > now + FUTURE_START {
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            "the window must start between five minutes ago and seven days from now",
+        ));
+    }
+    let end = match (body.end, body.duration.as_deref()) {
+        (Some(end), None) => end,
+        (None, Some(duration)) => {
+            let secs = portcullis_policy::parse_duration(duration).ok_or_else(|| {
+                ApiError::bad_request(
+                    "invalid_window",
+                    format!("duration `{duration}` is not hours, minutes and seconds such as 2h or 1h30m"),
+                )
+            })?;
+            i64::try_from(secs)
+                .ok()
+                .and_then(|secs| start.checked_add(SignedDuration::from_secs(secs)).ok())
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "window_too_long",
+                        "the window is longer than time allows",
+                    )
+                })?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_window",
+                "give the window's `end` or its `duration`, one of them",
+            ));
+        }
+    };
+    let length = end.duration_since(start);
+    let max =
+        SignedDuration::from_secs(i64::try_from(caller.settings.max_window_secs).unwrap_or(0));
+    if length <= SignedDuration::ZERO || end <= now {
+        return Err(ApiError::bad_request(
+            "invalid_window",
+            "the window must end after it starts, and in the future",
+        ));
+    }
+    if length > max {
+        return Err(ApiError::bad_request(
+            "window_too_long",
+            format!(
+                "the window lasts {}s; tenant `{}` allows at most {}s",
+                length.as_secs(),
+                caller.tenant,
+                max.as_secs()
+            ),
+        ));
+    }
+    let cert = match body.cert.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(ApiError::bad_request(
+                "invalid_request",
+                "cert must not be empty",
+            ));
+        }
+        Some(cert) => Some(cert.to_owned()),
+        None => None,
+    };
+    for network in &body.networks {
+        portcullis_policy::parse_ip_pattern(network).map_err(|problem| {
+            ApiError::bad_request("invalid_network", format!("network `{network}`: {problem}"))
+        })?;
+    }
+    if cert.is_none() && body.networks.is_empty() {
+        return Err(ApiError::bad_request(
+            "unbound",
+            "a request must be bound to a client certificate (`cert`) or source networks (`networks`), or both",
+        ));
+    }
+    let new = NewAccessRequest {
+        id: new_id()?,
+        requester: caller.principal.id.clone(),
+        action,
+        resource,
+        reason,
+        not_before_us: now_us(start),
+        not_after_us: now_us(end),
+        cert,
+        networks: body.networks,
+        approvals_required: caller.settings.approvals_required,
+    };
+    let stored = state
+        .store
+        .tenant(&caller.tenant)
+        .create_access_request(&new)
+        .await
+        .map_err(store_error)?;
+    let mut extra = Map::new();
+    extra.insert("reason".into(), json!(stored.reason));
+    extra.insert("cert".into(), json!(stored.cert));
+    extra.insert("networks".into(), json!(stored.networks));
+    record_step(
+        &state,
+        &caller.tenant,
+        &caller.principal.id,
+        "request",
+        &stored,
+        true,
+        extra,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(view(&caller.tenant, &stored, now)),
+    ))
+}
+
+fn new_id() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 10];
+    getrandom::fill(&mut bytes).map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_randomness",
+            "the system's random source failed; try again",
+        )
+    })?;
+    let mut id = String::from("ta-");
+    for byte in bytes {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    Ok(id)
+}
+
+/// Query of `GET /v1/access/requests`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default)]
+    status: Option<AccessStatus>,
+    /// Only the caller's own requests, even for an approver.
+    #[serde(default)]
+    mine: Option<bool>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /v1/access/requests`.
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    QueryParams(query): QueryParams<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let path = DecisionPath::new(&state, EDGE);
+    let caller = caller(&path, &headers)?;
+    let everyone = caller.is_approver() && query.mine != Some(true);
+    let filter = AccessFilter {
+        status: query.status,
+        requester: (!everyone).then(|| caller.principal.id.clone()),
+        limit: query.limit.unwrap_or(100),
+    };
+    let requests = state
+        .store
+        .tenant(&caller.tenant)
+        .access_requests(&filter)
+        .await
+        .map_err(store_error)?;
+    let now = state.now();
+    Ok(Json(json!({
+        "tenant": caller.tenant,
+        "requests": requests.iter().map(|r| view(&caller.tenant, r, now)).collect::<Vec<_>>(),
+    })))
+}
+
+async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<AccessRequest, ApiError> {
+    let unknown = || {
+        ApiError::not_found(
+            "unknown_request",
+            format!(
+                "tenant `{}` has no access request `{id}` you may see",
+                caller.tenant
+            ),
+        )
+    };
+    let request = state
+        .store
+        .tenant(&caller.tenant)
+        .access_request(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(unknown)?;
+    if request.requester == caller.principal.id || caller.is_approver() {
+        Ok(request)
+    } else {
+        Err(unknown())
+    }
+}
+
+/// `GET /v1/access/requests/{id}`.
+pub async fn read(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    PathParams(id): PathParams<String>,
+) -> Result<Json<Value>, ApiError> {
+    let path = DecisionPath::new(&state, EDGE);
+    let caller = caller(&path, &headers)?;
+    let request = visible(&state, &caller, &id).await?;
+    Ok(Json(view(&caller.tenant, &request, state.now())))
+}
+
+/// Body of the approve, reject and revoke calls (it may be `{}`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// What the approver (or revoker) says.
+    #[serde(default)]
+    comment: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Approve,
+    Reject,
+    Revoke,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Approve => "approve",
+            Step::Reject => "reject",
+            Step::Revoke => "revoke",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Step::Approve => APPROVE_ACTION,
+            Step::Reject => REJECT_ACTION,
+            Step::Revoke => REVOKE_ACTION,
+        }
+    }
+}
+
+/// `POST /v1/access/requests/{id}/approve`.
+pub async fn approve(
+    state: State<Arc<AppState>>,
+    id: PathParams<String>,
+    body: JsonRequest<StepBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(state, id, body, Step::Approve).await
+}
+
+/// `POST /v1/access/requests/{id}/reject`.
+pub async fn reject(
+    state: State<Arc<AppState>>,
+    id: PathParams<String>,
+    body: JsonRequest<StepBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(state, id, body, Step::Reject).await
+}
+
+/// `POST /v1/access/requests/{id}/revoke`.
+pub async fn revoke(
+    state: State<Arc<AppState>>,
+    id: PathParams<String>,
+    body: JsonRequest<StepBody>,
+) -> Result<Json<Value>, ApiError> {
+    step(state, id, body, Step::Revoke).await
+}
+
+async fn step(
+    State(state): State<Arc<AppState>>,
+    PathParams(id): PathParams<String>,
+    JsonRequest { headers, body }: JsonRequest<StepBody>,
+    step: Step,
+) -> Result<Json<Value>, ApiError> {
+    let path = DecisionPath::new(&state, EDGE);
+    let caller = caller(&path, &headers)?;
+    let comment = body
+        .comment
+        .as_deref()
+        .map(|c| text(c, "comment"))
+        .transpose()?;
+    let request = visible(&state, &caller, &id).await?;
+    // The requester withdraws (revokes) their own request without asking the policy; every
+    // other step is a decision like any other.
+    let own_revocation = matches!(step, Step::Revoke) && request.requester == caller.principal.id;
+    if !own_revocation {
+        let mut attributes = Map::new();
+        attributes.insert("requester".into(), json!(request.requester));
+        attributes.insert("action".into(), json!(request.action));
+        attributes.insert("resource".into(), json!(request.resource));
+        let asked = Request {
+            tenant: caller.tenant.clone(),
+            principal: caller.principal.clone(),
+            action: step.action().to_owned(),
+            action_properties: Map::new(),
+            resource: Resource {
+                kind: REQUEST_TYPE.to_owned(),
+                id: request.id.clone(),
+                attributes,
+            },
+            context: Context::default(),
+            env: Default::default(),
+            explain: false,
+            trace_id: None,
+        };
+        let (_, decision) = path.decide(asked, None, user_agent(&headers)).await;
+        if !decision.is_allowed() {
+            let mut extra = Map::new();
+            extra.insert("refused".into(), json!("denied"));
+            extra.insert("trace_id".into(), json!(decision.trace_id));
+            record_step(
+                &state,
+                &caller.tenant,
+                &caller.principal.id,
+                step.name(),
+                &request,
+                false,
+                extra,
+            )
+            .await?;
+            return Err(ApiError::forbidden(
+                "denied",
+                format!(
+                    "`{}` may not {} access request `{id}` ({:?}; trace {})",
+                    caller.principal.id,
+                    step.name(),
+                    decision.cause,
+                    decision.trace_id
+                ),
+            ));
+        }
+    }
+    let now = state.now();
+    let store = state.store.tenant(&caller.tenant);
+    let who = caller.principal.id.as_str();
+    let outcome = match step {
+        Step::Approve => {
+            store
+                .approve_access_request(&id, who, comment.as_deref(), now_us(now))
+                .await
+        }
+        Step::Reject => {
+            store
+                .reject_access_request(&id, who, comment.as_deref(), now_us(now))
+                .await
+        }
+        Step::Revoke => {
+            store
+                .revoke_access_request(&id, who, comment.as_deref(), now_us(now))
+                .await
+        }
+    };
+    let changed = match outcome {
+        Ok(changed) => changed,
+        Err(StoreError::Refused { code, message }) => {
+            let code = refusal_code(code);
+            let mut extra = Map::new();
+            extra.insert("refused".into(), json!(code));
+            record_step(
+                &state,
+                &caller.tenant,
+                who,
+                step.name(),
+                &request,
+                false,
+                extra,
+            )
+            .await?;
+            return Err(ApiError::new(StatusCode::CONFLICT, code, message));
+        }
+        Err(other) => return Err(store_error(other)),
+    };
+    let mut extra = Map::new();
+    if let Some(comment) = &comment {
+        extra.insert("comment".into(), json!(comment));
+    }
+    record_step(
+        &state,
+        &caller.tenant,
+        who,
+        step.name(),
+        &changed,
+        true,
+        extra,
+    )
+    .await?;
+    // A new grant, or one gone: this node sees it at once, the others by notification.
+    if changed.status == AccessStatus::Approved || request.status == AccessStatus::Approved {
+        refresh_tenant(&state, &caller.tenant).await;
+    }
+    Ok(Json(view(&caller.tenant, &changed, now)))
+}
+
+/// The code of a rule the store refused a step by, as the API answers it.
+fn refusal_code(code: &str) -> &'static str {
+    match code {
+        "self_approval" => "self_approval",
+        "already_approved" => "already_approved",
+        "not_pending" => "not_pending",
+        "window_ended" => "window_ended",
+        "not_open" => "not_open",
+        _ => "conflict",
+    }
+}
+
+/// Records as expired every request of every tenant with temporary access whose window has
+/// ended, each as an audit event; run by the server every few seconds. Decisions do not wait
+/// for it (they compare the request's time with the window).
+pub async fn sweep_expired(state: &AppState) {
+    let policies = state.policies();
+    let now = now_us(state.now());
+    for snapshot in policies.iter() {
+        if snapshot.temporary_access().is_none() {
+            continue;
+        }
+        let tenant = snapshot.tenant();
+        let expired = match state.store.tenant(tenant).expire_access(now).await {
+            Ok(expired) => expired,
+            Err(StoreError::NotFound(_)) => continue,
+            Err(error) => {
+                tracing::warn!(%tenant, %error, "cannot record expired access requests; retrying later");
+                continue;
+            }
+        };
+        if expired.is_empty() {
+            continue;
+        }
+        for request in &expired {
+            if let Err(error) =
+                record_step(state, tenant, "system", "expire", request, true, Map::new()).await
+            {
+                tracing::error!(%tenant, request = %request.id, ?error, "an expiry could not be recorded");
+            }
+        }
+        refresh_tenant(state, tenant).await;
+    }
+}

@@ -1,0 +1,333 @@
+//! Temporary access end to end over HTTP: a request by one person, approval by another, the
+//! grant in decisions (named with its approvers and expiry), its binding to a certificate and
+//! a network, revocation, the rules no policy lifts, bad input, and the audit trail of every
+//! step.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test code: a failed setup step must fail the test"
+)]
+
+mod support;
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use support::{AUDIT_TOKEN, admin_call, client, copy_demo, token};
+
+const POLICY: &str = r#"
+roles:
+  engineer: { permissions: ["app:status"] }
+  security-officer: {}
+principals:
+  olga: { roles: [engineer] }
+  eddie: { roles: [engineer] }
+  sofia: { roles: [security-officer] }
+  leo: { roles: [security-officer] }
+actions:
+  "app:release": { write: true }
+temporary_access:
+  approvers: [security-officer]
+  approvals_required: 1
+  max_window: 2h
+"#;
+
+async fn call(
+    base: &str,
+    who: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client().request(method, format!("{base}{path}"));
+    if !who.is_empty() {
+        request = request.bearer_auth(token(json!({ "sub": who })));
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn release(ip: &str, cert: &str) -> Value {
+    json!({
+        "tenant": "acme",
+        "principal": { "id": "olga" },
+        "action": "app:release",
+        "resource": { "type": "app", "id": "payments" },
+        "context": { "ip": ip, "cert": { "id": cert } },
+    })
+}
+
+#[tokio::test]
+async fn a_request_approved_by_another_person_grants_until_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let acme = bundles.join("acme");
+    std::fs::remove_dir_all(&acme).unwrap();
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
+    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
+    let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n[audit.tenants.acme]\nsample_allows = 1.0\n";
+    let server = portcullis_server::start(
+        support::config(&support::config_text(&bundles, extra)),
+        Some(Arc::new(move || now)),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    let access = base.clone();
+    let admin = format!("http://{}", server.admin_addr);
+    let post = reqwest::Method::POST;
+    let get = reqwest::Method::GET;
+
+    // Denied by the policy.
+    let (_, decision) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "deny", "{decision}");
+
+    // Bad requests first: no token, a window over the tenant's maximum, nothing bound.
+    let ask = json!({
+        "action": "app:release", "resource": "app:payments",
+        "reason": "incident 42: payments are down", "duration": "1h",
+        "cert": "laptop-7", "networks": ["192.0.2.0/24"],
+    });
+    let (status, _) = call(
+        &base,
+        "",
+        post.clone(),
+        "/v1/access/requests",
+        Some(ask.clone()),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let mut long = ask.clone();
+    long["duration"] = json!("3h");
+    let (status, body) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/access/requests",
+        Some(long),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("window_too_long")),
+        "{body}"
+    );
+    let mut unbound = ask.clone();
+    unbound.as_object_mut().unwrap().remove("cert");
+    unbound.as_object_mut().unwrap().remove("networks");
+    let (status, body) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/access/requests",
+        Some(unbound),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("unbound")),
+        "{body}"
+    );
+    let mut bad_network = ask.clone();
+    bad_network["networks"] = json!(["300.1.1.0/24"]);
+    let (status, body) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/access/requests",
+        Some(bad_network),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_network")),
+        "{body}"
+    );
+
+    // Olga asks.
+    let (status, created) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/access/requests",
+        Some(ask),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["status"], "pending");
+    assert_eq!(created["requester"], "olga");
+    assert_eq!(created["window"]["start"], "2026-12-08T10:00:00Z");
+    assert_eq!(created["window"]["end"], "2026-12-08T11:00:00Z");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let approve = format!("/v1/access/requests/{id}/approve");
+
+    // Nobody approves their own request; a non-approver does not even see it.
+    let (status, body) = call(&access, "olga", post.clone(), &approve, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("denied")),
+        "{body}"
+    );
+    let (status, _) = call(&access, "eddie", post.clone(), &approve, Some(json!({}))).await;
+    assert_eq!(status, 404);
+    let (_, mine) = call(&access, "eddie", get.clone(), "/v1/access/requests", None).await;
+    assert!(mine["requests"].as_array().unwrap().is_empty(), "{mine}");
+    let (_, inbox) = call(
+        &base,
+        "sofia",
+        get.clone(),
+        "/v1/access/requests?status=pending",
+        None,
+    )
+    .await;
+    assert_eq!(inbox["requests"][0]["id"], id.as_str(), "{inbox}");
+
+    // Still denied while pending.
+    let (_, decision) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "deny");
+
+    // Sofia approves: the grant holds, named with its approver and expiry.
+    let (status, approved) = call(
+        &base,
+        "sofia",
+        post.clone(),
+        &approve,
+        Some(json!({"comment": "go"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["status"], "approved");
+    let (_, decision) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "allow", "{decision}");
+    let reason = &decision["reasons"][0];
+    assert_eq!(reason["kind"], "grant");
+    assert_eq!(reason["id"], id.as_str());
+    assert_eq!(reason["approvers"], json!(["sofia"]));
+    assert_eq!(reason["expires"], "2026-12-08T11:00:00Z");
+    // Only from the bound certificate and network.
+    for (ip, cert) in [("198.51.100.7", "laptop-7"), ("192.0.2.10", "laptop-8")] {
+        let (_, decision) = call(
+            &base,
+            "olga",
+            post.clone(),
+            "/v1/check",
+            Some(release(ip, cert)),
+        )
+        .await;
+        assert_eq!(decision["decision"], "deny", "{ip} {cert}");
+    }
+    // A second approval of a closed request is refused.
+    let (status, body) = call(&access, "leo", post.clone(), &approve, Some(json!({}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("not_pending")),
+        "{body}"
+    );
+
+    // Leo revokes it: denied again at once.
+    let (status, revoked) = call(
+        &base,
+        "leo",
+        post.clone(),
+        &format!("/v1/access/requests/{id}/revoke"),
+        Some(json!({"comment": "done"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    assert_eq!(revoked["status"], "revoked");
+    let (_, decision) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "deny");
+
+    // Every step is in the audit trail: request, the refused self-approval, approval,
+    // the refused second approval, revocation; and the allowed decision names the grant.
+    let (status, trail) = admin_call(
+        &admin,
+        AUDIT_TOKEN,
+        get.clone(),
+        "/admin/v1/tenants/acme/audit?kind=change&limit=100",
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    let steps: Vec<(String, String)> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"].as_str().unwrap_or("").starts_with("access."))
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("access.request", "ok"),
+        ("access.approve", "failed"),
+        ("access.approve", "ok"),
+        ("access.approve", "failed"),
+        ("access.revoke", "ok"),
+    ]
+    .iter()
+    .map(|(a, o)| ((*a).to_owned(), (*o).to_owned()))
+    .collect();
+    let mut sorted = steps.clone();
+    sorted.sort();
+    let mut wanted = expected.clone();
+    wanted.sort();
+    assert_eq!(sorted, wanted, "{trail}");
+    let (_, decisions) = admin_call(
+        &admin,
+        AUDIT_TOKEN,
+        get,
+        "/admin/v1/tenants/acme/audit?kind=decision&limit=100",
+    )
+    .await;
+    assert!(
+        decisions["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.to_string().contains(&id)),
+        "the allowed decision's record names the grant: {decisions}"
+    );
+    server.stop().await;
+}
