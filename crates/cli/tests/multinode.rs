@@ -1,6 +1,7 @@
 //! Two real `portcullis serve` processes sharing one PostgreSQL database converge: a bundle
 //! upload, a role assignment, a suspension, a resumption and a revocation made through node A's
-//! admin API change node B's decisions within one second (LISTEN/NOTIFY), and when the
+//! admin API, and a temporary grant approved and revoked through node A's public API, change
+//! node B's decisions within one second (LISTEN/NOTIFY), and when the
 //! notification path fails — a change announced to nobody, or the listening backends
 //! terminated — node B still converges through its periodic revision poll and its listener
 //! reconnects.
@@ -36,6 +37,10 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 const POSTGRES_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/test";
 /// Admin token named `ops` (platform-admin in the demo's system bundle).
 const OPS: &str = "ops-token-for-the-multinode-tests";
+/// The issuer of the identity tokens the temporary-access steps are made with, and its
+/// secret.
+const ISSUER: &str = "https://idp.multinode.test";
+const IDENTITY_SECRET: &str = "multinode-identity-secret-0123456789";
 /// The nodes' fallback revision poll. Well above the notification latency, so a change that
 /// reaches node B within a second cannot have been carried by a lucky poll in most runs, and a
 /// broken notification path fails the one-second checks.
@@ -223,6 +228,10 @@ fn start_node(setup: &Setup, node: &NodeConfig) -> Node {
              [[admin.tokens]]\n\
              name = \"ops\"\n\
              token = \"{OPS}\"\n\
+             [identity]\n\
+             [[identity.issuers]]\n\
+             issuer = \"{ISSUER}\"\n\
+             secret_env = \"MULTINODE_IDENTITY_SECRET\"\n\
              [log]\n\
              level = \"info\"\n",
             bundles = node.bundles.display(),
@@ -239,6 +248,7 @@ fn start_node(setup: &Setup, node: &NodeConfig) -> Node {
         .env_remove("PORTCULLIS_ADMIN_TOKEN")
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1")
+        .env("MULTINODE_IDENTITY_SECRET", IDENTITY_SECRET)
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -430,6 +440,44 @@ async fn converge(
     }
 }
 
+/// An identity token of the demo tenant for `subject`.
+fn identity(subject: &str) -> String {
+    let now = jiff::Timestamp::now().as_second();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "iss": ISSUER, "sub": subject, "tenant": "acme", "exp": now + 600 }),
+        &jsonwebtoken::EncodingKey::from_secret(IDENTITY_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// A temporary-access call on `node`'s public listener as `subject`, which must succeed;
+/// returns the answer and when it arrived.
+async fn access_call(
+    client: &reqwest::Client,
+    node: &Node,
+    subject: &str,
+    path: &str,
+    body: Value,
+) -> (Value, Instant) {
+    let response = client
+        .post(format!("{}{path}", node.api))
+        .bearer_auth(identity(subject))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let acknowledged = Instant::now();
+    assert!(
+        status.is_success(),
+        "POST {path} on node {} as {subject}: {status} {answer}",
+        node.name
+    );
+    (answer, acknowledged)
+}
+
 fn allowed(answer: &Value) -> bool {
     answer["decision"] == "allow"
 }
@@ -520,6 +568,61 @@ async fn run_time_changes_converge(client: &reqwest::Client, a: &Node, b: &Node)
         client,
         b,
         "(d) revocation",
+        acked,
+        CONVERGENCE,
+        &carol,
+        denied_for("no_grant"),
+    )
+    .await;
+
+    // (t) Temporary access: carol asks on node A, sofia approves there; node B grants.
+    let (request, _) = access_call(
+        client,
+        a,
+        "carol",
+        "/v1/access/requests",
+        json!({
+            "action": "app:status.check", "resource": "app:payments",
+            "reason": "incident: payments status", "duration": "1h",
+            "networks": ["172.16.0.0/12"],
+        }),
+    )
+    .await;
+    let id = request["id"].as_str().unwrap().to_owned();
+    let (_, acked) = access_call(
+        client,
+        a,
+        "sofia",
+        &format!("/v1/access/requests/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    converge(
+        client,
+        b,
+        "(t) temporary grant",
+        acked,
+        CONVERGENCE,
+        &carol,
+        |answer| allowed(answer) && answer["reasons"][0]["kind"] == "grant",
+    )
+    .await;
+    assert_eq!(
+        check(client, b, &carol).await["reasons"][0]["id"],
+        id.as_str()
+    );
+    let (_, acked) = access_call(
+        client,
+        a,
+        "sofia",
+        &format!("/v1/access/requests/{id}/revoke"),
+        json!({ "comment": "resolved" }),
+    )
+    .await;
+    converge(
+        client,
+        b,
+        "(t) revoked grant",
         acked,
         CONVERGENCE,
         &carol,

@@ -77,15 +77,13 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
     let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
     let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n[audit.tenants.acme]\nsample_allows = 1.0\n";
-    let server = portcullis_server::start(
-        support::config(&support::config_text(&bundles, extra)),
-        Some(Arc::new(move || now)),
-    )
-    .await
-    .unwrap();
+    // One configuration (and so one data folder and store) for both lives of the server.
+    let text = support::config_text(&bundles, extra);
+    let server = portcullis_server::start(support::config(&text), Some(Arc::new(move || now)))
+        .await
+        .unwrap();
     let base = format!("http://{}", server.addr);
     let access = base.clone();
-    let admin = format!("http://{}", server.admin_addr);
     let post = reqwest::Method::POST;
     let get = reqwest::Method::GET;
 
@@ -256,6 +254,53 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
         "{body}"
     );
 
+    // The grant survives a restart: it lives in the store.
+    server.stop().await;
+    let server = portcullis_server::start(support::config(&text), Some(Arc::new(move || now)))
+        .await
+        .unwrap();
+    let base = format!("http://{}", server.addr);
+    let access = base.clone();
+    let admin = format!("http://{}", server.admin_addr);
+    let (_, decision) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "allow", "after a restart: {decision}");
+
+    // An approver's own request: the policy lets leo approve, the store's rule does not.
+    let mut own = json!({
+        "action": "app:release", "resource": "app:billing", "reason": "rotate keys",
+        "duration": "30m", "networks": ["192.0.2.0/24"],
+    });
+    let (status, created) = call(
+        &access,
+        "leo",
+        post.clone(),
+        "/v1/access/requests",
+        Some(own.take()),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let own_id = created["id"].as_str().unwrap().to_owned();
+    let (status, body) = call(
+        &access,
+        "leo",
+        post.clone(),
+        &format!("/v1/access/requests/{own_id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("self_approval")),
+        "{body}"
+    );
+
     // Leo revokes it: denied again at once.
     let (status, revoked) = call(
         &base,
@@ -303,6 +348,8 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
         ("access.request", "ok"),
         ("access.approve", "failed"),
         ("access.approve", "ok"),
+        ("access.approve", "failed"),
+        ("access.request", "ok"),
         ("access.approve", "failed"),
         ("access.revoke", "ok"),
     ]
