@@ -4,6 +4,7 @@
 //! returns the process exit code it wants.
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 mod client;
 mod commands;
@@ -113,6 +114,17 @@ enum Command {
         #[command(subcommand)]
         command: tenant::TenantCommand,
     },
+    /// Temporary access (break-glass) on a running server: request, approve, reject, revoke,
+    /// list. Calls are made with your identity token (`--api-token`).
+    ///
+    /// Exit status: 0 success, 1 the server refused (its error code and message are printed),
+    /// 2 a usage error or a server that could not be reached.
+    Access {
+        #[command(flatten)]
+        options: access::Options,
+        #[command(subcommand)]
+        command: access::AccessCommand,
+    },
     /// Query and write the relationship graph (OpenFGA-style tuples) of a running server.
     ///
     /// Exit status: `check` 0 allowed, 1 not allowed, 2 an error; the others 0 success, 1 the
@@ -214,6 +226,7 @@ fn main() -> ExitCode {
         } => commands::check(&bundles, &request, compact),
         Command::Test { dir, verbose } => commands::test(&dir, verbose),
         Command::Tenant { options, command } => tenant::run(options, command),
+        Command::Access { options, command } => access::run(options, command),
         Command::Rebac { options, command } => rebac::run(options, command),
         Command::Model { command } => model::run(command),
         Command::Audit { options, command } => audit::run(options, command),
