@@ -8,6 +8,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         proto_root.join("portcullis/v1/decisions.proto"),
         proto_root.join("portcullis/v1/relations.proto"),
+        proto_root.join("portcullis/v1/access.proto"),
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", file.display());

@@ -378,3 +378,169 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     );
     server.stop().await;
 }
+
+/// A gRPC call's message with `subject`'s identity token.
+fn as_subject<T>(subject: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {}", token(json!({ "sub": subject })))
+            .parse()
+            .unwrap(),
+    );
+    request
+}
+
+#[tokio::test]
+async fn the_same_flow_over_grpc() {
+    use pb::temporary_access_client::TemporaryAccessClient;
+    use portcullis_server::edges::grpc::pb;
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let acme = bundles.join("acme");
+    std::fs::remove_dir_all(&acme).unwrap();
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
+    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
+    let server = support::server_on(&bundles, "", now).await;
+    let base = format!("http://{}", server.addr);
+    let channel = tonic::transport::Endpoint::from_shared(base.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = TemporaryAccessClient::new(channel);
+
+    // No token: UNAUTHENTICATED.
+    let error = client
+        .list(pb::ListAccessRequests::default())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::Unauthenticated);
+    // Nothing bound: INVALID_ARGUMENT naming the code.
+    let error = client
+        .request(as_subject(
+            "olga",
+            pb::NewAccessRequest {
+                action: "app:release".into(),
+                resource: "app:payments".into(),
+                reason: "incident 42".into(),
+                duration: "1h".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::InvalidArgument);
+    assert!(error.message().starts_with("unbound:"), "{error}");
+
+    let created = client
+        .request(as_subject(
+            "olga",
+            pb::NewAccessRequest {
+                action: "app:release".into(),
+                resource: "app:payments".into(),
+                reason: "incident 42".into(),
+                duration: "1h".into(),
+                cert: "laptop-7".into(),
+                networks: vec!["192.0.2.0/24".into()],
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.status, "pending");
+    assert_eq!(created.window_end, "2026-12-08T11:00:00Z");
+    let step = |id: &str| pb::AccessStep {
+        id: id.to_owned(),
+        comment: String::new(),
+    };
+    // An approver's own rule: FAILED_PRECONDITION; olga is no approver: PERMISSION_DENIED.
+    let error = client
+        .approve(as_subject("olga", step(&created.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::PermissionDenied, "{error}");
+    let approved = client
+        .approve(as_subject("sofia", step(&created.id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(approved.status, "approved");
+    assert_eq!(approved.approvals[0].approver, "sofia");
+    let error = client
+        .approve(as_subject("leo", step(&created.id)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::FailedPrecondition, "{error}");
+    assert!(error.message().starts_with("not_pending:"), "{error}");
+
+    let (_, decision) = call(
+        &base,
+        "olga",
+        reqwest::Method::POST,
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(
+        decision["reasons"][0]["id"],
+        created.id.as_str(),
+        "{decision}"
+    );
+
+    let listed = client
+        .list(as_subject(
+            "leo",
+            pb::ListAccessRequests {
+                status: "approved".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.requests.len(), 1);
+    let fetched = client
+        .get(as_subject(
+            "olga",
+            pb::AccessRequestId {
+                id: created.id.clone(),
+            },
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fetched.status, "approved");
+    let error = client
+        .get(as_subject(
+            "eddie",
+            pb::AccessRequestId {
+                id: created.id.clone(),
+            },
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), tonic::Code::NotFound);
+
+    let revoked = client
+        .revoke(as_subject("leo", step(&created.id)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(revoked.status, "revoked");
+    assert_eq!(revoked.closed_by, "leo");
+    let (_, decision) = call(
+        &base,
+        "olga",
+        reqwest::Method::POST,
+        "/v1/check",
+        Some(release("192.0.2.10", "laptop-7")),
+    )
+    .await;
+    assert_eq!(decision["decision"], "deny");
+    server.stop().await;
+}

@@ -30,7 +30,7 @@ use portcullis_core::{Context, Principal, Request, Resource, TenantId, qualified
 use portcullis_policy::access::{APPROVE_ACTION, REJECT_ACTION, REQUEST_TYPE, REVOKE_ACTION};
 use portcullis_policy::{Snapshot, TemporaryAccess};
 use portcullis_store::{AccessFilter, AccessRequest, AccessStatus, NewAccessRequest, StoreError};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use super::api::{header_tenant, request_host, user_agent};
@@ -111,36 +111,105 @@ fn time(us: i64) -> String {
         .unwrap_or_default()
 }
 
-/// A request as the API shows it, with its status at `now`.
-fn view(tenant: &TenantId, request: &AccessRequest, now: Timestamp) -> Value {
-    let mut shown = json!({
-        "id": request.id,
-        "tenant": tenant,
-        "requester": request.requester,
-        "action": request.action,
-        "resource": request.resource,
-        "reason": request.reason,
-        "window": { "start": time(request.not_before_us), "end": time(request.not_after_us) },
-        "bound": { "cert": request.cert, "networks": request.networks },
-        "approvals_required": request.approvals_required,
-        "approvals": request.approvals.iter().map(|a| json!({
-            "approver": a.approver,
-            "comment": a.comment,
-            "at": time(a.approved_at_us),
-        })).collect::<Vec<_>>(),
-        "status": request.status_at(now_us(now)).as_str(),
-        "created_at": time(request.created_at_us),
-    });
-    if let Some(by) = &request.closed_by {
-        shown["closed_by"] = json!(by);
+/// One approval as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalView {
+    /// Who approved.
+    pub approver: String,
+    /// What they said.
+    pub comment: Option<String>,
+    /// When (RFC 3339).
+    pub at: String,
+}
+
+/// The window of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WindowView {
+    /// Its start (RFC 3339, inclusive).
+    pub start: String,
+    /// Its end (RFC 3339, exclusive).
+    pub end: String,
+}
+
+/// What a request is bound to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BoundView {
+    /// The client certificate (fingerprint or id).
+    pub cert: Option<String>,
+    /// The source networks.
+    pub networks: Vec<String>,
+}
+
+/// A request as the APIs (HTTP and gRPC) show it, with its status at the time of the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestView {
+    /// Its id.
+    pub id: String,
+    /// Its tenant.
+    pub tenant: TenantId,
+    /// Who asked.
+    pub requester: String,
+    /// The action, qualified.
+    pub action: String,
+    /// The resource, `type:id`.
+    pub resource: String,
+    /// Why.
+    pub reason: String,
+    /// When it grants.
+    pub window: WindowView,
+    /// What it is bound to.
+    pub bound: BoundView,
+    /// Approvals it needs.
+    pub approvals_required: u8,
+    /// Its approvals, in order.
+    pub approvals: Vec<ApprovalView>,
+    /// `pending`, `approved`, `rejected`, `revoked` or `expired`.
+    pub status: &'static str,
+    /// Who rejected or revoked it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_by: Option<String>,
+    /// When it was closed (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+    /// What the person who closed it said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closing_note: Option<String>,
+    /// When it was made (RFC 3339).
+    pub created_at: String,
+}
+
+fn view(tenant: &TenantId, request: &AccessRequest, now: Timestamp) -> RequestView {
+    RequestView {
+        id: request.id.clone(),
+        tenant: tenant.clone(),
+        requester: request.requester.clone(),
+        action: request.action.clone(),
+        resource: request.resource.clone(),
+        reason: request.reason.clone(),
+        window: WindowView {
+            start: time(request.not_before_us),
+            end: time(request.not_after_us),
+        },
+        bound: BoundView {
+            cert: request.cert.clone(),
+            networks: request.networks.clone(),
+        },
+        approvals_required: request.approvals_required,
+        approvals: request
+            .approvals
+            .iter()
+            .map(|a| ApprovalView {
+                approver: a.approver.clone(),
+                comment: a.comment.clone(),
+                at: time(a.approved_at_us),
+            })
+            .collect(),
+        status: request.status_at(now_us(now)).as_str(),
+        closed_by: request.closed_by.clone(),
+        closed_at: request.closed_at_us.map(time),
+        closing_note: request.closing_note.clone(),
+        created_at: time(request.created_at_us),
     }
-    if let Some(at) = request.closed_at_us {
-        shown["closed_at"] = json!(time(at));
-    }
-    if let Some(note) = &request.closing_note {
-        shown["closing_note"] = json!(note);
-    }
-    shown
 }
 
 /// Records one step of a request's life in the tenant's audit trail, durably.
@@ -200,8 +269,8 @@ fn text(value: &str, what: &str) -> Result<String, ApiError> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteRef {
-    method: String,
-    path: String,
+    pub(crate) method: String,
+    pub(crate) path: String,
 }
 
 /// Body of `POST /v1/access/requests`.
@@ -210,39 +279,50 @@ pub struct RouteRef {
 pub struct NewRequest {
     /// The action (`type:verb`, or a verb qualified by the resource's type).
     #[serde(default)]
-    action: Option<String>,
+    pub(crate) action: Option<String>,
     /// The resource, `type:id`.
     #[serde(default)]
-    resource: Option<String>,
+    pub(crate) resource: Option<String>,
     /// Or a route of the tenant, which names both.
     #[serde(default)]
-    route: Option<RouteRef>,
+    pub(crate) route: Option<RouteRef>,
     /// Why.
-    reason: String,
+    pub(crate) reason: String,
     /// The window's start (RFC 3339); now when absent.
     #[serde(default)]
-    start: Option<Timestamp>,
+    pub(crate) start: Option<Timestamp>,
     /// The window's end (RFC 3339), or its length in `duration`.
     #[serde(default)]
-    end: Option<Timestamp>,
+    pub(crate) end: Option<Timestamp>,
     /// The window's length (`2h`, `90m`, `1h30m`).
     #[serde(default)]
-    duration: Option<String>,
+    pub(crate) duration: Option<String>,
     /// The client certificate the grant is bound to (SHA-256 fingerprint or certificate id).
     #[serde(default)]
-    cert: Option<String>,
+    pub(crate) cert: Option<String>,
     /// The source networks the grant is bound to (CIDR blocks or IPv4 wildcards).
     #[serde(default)]
-    networks: Vec<String>,
+    pub(crate) networks: Vec<String>,
 }
 
 /// `POST /v1/access/requests`.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     JsonRequest { headers, body }: JsonRequest<NewRequest>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let path = DecisionPath::new(&state, EDGE);
-    let caller = caller(&path, &headers)?;
+) -> Result<(StatusCode, Json<RequestView>), ApiError> {
+    let created = create_request(&state, &headers, EDGE, body).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Makes a request for the caller (the HTTP and gRPC edges).
+pub(crate) async fn create_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    edge: &'static str,
+    body: NewRequest,
+) -> Result<RequestView, ApiError> {
+    let path = DecisionPath::new(state, edge);
+    let caller = caller(&path, headers)?;
     let now = state.now();
     let (action, resource) = match (&body.route, &body.action, &body.resource) {
         (Some(route), None, None) => {
@@ -389,7 +469,7 @@ pub async fn create(
     extra.insert("cert".into(), json!(stored.cert));
     extra.insert("networks".into(), json!(stored.networks));
     record_step(
-        &state,
+        state,
         &caller.tenant,
         &caller.principal.id,
         "request",
@@ -398,10 +478,7 @@ pub async fn create(
         extra,
     )
     .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(view(&caller.tenant, &stored, now)),
-    ))
+    Ok(view(&caller.tenant, &stored, now))
 }
 
 fn new_id() -> Result<String, ApiError> {
@@ -425,12 +502,12 @@ fn new_id() -> Result<String, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     #[serde(default)]
-    status: Option<AccessStatus>,
+    pub(crate) status: Option<AccessStatus>,
     /// Only the caller's own requests, even for an approver.
     #[serde(default)]
-    mine: Option<bool>,
+    pub(crate) mine: Option<bool>,
     #[serde(default)]
-    limit: Option<u32>,
+    pub(crate) limit: Option<u32>,
 }
 
 /// `GET /v1/access/requests`.
@@ -439,8 +516,19 @@ pub async fn list(
     headers: HeaderMap,
     QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let path = DecisionPath::new(&state, EDGE);
-    let caller = caller(&path, &headers)?;
+    let (tenant, requests) = list_requests(&state, &headers, EDGE, query).await?;
+    Ok(Json(json!({ "tenant": tenant, "requests": requests })))
+}
+
+/// The requests the caller may see (the HTTP and gRPC edges).
+pub(crate) async fn list_requests(
+    state: &AppState,
+    headers: &HeaderMap,
+    edge: &'static str,
+    query: ListQuery,
+) -> Result<(TenantId, Vec<RequestView>), ApiError> {
+    let path = DecisionPath::new(state, edge);
+    let caller = caller(&path, headers)?;
     let everyone = caller.is_approver() && query.mine != Some(true);
     let filter = AccessFilter {
         status: query.status,
@@ -454,10 +542,11 @@ pub async fn list(
         .await
         .map_err(store_error)?;
     let now = state.now();
-    Ok(Json(json!({
-        "tenant": caller.tenant,
-        "requests": requests.iter().map(|r| view(&caller.tenant, r, now)).collect::<Vec<_>>(),
-    })))
+    let shown = requests
+        .iter()
+        .map(|r| view(&caller.tenant, r, now))
+        .collect();
+    Ok((caller.tenant, shown))
 }
 
 async fn visible(state: &AppState, caller: &Caller, id: &str) -> Result<AccessRequest, ApiError> {
@@ -489,11 +578,21 @@ pub async fn read(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     PathParams(id): PathParams<String>,
-) -> Result<Json<Value>, ApiError> {
-    let path = DecisionPath::new(&state, EDGE);
-    let caller = caller(&path, &headers)?;
-    let request = visible(&state, &caller, &id).await?;
-    Ok(Json(view(&caller.tenant, &request, state.now())))
+) -> Result<Json<RequestView>, ApiError> {
+    read_request(&state, &headers, EDGE, &id).await.map(Json)
+}
+
+/// One request, for its requester or an approver (the HTTP and gRPC edges).
+pub(crate) async fn read_request(
+    state: &AppState,
+    headers: &HeaderMap,
+    edge: &'static str,
+    id: &str,
+) -> Result<RequestView, ApiError> {
+    let path = DecisionPath::new(state, edge);
+    let caller = caller(&path, headers)?;
+    let request = visible(state, &caller, id).await?;
+    Ok(view(&caller.tenant, &request, state.now()))
 }
 
 /// Body of the approve, reject and revoke calls (it may be `{}`).
@@ -505,10 +604,14 @@ pub struct StepBody {
     comment: Option<String>,
 }
 
+/// A step in a request's life that someone takes.
 #[derive(Debug, Clone, Copy)]
-enum Step {
+pub(crate) enum Step {
+    /// Approve.
     Approve,
+    /// Reject.
     Reject,
+    /// Revoke (or withdraw).
     Revoke,
 }
 
@@ -532,45 +635,50 @@ impl Step {
 
 /// `POST /v1/access/requests/{id}/approve`.
 pub async fn approve(
-    state: State<Arc<AppState>>,
-    id: PathParams<String>,
-    body: JsonRequest<StepBody>,
-) -> Result<Json<Value>, ApiError> {
-    step(state, id, body, Step::Approve).await
+    State(state): State<Arc<AppState>>,
+    PathParams(id): PathParams<String>,
+    JsonRequest { headers, body }: JsonRequest<StepBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    take_step(&state, &headers, EDGE, &id, body.comment, Step::Approve)
+        .await
+        .map(Json)
 }
 
 /// `POST /v1/access/requests/{id}/reject`.
 pub async fn reject(
-    state: State<Arc<AppState>>,
-    id: PathParams<String>,
-    body: JsonRequest<StepBody>,
-) -> Result<Json<Value>, ApiError> {
-    step(state, id, body, Step::Reject).await
+    State(state): State<Arc<AppState>>,
+    PathParams(id): PathParams<String>,
+    JsonRequest { headers, body }: JsonRequest<StepBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    take_step(&state, &headers, EDGE, &id, body.comment, Step::Reject)
+        .await
+        .map(Json)
 }
 
 /// `POST /v1/access/requests/{id}/revoke`.
 pub async fn revoke(
-    state: State<Arc<AppState>>,
-    id: PathParams<String>,
-    body: JsonRequest<StepBody>,
-) -> Result<Json<Value>, ApiError> {
-    step(state, id, body, Step::Revoke).await
-}
-
-async fn step(
     State(state): State<Arc<AppState>>,
     PathParams(id): PathParams<String>,
     JsonRequest { headers, body }: JsonRequest<StepBody>,
+) -> Result<Json<RequestView>, ApiError> {
+    take_step(&state, &headers, EDGE, &id, body.comment, Step::Revoke)
+        .await
+        .map(Json)
+}
+
+/// Approves, rejects or revokes a request as the caller (the HTTP and gRPC edges).
+pub(crate) async fn take_step(
+    state: &AppState,
+    headers: &HeaderMap,
+    edge: &'static str,
+    id: &str,
+    comment: Option<String>,
     step: Step,
-) -> Result<Json<Value>, ApiError> {
-    let path = DecisionPath::new(&state, EDGE);
-    let caller = caller(&path, &headers)?;
-    let comment = body
-        .comment
-        .as_deref()
-        .map(|c| text(c, "comment"))
-        .transpose()?;
-    let request = visible(&state, &caller, &id).await?;
+) -> Result<RequestView, ApiError> {
+    let path = DecisionPath::new(state, edge);
+    let caller = caller(&path, headers)?;
+    let comment = comment.as_deref().map(|c| text(c, "comment")).transpose()?;
+    let request = visible(state, &caller, id).await?;
     // The requester withdraws (revokes) their own request without asking the policy; every
     // other step is a decision like any other.
     let own_revocation = matches!(step, Step::Revoke) && request.requester == caller.principal.id;
@@ -594,13 +702,13 @@ async fn step(
             explain: false,
             trace_id: None,
         };
-        let (_, decision) = path.decide(asked, None, user_agent(&headers)).await;
+        let (_, decision) = path.decide(asked, None, user_agent(headers)).await;
         if !decision.is_allowed() {
             let mut extra = Map::new();
             extra.insert("refused".into(), json!("denied"));
             extra.insert("trace_id".into(), json!(decision.trace_id));
             record_step(
-                &state,
+                state,
                 &caller.tenant,
                 &caller.principal.id,
                 step.name(),
@@ -627,17 +735,17 @@ async fn step(
     let outcome = match step {
         Step::Approve => {
             store
-                .approve_access_request(&id, who, comment.as_deref(), now_us(now))
+                .approve_access_request(id, who, comment.as_deref(), now_us(now))
                 .await
         }
         Step::Reject => {
             store
-                .reject_access_request(&id, who, comment.as_deref(), now_us(now))
+                .reject_access_request(id, who, comment.as_deref(), now_us(now))
                 .await
         }
         Step::Revoke => {
             store
-                .revoke_access_request(&id, who, comment.as_deref(), now_us(now))
+                .revoke_access_request(id, who, comment.as_deref(), now_us(now))
                 .await
         }
     };
@@ -648,7 +756,7 @@ async fn step(
             let mut extra = Map::new();
             extra.insert("refused".into(), json!(code));
             record_step(
-                &state,
+                state,
                 &caller.tenant,
                 who,
                 step.name(),
@@ -666,7 +774,7 @@ async fn step(
         extra.insert("comment".into(), json!(comment));
     }
     record_step(
-        &state,
+        state,
         &caller.tenant,
         who,
         step.name(),
@@ -677,9 +785,9 @@ async fn step(
     .await?;
     // A new grant, or one gone: this node sees it at once, the others by notification.
     if changed.status == AccessStatus::Approved || request.status == AccessStatus::Approved {
-        refresh_tenant(&state, &caller.tenant).await;
+        refresh_tenant(state, &caller.tenant).await;
     }
-    Ok(Json(view(&caller.tenant, &changed, now)))
+    Ok(view(&caller.tenant, &changed, now))
 }
 
 /// The code of a rule the store refused a step by, as the API answers it.

@@ -1,6 +1,7 @@
 //! The gRPC edges of the decision service (SPEC.md C2): Envoy's external authorization
 //! (`envoy.service.auth.v3.Authorization/Check`) and the Portcullis decision API
-//! (`portcullis.v1.Decisions`: `Check`, `BatchCheck`, `Explain`).
+//! (`portcullis.v1.Decisions`: `Check`, `BatchCheck`, `Explain`), the relationship API, and
+//! temporary access (`portcullis.v1.TemporaryAccess`).
 //!
 //! Both share the main listener with the HTTP API (gRPC is HTTP/2 with
 //! `content-type: application/grpc`, served by the same axum router), and both only translate:
@@ -10,6 +11,7 @@
 //! an unexpected way: Envoy always gets a `CheckResponse`, the decision API a status that names
 //! the offending field.
 
+mod access;
 mod convert;
 mod decisions;
 mod envoy;
@@ -25,6 +27,7 @@ use tower::ServiceExt;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use access::AccessService;
 pub use convert::{json_to_struct, struct_to_json};
 pub use decisions::DecisionService;
 pub use envoy::EnvoyAuthorization;
@@ -47,6 +50,7 @@ type EnvoyServer = envoy_types::ext_authz::v3::pb::AuthorizationServer<EnvoyAuth
 type DecisionsServer = pb::decisions_server::DecisionsServer<DecisionService>;
 type RelationsServer = pb::relations_server::RelationsServer<RelationService>;
 type TuplesServer = pb::relation_tuples_server::RelationTuplesServer<TupleService>;
+type AccessServer = pb::temporary_access_server::TemporaryAccessServer<AccessService>;
 
 /// Adds the gRPC services to a router (normally the public router, so they share its listener).
 pub fn add_services(router: Router, state: &Arc<AppState>) -> Router {
@@ -58,6 +62,8 @@ pub fn add_services(router: Router, state: &Arc<AppState>) -> Router {
         .max_decoding_message_size(state.config.limits.max_body_bytes);
     let relations = RelationsServer::new(RelationService::new(Arc::clone(state)))
         .max_decoding_message_size(state.config.limits.max_body_bytes);
+    let access = AccessServer::new(AccessService::new(Arc::clone(state)))
+        .max_decoding_message_size(state.config.limits.max_body_bytes);
     router
         .route_service(&service_path::<EnvoyServer>(), envoy)
         .route_service(
@@ -67,6 +73,10 @@ pub fn add_services(router: Router, state: &Arc<AppState>) -> Router {
         .route_service(
             &service_path::<RelationsServer>(),
             relations.map_request(with_host::<axum::body::Body>),
+        )
+        .route_service(
+            &service_path::<AccessServer>(),
+            access.map_request(with_host::<axum::body::Body>),
         )
 }
 
