@@ -87,6 +87,22 @@ struct RawConfig {
     supply_chain: Option<RawSupplyChain>,
     integrity: Option<RawIntegrity>,
     gateway: Option<crate::gateway::settings::RawGateway>,
+    temporary_access: Option<RawTemporaryAccess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTemporaryAccess {
+    webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret_env: String,
+    attempts: Option<u32>,
+    timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -285,6 +301,9 @@ pub struct Config {
     /// The file this configuration was read from (`None` for the defaults or parsed text):
     /// a reload reads the gateway's section from it again.
     pub config_file: Option<PathBuf>,
+    /// The webhook told of every step of temporary access (`None` without
+    /// `[temporary_access.webhook]`).
+    pub access_webhook: Option<crate::webhook::WebhookSettings>,
 }
 
 /// Where the store lives.
@@ -495,6 +514,47 @@ fn env_secret(
             format!("environment variable {variable} is not set"),
         )),
     }
+}
+
+fn webhook_settings(
+    raw: RawWebhook,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<crate::webhook::WebhookSettings, ConfigError> {
+    let key = "temporary_access.webhook";
+    let url = reqwest::Url::parse(&raw.url)
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| {
+            error(
+                format!("{key}.url"),
+                format!("`{}` is not an http(s) URL", raw.url),
+            )
+        })?;
+    let secret = env_secret(&format!("{key}.secret_env"), &raw.secret_env, env)?;
+    if secret.len() < 16 {
+        return Err(error(
+            format!("{key}.secret_env"),
+            "the signing secret must be at least 16 bytes",
+        ));
+    }
+    let attempts = raw.attempts.unwrap_or(6);
+    if !(1..=20).contains(&attempts) {
+        return Err(error(format!("{key}.attempts"), "from 1 to 20"));
+    }
+    let timeout_ms = raw.timeout_ms.unwrap_or(5000);
+    if !(100..=60_000).contains(&timeout_ms) {
+        return Err(error(
+            format!("{key}.timeout_ms"),
+            "from 100 to 60000 milliseconds",
+        ));
+    }
+    Ok(crate::webhook::WebhookSettings {
+        url,
+        secret,
+        attempts,
+        timeout: Duration::from_millis(timeout_ms),
+        first_retry: Duration::from_millis(500),
+    })
 }
 
 fn algorithm(key: &str, name: &str) -> Result<jsonwebtoken::Algorithm, ConfigError> {
@@ -884,6 +944,10 @@ impl Config {
                 "the gateway's TLS uses the [tls] section's certificate, and there is none",
             ));
         }
+        let access_webhook = match raw.temporary_access.and_then(|raw| raw.webhook) {
+            None => None,
+            Some(raw) => Some(webhook_settings(raw, env)?),
+        };
         let default_quota = portcullis_tenant::quota::QuotaConfig::new(
             raw.quota.requests_per_second,
             raw.quota.burst,
@@ -929,6 +993,7 @@ impl Config {
             sbom: None,
             gateway,
             config_file: None,
+            access_webhook,
         })
     }
 

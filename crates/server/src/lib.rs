@@ -65,6 +65,7 @@ pub mod snapshots;
 pub mod state;
 pub mod supply;
 pub mod tls;
+pub mod webhook;
 
 use std::sync::Arc;
 

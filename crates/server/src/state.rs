@@ -55,6 +55,8 @@ pub struct AppState {
     /// The gateway's applications as last loaded (at start, then by each reload of the
     /// `[gateway]` section); empty without a gateway.
     pub gateway_apps: ArcSwap<Vec<Arc<crate::gateway::settings::App>>>,
+    /// The webhook told of every step of temporary access, when configured.
+    pub access_webhook: Option<crate::webhook::Webhook>,
     /// Why the service runs read-only (a failed integrity check with `on_failure =
     /// "read_only"`): every write is denied by the built-in supply-chain forbid.
     read_only: std::sync::OnceLock<String>,
@@ -118,7 +120,13 @@ impl AppState {
             .as_ref()
             .map(|gateway| gateway.apps.clone())
             .unwrap_or_default();
+        let access_webhook = config
+            .access_webhook
+            .clone()
+            .map(crate::webhook::Webhook::start)
+            .transpose()?;
         Ok(AppState {
+            access_webhook,
             config: Arc::new(config),
             policies: ArcSwap::from_pointee(PolicySet::new()),
             verifier,

@@ -260,3 +260,50 @@ fn default_tenant_and_public_url_are_validated() {
         "user",
     );
 }
+
+#[test]
+fn the_temporary_access_webhook_is_checked_key_by_key() {
+    let section = |body: &str| format!("[temporary_access.webhook]\n{body}");
+    let config = parse(&section(
+        "url = \"https://hooks.example/portcullis\"\nsecret_env = \"GOOD_SECRET\"\n",
+    ))
+    .unwrap();
+    let webhook = config.access_webhook.unwrap();
+    assert_eq!(webhook.attempts, 6);
+    assert_eq!(webhook.timeout.as_millis(), 5000);
+    assert!(
+        !format!("{webhook:?}").contains("ssss"),
+        "the secret stays out of Debug"
+    );
+    refused(
+        &section("url = \"ftp://hooks.example\"\nsecret_env = \"GOOD_SECRET\"\n"),
+        "temporary_access.webhook.url",
+        "not an http(s) URL",
+    );
+    refused(
+        &section("url = \"https://hooks.example\"\nsecret_env = \"MISSING\"\n"),
+        "temporary_access.webhook.secret_env",
+        "MISSING is not set",
+    );
+    refused(
+        &section("url = \"https://hooks.example\"\nsecret_env = \"SHORT_SECRET\"\n"),
+        "temporary_access.webhook.secret_env",
+        "at least 16 bytes",
+    );
+    refused(
+        &section("url = \"https://hooks.example\"\nsecret_env = \"GOOD_SECRET\"\nattempts = 0\n"),
+        "temporary_access.webhook.attempts",
+        "from 1 to 20",
+    );
+    refused(
+        &section("url = \"https://hooks.example\"\nsecret_env = \"GOOD_SECRET\"\ntimeout_ms = 5\n"),
+        "temporary_access.webhook.timeout_ms",
+        "from 100",
+    );
+    assert!(
+        parse("[temporary_access]\n")
+            .unwrap()
+            .access_webhook
+            .is_none()
+    );
+}

@@ -544,3 +544,129 @@ async fn the_same_flow_over_grpc() {
     assert_eq!(decision["decision"], "deny");
     server.stop().await;
 }
+
+/// What the test's webhook receiver got: event, delivery id, signature, body.
+type Received = Arc<std::sync::Mutex<Vec<(String, String, String, Vec<u8>)>>>;
+
+#[tokio::test]
+async fn approvers_hear_of_each_step_by_a_signed_webhook_that_retries() {
+    use axum::http::StatusCode;
+
+    // A receiver that refuses its first delivery.
+    let received: Received = Arc::default();
+    let answered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let received = Arc::clone(&received);
+        let answered = Arc::clone(&answered);
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let received = Arc::clone(&received);
+                    let answered = Arc::clone(&answered);
+                    async move {
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        received.lock().unwrap().push((
+                            header("x-portcullis-event"),
+                            header("x-portcullis-delivery"),
+                            header("x-portcullis-signature"),
+                            body.to_vec(),
+                        ));
+                        if answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                            StatusCode::INTERNAL_SERVER_ERROR
+                        } else {
+                            StatusCode::OK
+                        }
+                    }
+                },
+            ),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let acme = bundles.join("acme");
+    std::fs::remove_dir_all(&acme).unwrap();
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
+    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let extra = format!(
+        "[temporary_access.webhook]\nurl = \"{hook}\"\nsecret_env = \"TEST_SECRET\"\nattempts = 3\n"
+    );
+    let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
+    let server = support::server_on(&bundles, &extra, now).await;
+    let base = format!("http://{}", server.addr);
+    let (status, created) = call(
+        &base,
+        "olga",
+        reqwest::Method::POST,
+        "/v1/access/requests",
+        Some(json!({
+            "action": "app:release", "resource": "app:payments", "reason": "incident 42",
+            "duration": "1h", "networks": ["192.0.2.0/24"],
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (status, _) = call(
+        &base,
+        "sofia",
+        reqwest::Method::POST,
+        &format!("/v1/access/requests/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // Two events, the first delivered twice (refused once, then taken).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while received.lock().unwrap().len() < 3 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 3, "{got:?}");
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    let mut sorted = events.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        ["access.approve", "access.request", "access.request"]
+    );
+    let requests: Vec<_> = got.iter().filter(|g| g.0 == "access.request").collect();
+    assert_eq!(
+        requests[0].1, requests[1].1,
+        "a retry keeps its delivery id"
+    );
+    for (event, _, signature, body) in &got {
+        // t=<seconds>,v1=<hex of HMAC-SHA256(secret, "<t>.<body>")>
+        let (t, v1) = signature
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split_once(",v1="))
+            .unwrap();
+        let expected = portcullis_server::webhook::signature(
+            support::SECRET.as_bytes(),
+            t.parse().unwrap(),
+            body,
+        );
+        assert_eq!(expected, format!("t={t},v1={v1}"), "{event}");
+        let parsed: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(parsed["event"], event.as_str());
+        assert_eq!(parsed["tenant"], "acme");
+        assert_eq!(parsed["request"]["id"], id);
+    }
+    let approval: Value =
+        serde_json::from_slice(&got.iter().find(|g| g.0 == "access.approve").unwrap().3).unwrap();
+    assert_eq!(approval["actor"], "sofia");
+    assert_eq!(approval["request"]["status"], "approved");
+    server.stop().await;
+}

@@ -222,6 +222,19 @@ pub(crate) async fn record_step(
     ok: bool,
     extra: Map<String, Value>,
 ) -> Result<(), ApiError> {
+    if let Some(webhook) = &state.access_webhook
+        && let Ok(shown) = serde_json::to_value(view(tenant, request, state.now()))
+    {
+        let mut payload = Map::new();
+        payload.insert("tenant".into(), json!(tenant));
+        payload.insert("actor".into(), json!(actor));
+        payload.insert("outcome".into(), json!(if ok { "ok" } else { "failed" }));
+        payload.insert("request".into(), shown);
+        if let Some(refused) = extra.get("refused") {
+            payload.insert("refused".into(), refused.clone());
+        }
+        webhook.notify(&format!("access.{step}"), payload);
+    }
     let Some(audit) = &state.audit else {
         return Ok(());
     };
