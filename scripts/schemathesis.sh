@@ -142,6 +142,18 @@ if [ -z "$ready" ]; then
   exit 1
 fi
 
+# A request for temporary access made by alice, which the temporary-access steps name (a
+# drawn id finds no request): she may read and revoke it, and is denied approving it.
+access_request=$(curl -fsS "http://127.0.0.1:$public_port/v1/access/requests" \
+  -H "authorization: Bearer $identity_token" -H 'content-type: application/json' \
+  -d '{"action": "app:release", "resource": "app:payments", "reason": "schemathesis", "duration": "1h", "networks": ["172.16.0.0/12"]}' \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])') || {
+  echo "could not make the temporary-access request the run needs:" >&2
+  tail -n 20 "$work/server.log" >&2
+  exit 1
+}
+export PORTCULLIS_ACCESS_REQUEST=$access_request
+
 # ------------------------------------------------------------------ the runs
 export SCHEMATHESIS_HOOKS=$root/scripts/schemathesis/hooks.py
 export PORTCULLIS_IDENTITY_TOKEN=$identity_token PORTCULLIS_ADMIN_TOKEN=$admin_token

@@ -34,8 +34,18 @@ FGA_QUERIES = (
     "openfgaStreamedListObjects", "openfgaListUsers",
 )
 
+# Temporary access: making a request.
+ACCESS_CREATE = ("accessRequestsCreate",)
+
 # (operation ids, error code, pattern the message must match, why no schema can rule it out)
 RULES = [
+    (ACCESS_CREATE, "invalid_request", r"^name either `action` and `resource`, or a `route`",
+     "a request names an action and a resource, or a route: a relation between its fields"),
+    (ACCESS_CREATE, "invalid_window", None,
+     "the window is checked against the server's clock, and `end` or `duration` is one of two fields"),
+    (ACCESS_CREATE, "window_too_long", None, "the longest window is the tenant's bundle's `max_window`"),
+    (ACCESS_CREATE, "unbound", None, "a request names a certificate or networks: a relation between two fields"),
+    (ACCESS_CREATE, "no_route", None, "routes are the tenant's bundle's"),
     (DECISIONS + RELATIONS, "tenant_mismatch", r"^X-Tenant-ID and the body name different tenants$",
      "X-Tenant-ID must name the body's tenant: a relation between a header and the body"),
     (DECISIONS + SEARCHES[1:], "principal_mismatch", r"^the body names another principal than the bearer token$",

@@ -670,3 +670,123 @@ async fn approvers_hear_of_each_step_by_a_signed_webhook_that_retries() {
     assert_eq!(approval["request"]["status"], "approved");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_ended_window_is_recorded_as_expired_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let bundles = copy_demo(dir.path());
+    let acme = bundles.join("acme");
+    std::fs::remove_dir_all(&acme).unwrap();
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
+    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    // A clock the test moves.
+    let start: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
+    let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let clock = {
+        let offset = Arc::clone(&offset);
+        move || {
+            start
+                .checked_add(jiff::SignedDuration::from_secs(
+                    offset.load(std::sync::atomic::Ordering::SeqCst),
+                ))
+                .unwrap()
+        }
+    };
+    let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n";
+    let server = portcullis_server::start(
+        support::config(&support::config_text(&bundles, extra)),
+        Some(Arc::new(clock)),
+    )
+    .await
+    .unwrap();
+    let base = format!("http://{}", server.addr);
+    let post = reqwest::Method::POST;
+    let (_, created) = call(
+        &base,
+        "olga",
+        post.clone(),
+        "/v1/access/requests",
+        Some(json!({
+            "action": "app:release", "resource": "app:payments", "reason": "incident 42",
+            "duration": "1h", "cert": "laptop-7",
+        })),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &base,
+        "sofia",
+        post.clone(),
+        &format!("/v1/access/requests/{id}/approve"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut asked = release("192.0.2.10", "laptop-7");
+    assert_eq!(
+        call(
+            &base,
+            "olga",
+            post.clone(),
+            "/v1/check",
+            Some(asked.clone())
+        )
+        .await
+        .1["decision"],
+        "allow"
+    );
+
+    // One second before the end nothing is recorded; at the end the grant is gone by itself,
+    // and the sweep records it once.
+    offset.store(3599, std::sync::atomic::Ordering::SeqCst);
+    portcullis_server::edges::access::sweep_expired(&server.state).await;
+    assert_eq!(
+        call(
+            &base,
+            "olga",
+            reqwest::Method::GET,
+            &format!("/v1/access/requests/{id}"),
+            None
+        )
+        .await
+        .1["status"],
+        "approved"
+    );
+    offset.store(3600, std::sync::atomic::Ordering::SeqCst);
+    asked["context"]["cert"] = json!({ "id": "laptop-7" });
+    let (_, decision) = call(&base, "olga", post.clone(), "/v1/check", Some(asked)).await;
+    assert_eq!(
+        decision["decision"], "deny",
+        "expired at the exact second: {decision}"
+    );
+    portcullis_server::edges::access::sweep_expired(&server.state).await;
+    portcullis_server::edges::access::sweep_expired(&server.state).await;
+    let (_, shown) = call(
+        &base,
+        "olga",
+        reqwest::Method::GET,
+        &format!("/v1/access/requests/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(shown["status"], "expired");
+    assert!(shown["closed_at"].is_string(), "{shown}");
+    let (status, trail) = support::admin_call(
+        &format!("http://{}", server.admin_addr),
+        support::AUDIT_TOKEN,
+        reqwest::Method::GET,
+        "/admin/v1/tenants/acme/audit?kind=change&limit=100",
+    )
+    .await;
+    assert_eq!(status, 200, "{trail}");
+    let expiries: Vec<&Value> = trail["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "access.expire")
+        .collect();
+    assert_eq!(expiries.len(), 1, "{trail}");
+    assert_eq!(expiries[0]["actor"], "system");
+    server.stop().await;
+}

@@ -25,10 +25,10 @@ use crate::tenant::{TenantStore, touch, transaction};
 /// Most requests one listing returns.
 pub const MAX_ACCESS_LIST: u32 = 1000;
 
-/// Longest request id, principal id, action, resource or certificate accepted.
-const MAX_FIELD: usize = 256;
-/// Longest reason or comment accepted.
-const MAX_TEXT: usize = 2000;
+/// Longest request id, principal id, action, resource or certificate accepted, in bytes.
+const MAX_FIELD: usize = 1024;
+/// Longest reason or comment accepted, in bytes (2,000 characters of any script).
+const MAX_TEXT: usize = 8000;
 /// Most networks a request may be bound to.
 const MAX_NETWORKS: usize = 32;
 

@@ -45,8 +45,10 @@ use crate::state::AppState;
 const PAST_START: SignedDuration = SignedDuration::from_mins(5);
 /// How far ahead a window may start.
 const FUTURE_START: SignedDuration = SignedDuration::from_hours(7 * 24);
-/// Longest reason or comment.
+/// Longest reason or comment, in characters.
 const MAX_TEXT: usize = 2000;
+/// Most networks a request may be bound to.
+const MAX_NETWORKS: usize = 32;
 
 /// The edge name in metrics and audit records.
 const EDGE: &str = "access";
@@ -269,13 +271,81 @@ pub(crate) async fn record_step(
 
 fn text(value: &str, what: &str) -> Result<String, ApiError> {
     let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > MAX_TEXT || trimmed.chars().any(char::is_control) {
+    if trimmed.is_empty()
+        || trimmed.chars().count() > MAX_TEXT
+        || value.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request(
             "invalid_request",
-            format!("{what} must be 1 to {MAX_TEXT} bytes of text without control characters"),
+            format!(
+                "{what} must be 1 to {MAX_TEXT} characters, not only spaces, without control characters"
+            ),
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A name part: 1 to `max` characters, none of them whitespace or control, none of `banned`.
+fn name_part(part: &str, max: usize, banned: &[char]) -> bool {
+    !part.is_empty()
+        && part.chars().count() <= max
+        && !part
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || banned.contains(&c))
+}
+
+/// The longest type name in an action or resource, and the longest verb or id.
+const MAX_TYPE: usize = 60;
+const MAX_NAME: usize = 120;
+
+/// `type:id`, the id without `*`.
+fn valid_resource(resource: &str) -> bool {
+    resource.split_once(':').is_some_and(|(kind, id)| {
+        name_part(kind, MAX_TYPE, &[':', '*']) && name_part(id, MAX_NAME, &['*'])
+    })
+}
+
+/// `verb` or `type:verb`.
+fn valid_action(action: &str) -> bool {
+    match action.split_once(':') {
+        Some((kind, verb)) => {
+            name_part(kind, MAX_TYPE, &[':', '*']) && name_part(verb, MAX_NAME, &['*'])
+        }
+        None => name_part(action, MAX_NAME, &['*']),
+    }
+}
+
+/// A decimal number without sign or leading zero, at most `max`.
+fn decimal(text: &str, max: u32) -> bool {
+    let plain = !text.is_empty()
+        && text.len() <= 3
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    plain && text.parse::<u32>().is_ok_and(|n| n <= max)
+}
+
+/// A network as the API takes it (and its document states as a pattern): an IPv4 address,
+/// CIDR block or octet wildcard (`172.*.*.*`) in plain decimal, or an IPv6 address or CIDR
+/// block in hexadecimal (no embedded IPv4), the prefix in plain decimal.
+fn valid_network(text: &str) -> bool {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    if address.contains('.') {
+        let octets: Vec<&str> = address.split('.').collect();
+        let wildcard = octets.contains(&"*");
+        octets.len() == 4
+            && octets.iter().all(|o| *o == "*" || decimal(o, 255))
+            && match prefix {
+                None => true,
+                Some(prefix) => !wildcard && decimal(prefix, 32),
+            }
+    } else {
+        address.bytes().all(|b| b.is_ascii_hexdigit() || b == b':')
+            && address.parse::<std::net::Ipv6Addr>().is_ok()
+            && prefix.is_none_or(|prefix| decimal(prefix, 128))
+    }
 }
 
 /// A route named instead of an action and resource.
@@ -356,26 +426,27 @@ pub(crate) async fn create_request(
             (action, resource)
         }
         (None, Some(action), Some(resource)) => {
-            let Some((kind, _)) = resource
-                .split_once(':')
-                .filter(|(kind, id)| !kind.is_empty() && !id.is_empty() && !id.contains('*'))
-            else {
+            if !valid_resource(resource) {
                 return Err(ApiError::bad_request(
                     "invalid_request",
-                    format!("resource `{resource}` is not `type:id`"),
-                ));
-            };
-            let action = qualified_action(action.trim(), kind).into_owned();
-            if action
-                .split_once(':')
-                .is_none_or(|(k, v)| k.is_empty() || v.is_empty())
-            {
-                return Err(ApiError::bad_request(
-                    "invalid_request",
-                    format!("action `{action}` is not `type:verb`"),
+                    format!(
+                        "resource `{resource}` is not `type:id` (a type of at most {MAX_TYPE} and an id of at most {MAX_NAME} characters, without spaces or `*`)"
+                    ),
                 ));
             }
-            (action, resource.clone())
+            if !valid_action(action) {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    format!(
+                        "action `{action}` is not `verb` or `type:verb` (a type of at most {MAX_TYPE} and a verb of at most {MAX_NAME} characters, without spaces or `*`)"
+                    ),
+                ));
+            }
+            let kind = resource.split_once(':').map_or("", |(kind, _)| kind);
+            (
+                qualified_action(action, kind).into_owned(),
+                resource.clone(),
+            )
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -438,20 +509,33 @@ pub(crate) async fn create_request(
             ),
         ));
     }
-    let cert = match body.cert.as_deref().map(str::trim) {
-        Some("") => {
+    if let Some(cert) = &body.cert
+        && !name_part(cert, MAX_NAME * 2, &[])
+    {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!(
+                "cert must be a certificate's fingerprint or id: 1 to {} characters without spaces",
+                MAX_NAME * 2
+            ),
+        ));
+    }
+    let cert = body.cert.clone();
+    if body.networks.len() > MAX_NETWORKS {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            format!("a request is bound to at most {MAX_NETWORKS} networks"),
+        ));
+    }
+    for network in &body.networks {
+        if !valid_network(network) {
             return Err(ApiError::bad_request(
-                "invalid_request",
-                "cert must not be empty",
+                "invalid_network",
+                format!(
+                    "network `{network}` is not an IPv4 address, CIDR block or octet wildcard, nor an IPv6 address or CIDR block"
+                ),
             ));
         }
-        Some(cert) => Some(cert.to_owned()),
-        None => None,
-    };
-    for network in &body.networks {
-        portcullis_policy::parse_ip_pattern(network).map_err(|problem| {
-            ApiError::bad_request("invalid_network", format!("network `{network}`: {problem}"))
-        })?;
     }
     if cert.is_none() && body.networks.is_empty() {
         return Err(ApiError::bad_request(
@@ -845,5 +929,73 @@ pub async fn sweep_expired(state: &AppState) {
             }
         }
         refresh_tenant(state, tenant).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, reason = "test code")]
+
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    use super::{name_part, valid_action, valid_network, valid_resource};
+
+    /// A pattern of the `AccessRequestNew` schema in the public OpenAPI document, as a regex.
+    fn pattern(pointer: &str) -> regex::Regex {
+        let doc: Value = serde_json::from_str(crate::edges::operations::OPENAPI).unwrap();
+        let text = doc["components"]["schemas"]["AccessRequestNew"]["properties"]
+            .pointer(pointer)
+            .and_then(Value::as_str)
+            .unwrap_or_else(|| panic!("no pattern at {pointer}"));
+        regex::Regex::new(text).unwrap()
+    }
+
+    #[test]
+    fn networks_the_document_names_are_the_ones_taken() {
+        let documented = pattern("/networks/items/pattern");
+        for (text, taken) in [
+            ("10.0.0.0/8", true),
+            ("172.*.*.*", true),
+            ("*.1.*.2", true),
+            ("1.2.3.4", true),
+            ("::1", true),
+            ("2001:db8::/32", true),
+            ("1:2:3:4:5:6:7::", true),
+            ("1.2.3.4/33", false),
+            ("01.2.3.4", false),
+            ("+1.2.3.4", false),
+            ("1.*.*.*/8", false),
+            ("2001:db8::/129", false),
+            ("2001:db8::/08", false),
+            (":::", false),
+            ("::ffff:1.2.3.4", false),
+            ("", false),
+        ] {
+            assert_eq!(valid_network(text), taken, "{text}");
+            assert_eq!(documented.is_match(text), taken, "{text}");
+        }
+    }
+
+    fn network_like() -> impl Strategy<Value = String> {
+        proptest::string::string_regex("[0-9a-fA-F:./*+]{0,24}").unwrap()
+    }
+
+    proptest! {
+        /// Every network the document's pattern allows is taken, and nothing else.
+        #[test]
+        fn the_network_grammar_is_the_documented_one(text in network_like()) {
+            prop_assert_eq!(valid_network(&text), pattern("/networks/items/pattern").is_match(&text));
+        }
+
+        /// The same for actions and resources, over names with the characters that matter.
+        #[test]
+        fn action_and_resource_grammars_are_the_documented_ones(
+            text in proptest::string::string_regex("[a-z:* \u{85}\u{1}é]{0,8}").unwrap(),
+        ) {
+            prop_assert_eq!(valid_action(&text), pattern("/action/pattern").is_match(&text));
+            prop_assert_eq!(valid_resource(&text), pattern("/resource/pattern").is_match(&text));
+            prop_assert_eq!(name_part(&text, 240, &[]), pattern("/cert/pattern").is_match(&text));
+        }
     }
 }
