@@ -9,10 +9,10 @@
     reason = "test code: a failed setup step must fail the test"
 )]
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+mod support;
+
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -32,22 +32,9 @@ impl Drop for Server {
     }
 }
 
-fn copy_demo(into: &Path) -> PathBuf {
-    let demo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/demo/bundles");
-    let root = into.join("bundles");
-    for tenant in std::fs::read_dir(demo).unwrap().flatten() {
-        let target = root.join(tenant.file_name());
-        std::fs::create_dir_all(&target).unwrap();
-        for file in std::fs::read_dir(tenant.path()).unwrap().flatten() {
-            std::fs::copy(file.path(), target.join(file.file_name())).unwrap();
-        }
-    }
-    root
-}
-
 fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
+    let bundles = support::copy_demo(dir.path());
     let config = dir.path().join("portcullis.toml");
     std::fs::write(
         &config,
@@ -70,17 +57,7 @@ fn start() -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut api = None;
-    while api.is_none() && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.trim().strip_prefix("API:") {
-            api = rest.split_whitespace().next().map(str::to_owned);
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let api = support::banner_address(&mut child, "API:", Duration::from_secs(30));
     Server {
         child,
         api: api.expect("the banner names the API address"),

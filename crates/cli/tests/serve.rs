@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,18 +45,7 @@ fn start(config: &Path, one_cpu: bool) -> Server {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut base = None;
-    while base.is_none() && Instant::now() < deadline {
-        let Some(Ok(line)) = lines.next() else { break };
-        if let Some(rest) = line.trim().strip_prefix("API:") {
-            base = rest.split_whitespace().next().map(str::to_owned);
-        }
-    }
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let base = support::banner_address(&mut child, "API:", Duration::from_secs(20));
     Server {
         child,
         base: base.expect("the banner names the API address"),

@@ -34,6 +34,7 @@ macro_rules! authzen_file {
 
 /// Every file of the demo bundles (a test checks this list against the folders).
 pub const FILES: &[(&str, &str, &str)] = &[
+    demo_file!("acme", "access.yaml"),
     demo_file!("acme", "actions.yaml"),
     demo_file!("acme", "calendar-2026.yaml"),
     demo_file!("acme", "factors.yaml"),
@@ -44,6 +45,7 @@ pub const FILES: &[(&str, &str, &str)] = &[
     demo_file!("acme", "rules.yaml"),
     demo_file!("acme", "strategies.yaml"),
     demo_file!("acme", "tenant.yaml"),
+    demo_file!("acme", "tests-access.yaml"),
     demo_file!("acme", "tests-inventory.yaml"),
     demo_file!("acme", "tests-ops-read.yaml"),
     demo_file!("acme", "tests-release.yaml"),

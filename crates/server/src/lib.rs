@@ -8,6 +8,7 @@
 //!   `/access/v1/search/{subject,resource,action}`;
 //! * forward-auth: `/v1/authz/nginx`, `/v1/authz/traefik`, `/v1/authz/envoy/...`;
 //! * relationship queries: `/v1/relations/...`;
+//! * temporary access: `/v1/access/requests/...`;
 //! * gRPC on the public listener: Envoy ext_authz and `portcullis.v1`;
 //! * operations: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`, `/docs`;
 //! * admin (own listener, with its own `/openapi.json`): tenants, bundles, principals, keys,
@@ -21,7 +22,7 @@
 //!
 //! 1. foundation: [`files`], [`metrics`], [`evaluation`] (the low-priority pool for costly
 //!    evaluations), [`demo`], [`supply`] (the supply-chain gate's settings, status and scan),
-//!    [`audit::store`];
+//!    [`audit::store`], [`webhook`] (the signed notifications of temporary access);
 //! 2. [`audit`]: the audit writer (records, masking, sealing, back-pressure);
 //! 3. [`config`];
 //! 4. [`identity`] (tokens, with its own error type) and [`tls`];
@@ -37,8 +38,8 @@
 //!    current);
 //! 10. [`decision`]: the one decision path;
 //! 11. [`admin`]: the admin API (one file per resource);
-//! 12. [`edges`]: one module per protocol (OpenFGA's HTTP API among them), plus the public
-//!     router and operations endpoints;
+//! 12. [`edges`]: one module per protocol (OpenFGA's HTTP API among them) and temporary
+//!     access, plus the public router and operations endpoints;
 //! 13. [`gateway`]: `portcullis gateway`, the guard's stages in front of web applications
 //!     (its settings, [`gateway::settings`], are read with the configuration, in the
 //!     foundation);

@@ -30,6 +30,7 @@ const TABLE: &[(&str, &[&str])] = &[
             "supply",
             "audit::store",
             "gateway::settings",
+            "webhook",
         ],
     ),
     ("audit writer", &["audit"]),
@@ -60,6 +61,7 @@ const TABLE: &[(&str, &[&str])] = &[
         "edges",
         &[
             "edges",
+            "edges::access",
             "edges::api",
             "edges::authzen",
             "edges::forward",

@@ -56,6 +56,31 @@ async fn call(
     )
 }
 
+/// The demo's bundles (for the `system` tenant's admin authorization) with tenant `acme`
+/// replaced by [`POLICY`].
+fn bundles_with_policy(dir: &std::path::Path) -> std::path::PathBuf {
+    let bundles = copy_demo(dir);
+    let acme = bundles.join("acme");
+    std::fs::remove_dir_all(&acme).unwrap();
+    std::fs::create_dir_all(&acme).unwrap();
+    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
+    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    bundles
+}
+
+/// The decision on olga's release of payments from `ip` with certificate `cert`.
+async fn release_decision(base: &str, ip: &str, cert: &str) -> Value {
+    call(
+        base,
+        "olga",
+        reqwest::Method::POST,
+        "/v1/check",
+        Some(release(ip, cert)),
+    )
+    .await
+    .1
+}
+
 fn release(ip: &str, cert: &str) -> Value {
     json!({
         "tenant": "acme",
@@ -69,12 +94,7 @@ fn release(ip: &str, cert: &str) -> Value {
 #[tokio::test]
 async fn a_request_approved_by_another_person_grants_until_revoked() {
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
-    let acme = bundles.join("acme");
-    std::fs::remove_dir_all(&acme).unwrap();
-    std::fs::create_dir_all(&acme).unwrap();
-    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
-    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let bundles = bundles_with_policy(dir.path());
     let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
     let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n[audit.tenants.acme]\nsample_allows = 1.0\n";
     // One configuration (and so one data folder and store) for both lives of the server.
@@ -88,14 +108,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     let get = reqwest::Method::GET;
 
     // Denied by the policy.
-    let (_, decision) = call(
-        &base,
-        "olga",
-        post.clone(),
-        "/v1/check",
-        Some(release("192.0.2.10", "laptop-7")),
-    )
-    .await;
+    let decision = release_decision(&base, "192.0.2.10", "laptop-7").await;
     assert_eq!(decision["decision"], "deny", "{decision}");
 
     // Bad requests first: no token, a window over the tenant's maximum, nothing bound.
@@ -199,14 +212,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     assert_eq!(inbox["requests"][0]["id"], id.as_str(), "{inbox}");
 
     // Still denied while pending.
-    let (_, decision) = call(
-        &base,
-        "olga",
-        post.clone(),
-        "/v1/check",
-        Some(release("192.0.2.10", "laptop-7")),
-    )
-    .await;
+    let decision = release_decision(&base, "192.0.2.10", "laptop-7").await;
     assert_eq!(decision["decision"], "deny");
 
     // Sofia approves: the grant holds, named with its approver and expiry.
@@ -220,14 +226,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     .await;
     assert_eq!(status, 200, "{approved}");
     assert_eq!(approved["status"], "approved");
-    let (_, decision) = call(
-        &base,
-        "olga",
-        post.clone(),
-        "/v1/check",
-        Some(release("192.0.2.10", "laptop-7")),
-    )
-    .await;
+    let decision = release_decision(&base, "192.0.2.10", "laptop-7").await;
     assert_eq!(decision["decision"], "allow", "{decision}");
     let reason = &decision["reasons"][0];
     assert_eq!(reason["kind"], "grant");
@@ -236,14 +235,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     assert_eq!(reason["expires"], "2026-12-08T11:00:00Z");
     // Only from the bound certificate and network.
     for (ip, cert) in [("198.51.100.7", "laptop-7"), ("192.0.2.10", "laptop-8")] {
-        let (_, decision) = call(
-            &base,
-            "olga",
-            post.clone(),
-            "/v1/check",
-            Some(release(ip, cert)),
-        )
-        .await;
+        let decision = release_decision(&base, ip, cert).await;
         assert_eq!(decision["decision"], "deny", "{ip} {cert}");
     }
     // A second approval of a closed request is refused.
@@ -262,14 +254,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     let base = format!("http://{}", server.addr);
     let access = base.clone();
     let admin = format!("http://{}", server.admin_addr);
-    let (_, decision) = call(
-        &base,
-        "olga",
-        post.clone(),
-        "/v1/check",
-        Some(release("192.0.2.10", "laptop-7")),
-    )
-    .await;
+    let decision = release_decision(&base, "192.0.2.10", "laptop-7").await;
     assert_eq!(decision["decision"], "allow", "after a restart: {decision}");
 
     // An approver's own request: the policy lets leo approve, the store's rule does not.
@@ -312,14 +297,7 @@ async fn a_request_approved_by_another_person_grants_until_revoked() {
     .await;
     assert_eq!(status, 200, "{revoked}");
     assert_eq!(revoked["status"], "revoked");
-    let (_, decision) = call(
-        &base,
-        "olga",
-        post.clone(),
-        "/v1/check",
-        Some(release("192.0.2.10", "laptop-7")),
-    )
-    .await;
+    let decision = release_decision(&base, "192.0.2.10", "laptop-7").await;
     assert_eq!(decision["decision"], "deny");
 
     // Every step is in the audit trail: request, the refused self-approval, approval,
@@ -397,12 +375,7 @@ async fn the_same_flow_over_grpc() {
     use portcullis_server::edges::grpc::pb;
 
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
-    let acme = bundles.join("acme");
-    std::fs::remove_dir_all(&acme).unwrap();
-    std::fs::create_dir_all(&acme).unwrap();
-    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
-    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let bundles = bundles_with_policy(dir.path());
     let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
     let server = support::server_on(&bundles, "", now).await;
     let base = format!("http://{}", server.addr);
@@ -593,12 +566,7 @@ async fn approvers_hear_of_each_step_by_a_signed_webhook_that_retries() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
-    let acme = bundles.join("acme");
-    std::fs::remove_dir_all(&acme).unwrap();
-    std::fs::create_dir_all(&acme).unwrap();
-    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
-    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let bundles = bundles_with_policy(dir.path());
     let extra = format!(
         "[temporary_access.webhook]\nurl = \"{hook}\"\nsecret_env = \"TEST_SECRET\"\nattempts = 3\n"
     );
@@ -674,12 +642,7 @@ async fn approvers_hear_of_each_step_by_a_signed_webhook_that_retries() {
 #[tokio::test]
 async fn an_ended_window_is_recorded_as_expired_once() {
     let dir = tempfile::tempdir().unwrap();
-    let bundles = copy_demo(dir.path());
-    let acme = bundles.join("acme");
-    std::fs::remove_dir_all(&acme).unwrap();
-    std::fs::create_dir_all(&acme).unwrap();
-    std::fs::write(acme.join("tenant.yaml"), "tenant: acme\ntimezone: UTC\n").unwrap();
-    std::fs::write(acme.join("policy.yaml"), POLICY).unwrap();
+    let bundles = bundles_with_policy(dir.path());
     // A clock the test moves.
     let start: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
     let offset = Arc::new(std::sync::atomic::AtomicI64::new(0));

@@ -257,6 +257,42 @@ fn refused(code: &'static str, message: String) -> StoreError {
     StoreError::Refused { code, message }
 }
 
+/// Checks that `who` may approve or reject (`verb`) `request` at `now_us`: it is pending
+/// (`not_pending`), its window has not ended (`window_ended`), and `who` did not make it
+/// (`self_approval`).
+fn check_decidable(
+    request: &AccessRequest,
+    who: &str,
+    now_us: i64,
+    verb: &str,
+) -> Result<(), StoreError> {
+    let status = request.status_at(now_us);
+    if status != AccessStatus::Pending {
+        return Err(refused(
+            if status == AccessStatus::Expired {
+                "window_ended"
+            } else {
+                "not_pending"
+            },
+            format!(
+                "access request `{}` is {}; only a pending request can be approved or rejected",
+                request.id,
+                status.as_str()
+            ),
+        ));
+    }
+    if request.requester == who {
+        return Err(refused(
+            "self_approval",
+            format!(
+                "`{who}` made access request `{}` and cannot {verb} it (a requester withdraws a request by revoking it)",
+                request.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// What a change does to a request that is still open.
 enum Close {
     Reject,
@@ -463,26 +499,7 @@ impl TenantStore<'_> {
             let Some(mut request) = locked_request!(self, tx, postgres, id) else {
                 return Err(self.no_request(id));
             };
-            let status = request.status_at(now_us);
-            if status != AccessStatus::Pending {
-                return Err(refused(
-                    if status == AccessStatus::Expired {
-                        "window_ended"
-                    } else {
-                        "not_pending"
-                    },
-                    format!(
-                        "access request `{id}` is {}; only a pending request can be approved",
-                        status.as_str()
-                    ),
-                ));
-            }
-            if request.requester == approver {
-                return Err(refused(
-                    "self_approval",
-                    format!("`{approver}` made access request `{id}` and cannot approve it"),
-                ));
-            }
+            check_decidable(&request, approver, now_us, "approve")?;
             if request.approvals.iter().any(|a| a.approver == approver) {
                 return Err(refused(
                     "already_approved",
@@ -572,27 +589,7 @@ impl TenantStore<'_> {
             let status = request.status_at(now_us);
             let new_status = match close {
                 Close::Reject => {
-                    if status != AccessStatus::Pending {
-                        return Err(refused(
-                            if status == AccessStatus::Expired {
-                                "window_ended"
-                            } else {
-                                "not_pending"
-                            },
-                            format!(
-                                "access request `{id}` is {}; only a pending request can be rejected",
-                                status.as_str()
-                            ),
-                        ));
-                    }
-                    if request.requester == by {
-                        return Err(refused(
-                            "self_approval",
-                            format!(
-                                "`{by}` made access request `{id}` and cannot decide on it; revoke it to withdraw it"
-                            ),
-                        ));
-                    }
+                    check_decidable(&request, by, now_us, "reject")?;
                     AccessStatus::Rejected
                 }
                 Close::Revoke => {

@@ -20,3 +20,26 @@ pub fn copy_demo(into: &Path) -> PathBuf {
     }
     root
 }
+
+/// Reads a starting server's standard output (piped) until its banner names the address after
+/// `label` (such as `API:`), for at most `within`; then keeps draining the output in the
+/// background, so the server never blocks on a full pipe.
+pub fn banner_address(
+    child: &mut std::process::Child,
+    label: &str,
+    within: std::time::Duration,
+) -> Option<String> {
+    use std::io::{BufRead, BufReader};
+    let stdout = child.stdout.take()?;
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = std::time::Instant::now() + within;
+    let mut found = None;
+    while found.is_none() && std::time::Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(rest) = line.trim().strip_prefix(label) {
+            found = rest.split_whitespace().next().map(str::to_owned);
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    found
+}
