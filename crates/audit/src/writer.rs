@@ -664,9 +664,22 @@ impl Drop for PreparedDecision {
     }
 }
 
-/// Sampling rule shared by [`AuditLog::should_record`] and callers without a log.
+/// How a decision record names a temporary grant among its deciding statements
+/// (`grant:<access request id>`): an allow it names is never sampled out.
+pub const GRANT_STATEMENT: &str = "grant:";
+
+/// Sampling rule shared by [`AuditLog::should_record`] and callers without a log: changes,
+/// denies and allows by a temporary grant always, other allows as `sample_allows` says.
 pub fn should_record(sample_allows: f64, record: &Record) -> bool {
     if record.kind == Kind::Change || record.outcome != Outcome::Allow || sample_allows >= 1.0 {
+        return true;
+    }
+    // Every use of temporary (break-glass) access is on record, whatever the sampling.
+    if record
+        .statements
+        .iter()
+        .any(|statement| statement.starts_with(GRANT_STATEMENT))
+    {
         return true;
     }
     if sample_allows <= 0.0 {

@@ -999,11 +999,20 @@ async fn full_buffer_deny_fails_at_once_and_block_waits_then_fails() {
 }
 
 #[test]
-fn sampling_never_drops_denies_or_changes() {
+fn sampling_never_drops_denies_changes_or_uses_of_temporary_grants() {
     let deny = Record::decision(TENANT, "u", "a", "r", Outcome::Deny).build();
     let change = Record::change(TENANT, "u", "a", "r", Outcome::Ok).build();
     assert!(writer::should_record(0.0, &deny));
     assert!(writer::should_record(0.0, &change));
+    // An allow by a temporary grant is always recorded.
+    let mut by_grant = Record::decision(TENANT, "u", "a", "r", Outcome::Allow).build();
+    by_grant.statements = vec![format!("{}ta-1", writer::GRANT_STATEMENT)];
+    assert!(writer::should_record(0.0, &by_grant));
+    by_grant.statements = vec!["ta-1".to_owned()];
+    assert!(
+        !writer::should_record(0.0, &by_grant),
+        "a role named like a grant is not one"
+    );
     let allows: Vec<Record> = (0..2000)
         .map(|i| Record::decision(TENANT, "u", "a", format!("r{i}"), Outcome::Allow).build())
         .collect();

@@ -656,7 +656,8 @@ async fn an_ended_window_is_recorded_as_expired_once() {
                 .unwrap()
         }
     };
-    let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n";
+    // Allows sampled out entirely: the use of a grant is recorded all the same.
+    let extra = "[audit]\nbackend = \"store\"\nflush_interval_ms = 2\n[audit.tenants.acme]\nsample_allows = 0.0\n";
     let server = portcullis_server::start(
         support::config(&support::config_text(&bundles, extra)),
         Some(Arc::new(clock)),
@@ -686,6 +687,15 @@ async fn an_ended_window_is_recorded_as_expired_once() {
     )
     .await;
     assert_eq!(status, 200);
+    // A role's allow, sampled out.
+    let mut status_check = release("192.0.2.10", "laptop-7");
+    status_check["action"] = json!("app:status");
+    assert_eq!(
+        call(&base, "olga", post.clone(), "/v1/check", Some(status_check))
+            .await
+            .1["decision"],
+        "allow"
+    );
     let mut asked = release("192.0.2.10", "laptop-7");
     assert_eq!(
         call(
@@ -751,5 +761,27 @@ async fn an_ended_window_is_recorded_as_expired_once() {
         .collect();
     assert_eq!(expiries.len(), 1, "{trail}");
     assert_eq!(expiries[0]["actor"], "system");
+    let (_, decisions) = support::admin_call(
+        &format!("http://{}", server.admin_addr),
+        support::AUDIT_TOKEN,
+        reqwest::Method::GET,
+        "/admin/v1/tenants/acme/audit?kind=decision&limit=100",
+    )
+    .await;
+    let allowed: Vec<&Value> = decisions["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["outcome"] == "allow")
+        .collect();
+    assert_eq!(
+        allowed.len(),
+        1,
+        "only the grant's use among the allows: {decisions}"
+    );
+    assert!(
+        allowed[0].to_string().contains(&format!("grant:{id}")),
+        "{decisions}"
+    );
     server.stop().await;
 }

@@ -489,6 +489,12 @@ fn fill_decision(
             .map(|reason| &*reason.id)
             .chain(decision.forbids.iter().map(|id| &**id)),
     );
+    // A temporary grant is named as such, so that its use is never sampled out.
+    for (statement, reason) in record.statements.iter_mut().zip(&decision.reasons) {
+        if reason.kind == portcullis_core::ReasonKind::Grant {
+            statement.insert_str(0, portcullis_audit::writer::GRANT_STATEMENT);
+        }
+    }
     let failing = decision.strategy.as_ref().filter(|strategy| !strategy.held);
     set_list(
         &mut record.failed_factors,
