@@ -785,3 +785,54 @@ async fn an_ended_window_is_recorded_as_expired_once() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_policy_can_say_where_approvals_come_from() {
+    // Approvals only from 10.0.0.0/8, or only from loopback (where this test connects from).
+    for (network, allowed) in [("10.0.0.0/8", false), ("127.0.0.0/8", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let bundles = bundles_with_policy(dir.path());
+        let policy = format!(
+            "{POLICY}factors:\n  approver-network: {{ ip: [\"{network}\"] }}\nstrategies:\n  approve-here: [[approver-network]]\n"
+        )
+        .replace(
+            "actions:\n",
+            "actions:\n  \"access_request:approve\": { strategy: approve-here }\n",
+        );
+        std::fs::write(bundles.join("acme/policy.yaml"), policy).unwrap();
+        let now: jiff::Timestamp = "2026-12-08T10:00:00Z".parse().unwrap();
+        let server = support::server_on(&bundles, "", now).await;
+        let base = format!("http://{}", server.addr);
+        let (status, created) = call(
+            &base,
+            "olga",
+            reqwest::Method::POST,
+            "/v1/access/requests",
+            Some(json!({
+                "action": "app:release", "resource": "app:payments", "reason": "incident 42",
+                "duration": "1h", "networks": ["192.0.2.0/24"],
+            })),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["id"].as_str().unwrap();
+        let (status, body) = call(
+            &base,
+            "sofia",
+            reqwest::Method::POST,
+            &format!("/v1/access/requests/{id}/approve"),
+            Some(json!({})),
+        )
+        .await;
+        if allowed {
+            assert_eq!(status, 200, "{network}: {body}");
+        } else {
+            assert_eq!(
+                (status, body["error"]["code"].as_str()),
+                (403, Some("denied")),
+                "{network}: {body}"
+            );
+        }
+        server.stop().await;
+    }
+}

@@ -23,7 +23,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use jiff::{SignedDuration, Timestamp};
 use portcullis_core::{Context, Principal, Request, Resource, TenantId, qualified_action};
@@ -40,6 +40,7 @@ use crate::identity::{HostBinding, bearer};
 use crate::json::JsonRequest;
 use crate::snapshots::reload::refresh_tenant;
 use crate::state::AppState;
+use crate::tls::PeerInfo;
 
 /// How far in the past a window may start (clock skew between a client and the server).
 const PAST_START: SignedDuration = SignedDuration::from_mins(5);
@@ -733,10 +734,16 @@ impl Step {
 /// `POST /v1/access/requests/{id}/approve`.
 pub async fn approve(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     PathParams(id): PathParams<String>,
     JsonRequest { headers, body }: JsonRequest<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    take_step(&state, &headers, EDGE, &id, body.comment, Step::Approve)
+    let asked = Asked {
+        headers: &headers,
+        peer: Some(&peer),
+        edge: EDGE,
+    };
+    take_step(&state, asked, &id, body.comment, Step::Approve)
         .await
         .map(Json)
 }
@@ -744,10 +751,16 @@ pub async fn approve(
 /// `POST /v1/access/requests/{id}/reject`.
 pub async fn reject(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     PathParams(id): PathParams<String>,
     JsonRequest { headers, body }: JsonRequest<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    take_step(&state, &headers, EDGE, &id, body.comment, Step::Reject)
+    let asked = Asked {
+        headers: &headers,
+        peer: Some(&peer),
+        edge: EDGE,
+    };
+    take_step(&state, asked, &id, body.comment, Step::Reject)
         .await
         .map(Json)
 }
@@ -755,23 +768,44 @@ pub async fn reject(
 /// `POST /v1/access/requests/{id}/revoke`.
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<PeerInfo>,
     PathParams(id): PathParams<String>,
     JsonRequest { headers, body }: JsonRequest<StepBody>,
 ) -> Result<Json<RequestView>, ApiError> {
-    take_step(&state, &headers, EDGE, &id, body.comment, Step::Revoke)
+    let asked = Asked {
+        headers: &headers,
+        peer: Some(&peer),
+        edge: EDGE,
+    };
+    take_step(&state, asked, &id, body.comment, Step::Revoke)
         .await
         .map(Json)
+}
+
+/// Who asks a step, and over what: the call's headers, its connection (the address and the
+/// certificate the approval's decision sees), and the edge.
+pub(crate) struct Asked<'a> {
+    /// The call's headers (its token, its tenant).
+    pub(crate) headers: &'a HeaderMap,
+    /// The connection it came on, when the edge knows it.
+    pub(crate) peer: Option<&'a PeerInfo>,
+    /// The edge's name in metrics and audit records.
+    pub(crate) edge: &'static str,
 }
 
 /// Approves, rejects or revokes a request as the caller (the HTTP and gRPC edges).
 pub(crate) async fn take_step(
     state: &AppState,
-    headers: &HeaderMap,
-    edge: &'static str,
+    asked: Asked<'_>,
     id: &str,
     comment: Option<String>,
     step: Step,
 ) -> Result<RequestView, ApiError> {
+    let Asked {
+        headers,
+        peer,
+        edge,
+    } = asked;
     let path = DecisionPath::new(state, edge);
     let caller = caller(&path, headers)?;
     let comment = comment.as_deref().map(|c| text(c, "comment")).transpose()?;
@@ -794,7 +828,12 @@ pub(crate) async fn take_step(
                 id: request.id.clone(),
                 attributes,
             },
-            context: Context::default(),
+            // The approver's connection: a policy may ask where approvals come from.
+            context: Context {
+                ip: peer.map(|peer| peer.addr.ip().to_canonical()),
+                cert: peer.and_then(|peer| peer.cert.as_deref().cloned()),
+                ..Context::default()
+            },
             env: Default::default(),
             explain: false,
             trace_id: None,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, StatusCode};
 use jiff::Timestamp;
 use portcullis_store::AccessStatus;
@@ -12,11 +13,12 @@ use tonic::{Response, Status};
 use super::pb;
 use super::to_status;
 use crate::edges::access::{
-    ListQuery, NewRequest, RequestView, RouteRef, Step, create_request, list_requests,
+    Asked, ListQuery, NewRequest, RequestView, RouteRef, Step, create_request, list_requests,
     read_request, take_step,
 };
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::tls::PeerInfo;
 
 /// The edge name in metrics and audit records.
 const EDGE: &str = "grpc";
@@ -100,17 +102,19 @@ impl AccessService {
         step: Step,
     ) -> Result<Response<pb::AccessRequest>, Status> {
         let headers = headers(&request);
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<PeerInfo>>()
+            .map(|info| info.0.clone());
         let body = request.into_inner();
-        let view = take_step(
-            &self.state,
-            &headers,
-            EDGE,
-            &body.id,
-            present(body.comment),
-            step,
-        )
-        .await
-        .map_err(|error| refusal(&error))?;
+        let asked = Asked {
+            headers: &headers,
+            peer: peer.as_ref(),
+            edge: EDGE,
+        };
+        let view = take_step(&self.state, asked, &body.id, present(body.comment), step)
+            .await
+            .map_err(|error| refusal(&error))?;
         Ok(Response::new(message(view)))
     }
 }
